@@ -1,0 +1,462 @@
+/**
+ * THE permission manifest: for every joi program, the Deno permissions it runs
+ * with, as a function of the deployment {@link Layout}.
+ *
+ * This is the one place a program's sandbox is stated. `deno.json` tasks
+ * (`deno task sync` writes them), `main.ts` (the local run) and the systemd
+ * units in `systemd/` are all derived from it, and `tests/permissions_test.ts`
+ * fails if any of them disagrees.
+ *
+ * Rules this module keeps:
+ * - never `-A`, never an unscoped `--allow-*`;
+ * - `--allow-run` only for exact binaries;
+ * - network peers as the exact literal the code dials (`127.0.0.1:8443`, not
+ *   `localhost`), since Deno matches them as written;
+ * - a Unix socket needs read + write + `unix:` net on its exact path.
+ *
+ * @module
+ */
+
+/** Every program joi ships. */
+export const PROGRAMS = [
+  "main",
+  "joi",
+  "mesh",
+  "openhab_relay",
+  "retrieve",
+  "index",
+  "validate",
+  "ai_switch",
+  "revoke",
+  "provision",
+  "replay",
+  "devices",
+  "memory",
+  "bench",
+  "test",
+] as const;
+
+/** A program name of {@link PROGRAMS}. */
+export type ProgramName = typeof PROGRAMS[number];
+
+/** A host and port a service listens on or dials. */
+export interface Endpoint {
+  /** An IP literal (Deno matches net permissions as written). */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** Where things are in one deployment: the local run or a production VM. */
+export interface Layout {
+  /** `local` for `deno task start`, `production` for the VMs. */
+  mode: "local" | "production";
+  /** The code (the repository, or `/opt/joi`). Paths below may be relative to the cwd. */
+  codeDir: string;
+  /** joi's policy files (`./policies` or `/etc/joi`). */
+  joiConfigDir: string;
+  /** The mesh's policy files (`./policies` or `/etc/mesh-proxy`). */
+  meshConfigDir: string;
+  /** The relay's policy files (`./policies` or `/etc/joi-relay`). */
+  relayConfigDir: string;
+  /** joi's state: `knowledge/`, `data/`, `joi.db` (`./var/joi` or `/var/lib/joi`). */
+  joiStateDir: string;
+  /** The mesh's state: queue, nonces (`./var/mesh` or `/var/lib/mesh-proxy`). */
+  meshStateDir: string;
+  /** The relay's buffer (`./var/relay` or `/var/lib/joi-relay`). */
+  relayStateDir: string;
+  /** JSON-lines logs (`./var/log` or `/var/log/joi`). */
+  logDir: string;
+  /**
+   * Secrets directory per program. Locally `./var/secrets`; in production the
+   * systemd credentials directory `/run/credentials/<unit>`.
+   */
+  secretsDir: (program: "joi" | "mesh" | "openhab_relay") => string;
+  /** joi's inbound API for the mesh (8443). */
+  joiInbound: Endpoint;
+  /** joi's openHAB ingest (8445). */
+  joiIngest: Endpoint;
+  /** The mesh's outbound API for joi (8444). */
+  meshOutbound: Endpoint;
+  /** Ollama's OpenAI-compatible endpoint as joi dials it. */
+  llm: Endpoint;
+  /** openHAB's REST API as the relay dials it. */
+  openhab: Endpoint;
+  /** signal-cli's JSON-RPC socket, or `terminal` for the local chat. */
+  signal: { kind: "socket"; path: string } | { kind: "terminal" };
+  /** Where signal-cli keeps attachments (voice notes), read by the mesh. */
+  signalAttachmentsDir: string;
+  /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
+  retrieveBin: string;
+  /** sudo, as joi spawns it. */
+  sudoBin: string;
+  /** The Deno binary the units start (`/usr/local/bin/deno`); `deno` locally. */
+  denoBin: string;
+}
+
+/** The Deno permissions of one program. Every list is exact; empty means denied. */
+export interface Permissions {
+  read: string[];
+  write: string[];
+  net: string[];
+  run: string[];
+  env: string[];
+  sys: string[];
+}
+
+/** Everything needed to start one program. */
+export interface ProgramSpec {
+  /** Program name. */
+  name: ProgramName;
+  /** What it is, for humans (README, units). */
+  description: string;
+  /** Entry module, relative to the code directory. */
+  entry: string;
+  /** Its sandbox. */
+  permissions: Permissions;
+  /** Program arguments derived from the layout (never secrets). */
+  args: string[];
+  /** Extra V8 flags (e.g. heap caps). */
+  v8Flags: string[];
+}
+
+const none = (): Permissions => ({ read: [], write: [], net: [], run: [], env: [], sys: [] });
+
+const hostPort = (e: Endpoint): string => `${e.host}:${e.port}`;
+
+/** The slots tests may use for Unix sockets (Deno needs exact socket paths). */
+export const TEST_SOCKET_DIR = "/tmp/joi-test-sock";
+/** Number of socket slots `s0.sock`..`s15.sock` the test sandbox admits. */
+export const TEST_SOCKET_SLOTS = 16;
+
+/** The test socket slot paths. */
+export function testSocketPaths(): string[] {
+  return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${TEST_SOCKET_DIR}/s${i}.sock`);
+}
+
+/**
+ * The layout of `deno task start`: everything under the repository, services
+ * on loopback, state in `./var`, the terminal in place of signal-cli.
+ */
+export function localLayout(): Layout {
+  return {
+    mode: "local",
+    codeDir: ".",
+    joiConfigDir: "./policies",
+    meshConfigDir: "./policies",
+    relayConfigDir: "./policies",
+    joiStateDir: "./var/joi",
+    meshStateDir: "./var/mesh",
+    relayStateDir: "./var/relay",
+    logDir: "./var/log",
+    secretsDir: () => "./var/secrets",
+    joiInbound: { host: "127.0.0.1", port: 8443 },
+    joiIngest: { host: "127.0.0.1", port: 8445 },
+    meshOutbound: { host: "127.0.0.1", port: 8444 },
+    llm: { host: "127.0.0.1", port: 11434 },
+    openhab: { host: "127.0.0.1", port: 8080 },
+    signal: { kind: "terminal" },
+    signalAttachmentsDir: "./var/signal-cli/attachments",
+    retrieveBin: "/usr/local/bin/joi-retrieve",
+    sudoBin: "/usr/bin/sudo",
+    denoBin: "deno",
+  };
+}
+
+type Builder = (layout: Layout) => Omit<ProgramSpec, "name">;
+
+const MANIFEST: Record<ProgramName, Builder> = {
+  main: (l) => ({
+    description: "the local run: starts and supervises every service on loopback",
+    entry: "main.ts",
+    permissions: {
+      ...none(),
+      read: [l.codeDir],
+      write: ["./var"],
+      run: [l.denoBin],
+    },
+    args: [],
+    v8Flags: [],
+  }),
+  joi: (l) => ({
+    description: "joi core: inbound API (8443), openHAB ingest (8445), agent, memory, outbox",
+    entry: "services/joi/main.ts",
+    permissions: {
+      ...none(),
+      read: [l.joiConfigDir, l.joiStateDir, l.logDir, l.secretsDir("joi"), "/etc/passwd"],
+      write: [l.joiStateDir, l.logDir],
+      net: [
+        hostPort(l.joiInbound),
+        hostPort(l.joiIngest),
+        hostPort(l.meshOutbound),
+        hostPort(l.llm),
+      ],
+      run: [l.sudoBin],
+    },
+    args: [
+      `--config-dir=${l.joiConfigDir}`,
+      `--state-dir=${l.joiStateDir}`,
+      `--log-dir=${l.logDir}`,
+      `--secrets-dir=${l.secretsDir("joi")}`,
+      `--listen=${hostPort(l.joiInbound)}`,
+      `--ingest-listen=${hostPort(l.joiIngest)}`,
+      `--mesh-url=http://${hostPort(l.meshOutbound)}`,
+      `--llm-url=http://${hostPort(l.llm)}/v1`,
+      `--retrieve-bin=${l.retrieveBin}`,
+    ],
+    v8Flags: [],
+  }),
+  mesh: (l) => {
+    const sock = l.signal.kind === "socket" ? [l.signal.path] : [];
+    return {
+      description: "the Signal gateway (8444): signal-cli JSON-RPC, identities, queue to joi",
+      entry: "services/mesh/main.ts",
+      permissions: {
+        ...none(),
+        read: [l.meshConfigDir, l.meshStateDir, l.logDir, l.secretsDir("mesh"), ...sock],
+        write: [l.meshStateDir, l.logDir, ...sock],
+        net: [
+          hostPort(l.meshOutbound),
+          hostPort(l.joiInbound),
+          ...sock.map((s) => `unix:${s}`),
+        ],
+      },
+      args: [
+        `--config-dir=${l.meshConfigDir}`,
+        `--state-dir=${l.meshStateDir}`,
+        `--log-dir=${l.logDir}`,
+        `--secrets-dir=${l.secretsDir("mesh")}`,
+        `--listen=${hostPort(l.meshOutbound)}`,
+        `--joi-url=http://${hostPort(l.joiInbound)}`,
+        l.signal.kind === "socket" ? `--signal-socket=${l.signal.path}` : "--terminal",
+      ],
+      v8Flags: [],
+    };
+  },
+  openhab_relay: (l) => ({
+    description: "on the openHAB host: openHAB's event stream -> joi's ingest (8445)",
+    entry: "services/openhab_relay/main.ts",
+    permissions: {
+      ...none(),
+      read: [l.relayConfigDir, l.relayStateDir, l.secretsDir("openhab_relay")],
+      write: [l.relayStateDir],
+      net: [hostPort(l.openhab), hostPort(l.joiIngest)],
+    },
+    args: [
+      `--config-dir=${l.relayConfigDir}`,
+      `--state-dir=${l.relayStateDir}`,
+      `--secrets-dir=${l.secretsDir("openhab_relay")}`,
+      `--openhab-url=http://${hostPort(l.openhab)}`,
+      `--joi-url=http://${hostPort(l.joiIngest)}`,
+    ],
+    v8Flags: [],
+  }),
+  retrieve: (l) => ({
+    description: "joi-retrieve: read-only FTS over the knowledge its uid may open (run via sudo)",
+    entry: "scripts/retrieve.ts",
+    permissions: { ...none(), read: [`${l.joiStateDir}/knowledge`] },
+    args: [],
+    v8Flags: ["--max-old-space-size=192"],
+  }),
+  index: (l) => ({
+    description: "indexes hand-written markdown in the knowledge folders",
+    entry: "scripts/index.ts",
+    permissions: {
+      ...none(),
+      read: [l.joiConfigDir, `${l.joiStateDir}/knowledge`],
+      write: [`${l.joiStateDir}/knowledge`],
+    },
+    args: [`--config-dir=${l.joiConfigDir}`, `--state-dir=${l.joiStateDir}`],
+    v8Flags: [],
+  }),
+  validate: (l) => ({
+    description: "joi-validate-config: checks users, groups, modes, sudoers, units, policies",
+    entry: "scripts/validate.ts",
+    permissions: {
+      ...none(),
+      read: [
+        l.joiConfigDir,
+        l.joiStateDir,
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/sudoers.d",
+        "/etc/systemd/system",
+        "/usr/local/bin",
+        "/run/credentials",
+      ],
+      run: ["/usr/bin/lsattr"],
+    },
+    args: [`--config-dir=${l.joiConfigDir}`],
+    v8Flags: [],
+  }),
+  ai_switch: () => ({
+    description: "ai-switch: exactly one domain reaches the AI tools (nftables, GPU flush)",
+    entry: "scripts/ai_switch.ts",
+    permissions: {
+      ...none(),
+      read: ["./policies/infra.yml", "/opt/anklume", "/var/log/anklume", "/run/lock"],
+      write: ["/opt/anklume", "/var/log/anklume", "/run/lock"],
+      run: ["/usr/sbin/nft", "/usr/bin/nvidia-smi", "/usr/bin/systemctl", "/usr/bin/incus"],
+    },
+    args: [],
+    v8Flags: [],
+  }),
+  revoke: (l) => ({
+    description: "joi-revoke-recipient: removes a recipient everywhere, atomically",
+    entry: "scripts/revoke.ts",
+    permissions: {
+      ...none(),
+      read: [l.joiConfigDir, "/etc/passwd", "/etc/group", "/run/joi"],
+      write: [l.joiConfigDir],
+      run: [
+        "/usr/sbin/usermod",
+        "/usr/bin/gpasswd",
+        "/usr/bin/pkill",
+        "/usr/bin/systemctl",
+        "/usr/local/bin/joi-validate-config",
+      ],
+    },
+    args: [`--config-dir=${l.joiConfigDir}`],
+    v8Flags: [],
+  }),
+  provision: (l) => ({
+    description: "creates channel users, reader groups, knowledge trees and sudoers",
+    entry: "scripts/provision.ts",
+    permissions: {
+      ...none(),
+      read: [l.joiConfigDir, l.joiStateDir, "/etc/passwd", "/etc/group", "/etc/sudoers.d"],
+      write: [l.joiStateDir, "/etc/sudoers.d", "/etc/audit/rules.d"],
+      run: [
+        "/usr/sbin/useradd",
+        "/usr/sbin/groupadd",
+        "/usr/sbin/usermod",
+        "/usr/bin/gpasswd",
+        "/usr/sbin/visudo",
+      ],
+    },
+    args: [`--config-dir=${l.joiConfigDir}`, `--state-dir=${l.joiStateDir}`],
+    v8Flags: [],
+  }),
+  replay: (l) => ({
+    description: "posts a recorded day of openHAB events to a running stack",
+    entry: "scripts/replay.ts",
+    permissions: { ...none(), read: [l.codeDir], net: [hostPort(l.joiIngest)] },
+    args: [`--joi-url=http://${hostPort(l.joiIngest)}`],
+    v8Flags: [],
+  }),
+  devices: (l) => ({
+    description: "operator view of device states (flapping, alerting, acknowledged)",
+    entry: "scripts/devices.ts",
+    permissions: { ...none(), read: [l.joiStateDir] },
+    args: [`--state-dir=${l.joiStateDir}`],
+    v8Flags: [],
+  }),
+  memory: (l) => ({
+    description: "memory tools: verify the hash chains of the per-channel stores",
+    entry: "scripts/memory.ts",
+    permissions: {
+      ...none(),
+      read: [l.joiConfigDir, l.joiStateDir, l.secretsDir("joi")],
+    },
+    args: [
+      `--config-dir=${l.joiConfigDir}`,
+      `--state-dir=${l.joiStateDir}`,
+      `--secrets-dir=${l.secretsDir("joi")}`,
+    ],
+    v8Flags: [],
+  }),
+  bench: () => ({
+    description: "benchmarks: figures and ratios against a baseline measured in the same run",
+    entry: "scripts/bench.ts",
+    permissions: {
+      ...none(),
+      read: [".", "/tmp", "/etc/passwd", "/etc/group", "/usr/local/bin"],
+      write: ["./var", "/tmp"],
+      net: ["127.0.0.1", ...testSocketPaths().map((p) => `unix:${p}`)],
+      run: ["deno", "sudo", "nft", "ip"],
+      env: [],
+      sys: [],
+    },
+    args: [],
+    v8Flags: [],
+  }),
+  test: () => ({
+    description: "the test suite: real servers on loopback, real sockets, users, sudo, nft",
+    entry: "scripts/test.ts",
+    permissions: {
+      ...none(),
+      read: [".", "/tmp", "/etc", "/usr/local/bin", "/var/lib", "/run"],
+      write: [".", "/tmp", "/usr/local/bin", "/etc/sudoers.d", "/var/lib"],
+      net: ["127.0.0.1", "localhost", ...testSocketPaths().map((p) => `unix:${p}`)],
+      run: [
+        "deno",
+        "sudo",
+        "ip",
+        "nft",
+        "useradd",
+        "userdel",
+        "groupadd",
+        "groupdel",
+        "usermod",
+        "gpasswd",
+        "visudo",
+        "chattr",
+        "lsattr",
+        "sqlite3",
+        "nebula",
+        "nebula-cert",
+        "systemd-analyze",
+        "id",
+        "getent",
+        "pkill",
+        "kill",
+        "chown",
+        "sh",
+      ],
+      env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP"],
+      sys: ["uid", "gid", "hostname"],
+    },
+    args: [],
+    v8Flags: [],
+  }),
+};
+
+/** The full spec of `name` under `layout`. */
+export function programSpec(name: ProgramName, layout: Layout): ProgramSpec {
+  return { name, ...MANIFEST[name](layout) };
+}
+
+/** The `--allow-*` flags of a permission set, in a stable order. */
+export function permissionFlags(p: Permissions): string[] {
+  const flags: string[] = [];
+  const add = (kind: keyof Permissions, flag: string) => {
+    const list = [...new Set(p[kind])];
+    if (list.length === 0) return;
+    for (const item of list) {
+      if (item === "" || item.includes(",")) {
+        throw new Error(`permission manifest: invalid ${kind} entry ${JSON.stringify(item)}`);
+      }
+    }
+    flags.push(`--allow-${flag}=${list.join(",")}`);
+  };
+  add("read", "read");
+  add("write", "write");
+  add("net", "net");
+  add("run", "run");
+  add("env", "env");
+  add("sys", "sys");
+  return flags;
+}
+
+/** The arguments after `deno` that run `spec`: `run --no-prompt <flags> entry args`. */
+export function denoRunArgs(spec: ProgramSpec, extra: { cachedOnly?: boolean } = {}): string[] {
+  return [
+    "run",
+    "--no-prompt",
+    ...(extra.cachedOnly ? ["--cached-only"] : []),
+    ...(spec.v8Flags.length ? [`--v8-flags=${spec.v8Flags.join(",")}`] : []),
+    ...permissionFlags(spec.permissions),
+    spec.entry,
+    ...spec.args,
+  ];
+}
