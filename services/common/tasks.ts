@@ -1,0 +1,70 @@
+/**
+ * Derives the `deno.json` tasks from the permission manifest, so that a task
+ * never carries a flag the manifest does not state. `deno task sync` writes
+ * them; `tests/services/common/tasks_test.ts` fails when they drift.
+ *
+ * @module
+ */
+import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permissions.ts";
+
+/** The task name of each program that has one (`main` is `start`). */
+export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
+  main: "start",
+  joi: "joi",
+  mesh: "mesh",
+  openhab_relay: "relay",
+  retrieve: "retrieve",
+  index: "index",
+  validate: "validate",
+  ai_switch: "ai-switch",
+  revoke: "revoke",
+  provision: "provision",
+  replay: "replay",
+  devices: "devices",
+  memory: "memory",
+  bench: "bench",
+};
+
+/**
+ * The test runner's own flags: it only reads the repository, writes its report
+ * into `./var` and starts `deno test` with the manifest's `test` permissions.
+ */
+export const TEST_RUNNER_FLAGS = [
+  "--allow-read=.",
+  "--allow-write=./var",
+  "--allow-run=deno",
+];
+
+/** Quotes a task argument for deno's task shell when it needs it. */
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** Programs whose task exists only once their entry module exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The tasks for `layout` (the local layout): one per program whose entry file
+ * exists, plus `test`, `check` and `sync`.
+ */
+export async function renderTasks(layout: Layout, root = "."): Promise<Record<string, string>> {
+  const tasks: Record<string, string> = {};
+  for (const [program, task] of Object.entries(TASK_NAMES) as [ProgramName, string][]) {
+    const spec = programSpec(program, layout);
+    if (!(await exists(`${root}/${spec.entry}`))) continue;
+    const [run, ...rest] = denoRunArgs(spec);
+    tasks[task] = ["deno", run, "--frozen", ...rest].map(quote).join(" ");
+  }
+  tasks.test = ["deno run --no-prompt --frozen", ...TEST_RUNNER_FLAGS, "scripts/test.ts"].join(" ");
+  tasks.check = "deno fmt --check && deno lint && deno check --frozen .";
+  tasks.sync =
+    "deno run --no-prompt --frozen --allow-read=. --allow-write=./deno.json,./systemd scripts/sync.ts";
+  return Object.fromEntries(Object.entries(tasks).sort(([a], [b]) => a.localeCompare(b)));
+}
