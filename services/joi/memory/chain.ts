@@ -1,0 +1,58 @@
+/**
+ * The hash chain over memory records.
+ *
+ * Each record's hash is `sha256(prev_hash || canonical(record))`, where the
+ * canonical form is the JSON of every stored column but the hash itself, keys
+ * sorted, and includes the ciphertext: editing, reordering or deleting a row
+ * outside the program breaks the chain at that row.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** The `prev_hash` of the very first record of a store. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** The kinds of memory records. */
+export type RecordKind = "turn" | "summary" | "fact" | "prune";
+
+/** One stored record, exactly as its columns hold it. */
+export interface ChainRecord {
+  /** Position in the chain (1, 2, ...). */
+  id: number;
+  /** What the record is. */
+  kind: RecordKind;
+  /** The conversation inside the channel. */
+  conversation_id: string;
+  /** `user`, `assistant` or `` (summaries, facts, prune records). */
+  role: string;
+  /** Canonical sender id, or `joi`. */
+  sender: string;
+  /** Creation time, Unix ms. */
+  created_at: number;
+  /** AES-GCM nonce, base64 (empty for records without text). */
+  nonce: string;
+  /** Ciphertext, base64 (empty for records without text). */
+  ciphertext: string;
+  /** Non-secret metadata as canonical JSON. */
+  meta: string;
+  /** Hash of the previous record (or {@link GENESIS_HASH}). */
+  prev_hash: string;
+  /** This record's hash. */
+  hash: string;
+}
+
+/** JSON with object keys sorted at every level: a stable byte form. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+}
+
+/** The hash a record must carry given its content and predecessor. */
+export function recordHash(record: Omit<ChainRecord, "hash">): string {
+  const { prev_hash, ...rest } = record;
+  return createHash("sha256").update(prev_hash).update(canonicalJson(rest)).digest("hex");
+}
