@@ -124,6 +124,9 @@ const none = (): Permissions => ({ read: [], write: [], net: [], run: [], env: [
 
 const hostPort = (e: Endpoint): string => `${e.host}:${e.port}`;
 
+/** The local run's state root: the parent of the joi state directory. */
+const varRoot = (l: Layout): string => l.joiStateDir.replace(/\/joi$/, "");
+
 /** The slots tests may use for Unix sockets (Deno needs exact socket paths). */
 export const TEST_SOCKET_DIR = "/tmp/joi-test-sock";
 /** Number of socket slots `s0.sock`..`s15.sock` the test sandbox admits. */
@@ -134,29 +137,39 @@ export function testSocketPaths(): string[] {
   return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${TEST_SOCKET_DIR}/s${i}.sock`);
 }
 
+/** Options of {@link localLayout}. */
+export interface LocalLayoutOptions {
+  /** joi's inbound port; the mesh gets +1 and the ingest +2 (default 8443). */
+  basePort?: number;
+  /** State directory (default `./var`). */
+  varDir?: string;
+}
+
 /**
  * The layout of `deno task start`: everything under the repository, services
  * on loopback, state in `./var`, the terminal in place of signal-cli.
  */
-export function localLayout(): Layout {
+export function localLayout(options: LocalLayoutOptions = {}): Layout {
+  const base = options.basePort ?? 8443;
+  const v = options.varDir ?? "./var";
   return {
     mode: "local",
     codeDir: ".",
     joiConfigDir: "./policies",
     meshConfigDir: "./policies",
     relayConfigDir: "./policies",
-    joiStateDir: "./var/joi",
-    meshStateDir: "./var/mesh",
-    relayStateDir: "./var/relay",
-    logDir: "./var/log",
-    secretsDir: () => "./var/secrets",
-    joiInbound: { host: "127.0.0.1", port: 8443 },
-    joiIngest: { host: "127.0.0.1", port: 8445 },
-    meshOutbound: { host: "127.0.0.1", port: 8444 },
+    joiStateDir: `${v}/joi`,
+    meshStateDir: `${v}/mesh`,
+    relayStateDir: `${v}/relay`,
+    logDir: `${v}/log`,
+    secretsDir: () => `${v}/secrets`,
+    joiInbound: { host: "127.0.0.1", port: base },
+    joiIngest: { host: "127.0.0.1", port: base + 2 },
+    meshOutbound: { host: "127.0.0.1", port: base + 1 },
     llm: { host: "127.0.0.1", port: 11434 },
     openhab: { host: "127.0.0.1", port: 8080 },
     signal: { kind: "terminal" },
-    signalAttachmentsDir: "./var/signal-cli/attachments",
+    signalAttachmentsDir: `${v}/signal-cli/attachments`,
     retrieveBin: "/usr/local/bin/joi-retrieve",
     sudoBin: "/usr/bin/sudo",
     denoBin: "deno",
@@ -172,7 +185,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
     permissions: {
       ...none(),
       read: [l.codeDir],
-      write: ["./var"],
+      write: [varRoot(l)],
+      net: [hostPort(l.joiInbound), hostPort(l.meshOutbound), hostPort(l.joiIngest)],
       run: [l.denoBin],
     },
     args: [],
