@@ -1,0 +1,186 @@
+/**
+ * The response envelope every joi HTTP endpoint answers with (contracts.md,
+ * "Every request between mesh, joi and openHAB"):
+ *
+ * ```json
+ * {"status": "ok", "request_id": "<uuid>", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}
+ * {"status": "error", "request_id": "<uuid>", "timestamp": "...",
+ *  "error": {"code": "rate_limited", "message": "...", "retry_after": 30}}
+ * ```
+ *
+ * - `timestamp` is the server's clock as an ISO 8601 UTC string (the request's
+ *   `X-Timestamp` header is epoch ms; the envelope is meant for humans too).
+ * - `request_id` is the caller's `X-Request-ID` when it is a well-formed UUID,
+ *   otherwise a fresh one; a malformed `X-Request-ID` is never a reason to
+ *   refuse a request (it is not part of the signature). The same id is sent
+ *   back in the `X-Request-ID` response header.
+ * - `internal_error` never carries detail: whatever the caller passes as
+ *   message is replaced by a fixed text; log the detail instead.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import { z } from "zod";
+
+/** Error codes of the contract. */
+export const ERROR_CODES = [
+  "invalid_request",
+  "auth_failed",
+  "forbidden",
+  "not_found",
+  "replay_detected",
+  "rate_limited",
+  "internal_error",
+] as const;
+
+/** One error code of {@link ERROR_CODES}. */
+export type ErrorCode = typeof ERROR_CODES[number];
+
+/** HTTP statuses an error envelope may carry. */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500;
+
+/** The default HTTP status of each error code (contracts.md table). */
+export const ERROR_STATUS: Readonly<Record<ErrorCode, ErrorStatus>> = Object.freeze({
+  invalid_request: 400,
+  auth_failed: 401,
+  forbidden: 403,
+  not_found: 404,
+  replay_detected: 409,
+  rate_limited: 429,
+  internal_error: 500,
+});
+
+/** Statuses besides the default that a code may use (413/415 are invalid requests). */
+const EXTRA_STATUS: Partial<Record<ErrorCode, readonly ErrorStatus[]>> = {
+  invalid_request: [413, 415],
+};
+
+/** The fixed message of every `internal_error`: no detail leaks to the caller. */
+export const INTERNAL_ERROR_MESSAGE = "internal error; the server logged the detail";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True when `value` is a UUID in its canonical 8-4-4-4-12 hex form. */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
+const requestIds = new WeakMap<Request, string>();
+
+/**
+ * The request id of this request: the caller's `X-Request-ID` if it is a UUID,
+ * otherwise one generated once per request (stable across calls).
+ */
+export function requestId(c: Context): string {
+  const raw = c.req.raw;
+  let id = requestIds.get(raw);
+  if (id === undefined) {
+    const given = c.req.header("x-request-id")?.trim();
+    id = given !== undefined && isUuid(given) ? given.toLowerCase() : crypto.randomUUID();
+    requestIds.set(raw, id);
+  }
+  return id;
+}
+
+/** Schema of an error body inside an envelope. */
+export const errorBodySchema = z.object({
+  code: z.enum(ERROR_CODES),
+  message: z.string(),
+  retry_after: z.number().int().nonnegative().optional(),
+});
+
+/** Schema of a response envelope, for clients parsing an answer. */
+export const envelopeSchema = z.discriminatedUnion("status", [
+  z.object({
+    status: z.literal("ok"),
+    request_id: z.string().regex(UUID, "request_id must be a UUID"),
+    timestamp: z.iso.datetime(),
+    data: z.unknown().optional(),
+  }),
+  z.object({
+    status: z.literal("error"),
+    request_id: z.string().regex(UUID, "request_id must be a UUID"),
+    timestamp: z.iso.datetime(),
+    error: errorBodySchema,
+  }),
+]);
+
+/** A parsed response envelope. */
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+/** The error part of an error envelope. */
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+/** Options of {@link fail}. */
+export interface FailOptions {
+  /** Seconds the caller should wait (rate_limited); also sent as `Retry-After`. */
+  retryAfter?: number;
+  /** Use 413 or 415 for an `invalid_request` instead of 400. */
+  status?: ErrorStatus;
+}
+
+/** Answers `{status: "ok", request_id, timestamp, data}` with `status` (default 200). */
+export function ok(c: Context, data: unknown, status: 200 | 201 | 202 = 200): Response {
+  const id = requestId(c);
+  c.header("X-Request-ID", id);
+  const body: Record<string, unknown> = {
+    status: "ok",
+    request_id: id,
+    timestamp: new Date().toISOString(),
+  };
+  if (data !== undefined) body.data = data;
+  return c.json(body, status);
+}
+
+/**
+ * Answers an error envelope with the HTTP status of `code` (see
+ * {@link ERROR_STATUS}). `internal_error` replaces `message` with a fixed text.
+ * Throws (a programming error) when `options.status` does not belong to `code`.
+ */
+export function fail(
+  c: Context,
+  code: ErrorCode,
+  message: string,
+  options: FailOptions = {},
+): Response {
+  const status = options.status ?? ERROR_STATUS[code];
+  if (status !== ERROR_STATUS[code] && !(EXTRA_STATUS[code] ?? []).includes(status)) {
+    throw new Error(`fail(): HTTP ${status} is not a status of error code ${code}`);
+  }
+  const id = requestId(c);
+  c.header("X-Request-ID", id);
+  const error: ErrorBody = {
+    code,
+    message: code === "internal_error" ? INTERNAL_ERROR_MESSAGE : message,
+  };
+  if (options.retryAfter !== undefined) {
+    const seconds = Math.max(0, Math.ceil(options.retryAfter));
+    error.retry_after = seconds;
+    c.header("Retry-After", String(seconds));
+  }
+  return c.json(
+    { status: "error", request_id: id, timestamp: new Date().toISOString(), error },
+    status,
+  );
+}
+
+/**
+ * Parses a response body as an envelope. Returns the envelope, or a message
+ * saying what is wrong with it (for error reports; never throws).
+ */
+export function parseEnvelope(
+  text: string,
+): { ok: true; envelope: Envelope } | { ok: false; problem: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, problem: `response is not JSON (${(e as Error).message})` };
+  }
+  const parsed = envelopeSchema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+    return { ok: false, problem: `response is not an envelope: ${issues.join("; ")}` };
+  }
+  return { ok: true, envelope: parsed.data };
+}
