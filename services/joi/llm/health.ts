@@ -1,0 +1,128 @@
+/**
+ * The GPU health monitor: every `check_interval_seconds` it reads Ollama's
+ * process list (`GET /api/ps`, VRAM in use per loaded model) and, while joi is
+ * degraded, probes GPU inference so the episode ends when the eGPU is back.
+ * Its snapshot feeds joi's `/health`.
+ *
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import type { LlmClient } from "./client.ts";
+
+/** What /health shows about the GPU. */
+export interface GpuHealth {
+  /** GPU inference believed to work. */
+  gpu_available: boolean;
+  /** Duration of the last successful inference, ms. */
+  inference_time_ms: number | null;
+  /** VRAM in use by loaded models, MiB (null when Ollama did not answer). */
+  vram_used_mb: number | null;
+  /** Whether joi runs on CPU. */
+  degraded: boolean;
+  /** Whether Ollama answered the last check. */
+  ollama_reachable: boolean;
+  /** Time of the last check (ISO), null before the first. */
+  checked_at: string | null;
+}
+
+/** Options of {@link GpuHealthMonitor}. */
+export interface GpuHealthOptions {
+  /** The client whose state is reported (and probed while degraded). */
+  client: LlmClient;
+  /** policy.yaml `gpu_health.check_interval_seconds`. */
+  intervalSeconds: number;
+  /** fetch, for tests. */
+  fetch?: typeof fetch;
+  /** Clock. */
+  now?: () => number;
+  /** Logger. */
+  log?: Logger;
+}
+
+/** Periodic GPU health checks. */
+export class GpuHealthMonitor {
+  #o: GpuHealthOptions;
+  #fetch: typeof fetch;
+  #now: () => number;
+  #timer?: ReturnType<typeof setInterval>;
+  #snap: GpuHealth = {
+    gpu_available: true,
+    inference_time_ms: null,
+    vram_used_mb: null,
+    degraded: false,
+    ollama_reachable: false,
+    checked_at: null,
+  };
+
+  /** Creates the monitor (not started). */
+  constructor(o: GpuHealthOptions) {
+    if (!(o.intervalSeconds > 0)) {
+      throw new RangeError(`gpu_health.check_interval_seconds must be > 0`);
+    }
+    this.#o = o;
+    this.#fetch = o.fetch ?? fetch;
+    this.#now = o.now ?? Date.now;
+  }
+
+  /** Ollama's native API origin (the endpoint without `/v1`). */
+  get origin(): string {
+    return new URL(this.#o.client.endpoint).origin;
+  }
+
+  /** Runs one check now. */
+  async check(): Promise<GpuHealth> {
+    let vram: number | null = null;
+    let reachable = false;
+    try {
+      const res = await this.#fetch(`${this.origin}/api/ps`, { signal: AbortSignal.timeout(5000) });
+      if (res.ok) {
+        const json = await res.json() as { models?: { size_vram?: unknown }[] };
+        let bytes = 0;
+        for (const m of json.models ?? []) {
+          if (typeof m.size_vram === "number") bytes += m.size_vram;
+        }
+        vram = Math.round(bytes / (1024 * 1024));
+        reachable = true;
+      } else {
+        await res.body?.cancel();
+      }
+    } catch (e) {
+      this.#o.log?.warn("gpu_health_ps_failed", { error: (e as Error).name });
+    }
+    if (this.#o.client.degraded && reachable) await this.#o.client.probeGpu();
+    const state = this.#o.client.state();
+    this.#snap = {
+      gpu_available: reachable && !state.degraded,
+      inference_time_ms: state.last_inference_ms ?? null,
+      vram_used_mb: vram,
+      degraded: state.degraded,
+      ollama_reachable: reachable,
+      checked_at: new Date(this.#now()).toISOString(),
+    };
+    return this.#snap;
+  }
+
+  /** The latest snapshot, with the client's current inference time. */
+  snapshot(): GpuHealth {
+    const state = this.#o.client.state();
+    return {
+      ...this.#snap,
+      degraded: state.degraded,
+      inference_time_ms: state.last_inference_ms ?? null,
+    };
+  }
+
+  /** Starts periodic checks (first one immediately). */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    const tick = () => void this.check().catch(() => {});
+    tick();
+    this.#timer = setInterval(tick, this.#o.intervalSeconds * 1000);
+  }
+
+  /** Stops the checks. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
