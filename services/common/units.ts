@@ -1,0 +1,320 @@
+/**
+ * The systemd units of a production deployment, rendered from the permission
+ * manifest: the `ExecStart=` of every Deno service is `denoRunArgs` of its
+ * manifest entry under the production layout, so the units cannot carry a flag
+ * the manifest does not state. `deno task sync` writes them to `systemd/`;
+ * a test fails when the committed files drift.
+ *
+ * Every service runs as its own user under the full sandbox systemd offers a
+ * JIT runtime. `MemoryDenyWriteExecute=` stays off because V8's JIT needs W^X
+ * mappings (with it, Deno aborts; see security-notes.md).
+ *
+ * @module
+ */
+import {
+  denoRunArgs,
+  type Layout,
+  type ProductionAddresses,
+  productionLayout,
+  programSpec,
+  UNIT_NAMES,
+} from "./permissions.ts";
+
+/** A rendered unit file. */
+export interface UnitFile {
+  /** File name, e.g. `joi.service`. */
+  name: string;
+  /** File content. */
+  text: string;
+}
+
+type Section = [string, string | string[] | undefined][];
+
+function render(sections: Record<string, Section>): string {
+  const out: string[] = [];
+  for (const [title, entries] of Object.entries(sections)) {
+    if (out.length) out.push("");
+    out.push(`[${title}]`);
+    for (const [key, value] of entries) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) out.push(`${key}=${v}`);
+    }
+  }
+  return out.join("\n") + "\n";
+}
+
+/** systemd's quoting for one ExecStart argument. */
+function execArg(arg: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg.replaceAll("%", "%%");
+  return `"${arg.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("%", "%%")}"`;
+}
+
+/** The `ExecStart=` command line of a manifest program under `layout`. */
+export function execLine(program: Parameters<typeof programSpec>[0], layout: Layout): string {
+  const spec = programSpec(program, layout);
+  const args = denoRunArgs({ ...spec, entry: `${layout.codeDir}/${spec.entry}` }, {
+    cachedOnly: true,
+  });
+  return [layout.denoBin, ...args].map(execArg).join(" ");
+}
+
+/** The hardening every Deno service shares (see the module doc). */
+function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
+  return [
+    ["NoNewPrivileges", opts.sudo ? undefined : "yes"],
+    // joi must be able to run sudo -u <channel user>: sudo needs these two
+    // capabilities in the bounding set and setuid to take effect.
+    ["CapabilityBoundingSet", opts.sudo ? "CAP_SETUID CAP_SETGID" : ""],
+    ["AmbientCapabilities", ""],
+    ["PrivateTmp", "yes"],
+    ["PrivateDevices", "yes"],
+    ["PrivateIPC", "yes"],
+    ["PrivateMounts", "yes"],
+    ["PrivateUsers", opts.sudo ? undefined : "yes"],
+    ["ProtectSystem", "strict"],
+    ["ProtectHome", "yes"],
+    ["ProtectKernelTunables", "yes"],
+    ["ProtectKernelModules", "yes"],
+    ["ProtectKernelLogs", "yes"],
+    ["ProtectControlGroups", "yes"],
+    ["ProtectClock", "yes"],
+    ["ProtectHostname", "yes"],
+    ["ProtectProc", "invisible"],
+    ["ProcSubset", "pid"],
+    ["RestrictAddressFamilies", opts.unix ? "AF_UNIX AF_INET AF_INET6" : "AF_INET AF_INET6"],
+    ["RestrictNamespaces", "yes"],
+    ["RestrictRealtime", "yes"],
+    ["RestrictSUIDSGID", "yes"],
+    ["LockPersonality", "yes"],
+    ["SystemCallArchitectures", "native"],
+    // sudo needs setuid(2) and friends, which systemd files under @privileged.
+    ["SystemCallFilter", [
+      "@system-service",
+      opts.sudo
+        ? "~@mount @debug @obsolete @clock @module @reboot @swap @raw-io @cpu-emulation"
+        : "~@privileged @resources @mount @debug @obsolete",
+    ]],
+    ["SystemCallErrorNumber", "EPERM"],
+    ["DevicePolicy", "closed"],
+    ["KeyringMode", "private"],
+    ["RemoveIPC", "yes"],
+    ["UMask", "0027"],
+  ];
+}
+
+const DENO_ENV = ["DENO_DIR=/opt/joi/.deno", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1"];
+
+function serviceUnit(
+  description: string,
+  after: string[],
+  service: Section,
+  opts: { sudo?: boolean; unix?: boolean } = {},
+): string {
+  return render({
+    Unit: [
+      ["Description", description],
+      ["Documentation", "file:///opt/joi/README.md"],
+      ["After", ["network-online.target", ...after].join(" ")],
+      ["Wants", "network-online.target"],
+    ],
+    Service: [
+      ["Type", "simple"],
+      ...service,
+      ["Environment", DENO_ENV],
+      ["WorkingDirectory", "/opt/joi"],
+      ["Restart", "on-failure"],
+      ["RestartSec", "2s"],
+      ["TimeoutStopSec", "10s"],
+      ...sandbox(opts),
+    ],
+    Install: [["WantedBy", "multi-user.target"]],
+  });
+}
+
+/** Renders every unit of a production deployment. */
+export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
+  const l = productionLayout(addresses);
+  const a = addresses.hosts;
+  const credentials = (dir: string, names: string[]) =>
+    names.map((n) => `${n}:${dir}/secrets/${n}`);
+
+  const joi = serviceUnit("joi core: inbound API, openHAB ingest, agent", ["nebula.service"], [
+    ["User", "joi"],
+    ["Group", "joi"],
+    ["ExecStartPre", `+${execLine("validate", l)}`],
+    ["ExecStart", execLine("joi", l)],
+    ["ExecReload", "/bin/kill -HUP $MAINPID"],
+    [
+      "LoadCredential",
+      credentials(l.joiConfigDir, ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"]),
+    ],
+    ["ReadWritePaths", `${l.joiStateDir} ${l.logDir} /run/sudo /var/log/joi-sudo.log`],
+    ["IPAddressDeny", "any"],
+    ["IPAddressAllow", `localhost ${a.mesh} ${a.openhab}`],
+  ], { sudo: true });
+
+  const mesh = serviceUnit(
+    "joi mesh: the Signal gateway",
+    ["nebula.service", "signal-cli.socket"],
+    [
+      ["User", "joi-mesh"],
+      ["Group", "joi-mesh"],
+      ["SupplementaryGroups", "signal-cli"],
+      ["ExecStart", execLine("mesh", l)],
+      ["LoadCredential", credentials(l.meshConfigDir, ["mesh_to_joi.key", "joi_to_mesh.key"])],
+      ["StateDirectory", "mesh-proxy"],
+      ["StateDirectoryMode", "0700"],
+      ["LogsDirectory", "joi"],
+      ["ReadWritePaths", l.signal.kind === "socket" ? l.signal.path : undefined],
+      ["IPAddressDeny", "any"],
+      ["IPAddressAllow", a.joi],
+    ],
+    { unix: true },
+  );
+
+  const relay = serviceUnit("joi openHAB relay: event stream to joi's ingest", [
+    "nebula.service",
+    "openhab.service",
+  ], [
+    ["User", "joi-relay"],
+    ["Group", "joi-relay"],
+    ["ExecStart", execLine("openhab_relay", l)],
+    ["LoadCredential", credentials(l.relayConfigDir, ["openhab_token"])],
+    ["StateDirectory", "joi-relay"],
+    ["StateDirectoryMode", "0700"],
+    ["IPAddressDeny", "any"],
+    ["IPAddressAllow", `localhost ${a.joi}`],
+  ]);
+
+  const validateService = render({
+    Unit: [
+      ["Description", "joi: daily configuration validation (drift detection)"],
+      ["Documentation", "file:///opt/joi/README.md"],
+    ],
+    Service: [
+      ["Type", "oneshot"],
+      ["ExecStart", execLine("validate", l)],
+      ["Environment", DENO_ENV],
+      ["WorkingDirectory", "/opt/joi"],
+      // Runs as root to read sudoers and stat every knowledge folder; it only reads.
+      ["CapabilityBoundingSet", "CAP_DAC_READ_SEARCH"],
+      ["NoNewPrivileges", "yes"],
+      ["PrivateNetwork", "yes"],
+      ["IPAddressDeny", "any"],
+      ["PrivateTmp", "yes"],
+      ["PrivateDevices", "yes"],
+      ["PrivateIPC", "yes"],
+      ["PrivateMounts", "yes"],
+      ["ProtectSystem", "strict"],
+      ["ProtectHome", "yes"],
+      ["ProtectKernelTunables", "yes"],
+      ["ProtectKernelModules", "yes"],
+      ["ProtectKernelLogs", "yes"],
+      ["ProtectControlGroups", "yes"],
+      ["ProtectClock", "yes"],
+      ["ProtectHostname", "yes"],
+      ["ProtectProc", "invisible"],
+      ["RestrictAddressFamilies", "AF_UNIX"],
+      ["RestrictNamespaces", "yes"],
+      ["RestrictRealtime", "yes"],
+      ["RestrictSUIDSGID", "yes"],
+      ["LockPersonality", "yes"],
+      ["SystemCallArchitectures", "native"],
+      ["SystemCallFilter", ["@system-service", "~@privileged @resources @mount @debug @obsolete"]],
+      ["SystemCallErrorNumber", "EPERM"],
+      ["DevicePolicy", "closed"],
+      ["KeyringMode", "private"],
+      ["UMask", "0077"],
+    ],
+  });
+
+  const validateTimer = render({
+    Unit: [["Description", "joi: run joi-validate.service daily"]],
+    Timer: [["OnCalendar", "daily"], ["RandomizedDelaySec", "15m"], ["Persistent", "true"]],
+    Install: [["WantedBy", "timers.target"]],
+  });
+
+  const signalSocket = render({
+    Unit: [["Description", "signal-cli JSON-RPC socket (root:signal-cli 0660)"]],
+    Socket: [
+      ["ListenStream", l.signal.kind === "socket" ? l.signal.path : "/run/signal-cli/socket"],
+      ["SocketUser", "root"],
+      ["SocketGroup", "signal-cli"],
+      ["SocketMode", "0660"],
+      ["DirectoryMode", "0750"],
+      ["RemoveOnStop", "yes"],
+    ],
+    Install: [["WantedBy", "sockets.target"]],
+  });
+
+  const signalService = render({
+    Unit: [
+      ["Description", "signal-cli daemon (JSON-RPC on a socket, receive mode on-connection)"],
+      ["Requires", "signal-cli.socket"],
+      ["After", "network-online.target signal-cli.socket"],
+      ["Wants", "network-online.target"],
+    ],
+    Service: [
+      ["Type", "simple"],
+      ["User", "signal-cli"],
+      ["Group", "signal-cli"],
+      // SIGNAL_ACCOUNT=+1555... lives in this root-owned file, not in the unit.
+      ["EnvironmentFile", "/etc/mesh-proxy/signal-cli.env"],
+      ["Environment", [
+        '"SIGNAL_CLI_OPTS=-Xms2m -XX:+DisableExplicitGC -XX:-HeapDumpOnOutOfMemoryError"',
+      ]],
+      [
+        "ExecStart",
+        "/usr/local/bin/signal-cli --config /var/lib/signal-cli -a ${SIGNAL_ACCOUNT} daemon --receive-mode=on-connection",
+      ],
+      ["StandardInput", "socket"],
+      ["StandardOutput", "journal"],
+      ["StandardError", "journal"],
+      ["SuccessExitStatus", "143"],
+      ["ReadWritePaths", "/var/lib/signal-cli"],
+      ["NoNewPrivileges", "yes"],
+      ["CapabilityBoundingSet", ""],
+      ["AmbientCapabilities", ""],
+      ["PrivateTmp", "yes"],
+      ["PrivateDevices", "yes"],
+      ["PrivateIPC", "yes"],
+      ["PrivateMounts", "yes"],
+      ["PrivateUsers", "yes"],
+      ["ProtectSystem", "strict"],
+      ["ProtectHome", "yes"],
+      ["ProtectKernelTunables", "yes"],
+      ["ProtectKernelModules", "yes"],
+      ["ProtectKernelLogs", "yes"],
+      ["ProtectControlGroups", "yes"],
+      ["ProtectClock", "yes"],
+      ["ProtectHostname", "yes"],
+      ["ProtectProc", "invisible"],
+      ["ProcSubset", "pid"],
+      ["RestrictAddressFamilies", "AF_INET AF_INET6"],
+      ["RestrictNamespaces", "yes"],
+      ["RestrictRealtime", "yes"],
+      ["RestrictSUIDSGID", "yes"],
+      ["LockPersonality", "yes"],
+      ["SystemCallArchitectures", "native"],
+      ["SystemCallFilter", ["@system-service", "~@privileged @resources @mount @debug @obsolete"]],
+      ["SystemCallErrorNumber", "EPERM"],
+      ["DevicePolicy", "closed"],
+      ["KeyringMode", "private"],
+      ["RemoveIPC", "yes"],
+      ["UMask", "0077"],
+      // Signal's servers are on the internet; never the overlay or the LAN.
+      ["IPAddressDeny", "localhost link-local multicast 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16"],
+    ],
+    Install: [["Also", "signal-cli.socket"], ["WantedBy", "multi-user.target"]],
+  });
+
+  return [
+    { name: UNIT_NAMES.joi, text: joi },
+    { name: UNIT_NAMES.mesh, text: mesh },
+    { name: UNIT_NAMES.openhab_relay, text: relay },
+    { name: "joi-validate.service", text: validateService },
+    { name: "joi-validate.timer", text: validateTimer },
+    { name: "signal-cli.socket", text: signalSocket },
+    { name: "signal-cli.service", text: signalService },
+  ];
+}
