@@ -176,6 +176,59 @@ export function localLayout(options: LocalLayoutOptions = {}): Layout {
   };
 }
 
+/** The addresses a production deployment is built from (`network.yaml`, `llm.yaml`). */
+export interface ProductionAddresses {
+  /** Nebula overlay addresses of the three VMs. */
+  hosts: { mesh: string; joi: string; openhab: string };
+  /** Ports of the APIs. */
+  ports: { joiInbound: number; meshOutbound: number; joiIngest: number };
+  /** Ollama as joi dials it (on the joi VM itself). */
+  llm: Endpoint;
+  /** openHAB's REST API as the relay dials it (on the openHAB VM itself). */
+  openhab: Endpoint;
+  /** signal-cli's socket on the mesh VM. */
+  signalSocket: string;
+  /** signal-cli's data directory (attachments are read from `<dir>/attachments`). */
+  signalDataDir: string;
+}
+
+/** The systemd unit name of each long-running program. */
+export const UNIT_NAMES = {
+  joi: "joi.service",
+  mesh: "joi-mesh.service",
+  openhab_relay: "joi-openhab-relay.service",
+} as const;
+
+/**
+ * The layout of the three production VMs: code in `/opt/joi`, configuration in
+ * `/etc`, state in `/var/lib`, secrets as systemd credentials, services bound
+ * to their Nebula addresses.
+ */
+export function productionLayout(a: ProductionAddresses): Layout {
+  return {
+    mode: "production",
+    codeDir: "/opt/joi",
+    joiConfigDir: "/etc/joi",
+    meshConfigDir: "/etc/mesh-proxy",
+    relayConfigDir: "/etc/joi-relay",
+    joiStateDir: "/var/lib/joi",
+    meshStateDir: "/var/lib/mesh-proxy",
+    relayStateDir: "/var/lib/joi-relay",
+    logDir: "/var/log/joi",
+    secretsDir: (program) => `/run/credentials/${UNIT_NAMES[program]}`,
+    joiInbound: { host: a.hosts.joi, port: a.ports.joiInbound },
+    joiIngest: { host: a.hosts.joi, port: a.ports.joiIngest },
+    meshOutbound: { host: a.hosts.mesh, port: a.ports.meshOutbound },
+    llm: a.llm,
+    openhab: a.openhab,
+    signal: { kind: "socket", path: a.signalSocket },
+    signalAttachmentsDir: `${a.signalDataDir}/attachments`,
+    retrieveBin: "/usr/local/bin/joi-retrieve",
+    sudoBin: "/usr/bin/sudo",
+    denoBin: "/usr/local/bin/deno",
+  };
+}
+
 type Builder = (layout: Layout) => Omit<ProgramSpec, "name">;
 
 const MANIFEST: Record<ProgramName, Builder> = {
