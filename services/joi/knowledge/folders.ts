@@ -1,0 +1,163 @@
+/**
+ * The knowledge folders of a household, derived from `recipients.yaml`: where
+ * each folder lives, which group owns it, exactly which channel users may read
+ * it, and which channel writes into it. Provision builds the tree from this
+ * table, joi's writer uses it to route writes, `index` to find the folders.
+ *
+ * @module
+ */
+
+/** The part of `recipients.yaml` this module reads (keys as in the file). */
+export interface RecipientsConfig {
+  /** The only writer; runs joi and calls sudo. */
+  service_user: string;
+  /** Group of every channel user; owns `shared/`. */
+  all_channels_group: string;
+  /** People: each has a private and a public channel user. */
+  recipients: Record<string, {
+    private_user: string;
+    public_user: string;
+    reader_group: string;
+    public_readers?: string[] | null;
+  }>;
+  /** Groups (family, critical): one channel user each. */
+  groups: Record<string, {
+    user: string;
+    reader_group?: string | null;
+    readers?: string[] | null;
+  }>;
+}
+
+/** The name of the group in `recipients.yaml` that reads every public folder. */
+export const CRITICAL_GROUP = "critical";
+
+/** One knowledge folder. */
+export interface KnowledgeFolder {
+  /** Path relative to the knowledge root, `/`-separated (e.g. `group/owner_public`). */
+  path: string;
+  /** What it holds, for plans and logs. */
+  kind: "private" | "public" | "group" | "critical" | "shared";
+  /** Owning group (file group of the folder, its documents and its index). */
+  group: string;
+  /** Exactly the channel users that may read it, sorted. */
+  readers: string[];
+  /** The channel user whose channel writes here (none for `shared`). */
+  writer?: string;
+  /** Subfolders created with it (same owner, group, mode). */
+  subdirs: string[];
+}
+
+/** The channel users of a household (every user joi may switch to), sorted. */
+export function channelUsers(config: RecipientsConfig): string[] {
+  const users = new Set<string>();
+  for (const r of Object.values(config.recipients)) {
+    users.add(r.private_user);
+    users.add(r.public_user);
+  }
+  for (const g of Object.values(config.groups)) users.add(g.user);
+  return [...users].sort();
+}
+
+/** Channel name -> channel user, as `channel_users.yaml` must list them. */
+export function channelsOf(config: RecipientsConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [id, r] of Object.entries(config.recipients)) {
+    out[`${id}_private_dm`] = r.private_user;
+    out[`${id}_regular_dm`] = r.public_user;
+  }
+  for (const [id, g] of Object.entries(config.groups)) out[`${id}_group`] = g.user;
+  return out;
+}
+
+/** The critical channel user, or undefined when the household has none. */
+export function criticalUser(config: RecipientsConfig): string | undefined {
+  return config.groups[CRITICAL_GROUP]?.user;
+}
+
+const uniqSorted = (xs: (string | undefined)[]): string[] =>
+  [...new Set(xs.filter((x): x is string => typeof x === "string"))].sort();
+
+/**
+ * Every knowledge folder with its group and readers. Critical always reads
+ * every public and group folder and never a private one, whatever the file
+ * says; throws if the configuration names an unknown reader.
+ */
+export function knowledgeFolders(config: RecipientsConfig): KnowledgeFolder[] {
+  const users = new Set(channelUsers(config));
+  const critical = criticalUser(config);
+  const checkReaders = (list: string[] | null | undefined, where: string): string[] => {
+    for (const u of list ?? []) {
+      if (!users.has(u)) {
+        throw new Error(
+          `recipients.yaml: ${where} names "${u}", which is not a channel user; ` +
+            `list only private_user/public_user/user names`,
+        );
+      }
+    }
+    return list ?? [];
+  };
+  const folders: KnowledgeFolder[] = [];
+  for (const [id, r] of Object.entries(config.recipients)) {
+    folders.push({
+      path: `${id}/private`,
+      kind: "private",
+      group: r.private_user,
+      readers: [r.private_user],
+      writer: r.private_user,
+      subdirs: [],
+    });
+    folders.push({
+      path: `group/${id}_public`,
+      kind: "public",
+      group: r.reader_group,
+      readers: uniqSorted([
+        r.public_user,
+        ...checkReaders(r.public_readers, `recipients.${id}.public_readers`),
+        critical,
+      ]),
+      writer: r.public_user,
+      subdirs: [],
+    });
+  }
+  for (const [id, g] of Object.entries(config.groups)) {
+    if (id === CRITICAL_GROUP) {
+      folders.push({
+        path: "critical/safety",
+        kind: "critical",
+        group: g.user,
+        readers: [g.user],
+        writer: g.user,
+        subdirs: [],
+      });
+      continue;
+    }
+    if (!g.reader_group) {
+      throw new Error(`recipients.yaml: groups.${id}.reader_group is required (except critical)`);
+    }
+    folders.push({
+      path: `group/${id}`,
+      kind: "group",
+      group: g.reader_group,
+      readers: uniqSorted([g.user, ...checkReaders(g.readers, `groups.${id}.readers`), critical]),
+      writer: g.user,
+      subdirs: [],
+    });
+  }
+  folders.push({
+    path: "shared",
+    kind: "shared",
+    group: config.all_channels_group,
+    readers: [...users].sort(),
+    subdirs: ["common"],
+  });
+  for (const f of folders) {
+    if (f.kind === "private" || f.kind === "critical") continue;
+    if (critical && !f.readers.includes(critical)) f.readers = uniqSorted([...f.readers, critical]);
+  }
+  return folders;
+}
+
+/** The folder a channel user's channel writes into, or undefined (no such writer). */
+export function writeFolderOf(config: RecipientsConfig, user: string): KnowledgeFolder | undefined {
+  return knowledgeFolders(config).find((f) => f.writer === user);
+}

@@ -1,0 +1,115 @@
+/**
+ * The one rendering of how joi runs `joi-retrieve`: the pinned argument vector
+ * (from the permission manifest's `retrieve` entry) and the sudoers pattern
+ * that admits exactly that vector plus a query type and a canonical query.
+ *
+ * The installed entry point is a root-owned copy of the Deno binary (no
+ * interpreter wrapper: sudo's NOEXEC would break one, and `deno compile` is
+ * unavailable offline), so the sudoers rule must pin the whole command line,
+ * including every Deno flag; anything else (`eval`, `-A`, another script) is
+ * refused by sudo before it runs. The caller, provision (sudoers) and the
+ * manifest all go through this module, so they cannot drift.
+ *
+ * @module
+ */
+import {
+  type Layout,
+  permissionFlags,
+  type ProgramSpec,
+  programSpec,
+} from "../../common/permissions.ts";
+import { QUERY_TYPES } from "../../../scripts/retrieve.ts";
+
+/** Deno flags that keep the retrieve run self-contained (no config, lock, remote or npm). */
+export const RETRIEVE_DENO_FLAGS = [
+  "--no-prompt",
+  "--no-config",
+  "--no-lock",
+  "--no-remote",
+  "--no-npm",
+] as const;
+
+/** The sudoers pattern of the query argument: the alphabet of `canonicalQueryJson`. */
+export const QUERY_ARG_PATTERN = '\\{[A-Za-z0-9"{}:,_\\\\-]+\\}';
+
+const absolute = (p: string, cwd: string): string => {
+  if (p.startsWith("/")) return p.replace(/\/+$/, "") || "/";
+  const parts = `${cwd}/${p}`.split("/");
+  const out: string[] = [];
+  for (const part of parts) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return "/" + out.join("/");
+};
+
+/** Characters a pinned path may not hold (sudoers syntax, whitespace, regex-unfriendly). */
+const UNSAFE = /[\s,:\\"'#!()*?[\]{}|^$+]/;
+
+function checkPath(p: string, what: string): string {
+  if (UNSAFE.test(p.replace(/^--[a-z-]+=/, ""))) {
+    throw new Error(
+      `retrieve argv: ${what} ${JSON.stringify(p)} holds a character sudoers cannot pin ` +
+        `(whitespace , : \\ " ' # ! ( ) * ? [ ] { } | ^ $ +); move it to a plain path`,
+    );
+  }
+  return p;
+}
+
+/** The retrieve spec with every path made absolute against `cwd`. */
+export function retrieveSpec(layout: Layout, cwd: string): ProgramSpec {
+  const spec = programSpec("retrieve", layout);
+  const abs = (p: string) => absolute(p, cwd);
+  return {
+    ...spec,
+    entry: abs(`${layout.codeDir}/${spec.entry}`),
+    permissions: {
+      ...spec.permissions,
+      read: spec.permissions.read.map(abs),
+      write: spec.permissions.write.map(abs),
+    },
+    args: spec.args.map((a) => {
+      const m = a.match(/^(--[a-z-]+=)(.*)$/);
+      return m && !m[2].startsWith("/") && m[2] !== "" ? `${m[1]}${abs(m[2])}` : a;
+    }),
+  };
+}
+
+/**
+ * The fixed arguments after the entry point binary, before `<type> <json>`:
+ * `run <flags> [--v8-flags=...] <--allow-*> <entry> <args>`.
+ */
+export function retrieveFixedArgv(spec: ProgramSpec): string[] {
+  const p = spec.permissions;
+  if (p.write.length || p.net.length || p.run.length || p.env.length) {
+    throw new Error(
+      "permission manifest: retrieve must have read (and sys=uid) only; " +
+        "remove write/net/run/env from its entry",
+    );
+  }
+  const argv = [
+    "run",
+    ...RETRIEVE_DENO_FLAGS,
+    ...(spec.v8Flags.length ? [`--v8-flags=${spec.v8Flags.join(",")}`] : []),
+    ...permissionFlags(p),
+    spec.entry,
+    ...spec.args,
+  ];
+  for (const a of argv) checkPath(a, "argument");
+  if (!spec.entry.startsWith("/")) throw new Error("retrieve argv: entry must be absolute");
+  return argv;
+}
+
+/** Escapes a literal for a POSIX extended regex as sudoers reads it. */
+function reLiteral(s: string): string {
+  return s.replace(/[.[\]()*+?{}|^$\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The sudoers argument pattern admitting exactly `fixed` followed by one
+ * query type and one canonical query: `^run ... (search|get|list) \{...\}$`.
+ */
+export function sudoersArgsPattern(fixed: string[]): string {
+  return `^${fixed.map(reLiteral).join(" ")} (${QUERY_TYPES.join("|")}) ${QUERY_ARG_PATTERN}$`;
+}
