@@ -1,0 +1,186 @@
+/**
+ * The one loader of every policy file.
+ *
+ * Parses YAML with source positions (duplicate keys are errors), validates
+ * with the file's strict zod schema, runs the file's own rules, and maps every
+ * issue back to `file:line:col: path: message`. {@link loadPolicies} then runs
+ * the cross-file checks. All issues are collected before anything is thrown.
+ * Loaded configs are deeply frozen: a reload builds a new object.
+ *
+ * @module
+ */
+import { crossCheck } from "./cross_checks.ts";
+import { type Issue, PolicyError } from "./errors.ts";
+import {
+  isPolicyName,
+  type Policies,
+  policyFileNames,
+  type PolicyName,
+  policyNames,
+  policyRulesByName,
+  policySchemas,
+} from "./files.ts";
+import { type Infra } from "./infra.ts";
+import { effectiveInfra } from "./infra.ts";
+import { ROOT_PATH } from "./path.ts";
+import { parseYaml } from "./parse_yaml.ts";
+import { attachSource, locate, pathAtOffset, positionAt, type SourceDoc } from "./source.ts";
+import { formatPath } from "./path.ts";
+import { fromZodIssues } from "./zod_issues.ts";
+
+/** Result of parsing one file without throwing. */
+export interface ParseResult<N extends PolicyName> {
+  /** The validated, frozen config; `undefined` when there were issues. */
+  config?: Policies[N];
+  /** Every issue found, positioned. */
+  issues: Issue[];
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function yamlIssues(src: SourceDoc): Issue[] {
+  const out: Issue[] = [];
+  for (const e of [...src.doc.errors, ...src.doc.warnings]) {
+    const offset = e.pos[0];
+    const { line, col } = positionAt(src, offset);
+    const path = pathAtOffset(src, offset);
+    let message = `YAML: ${e.message}`;
+    if (e.code === "DUPLICATE_KEY") {
+      const key = path[path.length - 1];
+      message = key === undefined
+        ? "duplicate key"
+        : `duplicate key ${JSON.stringify(String(key))}`;
+    }
+    out.push({ file: src.file, line, col, path: formatPath(path), message });
+  }
+  return out;
+}
+
+/**
+ * Parses and validates one policy text without throwing: returns the config
+ * or every issue. `filename` is used in issues only.
+ */
+export function checkPolicyText<N extends PolicyName>(
+  name: N,
+  text: string,
+  filename: string,
+): ParseResult<N> {
+  if (!isPolicyName(name)) {
+    throw new TypeError(
+      `unknown policy name ${JSON.stringify(name)} (known: ${policyNames.join(", ")})`,
+    );
+  }
+  const { doc, lineCounter } = parseYaml(text);
+  const src: SourceDoc = { file: filename, doc, lineCounter };
+  const syntax = yamlIssues(src);
+  if (syntax.length > 0) return { issues: syntax };
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return {
+      issues: [{ file: filename, line: 1, col: 1, path: ROOT_PATH, message: `YAML: ${message}` }],
+    };
+  }
+  const schema = policySchemas[name];
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    return { issues: fromZodIssues(parsed.error.issues, data, schema).map((i) => locate(src, i)) };
+  }
+  const config = parsed.data as Policies[N];
+  const rules = (policyRulesByName[name] as (c: Policies[N]) => ReturnType<typeof fromZodIssues>)(
+    config,
+  );
+  if (rules.length > 0) return { issues: rules.map((i) => locate(src, i)) };
+  attachSource(config as object, src);
+  return { config: deepFreeze(config), issues: [] };
+}
+
+/**
+ * Parses and validates one policy text (schema and the file's own rules).
+ * Throws {@link PolicyError} listing every issue.
+ */
+export function parsePolicyText<N extends PolicyName>(
+  name: N,
+  text: string,
+  filename: string,
+): Policies[N] {
+  const { config, issues } = checkPolicyText(name, text, filename);
+  if (config === undefined) throw new PolicyError(issues);
+  return config;
+}
+
+function readIssue(file: string, e: unknown): Issue {
+  const reason = e instanceof Deno.errors.NotFound
+    ? "file not found"
+    : e instanceof Deno.errors.PermissionDenied
+    ? "permission denied (is the folder in the program's --allow-read?)"
+    : e instanceof Error
+    ? e.message
+    : String(e);
+  return { file, line: 1, col: 1, path: ROOT_PATH, message: `cannot read the file: ${reason}` };
+}
+
+function readText(file: string): { text?: string; issue?: Issue } {
+  try {
+    return { text: Deno.readTextFileSync(file) };
+  } catch (e) {
+    return { issue: readIssue(file, e) };
+  }
+}
+
+/**
+ * Loads one policy file (schema and the file's own rules, no cross-file
+ * checks). Throws {@link PolicyError}.
+ */
+export function loadPolicyFile<N extends PolicyName>(name: N, path: string): Policies[N] {
+  const { text, issue } = readText(path);
+  if (text === undefined) throw new PolicyError([issue!]);
+  return parsePolicyText(name, text, path);
+}
+
+function joinPath(dir: string, file: string): string {
+  return dir === "" ? file : `${dir.replace(/\/+$/, "")}/${file}`;
+}
+
+/**
+ * Loads every policy file of `dir` (names in `policyFileNames`), validates
+ * each, then runs the cross-file checks. Throws {@link PolicyError} listing
+ * every issue of every file.
+ */
+export function loadPolicies(dir: string): Policies {
+  const issues: Issue[] = [];
+  const loaded: Partial<Record<PolicyName, unknown>> = {};
+  for (const name of policyNames) {
+    const file = joinPath(dir, policyFileNames[name]);
+    const { text, issue } = readText(file);
+    if (text === undefined) {
+      issues.push(issue!);
+      continue;
+    }
+    const result = checkPolicyText(name, text, file);
+    issues.push(...result.issues);
+    if (result.config !== undefined) loaded[name] = result.config;
+  }
+  if (issues.length > 0) throw new PolicyError(issues);
+  const policies = Object.freeze(loaded as Policies);
+  const cross = crossCheck(policies);
+  if (cross.length > 0) throw new PolicyError(cross);
+  return policies;
+}
+
+/**
+ * Loads `infra.yml` for the ai-switch: validated with every rule, then made
+ * effective (see `effectiveInfra`). Throws {@link PolicyError}.
+ */
+export function loadInfra(path: string): Infra {
+  return deepFreeze(effectiveInfra(loadPolicyFile("infra", path)).infra);
+}

@@ -1,0 +1,59 @@
+/**
+ * Schema of `network.yaml`: where each program listens and whom it may reach
+ * over Nebula. The permission manifest derives every `--allow-net` from it.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { absolutePath, httpUrl, inCidr, ipv4, ipv4Cidr, port } from "./primitives.ts";
+import type { RuleIssue } from "./source.ts";
+
+/** The whole `network.yaml`. */
+export const NetworkSchema = z.object({
+  nebula: z.object({
+    cidr: ipv4Cidr,
+    interface: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, {
+      error: (iss) => `${JSON.stringify(iss.input)} is not a network interface name`,
+    }),
+  }).strict(),
+  hosts: z.object({ mesh: ipv4, joi: ipv4, openhab: ipv4 }).strict(),
+  ports: z.object({
+    joi_inbound: port,
+    mesh_outbound: port,
+    joi_ingest: port,
+    proxy: port,
+  }).strict(),
+  openhab: z.object({ url: httpUrl }).strict(),
+  signal_cli: z.object({ socket: absolutePath, data_dir: absolutePath }).strict(),
+}).strict();
+
+/** A validated `network.yaml`. */
+export type Network = z.infer<typeof NetworkSchema>;
+
+/**
+ * Single-file rules: every host lies in the Nebula network (its source
+ * address is only an identity there), and ports are distinct (the local run
+ * puts every program on 127.0.0.1).
+ */
+export function networkRules(n: Network): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  for (const [name, ip] of Object.entries(n.hosts)) {
+    if (!inCidr(ip, n.nebula.cidr)) {
+      issues.push({
+        path: ["hosts", name],
+        message: `${ip} is outside the Nebula network ${n.nebula.cidr}`,
+      });
+    }
+  }
+  const seen = new Map<number, string>();
+  for (const [name, p] of Object.entries(n.ports)) {
+    const prior = seen.get(p);
+    if (prior !== undefined) {
+      issues.push({
+        path: ["ports", name],
+        message: `port ${p} is already used by ports.${prior}`,
+      });
+    } else seen.set(p, name);
+  }
+  return issues;
+}

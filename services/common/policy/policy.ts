@@ -1,0 +1,191 @@
+/**
+ * Schema of `policy.yaml`: every limit, window and rule joi's code enforces.
+ * The defaults of contracts.md live in the shipped file, never in code.
+ *
+ * @module
+ */
+import { z } from "zod";
+import {
+  channelName,
+  hhmm,
+  hostOrIp,
+  identifier,
+  nonEmpty,
+  nonNegativeInt,
+  positiveInt,
+  regexPattern,
+  timeZone,
+} from "./primitives.ts";
+import type { RuleIssue } from "./source.ts";
+
+const outboundLimit = z.object({
+  per_hour: positiveInt,
+  per_minute: positiveInt,
+  cooldown_seconds: nonNegativeInt,
+}).strict();
+
+const inboundLimit = z.object({
+  per_hour: positiveInt,
+  per_minute: positiveInt,
+}).strict();
+
+const window = z.object({ start: hhmm, end: hhmm }).strict();
+
+/** A named blocked pattern of outbound content. */
+export const BlockedPatternSchema = z.object({
+  name: identifier("pattern name"),
+  pattern: regexPattern,
+  proactive_only: z.boolean().optional(),
+}).strict();
+
+/** The whole `policy.yaml`. */
+export const PolicySchema = z.object({
+  security: z.object({
+    timestamp_tolerance_minutes: positiveInt,
+    nonce_retention_minutes: positiveInt,
+    max_body_bytes: positiveInt,
+    clock_offset_alert_seconds: positiveInt,
+  }).strict(),
+  rate_limits: z.object({
+    outbound: z.object({
+      owner_dm: outboundLimit,
+      other_dm: outboundLimit,
+      regular_group: outboundLimit,
+      critical_escalated: outboundLimit,
+    }).strict(),
+    inbound: z.object({ others: inboundLimit }).strict(),
+    openhab: z.object({
+      presence: positiveInt,
+      sensors: positiveInt,
+      weather: positiveInt,
+      alert: positiveInt,
+      state: positiveInt,
+      events: positiveInt,
+    }).strict(),
+    llm: z.object({ calls_per_hour: positiveInt, pause_minutes: positiveInt }).strict(),
+    proactive: z.object({ per_day: nonNegativeInt }).strict(),
+  }).strict(),
+  quiet_hours: z.object({
+    weekday: window,
+    weekend: window,
+    timezone: timeZone,
+  }).strict(),
+  content: z.object({
+    max_outbound_chars: positiveInt,
+    max_inbound_chars: positiveInt,
+    blocked_patterns: z.array(BlockedPatternSchema),
+    ack_words: z.array(nonEmpty).min(1),
+  }).strict(),
+  iot: z.object({
+    dedup: z.boolean(),
+    flapping: z.object({
+      window_minutes: positiveInt,
+      flapping_transitions: positiveInt,
+      suppress_transitions: positiveInt,
+    }).strict(),
+    confirmation: z.object({ alert_minutes: z.array(nonNegativeInt).min(1) }).strict(),
+    critical_device_types: z.array(nonEmpty),
+    critical_alert_types: z.array(nonEmpty),
+    clear_states: z.array(nonEmpty),
+  }).strict(),
+  ingest: z.object({
+    allowed_sources: z.array(hostOrIp).min(1),
+    max_event_bytes: positiveInt,
+    max_readings: positiveInt,
+    event_id_window_minutes: positiveInt,
+    items: z.object({ allow: z.array(nonEmpty), block: z.array(nonEmpty) }).strict(),
+    batch_minutes: positiveInt,
+    string_max_chars: positiveInt,
+    summaries: z.array(hhmm),
+  }).strict(),
+  outbox: z.object({
+    ttl_minutes: z.object({ normal: positiveInt, proactive: positiveInt }).strict(),
+    retry: z.object({ initial_seconds: positiveInt, max_seconds: positiveInt }).strict(),
+    circuit_breaker: z.object({ failures: positiveInt, open_seconds: positiveInt }).strict(),
+  }).strict(),
+  memory: z.object({
+    context_tokens: positiveInt,
+    summarize_after_turns: positiveInt,
+    retention_days: z.record(channelName, positiveInt),
+  }).strict(),
+  gpu_health: z.object({
+    check_interval_seconds: positiveInt,
+    alert_on_fallback: z.boolean(),
+  }).strict(),
+}).strict();
+
+/** A validated `policy.yaml`. */
+export type Policy = z.infer<typeof PolicySchema>;
+
+/**
+ * Single-file rules: the replay window invariant of contracts.md
+ * (`nonce_retention_minutes > 2 x timestamp_tolerance_minutes`) and the
+ * orderings the code relies on.
+ */
+export function policyRules(p: Policy): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const { timestamp_tolerance_minutes: tol, nonce_retention_minutes: ret } = p.security;
+  if (!(ret > 2 * tol)) {
+    issues.push({
+      path: ["security", "nonce_retention_minutes"],
+      message: `must be more than 2 x timestamp_tolerance_minutes (${tol}), got ${ret}: ` +
+        `a nonce forgotten while its timestamp is still accepted can be replayed`,
+    });
+  }
+  for (const [name, limit] of Object.entries(p.rate_limits.outbound)) {
+    if (limit.per_minute > limit.per_hour) {
+      issues.push({
+        path: ["rate_limits", "outbound", name, "per_minute"],
+        message: `per_minute (${limit.per_minute}) cannot exceed per_hour (${limit.per_hour})`,
+      });
+    }
+  }
+  const inbound = p.rate_limits.inbound.others;
+  if (inbound.per_minute > inbound.per_hour) {
+    issues.push({
+      path: ["rate_limits", "inbound", "others", "per_minute"],
+      message: `per_minute (${inbound.per_minute}) cannot exceed per_hour (${inbound.per_hour})`,
+    });
+  }
+  const f = p.iot.flapping;
+  if (f.suppress_transitions <= f.flapping_transitions) {
+    issues.push({
+      path: ["iot", "flapping", "suppress_transitions"],
+      message:
+        `must be more than flapping_transitions (${f.flapping_transitions}), got ${f.suppress_transitions}`,
+    });
+  }
+  p.iot.confirmation.alert_minutes.forEach((m, i, all) => {
+    if (i > 0 && m <= all[i - 1]) {
+      issues.push({
+        path: ["iot", "confirmation", "alert_minutes", i],
+        message: `alert times must increase, got ${m} after ${all[i - 1]}`,
+      });
+    }
+  });
+  if (p.outbox.retry.initial_seconds > p.outbox.retry.max_seconds) {
+    issues.push({
+      path: ["outbox", "retry", "initial_seconds"],
+      message:
+        `cannot exceed max_seconds (${p.outbox.retry.max_seconds}), got ${p.outbox.retry.initial_seconds}`,
+    });
+  }
+  if (p.ingest.max_event_bytes > p.security.max_body_bytes) {
+    issues.push({
+      path: ["ingest", "max_event_bytes"],
+      message: `cannot exceed security.max_body_bytes (${p.security.max_body_bytes}), ` +
+        `got ${p.ingest.max_event_bytes}`,
+    });
+  }
+  const names = new Set<string>();
+  p.content.blocked_patterns.forEach((bp, i) => {
+    if (names.has(bp.name)) {
+      issues.push({
+        path: ["content", "blocked_patterns", i, "name"],
+        message: `pattern name ${JSON.stringify(bp.name)} is used twice`,
+      });
+    }
+    names.add(bp.name);
+  });
+  return issues;
+}
