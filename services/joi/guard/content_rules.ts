@@ -1,0 +1,93 @@
+/**
+ * Outbound content rules (contracts.md, "Outbound content rules"): at most
+ * `max_outbound_chars`, printable text only, NFKC-normalized before the
+ * blocked patterns of policy.yaml are checked. Fixed critical templates skip
+ * the patterns (their constant text is ours) but not length or printability.
+ * A refusal names the rule; the caller logs it to the security log and never
+ * sends the message.
+ *
+ * @module
+ */
+
+/** policy.yaml `content`, as the outbound rules use it. */
+export interface ContentPolicy {
+  max_outbound_chars: number;
+  blocked_patterns: { name: string; pattern: string; proactive_only?: boolean }[];
+}
+
+/** How a message is checked. */
+export interface CheckOptions {
+  /** Proactive messages also get the `proactive_only` patterns. */
+  proactive?: boolean;
+  /** A fixed critical template: length and printability only. */
+  template?: boolean;
+}
+
+/** Result of {@link ContentRules.check}. */
+export type ContentVerdict =
+  | { ok: true; text: string }
+  | { ok: false; rule: string; message: string };
+
+// controls except \t \n; bidi embeddings/overrides/isolates; unassigned, private use, surrogates
+const UNPRINTABLE = new RegExp(
+  "[\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\p{Cn}\\p{Co}\\p{Cs}]",
+  "u",
+);
+
+/** The outbound rules compiled from the policy. */
+export class ContentRules {
+  #max: number;
+  #patterns: { name: string; re: RegExp; proactiveOnly: boolean }[];
+
+  /** Compiles the patterns; throws naming a pattern that is not a valid expression. */
+  constructor(policy: ContentPolicy) {
+    this.#max = policy.max_outbound_chars;
+    this.#patterns = policy.blocked_patterns.map((p) => {
+      try {
+        return {
+          name: p.name,
+          re: new RegExp(p.pattern, "imu"),
+          proactiveOnly: !!p.proactive_only,
+        };
+      } catch (e) {
+        throw new SyntaxError(
+          `content.blocked_patterns "${p.name}": invalid regular expression (${
+            (e as Error).message
+          }); fix it in policy.yaml`,
+        );
+      }
+    });
+  }
+
+  /** Checks (and NFKC-normalizes) one outbound text. */
+  check(text: string, options: CheckOptions = {}): ContentVerdict {
+    const t = text.normalize("NFKC");
+    if (t.trim() === "") return { ok: false, rule: "empty", message: "message is empty" };
+    const length = [...t].length;
+    if (length > this.#max) {
+      return {
+        ok: false,
+        rule: "max_outbound_chars",
+        message: `message has ${length} chars, more than max_outbound_chars ${this.#max}`,
+      };
+    }
+    const bad = UNPRINTABLE.exec(t);
+    if (bad) {
+      const cp = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+      return {
+        ok: false,
+        rule: "printable",
+        message: `message holds the unprintable character U+${cp} at index ${bad.index}`,
+      };
+    }
+    if (!options.template) {
+      for (const p of this.#patterns) {
+        if (p.proactiveOnly && !options.proactive) continue;
+        if (p.re.test(t)) {
+          return { ok: false, rule: p.name, message: `message matches blocked pattern ${p.name}` };
+        }
+      }
+    }
+    return { ok: true, text: t };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The fixed texts of critical alerts, malfunction warnings and demoted
+ * reminders. They need no LLM, so a dead LLM never delays an alarm. The only
+ * foreign text they carry is a device identifier (already reduced to
+ * `[\p{L}\p{N}_\-.:@]`) and labels cleaned and quoted by
+ * {@link ../ingest/untrusted.ts}.
+ *
+ * @module
+ */
+import type { GuardAction } from "./flood.ts";
+
+const NAMES: Record<string, string> = {
+  smoke: "Smoke",
+  fire: "Fire",
+  co: "Carbon monoxide",
+  gas: "Gas",
+  water_leak: "Water leak",
+  security_breach: "Security breach",
+  intrusion: "Intrusion",
+  storm: "Storm",
+  medical: "Medical emergency",
+};
+
+/** A human name for a device or alert type. */
+export function typeName(t: string): string {
+  return NAMES[t] ?? t.replace(/_/g, " ");
+}
+
+/** `HH:MM:SS <zone>` of `ms` in `timeZone` (IANA name). */
+export function clockTime(ms: number, timeZone: string): string {
+  const f = new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+  });
+  return `${f.format(new Date(ms))} ${timeZone}`;
+}
+
+/** The critical alert text of a guard action. */
+export function criticalAlertText(
+  a: Extract<GuardAction, { type: "critical_alert" }>,
+  timeZone: string,
+  ackWord: string,
+): string {
+  const what = typeName(a.deviceType);
+  const where = a.device.startsWith("alert:") ? "" : ` by ${a.device}`;
+  const label = a.label ? ` ${a.label.startsWith("“") ? a.label : `“${a.label}”`}` : "";
+  const n = a.alertsMax > 1 ? ` Alert ${a.alertNumber} of ${a.alertsMax}.` : "";
+  const state = a.device.startsWith("alert:") ? "" : ` (state ${a.state})`;
+  return `ALERT: ${what}${where}${state}${label} at ${clockTime(a.observedAt, timeZone)}.${n}` +
+    ` Reply "${ackWord}" to acknowledge.`;
+}
+
+/** The reminder sent to the direct channel after the last critical alert. */
+export function demotedReminderText(a: Extract<GuardAction, { type: "demoted_reminder" }>): string {
+  return `I've sent ${a.alertsSent} alerts about ${typeName(a.deviceType).toLowerCase()} at ` +
+    `${a.device}. Please check or acknowledge.`;
+}
+
+/** The one warning about a flapping device. */
+export function malfunctionText(
+  a: Extract<GuardAction, { type: "malfunction" }>,
+  windowMinutes: number,
+): string {
+  return `Possible sensor malfunction: ${a.device} changed state ${a.transitions} times within ` +
+    `${windowMinutes} minutes. I will ignore it until it settles.`;
+}
+
+/** The prefix of a critical alert delivered late (mesh was unreachable). */
+export function delayedPrefix(createdAt: number, timeZone: string): string {
+  return `[delayed; first raised at ${clockTime(createdAt, timeZone)}] `;
+}

@@ -1,0 +1,162 @@
+/**
+ * The durable outbox queue in SQLite. A message is committed before the
+ * caller is told it was accepted, so a SIGKILL loses nothing accepted; it is
+ * marked sent only after the mesh confirmed (at-least-once: a kill between
+ * the mesh's answer and the mark resends it with the same `X-Request-ID`).
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { MessageKind, QueuedMessage } from "./message.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery_id TEXT NOT NULL UNIQUE,
+  channel TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  text TEXT NOT NULL,
+  priority TEXT NOT NULL CHECK (priority IN ('normal', 'critical')),
+  kind TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  ttl_ms INTEGER,
+  template INTEGER NOT NULL DEFAULT 0,
+  reply_to TEXT,
+  conversation_id TEXT,
+  voice_response INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL DEFAULT 'queued',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error TEXT,
+  sent_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, priority, next_attempt_at);
+`;
+
+type Row = Record<string, unknown>;
+
+function fromRow(r: Row): QueuedMessage {
+  return {
+    id: Number(r.id),
+    deliveryId: String(r.delivery_id),
+    channel: String(r.channel),
+    recipient: String(r.recipient),
+    text: String(r.text),
+    priority: r.priority === "critical" ? "critical" : "normal",
+    kind: String(r.kind) as MessageKind,
+    createdAt: Number(r.created_at),
+    ttlMs: r.ttl_ms === null ? null : Number(r.ttl_ms),
+    template: Number(r.template) === 1,
+    replyTo: r.reply_to === null ? null : String(r.reply_to),
+    conversationId: r.conversation_id === null ? null : String(r.conversation_id),
+    voiceResponse: Number(r.voice_response) === 1,
+    status: String(r.status) as QueuedMessage["status"],
+    attempts: Number(r.attempts),
+    nextAttemptAt: Number(r.next_attempt_at),
+    lastError: r.last_error === null ? null : String(r.last_error),
+    sentAt: r.sent_at === null ? null : Number(r.sent_at),
+  };
+}
+
+/** A new row's fields. */
+export type NewRow = Omit<
+  QueuedMessage,
+  "id" | "status" | "attempts" | "lastError" | "sentAt" | "nextAttemptAt" | "deliveryId"
+>;
+
+/** SQL access to the outbox table. */
+export class OutboxStore {
+  #db: DatabaseSync;
+  #insert: StatementSync;
+  #due: StatementSync;
+  #sent: StatementSync;
+  #retry: StatementSync;
+  #final: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    db.exec(SCHEMA);
+    this.#insert = db.prepare(`INSERT INTO outbox (delivery_id, channel, recipient, text,
+      priority, kind, created_at, ttl_ms, template, reply_to, conversation_id, voice_response,
+      next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#due = db.prepare(`SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+      ORDER BY priority = 'critical' DESC, id LIMIT ?`);
+    this.#sent = db.prepare(
+      "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+    );
+    this.#retry = db.prepare(
+      "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+    );
+    this.#final = db.prepare("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?");
+  }
+
+  /** Inserts a message; returns its id. */
+  insert(m: NewRow, now: number): number {
+    const r = this.#insert.run(
+      crypto.randomUUID(),
+      m.channel,
+      m.recipient,
+      m.text,
+      m.priority,
+      m.kind,
+      m.createdAt,
+      m.ttlMs,
+      m.template ? 1 : 0,
+      m.replyTo,
+      m.conversationId,
+      m.voiceResponse ? 1 : 0,
+      now,
+    );
+    return Number(r.lastInsertRowid);
+  }
+
+  /** Queued messages due at `now`, critical first, then oldest first. */
+  due(now: number, limit: number): QueuedMessage[] {
+    return (this.#due.all(now, limit) as Row[]).map(fromRow);
+  }
+
+  /** Marks a message sent. */
+  markSent(id: number, now: number): void {
+    this.#sent.run(now, id);
+  }
+
+  /** Schedules another attempt. */
+  reschedule(id: number, attempts: number, at: number, error: string | null): void {
+    this.#retry.run(attempts, at, error, id);
+  }
+
+  /** Ends a message as dropped (stale) or failed (refused by the mesh). */
+  finish(id: number, status: "dropped" | "failed", reason: string): void {
+    this.#final.run(status, reason, id);
+  }
+
+  /** One message by id. */
+  get(id: number): QueuedMessage | undefined {
+    const r = this.#db.prepare("SELECT * FROM outbox WHERE id = ?").get(id) as Row | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  /** Messages queued (depth for /health). */
+  depth(): { queued: number; critical: number } {
+    const r = this.#db.prepare(`SELECT count(*) AS n,
+      coalesce(sum(priority = 'critical'), 0) AS c FROM outbox WHERE status = 'queued'`)
+      .get() as Row;
+    return { queued: Number(r.n), critical: Number(r.c) };
+  }
+
+  /** The earliest next attempt of a queued message, if any. */
+  nextDue(): number | null {
+    const r = this.#db.prepare(
+      "SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'queued'",
+    ).get() as Row;
+    return r.t === null ? null : Number(r.t);
+  }
+
+  /** Deletes finished messages older than `before` (retention). */
+  purge(before: number): number {
+    const r = this.#db.prepare(
+      "DELETE FROM outbox WHERE status != 'queued' AND created_at < ?",
+    ).run(before);
+    return Number(r.changes);
+  }
+}
