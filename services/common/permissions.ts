@@ -356,18 +356,40 @@ const MANIFEST: Record<ProgramName, Builder> = {
     args: [`--config-dir=${l.joiConfigDir}`],
     v8Flags: [],
   }),
-  ai_switch: () => ({
-    description: "ai-switch: exactly one domain reaches the AI tools (nftables, GPU flush)",
-    entry: "scripts/ai_switch.ts",
-    permissions: {
-      ...none(),
-      read: ["./policies/infra.yml", "/opt/anklume", "/var/log/anklume", "/run/lock"],
-      write: ["/opt/anklume", "/var/log/anklume", "/run/lock"],
-      run: ["/usr/sbin/nft", "/usr/bin/nvidia-smi", "/usr/bin/systemctl", "/usr/bin/incus"],
-    },
-    args: [],
-    v8Flags: [],
-  }),
+  ai_switch: (l) => {
+    // One set of paths feeds both the sandbox and the arguments, so they cannot
+    // drift; tests retarget these exact strings (scripts/ai_switch/sandbox.ts).
+    // The state and log paths must equal infra.yml's global.ai_switch values.
+    const infra = `${l.codeDir}/policies/infra.yml`;
+    const state = "/opt/anklume/ai-access-current";
+    const log = "/var/log/anklume/ai-switch.log";
+    const lock = "/run/lock/anklume-ai-switch.lock";
+    const bins: [string, string][] = [
+      ["nft", "/usr/sbin/nft"],
+      ["nvidia-smi", "/usr/bin/nvidia-smi"],
+      ["systemctl", "/usr/bin/systemctl"],
+      ["incus", "/usr/bin/incus"],
+      ["kill", "/usr/bin/kill"],
+    ];
+    return {
+      description: "ai-switch: exactly one domain reaches the AI tools (nftables, GPU flush)",
+      entry: "scripts/ai_switch.ts",
+      permissions: {
+        ...none(),
+        read: [infra, state, log, lock],
+        write: [state, `${state}.tmp`, log, lock],
+        run: bins.map(([, path]) => path),
+      },
+      args: [
+        `--infra=${infra}`,
+        `--state-file=${state}`,
+        `--log-file=${log}`,
+        `--lock-file=${lock}`,
+        ...bins.map(([name, path]) => `--${name}-bin=${path}`),
+      ],
+      v8Flags: [],
+    };
+  },
   revoke: (l) => ({
     description: "joi-revoke-recipient: removes a recipient everywhere, atomically",
     entry: "scripts/revoke.ts",
