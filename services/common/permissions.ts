@@ -29,6 +29,7 @@ export const PROGRAMS = [
   "ai_switch",
   "revoke",
   "provision",
+  "nebula",
   "replay",
   "devices",
   "memory",
@@ -426,6 +427,18 @@ const MANIFEST: Record<ProgramName, Builder> = {
     args: [`--config-dir=${l.joiConfigDir}`, `--state-dir=${l.joiStateDir}`],
     v8Flags: [],
   }),
+  nebula: (l) => ({
+    description: "creates the Nebula CA, node certificates, node configs and nft guard",
+    entry: "scripts/nebula.ts",
+    permissions: {
+      ...none(),
+      read: [l.joiConfigDir, `${varRoot(l)}/nebula`],
+      write: [`${varRoot(l)}/nebula`],
+      run: ["/usr/bin/nebula-cert"],
+    },
+    args: [`--config-dir=${l.joiConfigDir}`, `--out=${varRoot(l)}/nebula`],
+    v8Flags: [],
+  }),
   replay: (l) => ({
     description: "posts a recorded day of openHAB events to a running stack",
     entry: "scripts/replay.ts",
@@ -474,7 +487,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "scripts/test.ts",
     permissions: {
       ...none(),
-      read: [".", "/tmp", "/etc", "/usr/local/bin", "/var/lib", "/run"],
+      read: [".", "/tmp", "/etc", "/usr/local/bin", "/usr/bin", "/usr/sbin", "/var/lib", "/run"],
       write: [".", "/tmp", "/usr/local/bin", "/etc/sudoers.d", "/var/lib"],
       net: ["127.0.0.1", "localhost", ...testSocketPaths().map((p) => `unix:${p}`)],
       run: [

@@ -19,6 +19,7 @@ export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   ai_switch: "ai-switch",
   revoke: "revoke",
   provision: "provision",
+  nebula: "nebula",
   replay: "replay",
   devices: "devices",
   memory: "memory",
