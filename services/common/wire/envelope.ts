@@ -19,8 +19,10 @@
  *
  * @module
  */
-import type { Context } from "hono";
+import type { Context, Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
+import type { Logger } from "../log.ts";
 
 /** Error codes of the contract. */
 export const ERROR_CODES = [
@@ -183,4 +185,41 @@ export function parseEnvelope(
     return { ok: false, problem: `response is not an envelope: ${issues.join("; ")}` };
   }
   return { ok: true, envelope: parsed.data };
+}
+
+const STATUS_CODE: Record<number, ErrorCode> = {
+  400: "invalid_request",
+  401: "auth_failed",
+  403: "forbidden",
+  404: "not_found",
+  409: "replay_detected",
+  413: "invalid_request",
+  415: "invalid_request",
+  429: "rate_limited",
+};
+
+/**
+ * Makes every answer of `app` an envelope, even the unplanned ones: unknown
+ * routes get 404 `not_found`; a thrown Hono `HTTPException` with a 4xx status
+ * of the contract keeps its status and message; anything else thrown becomes
+ * 500 `internal_error` with no detail, the detail going to `logger` (without
+ * the request body).
+ */
+// deno-lint-ignore no-explicit-any
+export function installEnvelopeHandlers(app: Hono<any, any, any>, logger?: Logger): void {
+  app.notFound((c) => fail(c, "not_found", `no route ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    if (err instanceof HTTPException && STATUS_CODE[err.status] !== undefined) {
+      const code = STATUS_CODE[err.status];
+      const status = err.status as ErrorStatus;
+      return fail(c, code, err.message || code, { status });
+    }
+    logger?.error("wire.unhandled_error", {
+      request_id: requestId(c),
+      method: c.req.method,
+      path: c.req.path,
+      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
+    return fail(c, "internal_error", "unhandled");
+  });
 }

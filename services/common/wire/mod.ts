@@ -35,6 +35,7 @@ export {
   type ErrorStatus,
   fail,
   type FailOptions,
+  installEnvelopeHandlers,
   INTERNAL_ERROR_MESSAGE,
   isUuid,
   ok,
