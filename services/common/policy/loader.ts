@@ -20,12 +20,17 @@ import {
   policyRulesByName,
   policySchemas,
 } from "./files.ts";
-import { type Infra } from "./infra.ts";
-import { effectiveInfra } from "./infra.ts";
-import { ROOT_PATH } from "./path.ts";
+import { effectiveInfra, type Infra } from "./infra.ts";
+import { formatPath, ROOT_PATH } from "./path.ts";
 import { parseYaml } from "./parse_yaml.ts";
-import { attachSource, locate, pathAtOffset, positionAt, type SourceDoc } from "./source.ts";
-import { formatPath } from "./path.ts";
+import {
+  attachSource,
+  locate,
+  offsetOf,
+  pathAtOffset,
+  positionAt,
+  type SourceDoc,
+} from "./source.ts";
 import { fromZodIssues } from "./zod_issues.ts";
 
 /** Result of parsing one file without throwing. */
@@ -53,9 +58,11 @@ function yamlIssues(src: SourceDoc): Issue[] {
     let message = `YAML: ${e.message}`;
     if (e.code === "DUPLICATE_KEY") {
       const key = path[path.length - 1];
+      // offsetOf follows the first pair with this key: where it was first defined
+      const first = positionAt(src, offsetOf(src, path, "key")).line;
       message = key === undefined
         ? "duplicate key"
-        : `duplicate key ${JSON.stringify(String(key))}`;
+        : `duplicate key ${JSON.stringify(String(key))} (first defined at line ${first})`;
     }
     out.push({ file: src.file, line, col, path: formatPath(path), message });
   }
