@@ -1,0 +1,126 @@
+/**
+ * The mesh's own settings (`mesh.yaml` in its config directory) and the typed
+ * configuration every mesh component takes. Figures that policy files hold
+ * (rate limits, tolerances, group monitoring) come from those files through
+ * the shared policy loader; `mesh.yaml` holds only what is the mesh's alone:
+ * the inbound text cap, queue size, retry pacing, and voice (whisper.cpp,
+ * ffmpeg, piper).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+import type { RateLimit } from "../common/rate_limit.ts";
+import type { IdentitiesConfig } from "./identity.ts";
+
+const bin = z.string().regex(/^\//, "must be an absolute path to the executable");
+
+/** whisper.cpp, ffmpeg and piper: voice notes in and out. */
+export const voiceSchema = z.object({
+  /** Folder where signal-cli stores attachments (`<data dir>/attachments`). */
+  attachments_dir: z.string().min(1),
+  /** Scratch folder for conversions (default `<state-dir>/voice`). */
+  temp_dir: z.string().min(1).optional(),
+  max_queue: z.number().int().min(1).max(100).default(3),
+  max_duration_seconds: z.number().positive().default(120),
+  max_bytes: z.number().int().positive().default(10 * 1024 * 1024),
+  timeout_seconds: z.number().positive().default(60),
+  retention_minutes: z.number().positive().default(5),
+  whisper: z.object({
+    bin,
+    model: z.string().min(1),
+    language: z.string().regex(/^[a-z]{2}$|^auto$/).default("auto"),
+  }).strict(),
+  ffmpeg: z.object({ bin }).strict(),
+  piper: z.object({
+    bin,
+    model: z.string().min(1),
+    max_text_length: z.number().int().positive().default(1000),
+  }).strict().optional(),
+}).strict();
+
+/** mesh.yaml. */
+export const meshSettingsSchema = z.object({
+  /** Signal text is cut to this many characters before it reaches joi. */
+  inbound_max_chars: z.number().int().positive().max(4096).default(1500),
+  /** The canonical id whose DMs use the owner limits (recipients.yaml). */
+  owner_recipient: z.string().min(1).default("owner"),
+  /** The channel alerts (group drift) go to. */
+  critical_channel: z.string().min(1).default("critical_group"),
+  queue: z.object({
+    max_depth: z.number().int().positive().default(1000),
+    retry_initial_ms: z.number().int().positive().default(500),
+    retry_max_ms: z.number().int().positive().default(30_000),
+  }).strict().default({ max_depth: 1000, retry_initial_ms: 500, retry_max_ms: 30_000 }),
+  config_sync: z.object({
+    /** Also compare hashes with joi this often (0 = only when joi calls). */
+    poll_minutes: z.number().min(0).default(10),
+  }).strict().default({ poll_minutes: 10 }),
+  signal_cli: z.object({
+    /** Warn on /health when the installed signal-cli is older than this. */
+    version_warn_days: z.number().int().positive().default(75),
+    /** Release dates of versions, `"0.14.6": 2026-01-20`, when known. */
+    release_dates: z.record(z.string(), z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).default({}),
+  }).strict().default({ version_warn_days: 75, release_dates: {} }),
+  voice: voiceSchema.optional(),
+}).strict();
+
+/** Parsed mesh.yaml. */
+export type MeshSettings = z.infer<typeof meshSettingsSchema>;
+/** Parsed voice section. */
+export type VoiceSettings = z.infer<typeof voiceSchema>;
+
+/** Parses mesh.yaml text; throws an Error naming the file, field and problem. */
+export function parseMeshSettings(text: string, filename = "mesh.yaml"): MeshSettings {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (e) {
+    throw new Error(`${filename}: not valid YAML: ${(e as Error).message}`);
+  }
+  const r = meshSettingsSchema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) =>
+      `${filename}: ${i.path.join(".") || "(root)"}: ${i.message}`
+    );
+    throw new Error(lines.join("\n"));
+  }
+  return r.data;
+}
+
+/** groups.yaml: expected Signal group membership. */
+export interface GroupsConfig {
+  check_interval_hours: number;
+  groups: Record<string, {
+    signal_group_id: string;
+    expected_members: string[];
+    alert_on_change?: boolean;
+  }>;
+}
+
+/** The rate limits the mesh enforces (policy.yaml `rate_limits`). */
+export interface MeshLimits {
+  outbound: {
+    owner_dm: RateLimit;
+    other_dm: RateLimit;
+    regular_group: RateLimit;
+    critical_escalated: RateLimit;
+  };
+  inbound: { others: RateLimit };
+}
+
+/** Everything a mesh instance is built from (no secrets). */
+export interface MeshConfig {
+  /** Identities in force at start (the synced copy, else the config dir's). */
+  identities: IdentitiesConfig;
+  /** groups.yaml. */
+  groups: GroupsConfig;
+  /** policy.yaml rate limits. */
+  limits: MeshLimits;
+  /** policy.yaml `content.max_outbound_chars`. */
+  maxOutboundChars: number;
+  /** policy.yaml `security`. */
+  security: { toleranceMs: number; nonceRetentionMs: number; maxBodyBytes: number };
+  /** mesh.yaml. */
+  settings: MeshSettings;
+}

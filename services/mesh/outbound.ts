@@ -1,0 +1,210 @@
+/**
+ * joi -> Signal: `POST /api/v1/message/outbound`.
+ *
+ * The recipient is a canonical id or a channel; the mesh looks the phone
+ * number or group id up itself and refuses anything outside the allowlist
+ * (security log, nothing sent). Outbound limits (policy.yaml) apply per
+ * conversation; an event-triggered critical alert (priority critical, not
+ * escalated by joi's judgement) is never limited. Every per-recipient result
+ * is read and reported back; rate-limit failures are retried after
+ * `retryAfterSeconds`; identity failures raise a security event.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { Logger } from "../common/log.ts";
+import { RateLimiter } from "../common/rate_limit.ts";
+import type { MeshLimits, MeshSettings } from "./config.ts";
+import type { IdentityStore, SendTarget } from "./identity.ts";
+import { sendMessage, type SendReport } from "./signal/send.ts";
+import type { SignalTransport } from "./signal/transport.ts";
+
+/** The outbound request body (contracts.md). */
+export function outboundSchema(maxChars: number) {
+  return z.object({
+    transport: z.literal("signal").default("signal"),
+    recipient: z.object({
+      id: z.string().min(1).max(100),
+      transport_id: z.string().min(1).max(100).optional(),
+    }),
+    priority: z.enum(["normal", "critical"]).default("normal"),
+    delivery: z.object({
+      target: z.enum(["direct", "group"]),
+      group_id: z.string().min(1).max(200).optional(),
+    }),
+    conversation_id: z.string().max(200).optional(),
+    content: z.object({
+      type: z.literal("text"),
+      text: z.string().min(1).max(maxChars),
+    }),
+    reply_to: z.string().max(200).optional(),
+    escalated: z.boolean().default(false),
+    voice_response: z.boolean().default(false),
+  });
+}
+
+/** A parsed outbound request. */
+export type OutboundRequest = z.infer<ReturnType<typeof outboundSchema>>;
+
+/** Speaks text for a voice response; resolves to a `data:` URI or null. */
+export type Speak = (text: string) => Promise<string | null>;
+
+/** What the handler answers. */
+export type OutboundResult =
+  | { kind: "refused"; message: string }
+  | { kind: "rate_limited"; retryAfterSeconds: number; rule: string }
+  | { kind: "unavailable"; message: string }
+  | { kind: "sent"; data: Record<string, unknown> };
+
+/** Options of {@link Outbound}. */
+export interface OutboundOptions {
+  identities: IdentityStore;
+  transport: SignalTransport;
+  limits: MeshLimits;
+  settings: MeshSettings;
+  log: Logger;
+  speak?: Speak;
+  now?: () => number;
+  /** Waits before a rate-limited retry (tests). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+type LimitClass = keyof MeshLimits["outbound"] | "unlimited";
+
+/** Outbound sending for joi. */
+export class Outbound {
+  readonly #o: OutboundOptions;
+  readonly #limiters: Record<keyof MeshLimits["outbound"], RateLimiter>;
+  readonly #now: () => number;
+  /** Background sends (voice), for tests. */
+  #background: Promise<unknown>[] = [];
+
+  constructor(options: OutboundOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    const l = options.limits.outbound;
+    const opt = { now: this.#now };
+    this.#limiters = {
+      owner_dm: new RateLimiter(l.owner_dm, opt),
+      other_dm: new RateLimiter(l.other_dm, opt),
+      regular_group: new RateLimiter(l.regular_group, opt),
+      critical_escalated: new RateLimiter(l.critical_escalated, opt),
+    };
+  }
+
+  /** Resolves when background sends started so far are done. */
+  async settled(): Promise<void> {
+    while (this.#background.length) {
+      const all = this.#background.splice(0);
+      await Promise.allSettled(all);
+    }
+  }
+
+  /** Which limit applies. */
+  limitClass(req: OutboundRequest, target: SendTarget): LimitClass {
+    if (req.priority === "critical") return req.escalated ? "critical_escalated" : "unlimited";
+    if (target.kind === "group") return "regular_group";
+    return target.recipientId === this.#o.settings.owner_recipient ? "owner_dm" : "other_dm";
+  }
+
+  /** Handles one validated request. */
+  async handle(req: OutboundRequest): Promise<OutboundResult> {
+    const { log } = this.#o;
+    const view = this.#o.identities.current;
+    const target = view.target(
+      req.recipient.id,
+      req.delivery.target,
+      req.delivery.group_id,
+      req.recipient.transport_id,
+    );
+    if (!target) {
+      log.security("outbound_refused_not_allowlisted", {
+        recipient: req.recipient.id.slice(0, 100),
+        delivery: req.delivery.target,
+        has_transport_id: req.recipient.transport_id !== undefined,
+      });
+      return {
+        kind: "refused",
+        message: `recipient ${JSON.stringify(req.recipient.id)} (${req.delivery.target}) is not ` +
+          `in the mesh's allowlist`,
+      };
+    }
+    const cls = this.limitClass(req, target);
+    if (cls !== "unlimited") {
+      const v = this.#limiters[cls].check(target.channel);
+      if (!v.allowed) {
+        log.warn("outbound_rate_limited", {
+          channel: target.channel,
+          rule: `${cls}.${v.reason}`,
+          retry_after_seconds: v.retryAfterSeconds,
+        });
+        return {
+          kind: "rate_limited",
+          retryAfterSeconds: v.retryAfterSeconds,
+          rule: `${cls}.${v.reason}`,
+        };
+      }
+    }
+    const messageId = crypto.randomUUID();
+    const sentAt = new Date(this.#now()).toISOString();
+    if (req.voice_response && this.#o.speak) {
+      const job = this.#voiceSend(req, target);
+      this.#background.push(job);
+      return {
+        kind: "sent",
+        data: {
+          message_id: messageId,
+          transport: "signal",
+          sent_at: sentAt,
+          delivered: false,
+          voice: "pending",
+        },
+      };
+    }
+    let report: SendReport;
+    try {
+      report = await this.#send(req.content.text, target, []);
+    } catch (e) {
+      return { kind: "unavailable", message: (e as Error).message };
+    }
+    return {
+      kind: "sent",
+      data: {
+        message_id: messageId,
+        transport: "signal",
+        sent_at: sentAt,
+        delivered: false,
+        outcome: report.outcome,
+        results: report.results,
+        ...(report.retryScheduled ? { retry_after_seconds: report.retryAfterSeconds } : {}),
+      },
+    };
+  }
+
+  #send(text: string, target: SendTarget, attachments: string[]): Promise<SendReport> {
+    return sendMessage({
+      transport: this.#o.transport,
+      log: this.#o.log,
+      target,
+      text,
+      attachments,
+      purpose: "joi_outbound",
+      sleep: this.#o.sleep,
+      onRetry: (r) => this.#o.log.info("send_retried", { outcome: r.outcome }),
+    });
+  }
+
+  async #voiceSend(req: OutboundRequest, target: SendTarget): Promise<void> {
+    let uri: string | null = null;
+    try {
+      uri = await this.#o.speak!(req.content.text);
+    } catch (e) {
+      this.#o.log.warn("voice_response_failed", { error: (e as Error).message });
+    }
+    try {
+      await this.#send(req.content.text, target, uri ? [uri] : []);
+    } catch (e) {
+      this.#o.log.error("voice_response_send_failed", { error: (e as Error).message });
+    }
+  }
+}

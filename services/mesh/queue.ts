@@ -1,0 +1,223 @@
+/**
+ * The mesh's durable state in one SQLite file (`<state-dir>/mesh.db`):
+ *
+ * - `inbound_queue`: messages accepted from Signal and not yet acknowledged
+ *   by joi, delivered strictly in acceptance order. A message is removed only
+ *   after joi answered it, so a crash (even SIGKILL) loses nothing;
+ * - `seen`: (sender, timestamp) pairs already accepted, so a duplicate
+ *   envelope (or a redelivery after a restart) reaches joi once;
+ * - `kv`: small facts that must survive restarts (signal-cli version first
+ *   seen, last group membership alerted).
+ *
+ * `synchronous=FULL`: an accepted message survives a power cut too.
+ *
+ * @module
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openDb, transaction } from "../common/db.ts";
+
+/** One message waiting for joi. */
+export interface QueuedMessage {
+  /** Order of acceptance. */
+  seq: number;
+  /** `message_id` of the body. */
+  messageId: string;
+  /** Validated channel (`X-Validated-Channel`). */
+  channel: string;
+  /** Canonical sender (`X-Validated-Sender`). */
+  recipientId: string;
+  /** sha256 of the sender's phone (`X-Signal-Sender-Hash`). */
+  senderHash: string;
+  /** The JSON body for joi. */
+  body: string;
+  /** When the mesh accepted it (ms). */
+  enqueuedAt: number;
+  /** Delivery attempts so far. */
+  attempts: number;
+}
+
+/** What to enqueue. */
+export type NewMessage = Omit<QueuedMessage, "seq" | "attempts">;
+
+/** Options of {@link MeshStore}. */
+export interface MeshStoreOptions {
+  /** Longest queue; a message beyond it is refused (default 1000). */
+  maxDepth?: number;
+  /** How long a (sender, timestamp) pair is remembered (default 7 days). */
+  seenRetentionMs?: number;
+}
+
+/** The queue is full: the message is refused rather than silently lost later. */
+export class QueueFullError extends Error {
+  constructor(depth: number) {
+    super(
+      `the queue to joi holds ${depth} messages, its maximum: joi has been unreachable for ` +
+        `long; check joi and the network, or raise queue.max_depth in mesh.yaml`,
+    );
+    this.name = "QueueFullError";
+  }
+}
+
+/** The mesh's SQLite state. */
+export class MeshStore {
+  readonly db: DatabaseSync;
+  readonly maxDepth: number;
+  readonly seenRetentionMs: number;
+  #markSeen: StatementSync;
+  #insert: StatementSync;
+  #peek: StatementSync;
+  #delete: StatementSync;
+  #attempt: StatementSync;
+  #depth: StatementSync;
+
+  /** Opens (creating) the store at `path` (`:memory:` for unit tests). */
+  constructor(path: string, options: MeshStoreOptions = {}) {
+    this.maxDepth = options.maxDepth ?? 1000;
+    this.seenRetentionMs = options.seenRetentionMs ?? 7 * 24 * 3600_000;
+    this.db = openDb(path, { synchronous: "FULL" });
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS inbound_queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        recipient_id TEXT NOT NULL,
+        sender_hash TEXT NOT NULL,
+        body TEXT NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE IF NOT EXISTS seen (
+        sender TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (sender, ts)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS seen_at_idx ON seen (seen_at);
+      CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `);
+    this.#markSeen = this.db.prepare(
+      "INSERT OR IGNORE INTO seen (sender, ts, seen_at) VALUES (?, ?, ?)",
+    );
+    this.#insert = this.db.prepare(
+      `INSERT INTO inbound_queue (message_id, channel, recipient_id, sender_hash, body, enqueued_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    this.#peek = this.db.prepare(
+      "SELECT * FROM inbound_queue ORDER BY seq LIMIT 1",
+    );
+    this.#delete = this.db.prepare("DELETE FROM inbound_queue WHERE seq = ?");
+    this.#attempt = this.db.prepare(
+      "UPDATE inbound_queue SET attempts = attempts + 1 WHERE seq = ?",
+    );
+    this.#depth = this.db.prepare("SELECT count(*) AS n FROM inbound_queue");
+  }
+
+  /**
+   * Records (sender, timestamp) as seen. Returns false when it was seen
+   * before: the envelope is a duplicate.
+   */
+  markSeen(sender: string, timestamp: number, now: number): boolean {
+    return Number(this.#markSeen.run(sender, timestamp, now).changes) === 1;
+  }
+
+  /** True when (sender, timestamp) was seen before. */
+  seen(sender: string, timestamp: number): boolean {
+    return this.db.prepare("SELECT 1 FROM seen WHERE sender = ? AND ts = ?").get(
+      sender,
+      timestamp,
+    ) !==
+      undefined;
+  }
+
+  /**
+   * Marks (sender, timestamp) seen and enqueues `msg` in one transaction.
+   * Returns false (and enqueues nothing) for a duplicate. Throws
+   * {@link QueueFullError} when the queue is full.
+   */
+  acceptOnce(sender: string, timestamp: number, msg: NewMessage): boolean {
+    return transaction(this.db, () => {
+      if (!this.markSeen(sender, timestamp, msg.enqueuedAt)) return false;
+      this.#enqueueIn(msg);
+      return true;
+    });
+  }
+
+  /** Enqueues `msg` (already deduplicated). Throws {@link QueueFullError}. */
+  enqueue(msg: NewMessage): void {
+    transaction(this.db, () => this.#enqueueIn(msg));
+  }
+
+  #enqueueIn(msg: NewMessage): void {
+    const depth = this.depth();
+    if (depth >= this.maxDepth) throw new QueueFullError(depth);
+    this.#insert.run(
+      msg.messageId,
+      msg.channel,
+      msg.recipientId,
+      msg.senderHash,
+      msg.body,
+      msg.enqueuedAt,
+    );
+  }
+
+  /** The oldest waiting message, or null. */
+  peek(): QueuedMessage | null {
+    const row = this.#peek.get() as Record<string, unknown> | undefined;
+    if (!row) return null;
+    return {
+      seq: Number(row.seq),
+      messageId: String(row.message_id),
+      channel: String(row.channel),
+      recipientId: String(row.recipient_id),
+      senderHash: String(row.sender_hash),
+      body: String(row.body),
+      enqueuedAt: Number(row.enqueued_at),
+      attempts: Number(row.attempts),
+    };
+  }
+
+  /** Removes a delivered (or dead) message. */
+  remove(seq: number): void {
+    this.#delete.run(seq);
+  }
+
+  /** Counts one more delivery attempt. */
+  noteAttempt(seq: number): void {
+    this.#attempt.run(seq);
+  }
+
+  /** Messages waiting. */
+  depth(): number {
+    return Number((this.#depth.get() as { n: number }).n);
+  }
+
+  /** Forgets (sender, timestamp) pairs older than the retention. */
+  pruneSeen(now: number): number {
+    const r = this.db.prepare("DELETE FROM seen WHERE seen_at < ?").run(
+      now - this.seenRetentionMs,
+    );
+    return Number(r.changes);
+  }
+
+  /** Reads a small persisted fact. */
+  get(key: string): string | null {
+    const row = this.db.prepare("SELECT value FROM kv WHERE key = ?").get(key) as
+      | { value: string }
+      | undefined;
+    return row ? row.value : null;
+  }
+
+  /** Writes a small persisted fact. */
+  set(key: string, value: string): void {
+    this.db.prepare(
+      "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    ).run(key, value);
+  }
+
+  /** Closes the database. */
+  close(): void {
+    try {
+      this.db.close();
+    } catch { /* closed */ }
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * Assembles one mesh: state, identities, the Signal transport, the inbound
+ * pipeline, the forwarder to joi, outbound sending, config sync, the group
+ * monitor, voice, and the HTTP app. `main.ts` builds its inputs from the
+ * command line and files; tests and the benchmark build them directly.
+ *
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import type { Hono } from "hono";
+import type { Logger } from "../common/log.ts";
+import { createApp } from "./app.ts";
+import type { MeshConfig } from "./config.ts";
+import {
+  ConfigSync,
+  type HashIdentities,
+  loadPersisted,
+  type ValidateIdentities,
+} from "./config_sync.ts";
+import { Forwarder } from "./forwarder.ts";
+import { GroupMonitor } from "./group_monitor.ts";
+import { IdentityStore, IdentityView } from "./identity.ts";
+import { InboundPipeline } from "./inbound.ts";
+import type { JoiClient } from "./joi_client.ts";
+import { Outbound } from "./outbound.ts";
+import { MeshStore } from "./queue.ts";
+import { sendMessage } from "./signal/send.ts";
+import type { SignalTransport } from "./signal/transport.ts";
+import { attachmentPath, removeQuietly, sweep } from "./voice/files.ts";
+import { JobQueue } from "./voice/jobs.ts";
+import { synthesize } from "./voice/synthesize.ts";
+import { transcribe, type TranscriptionResult } from "./voice/transcribe.ts";
+
+/** Inputs of {@link createMesh}. */
+export interface MeshOptions {
+  config: MeshConfig;
+  /** State folder: `mesh.db`, `identities.json`, `voice/`. */
+  stateDir: string;
+  /** signal-cli (or the terminal). */
+  transport: SignalTransport;
+  /** Signed client to joi (mesh->joi key). */
+  joi: JoiClient;
+  /** Signed-routes middleware for joi's requests (joi->mesh key). */
+  verify: MiddlewareHandler;
+  validateIdentities: ValidateIdentities;
+  hashIdentities: HashIdentities;
+  log: Logger;
+  now?: () => number;
+  /** Waits before rate-limited send retries (tests). */
+  sleep?: (ms: number) => Promise<void>;
+  /** Disable periodic timers (group check, sync poll, sweeps) for tests. */
+  timers?: boolean;
+}
+
+/** A running mesh. */
+export interface Mesh {
+  app: Hono;
+  store: MeshStore;
+  identities: IdentityStore;
+  inbound: InboundPipeline;
+  forwarder: Forwarder;
+  outbound: Outbound;
+  sync: ConfigSync;
+  monitor: GroupMonitor;
+  voice: JobQueue | null;
+  transport: SignalTransport;
+  health(): Record<string, unknown>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/** Builds a mesh (nothing runs until `start`). */
+export async function createMesh(o: MeshOptions): Promise<Mesh> {
+  const { config, log } = o;
+  const now = o.now ?? Date.now;
+  const settings = config.settings;
+  await Deno.mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+  const store = new MeshStore(`${o.stateDir}/mesh.db`, { maxDepth: settings.queue.max_depth });
+  const persistPath = `${o.stateDir}/identities.json`;
+  const fromFile = new IdentityView(
+    config.identities,
+    o.hashIdentities(config.identities as Parameters<HashIdentities>[0]),
+  );
+  const persisted = await loadPersisted(persistPath, o.validateIdentities, o.hashIdentities, log);
+  if (persisted && persisted.hash !== fromFile.hash) {
+    log.info("identities_from_last_sync", { hash: persisted.hash, file_hash: fromFile.hash });
+  }
+  const identities = new IdentityStore(persisted ?? fromFile);
+  const sync = new ConfigSync({
+    client: o.joi,
+    identities,
+    validate: o.validateIdentities,
+    hash: o.hashIdentities,
+    log: log.child("config_sync"),
+    persistPath,
+    now,
+  });
+  const forwarder = new Forwarder({
+    store,
+    client: o.joi,
+    identities,
+    sync,
+    log: log.child("forwarder"),
+    initialBackoffMs: settings.queue.retry_initial_ms,
+    maxBackoffMs: settings.queue.retry_max_ms,
+    now,
+  });
+
+  const voiceCfg = settings.voice;
+  const voiceLog = log.child("voice");
+  const tempDir = voiceCfg?.temp_dir ?? `${o.stateDir}/voice`;
+  let jobs: JobQueue | null = null;
+  if (voiceCfg) {
+    await Deno.mkdir(tempDir, { recursive: true, mode: 0o700 });
+    jobs = new JobQueue({ maxQueue: voiceCfg.max_queue, log: voiceLog });
+  }
+  const transcribeFn = voiceCfg && jobs
+    ? (a: { id: string; size: number | null }) =>
+      jobs!.submit<TranscriptionResult>(
+        "transcribe",
+        () => transcribe({ voice: voiceCfg, tempDir, log: voiceLog }, a),
+        () => ({ ok: false, reason: "voice_queue_full", durationMs: null }),
+      )
+    : undefined;
+  const speak = voiceCfg?.piper && jobs
+    ? (text: string) =>
+      jobs!.submit<string | null>(
+        "synthesize",
+        async () => {
+          const r = await synthesize({ voice: voiceCfg, tempDir, log: voiceLog }, text);
+          if (!r.ok) voiceLog.warn("voice_response_not_spoken", { reason: r.reason });
+          return r.ok ? r.dataUri : null;
+        },
+        () => null,
+      )
+    : undefined;
+  const deleteAttachment = voiceCfg
+    ? async (id: string) => {
+      const p = attachmentPath(voiceCfg.attachments_dir, id);
+      if (p) await removeQuietly(p);
+    }
+    : undefined;
+
+  const inbound = new InboundPipeline({
+    identities,
+    store,
+    settings,
+    limits: config.limits,
+    log: log.child("inbound"),
+    notify: async (sender, text) => {
+      await sendMessage({
+        transport: o.transport,
+        log: log.child("outbound"),
+        target: {
+          kind: "direct",
+          channel: `${sender.recipientId}_private_dm`,
+          recipientId: sender.recipientId,
+          number: sender.number,
+        },
+        text,
+        purpose: "rate_notice",
+        retries: 0,
+      });
+    },
+    onQueued: () => forwarder.wake(),
+    transcribe: transcribeFn,
+    deleteAttachment,
+    now,
+  });
+  const outbound = new Outbound({
+    identities,
+    transport: o.transport,
+    limits: config.limits,
+    settings,
+    log: log.child("outbound"),
+    speak,
+    now,
+    sleep: o.sleep,
+  });
+  const monitor = new GroupMonitor({
+    groups: config.groups,
+    identities,
+    transport: o.transport,
+    store,
+    log: log.child("groups"),
+    criticalChannel: settings.critical_channel,
+  });
+
+  const versionInfo = () => {
+    const v = o.transport.status().version;
+    if (!v || v === "terminal") return { version: v, age_days: null, warning: null };
+    const key = `signal_version_first_seen:${v}`;
+    let first = Number(store.get(key));
+    if (!first) {
+      first = now();
+      store.set(key, String(first));
+    }
+    const release = settings.signal_cli.release_dates[v];
+    const since = release ? Date.parse(`${release}T00:00:00Z`) : first;
+    const age = Math.floor((now() - since) / 86_400_000);
+    const limit = settings.signal_cli.version_warn_days;
+    return {
+      version: v,
+      age_days: age,
+      age_basis: release ? "release_date" : "first_seen",
+      warning: age > limit
+        ? `signal-cli ${v} is ${age} days old (limit ${limit}); Signal refuses clients older ` +
+          `than about 90 days: update signal-cli now`
+        : null,
+    };
+  };
+
+  const health = () => {
+    const t = o.transport.status();
+    const j = forwarder.status();
+    const last = identities.lastSync;
+    const v = versionInfo();
+    return {
+      service: "mesh",
+      signal: {
+        state: t.state,
+        connected_since: t.connectedSince ? new Date(t.connectedSince).toISOString() : null,
+        last_error: t.lastError,
+        reconnects: t.reconnects,
+        ...v,
+      },
+      joi: {
+        reachable: j.reachable,
+        last_contact: j.lastContact ? new Date(j.lastContact).toISOString() : null,
+        last_error: j.lastError,
+        delivered: j.delivered,
+      },
+      queue: { depth: store.depth(), voice_pending: inbound.pendingVoice },
+      config: {
+        hash: identities.current.hash,
+        last_sync: last ? new Date(last.at).toISOString() : null,
+        last_sync_result: last?.result ?? null,
+      },
+      voice: jobs
+        ? { configured: true, busy: jobs.busy, queued: jobs.depth, dropped: jobs.dropped }
+        : { configured: false },
+      groups: {
+        last_check: monitor.lastCheck ? new Date(monitor.lastCheck).toISOString() : null,
+      },
+    };
+  };
+
+  const app = createApp({
+    outbound,
+    sync,
+    verify: o.verify,
+    health,
+    maxOutboundChars: config.maxOutboundChars,
+    log: log.child("http"),
+  });
+
+  const timers: ReturnType<typeof setInterval>[] = [];
+  let firstConnect = true;
+  o.transport.onNotification((n) => void inbound.handle(n));
+  o.transport.onConnect(() => {
+    const v = versionInfo();
+    if (v.warning) log.warn("signal_version_old", { version: v.version, age_days: v.age_days });
+    if (firstConnect) {
+      firstConnect = false;
+      void monitor.check();
+    }
+  });
+
+  return {
+    app,
+    store,
+    identities,
+    inbound,
+    forwarder,
+    outbound,
+    sync,
+    monitor,
+    voice: jobs,
+    transport: o.transport,
+    health,
+    start() {
+      forwarder.start();
+      o.transport.start();
+      if (o.timers !== false) {
+        monitor.start();
+        const poll = settings.config_sync.poll_minutes;
+        if (poll > 0) {
+          timers.push(setInterval(() => void sync.sync("periodic check"), poll * 60_000));
+        }
+        timers.push(setInterval(() => store.pruneSeen(now()), 3600_000));
+        if (voiceCfg) {
+          const maxAge = voiceCfg.retention_minutes * 60_000;
+          timers.push(setInterval(() => {
+            sweep(tempDir, maxAge).catch(() => {});
+            sweep(voiceCfg.attachments_dir, maxAge).catch(() => {});
+          }, 60_000));
+        }
+      }
+    },
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      monitor.stop();
+      await o.transport.close();
+      await forwarder.stop();
+      await inbound.settled();
+      await outbound.settled();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * Parsing of signal-cli `receive` notifications into what the mesh acts on.
+ *
+ * Both notification forms are read (`params.envelope` and the
+ * `subscribeReceive` form `params.result.envelope`). Only data messages are
+ * conversation: receipts, typing indicators, sync, story, call and edit
+ * messages are classified as `ignored` and never reach joi. A notification
+ * carrying only `exception` is classified as `exception`. Nothing here throws
+ * on malformed input: the worst case is `{kind: "malformed"}`.
+ *
+ * @module
+ */
+
+/** An attachment as signal-cli describes it. */
+export interface Attachment {
+  contentType: string;
+  filename: string | null;
+  id: string;
+  size: number | null;
+  caption: string | null;
+}
+
+/** A conversation message from one sender. */
+export interface InboundMessage {
+  kind: "message";
+  /** `sourceNumber`; null when the sender hides it (match by uuid then). */
+  senderNumber: string | null;
+  /** `sourceUuid` (ACI). */
+  senderUuid: string | null;
+  /** `sourceName` (display name the sender chose; untrusted). */
+  senderName: string | null;
+  /** Envelope timestamp (ms): the message id together with the sender. */
+  timestamp: number;
+  /** Base64 group id, or null for a direct message. */
+  groupId: string | null;
+  /** Text, or null when there is none. */
+  text: string | null;
+  /** Attachments (possibly empty). */
+  attachments: Attachment[];
+  /** A reaction emoji, when the message is a reaction. */
+  reaction: { emoji: string; targetTimestamp: number | null } | null;
+  /** A quoted message. */
+  quote: { id: number; text: string | null } | null;
+}
+
+/** Result of {@link parseNotification}. */
+export type ParsedNotification =
+  | InboundMessage
+  | { kind: "ignored"; reason: string; senderUuid: string | null }
+  | { kind: "exception"; type: string; message: string }
+  | { kind: "malformed"; reason: string };
+
+const NON_CONVERSATION = [
+  "receiptMessage",
+  "typingMessage",
+  "syncMessage",
+  "storyMessage",
+  "callMessage",
+  "editMessage",
+] as const;
+
+function obj(v: unknown): Record<string, unknown> | null {
+  return typeof v === "object" && v !== null && !Array.isArray(v)
+    ? v as Record<string, unknown>
+    : null;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+/** Parses one JSON-RPC notification from signal-cli. */
+export function parseNotification(method: string, rawParams: unknown): ParsedNotification {
+  if (method !== "receive") {
+    return { kind: "ignored", reason: `method ${method}`, senderUuid: null };
+  }
+  let params = obj(rawParams);
+  if (params && obj(params.result) && "subscription" in params) params = obj(params.result);
+  if (!params) return { kind: "malformed", reason: "receive without params" };
+  const envelope = obj(params.envelope);
+  const exception = obj(params.exception);
+  if (!envelope) {
+    if (exception) {
+      return {
+        kind: "exception",
+        type: str(exception.type) ?? "unknown",
+        message: str(exception.message) ?? "",
+      };
+    }
+    return { kind: "malformed", reason: "receive without envelope" };
+  }
+  const senderUuid = str(envelope.sourceUuid);
+  let senderNumber = str(envelope.sourceNumber);
+  if (senderNumber === null) {
+    // `source` is deprecated: it holds the number, or the uuid when hidden.
+    const source = str(envelope.source);
+    if (source?.startsWith("+")) senderNumber = source;
+  }
+  for (const k of NON_CONVERSATION) {
+    if (envelope[k] !== undefined && envelope[k] !== null) {
+      return { kind: "ignored", reason: k, senderUuid };
+    }
+  }
+  const data = obj(envelope.dataMessage);
+  if (!data) return { kind: "ignored", reason: "no dataMessage", senderUuid };
+  const timestamp = envelope.timestamp;
+  if (typeof timestamp !== "number" || !Number.isSafeInteger(timestamp) || timestamp <= 0) {
+    return { kind: "malformed", reason: "envelope.timestamp is not a positive integer" };
+  }
+  if (senderUuid === null && senderNumber === null) {
+    return { kind: "malformed", reason: "envelope has neither sourceUuid nor sourceNumber" };
+  }
+  const group = obj(data.groupInfo);
+  const groupId = group ? str(group.groupId) : null;
+  if (group && groupId === null) return { kind: "malformed", reason: "groupInfo without groupId" };
+  if (group && group.type === "UPDATE" && data.message == null) {
+    return { kind: "ignored", reason: "group update", senderUuid };
+  }
+  if (data.remoteDelete) return { kind: "ignored", reason: "remoteDelete", senderUuid };
+  const attachments: Attachment[] = [];
+  if (Array.isArray(data.attachments)) {
+    for (const a of data.attachments) {
+      const o = obj(a);
+      if (!o || typeof o.id !== "string") continue;
+      attachments.push({
+        contentType: str(o.contentType) ?? "application/octet-stream",
+        filename: str(o.filename),
+        id: o.id,
+        size: typeof o.size === "number" ? o.size : null,
+        caption: str(o.caption),
+      });
+    }
+  }
+  const r = obj(data.reaction);
+  const reaction = r && typeof r.emoji === "string" && !r.isRemove
+    ? {
+      emoji: r.emoji,
+      targetTimestamp: typeof r.targetSentTimestamp === "number" ? r.targetSentTimestamp : null,
+    }
+    : null;
+  const q = obj(data.quote);
+  const quote = q && typeof q.id === "number" ? { id: q.id, text: str(q.text) } : null;
+  const text = str(data.message);
+  if ((text === null || text === "") && attachments.length === 0 && !reaction) {
+    return { kind: "ignored", reason: "empty data message", senderUuid };
+  }
+  return {
+    kind: "message",
+    senderNumber,
+    senderUuid,
+    senderName: str(envelope.sourceName),
+    timestamp,
+    groupId,
+    text: text === "" ? null : text,
+    attachments,
+    reaction,
+    quote,
+  };
+}
+
+/**
+ * True for a phone's voice note: `audio/aac` (or another audio type) with
+ * no file name. signal-cli has no voice-note flag.
+ */
+export function isVoiceNote(a: Attachment): boolean {
+  return a.contentType.startsWith("audio/") && a.filename === null;
+}

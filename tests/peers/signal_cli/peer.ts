@@ -1,0 +1,442 @@
+/**
+ * A protocol-faithful stand-in for `signal-cli daemon --socket PATH
+ * --receive-mode on-connection` (signal-cli 0.14.x), for tests and benchmarks.
+ *
+ * It speaks JSON-RPC 2.0, one object per `\n`-terminated line, on a real Unix
+ * socket, and reproduces what the mesh must survive (see
+ * `/work/shared/design/signal-cli.md`): responses out of order (requests can be
+ * held and released), batches, `-32700` on unparseable lines, envelopes with
+ * `sourceNumber: null`, duplicates, exception-only notifications, partial send
+ * failures, error `-5` with `retryAfterSeconds`, daemon restart and a stale
+ * socket file left behind by a killed daemon.
+ *
+ * With `on-connection`, envelopes pushed while no client is connected wait on
+ * "the Signal server" and are delivered when a client connects; an envelope is
+ * acknowledged (removed) once written to a connected client.
+ *
+ * @module
+ */
+
+/** A JSON-RPC error object. */
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** What a `send` handler returns: a result, or an error to answer with. */
+export type SendOutcome = { result: unknown } | { error: RpcErrorObject };
+
+/** One recorded request from a client. */
+export interface RecordedRequest {
+  method: string;
+  params: Record<string, unknown>;
+  id: unknown;
+}
+
+/** A group as `listGroups` returns it. */
+export interface PeerGroup {
+  id: string;
+  name: string;
+  members: { number: string | null; uuid: string; isAdmin?: boolean }[];
+}
+
+/** Options of {@link SignalCliPeer.start}. */
+export interface PeerOptions {
+  /** Socket path (use a `testSocketPaths()` slot). */
+  path: string;
+  /** The account the daemon runs for. */
+  account?: string;
+  /** What `version` reports. */
+  version?: string;
+  /** Push notifications in `subscribeReceive` form (`params.subscription` + `result`). */
+  subscriptionForm?: boolean;
+}
+
+const encoder = new TextEncoder();
+
+/** The stand-in daemon. */
+export class SignalCliPeer {
+  readonly path: string;
+  readonly account: string;
+  version: string;
+  subscriptionForm: boolean;
+  /** Every request received, in arrival order. */
+  readonly requests: RecordedRequest[] = [];
+  /** Groups returned by `listGroups`. */
+  groups: PeerGroup[] = [];
+  /**
+   * Decides the outcome of each `send`. Default: SUCCESS for each recipient
+   * (or each group member).
+   */
+  onSend: (params: Record<string, unknown>) => SendOutcome = (p) => ({
+    result: this.successResult(p),
+  });
+  /** Number of connections accepted so far. */
+  connections = 0;
+
+  #listener: Deno.Listener | null = null;
+  #conns = new Set<Deno.Conn>();
+  #pending: unknown[] = [];
+  #holds = new Map<string, Promise<void>>();
+  #waiters: { pred: () => boolean; resolve: () => void }[] = [];
+  #serving: Promise<void> | null = null;
+  #timestamp = 1_700_000_000_000;
+
+  private constructor(options: PeerOptions) {
+    this.path = options.path;
+    this.account = options.account ?? "+15559990000";
+    this.version = options.version ?? "0.14.6";
+    this.subscriptionForm = options.subscriptionForm ?? false;
+  }
+
+  /** Starts a peer listening on `options.path` (a stale file there is removed). */
+  static start(options: PeerOptions): SignalCliPeer {
+    const peer = new SignalCliPeer(options);
+    peer.listen();
+    return peer;
+  }
+
+  /** (Re)binds the socket, removing a stale file as systemd's RuntimeDirectory would. */
+  listen(): void {
+    if (this.#listener) return;
+    try {
+      Deno.removeSync(this.path);
+    } catch { /* absent */ }
+    this.#listener = Deno.listen({ transport: "unix", path: this.path });
+    this.#serving = this.#accept(this.#listener);
+  }
+
+  /** True while a client is connected. */
+  get connected(): boolean {
+    return this.#conns.size > 0;
+  }
+
+  /**
+   * Stops the daemon: connections and the listener close. With `stale`, the
+   * socket file is left behind as a killed daemon leaves it (connects fail
+   * with ECONNREFUSED until {@link listen}).
+   */
+  async stop(options: { stale?: boolean } = {}): Promise<void> {
+    const listener = this.#listener;
+    this.#listener = null;
+    listener?.close();
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    this.#conns.clear();
+    await this.#serving?.catch(() => {});
+    this.#serving = null;
+    if (options.stale) {
+      // Deno unlinks nothing on close; make sure a plain file stands there.
+      try {
+        Deno.statSync(this.path);
+      } catch {
+        Deno.writeTextFileSync(this.path, "");
+      }
+    } else {
+      try {
+        Deno.removeSync(this.path);
+      } catch { /* absent */ }
+    }
+  }
+
+  /** A fresh, increasing message timestamp (ms). */
+  nextTimestamp(): number {
+    return ++this.#timestamp;
+  }
+
+  /**
+   * Pushes an envelope (or an exception-only notification) as "the Signal
+   * server" would: delivered now if a client is connected, else on connection.
+   */
+  push(envelope: Record<string, unknown> | null, exception?: { message: string; type: string }) {
+    const inner: Record<string, unknown> = { account: this.account };
+    if (envelope) inner.envelope = envelope;
+    if (exception) inner.exception = exception;
+    const params = this.subscriptionForm ? { subscription: 0, result: inner } : inner;
+    this.#pending.push({ jsonrpc: "2.0", method: "receive", params });
+    this.#flush();
+  }
+
+  /** Sends a raw line to every connected client (protocol abuse tests). */
+  async pushRaw(line: string): Promise<void> {
+    for (const c of this.#conns) await writeAll(c, encoder.encode(line + "\n"));
+  }
+
+  /**
+   * Holds responses to `method` until the returned function is called, so a
+   * later request can be answered first (out-of-order responses).
+   */
+  hold(method: string): () => void {
+    let release!: () => void;
+    this.#holds.set(method, new Promise<void>((r) => (release = r)));
+    return () => {
+      this.#holds.delete(method);
+      release();
+    };
+  }
+
+  /** Resolves once `pred` holds (checked after every request and connection). */
+  waitFor(pred: () => boolean): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ pred, resolve }));
+  }
+
+  /** Requests of one method. */
+  calls(method: string): RecordedRequest[] {
+    return this.requests.filter((r) => r.method === method);
+  }
+
+  /** The default all-SUCCESS result of a `send`. */
+  successResult(params: Record<string, unknown>): unknown {
+    return {
+      timestamp: this.nextTimestamp(),
+      results: this.addressesOf(params).map((a) => ({ recipientAddress: a, type: "SUCCESS" })),
+    };
+  }
+
+  /** The recipient addresses a `send` targets (group members for a group). */
+  addressesOf(params: Record<string, unknown>): { uuid: string | null; number: string | null }[] {
+    if (typeof params.groupId === "string") {
+      const g = this.groups.find((x) => x.id === params.groupId);
+      return (g?.members ?? []).map((m) => ({ uuid: m.uuid, number: m.number }));
+    }
+    const rec = Array.isArray(params.recipient) ? params.recipient : [params.recipient];
+    return rec.map((r) => {
+      const s = String(r);
+      return s.startsWith("+") ? { uuid: null, number: s } : { uuid: s, number: null };
+    });
+  }
+
+  #notify(): void {
+    this.#waiters = this.#waiters.filter((w) => {
+      if (w.pred()) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+  }
+
+  #flush(): void {
+    const conn = this.#conns.values().next().value;
+    if (!conn) return;
+    while (this.#pending.length) {
+      const msg = this.#pending.shift();
+      writeAll(conn, encoder.encode(JSON.stringify(msg) + "\n")).catch(() => {});
+    }
+  }
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        this.connections++;
+        this.#conns.add(conn);
+        this.#handle(conn).catch(() => {}).finally(() => {
+          this.#conns.delete(conn);
+          this.#notify();
+        });
+        this.#flush();
+        this.#notify();
+      }
+    } catch { /* listener closed */ }
+  }
+
+  async #handle(conn: Deno.Conn): Promise<void> {
+    const decoder = new TextDecoder();
+    let buf = "";
+    const chunk = new Uint8Array(64 * 1024);
+    while (true) {
+      let n: number | null;
+      try {
+        n = await conn.read(chunk);
+      } catch {
+        return;
+      }
+      if (n === null) return;
+      buf += decoder.decode(chunk.subarray(0, n), { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        this.#line(conn, line);
+      }
+    }
+  }
+
+  #line(conn: Deno.Conn, line: string): void {
+    let parsed: unknown;
+    try {
+      if (line.trim() === "") throw new Error("empty");
+      parsed = JSON.parse(line);
+    } catch {
+      this.#reply(conn, {
+        jsonrpc: "2.0",
+        error: { code: -32700, message: "Failed to parse JSON-RPC request" },
+        id: null,
+      });
+      return;
+    }
+    const items = Array.isArray(parsed) ? parsed : [parsed];
+    for (const item of items) this.#request(conn, item);
+  }
+
+  #request(conn: Deno.Conn, item: unknown): void {
+    const rec = (typeof item === "object" && item !== null ? item : {}) as Record<string, unknown>;
+    if (typeof rec.method !== "string") {
+      this.#reply(conn, {
+        jsonrpc: "2.0",
+        error: { code: -32600, message: "Invalid request" },
+        id: rec.id ?? null,
+      });
+      return;
+    }
+    const req = item as { method: string; params?: unknown; id?: unknown };
+    const params =
+      (typeof req.params === "object" && req.params !== null ? req.params : {}) as Record<
+        string,
+        unknown
+      >;
+    this.requests.push({ method: req.method, params, id: req.id });
+    this.#notify();
+    const answer = this.#dispatch(req.method, params);
+    if (req.id === undefined) return; // a notification gets no response
+    const hold = this.#holds.get(req.method) ?? Promise.resolve();
+    hold.then(() => {
+      this.#reply(conn, { jsonrpc: "2.0", ...answer, id: req.id });
+    });
+  }
+
+  #dispatch(method: string, params: Record<string, unknown>): SendOutcome {
+    switch (method) {
+      case "version":
+        return { result: { version: this.version } };
+      case "send": {
+        if (params.groupId === undefined && params.recipient === undefined) {
+          return { error: { code: -32602, message: "No recipients given" } };
+        }
+        return this.onSend(params);
+      }
+      case "listGroups":
+        return {
+          result: this.groups.map((g) => ({
+            id: g.id,
+            name: g.name,
+            description: "",
+            isMember: true,
+            isBlocked: false,
+            members: g.members.map((m) => ({ ...m, isAdmin: m.isAdmin ?? false })),
+            pendingMembers: [],
+            requestingMembers: [],
+            admins: [],
+            banned: [],
+          })),
+        };
+      case "sendTyping":
+      case "sendReceipt":
+        return { result: {} };
+      default:
+        return { error: { code: -32601, message: "Method not implemented" } };
+    }
+  }
+
+  #reply(conn: Deno.Conn, msg: unknown): void {
+    writeAll(conn, encoder.encode(JSON.stringify(msg) + "\n")).catch(() => {});
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** Fields of a test envelope. */
+export interface EnvelopeSpec {
+  number: string | null;
+  uuid: string;
+  timestamp: number;
+  text?: string | null;
+  groupId?: string;
+  attachments?: Record<string, unknown>[];
+  name?: string;
+}
+
+/** An incoming data message as signal-cli 0.14 prints it. */
+export function dataEnvelope(s: EnvelopeSpec): Record<string, unknown> {
+  const dataMessage: Record<string, unknown> = {
+    timestamp: s.timestamp,
+    message: s.text ?? null,
+    expiresInSeconds: 0,
+    viewOnce: false,
+  };
+  if (s.attachments?.length) dataMessage.attachments = s.attachments;
+  if (s.groupId) {
+    dataMessage.groupInfo = { groupId: s.groupId, groupName: "g", revision: 3, type: "DELIVER" };
+  }
+  return {
+    source: s.number ?? s.uuid,
+    sourceNumber: s.number,
+    sourceUuid: s.uuid,
+    sourceName: s.name ?? "Someone",
+    sourceDevice: 1,
+    timestamp: s.timestamp,
+    serverReceivedTimestamp: s.timestamp + 5,
+    serverDeliveredTimestamp: s.timestamp + 9,
+    dataMessage,
+  };
+}
+
+/** A delivery/read receipt envelope. */
+export function receiptEnvelope(s: { number: string; uuid: string; timestamp: number }) {
+  return {
+    source: s.number,
+    sourceNumber: s.number,
+    sourceUuid: s.uuid,
+    sourceDevice: 1,
+    timestamp: s.timestamp,
+    receiptMessage: { when: s.timestamp, isDelivery: true, isRead: false, timestamps: [1] },
+  };
+}
+
+/** A typing indicator envelope. */
+export function typingEnvelope(s: { number: string; uuid: string; timestamp: number }) {
+  return {
+    source: s.number,
+    sourceNumber: s.number,
+    sourceUuid: s.uuid,
+    sourceDevice: 1,
+    timestamp: s.timestamp,
+    typingMessage: { action: "STARTED", timestamp: s.timestamp },
+  };
+}
+
+/** A sync message (the account's own other device sent something). */
+export function syncEnvelope(s: { number: string; uuid: string; timestamp: number }) {
+  return {
+    source: s.number,
+    sourceNumber: s.number,
+    sourceUuid: s.uuid,
+    sourceDevice: 2,
+    timestamp: s.timestamp,
+    syncMessage: {
+      sentMessage: { destination: "+15550000009", timestamp: s.timestamp, message: "x" },
+    },
+  };
+}
+
+/** A phone's voice note attachment: `audio/aac`, no filename. */
+export function voiceAttachment(id: string, size: number): Record<string, unknown> {
+  return {
+    contentType: "audio/aac",
+    filename: null,
+    id,
+    size,
+    width: null,
+    height: null,
+    caption: null,
+    uploadTimestamp: 1,
+  };
+}
