@@ -1,0 +1,9 @@
+/**
+ * The agent: loop, prompt templates, context window, proactive limits.
+ *
+ * @module
+ */
+export * from "./agent.ts";
+export * from "./proactive.ts";
+export * from "./prompt.ts";
+export * from "./window.ts";

@@ -1,0 +1,227 @@
+/**
+ * joi's inbound API on 8443, called by the mesh only:
+ *
+ * - `GET /health` (no auth): liveness, LLM/GPU state, config state.
+ * - `POST /api/v1/message/inbound` (alias `/api/v1/signal/inbound`), signed
+ *   with the mesh->joi key. Defense in depth on top of the mesh's checks:
+ *   the channel comes only from `X-Validated-Channel` and must be listed in
+ *   channel_users.yaml (default deny); the canonical sender must be an
+ *   allowed identity whose registered number equals `sender.transport_id`;
+ *   `X-Validated-Sender` must name the same sender; a DM must be the sender's
+ *   own private channel and a group channel must be a known group's. Every
+ *   refusal is a security event. The owner's acknowledgement words
+ *   acknowledge active alerts (through the guard's acknowledger).
+ * - `GET /config/identities` (signed, mesh address only): `{hash, config}`.
+ *
+ * The message is handed to the agent and answered at once
+ * (`{received: true, will_respond}`); the reply goes out through the outbox.
+ *
+ * @module
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "../../common/log.ts";
+import type { RateLimiter } from "../../common/rate_limit.ts";
+import { fail, jsonBody, ok, peerAddress } from "../../common/wire/mod.ts";
+import type { ConfigManager, ConfigSnapshot } from "../config/manager.ts";
+import type { Acknowledge } from "../guard/acknowledge.ts";
+import type { InboundLedger } from "./ledger.ts";
+import { type InboundMessage, inboundMessageSchema, messageText } from "./schema.ts";
+
+/** A message that passed every check, as the agent receives it. */
+export interface AcceptedMessage {
+  /** The validated body. */
+  message: InboundMessage;
+  /** The validated channel (`owner_private_dm`, `family_group`, ...). */
+  channel: string;
+  /** Its channel user (knowledge retrieval runs as this user). */
+  channelUser: string;
+  /** Canonical sender id. */
+  sender: string;
+  /** The text joi reads (text, transcription or caption). */
+  text: string;
+  /** The configuration snapshot the checks used. */
+  config: ConfigSnapshot;
+  /** Alerts this message acknowledged (owner ack words), if any. */
+  acknowledged: number;
+}
+
+/** Where accepted messages go (the agent). */
+export interface MessageSink {
+  /** Queues the message; returns whether joi will respond. */
+  accept(m: AcceptedMessage): boolean;
+}
+
+/** Options of {@link createInboundApp}. */
+export interface InboundAppOptions {
+  /** The configuration manager. */
+  config: ConfigManager;
+  /** `signedRoutes(...)` for the mesh->joi direction (its allowedSources = the mesh). */
+  auth: MiddlewareHandler;
+  /** The mesh's address(es): the only callers of `/config/identities`. */
+  meshSources: readonly string[];
+  /** The agent. */
+  sink: MessageSink;
+  /** Inbound limit for non-owner senders (policy `rate_limits.inbound.others`). */
+  inboundLimiter?: RateLimiter;
+  /** Repeated message ids. */
+  ledger?: InboundLedger;
+  /** Acknowledges active alerts on the owner's ack words (guard's `createAcknowledger`). */
+  acknowledge?: Acknowledge;
+  /** The owner's canonical id (unlimited, ack words). Default `owner`. */
+  ownerId?: string;
+  /** The critical channel (unlimited). Default `critical_group`. */
+  criticalChannel?: string;
+  /** Extra /health fields (LLM, GPU, queues). */
+  health?: () => Record<string, unknown>;
+  /** Logger. */
+  log: Logger;
+}
+
+const INBOUND_PATHS = ["/api/v1/message/inbound", "/api/v1/signal/inbound"] as const;
+
+/** Builds the 8443 Hono app. Start it with `Deno.serve({hostname, port}, app.fetch)`. */
+export function createInboundApp(o: InboundAppOptions): Hono {
+  const app = new Hono();
+  const log = o.log;
+  const ownerId = o.ownerId ?? "owner";
+  const critical = o.criticalChannel ?? "critical_group";
+  let lastMeshContact: number | undefined;
+
+  app.get("/health", (c) =>
+    ok(c, {
+      service: "joi",
+      last_mesh_contact: lastMeshContact ? new Date(lastMeshContact).toISOString() : null,
+      config: o.config.status(),
+      ...(o.health?.() ?? {}),
+    }));
+
+  app.use("/api/*", o.auth);
+  app.use("/config/*", o.auth);
+
+  app.get("/config/identities", (c) => {
+    const peer = peerAddress(c);
+    if (peer === undefined || !o.meshSources.includes(peer)) {
+      log.security("config_identities_refused", { peer: peer ?? "unknown" });
+      return fail(c, "forbidden", "only the mesh may read the identity configuration");
+    }
+    const snap = o.config.current();
+    lastMeshContact = Date.now();
+    return ok(c, { hash: snap.identitiesHash, config: snap.policies.identities });
+  });
+
+  for (const path of INBOUND_PATHS) {
+    app.post(path, (c) => {
+      lastMeshContact = Date.now();
+      const snap = o.config.current(); // one snapshot for the whole message
+      const schema = inboundMessageSchema(snap.policies.policy.content.max_inbound_chars);
+      const parsed = schema.safeParse(jsonBody(c));
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue.path.length ? issue.path.join(".") : "(body)";
+        return fail(c, "invalid_request", `${where}: ${issue.message}`);
+      }
+      const m = parsed.data;
+      const refuse = (event: string, message: string, fields: Record<string, unknown> = {}) => {
+        log.security(event, {
+          message_id: m.message_id,
+          sender: m.sender.id,
+          sender_hash: c.req.header("x-signal-sender-hash"),
+          ...fields,
+        });
+        return fail(c, "forbidden", message);
+      };
+      const channel = c.req.header("x-validated-channel");
+      if (!channel) return refuse("inbound_no_channel", "X-Validated-Channel is missing");
+      const channelUser = Object.hasOwn(snap.policies.channelUsers.allowed_channel_users, channel)
+        ? snap.policies.channelUsers.allowed_channel_users[channel]
+        : undefined;
+      if (channelUser === undefined) {
+        return refuse("inbound_unknown_channel", "channel is not allowed", {
+          channel: channel.slice(0, 64),
+        });
+      }
+      const validatedSender = c.req.header("x-validated-sender");
+      if (validatedSender !== m.sender.id) {
+        return refuse(
+          "inbound_sender_header_mismatch",
+          "X-Validated-Sender does not match sender.id",
+          { channel },
+        );
+      }
+      const binding = snap.bindings.get(m.sender.id);
+      if (binding === undefined) {
+        return refuse("inbound_unknown_sender", "sender is not an allowed identity", { channel });
+      }
+      if (binding !== m.sender.transport_id) {
+        return refuse(
+          "inbound_binding_mismatch",
+          "sender.transport_id does not match its registered binding",
+          {
+            channel,
+          },
+        );
+      }
+      if (!channelFits(snap, m, channel)) {
+        return refuse("inbound_channel_mismatch", "channel does not fit the conversation", {
+          channel,
+          conversation_type: m.conversation.type,
+        });
+      }
+      const configHash = c.req.header("x-config-hash");
+      if (configHash && configHash !== snap.identitiesHash) {
+        log.info("mesh_config_stale", { mesh_hash: configHash.slice(0, 16) });
+      }
+      if (o.ledger && !o.ledger.firstSeen(`${m.sender.id}:${m.message_id}`)) {
+        log.info("inbound_duplicate", { message_id: m.message_id, channel });
+        return ok(c, { received: true, will_respond: false, duplicate: true });
+      }
+      if (m.sender.id !== ownerId && channel !== critical && o.inboundLimiter) {
+        const v = o.inboundLimiter.check(`${channel}:${m.sender.id}`);
+        if (!v.allowed) {
+          log.warn("inbound_rate_limited", {
+            channel,
+            sender: m.sender.id,
+            retry_after: v.retryAfterSeconds,
+          });
+          return fail(c, "rate_limited", `too many messages; wait ${v.retryAfterSeconds} s`, {
+            retryAfter: v.retryAfterSeconds,
+          });
+        }
+      }
+      const text = messageText(m);
+      const acknowledged = o.acknowledge?.(text, m.sender.id).length ?? 0;
+      if (acknowledged > 0) log.info("alerts_acknowledged", { count: acknowledged, channel });
+      const willRespond = o.sink.accept({
+        message: m,
+        channel,
+        channelUser,
+        sender: m.sender.id,
+        text,
+        config: snap,
+        acknowledged,
+      });
+      log.info("inbound_accepted", {
+        message_id: m.message_id,
+        channel,
+        sender: m.sender.id,
+        content_type: m.content.type,
+        chars: text.length,
+        will_respond: willRespond,
+      });
+      return ok(c, { received: true, will_respond: willRespond });
+    });
+  }
+
+  app.notFound((c) => fail(c, "not_found", `no route ${c.req.method} ${c.req.path}`));
+  app.onError((e, c) => {
+    log.error("inbound_error", { error: e.message, path: c.req.path });
+    return fail(c, "internal_error", "internal error");
+  });
+  return app;
+}
+
+/** A DM must be the sender's own private channel; a group channel must be a known group's. */
+function channelFits(snap: ConfigSnapshot, m: InboundMessage, channel: string): boolean {
+  if (m.conversation.type === "direct") return channel === `${m.sender.id}_private_dm`;
+  return Object.values(snap.policies.identities.groups).some((g) => g.channel === channel);
+}

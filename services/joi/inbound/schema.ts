@@ -1,0 +1,51 @@
+/**
+ * The inbound message of contracts.md ("joi, port 8443"), as the mesh posts
+ * it. Unknown fields are refused so a protocol drift is noticed, not ignored.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+const id = z.string().min(1).max(200);
+const time = z.union([z.string().min(1).max(64), z.number().int().nonnegative()]);
+
+/** Builds the schema with the policy's `content.max_inbound_chars`. */
+export function inboundMessageSchema(maxChars: number) {
+  const text = z.string().max(maxChars, { error: `longer than max_inbound_chars (${maxChars})` });
+  return z.object({
+    transport: z.literal("signal"),
+    message_id: id,
+    sender: z.object({
+      id: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, { error: "not a canonical recipient id" }),
+      transport_id: z.string().min(1).max(64),
+      display_name: z.string().max(200).optional(),
+    }).strict(),
+    conversation: z.object({ type: z.enum(["direct", "group"]), id }).strict(),
+    priority: z.enum(["normal", "critical"]),
+    content: z.object({
+      type: z.enum(["text", "voice", "image", "file", "reaction"]),
+      text: text.optional(),
+      voice_transcription: text.nullable().optional(),
+      voice_transcription_failed: z.boolean(),
+      voice_failure_reason: z.string().max(200).optional(),
+      voice_duration_ms: z.number().int().nonnegative().optional(),
+      caption: text.optional(),
+      reaction: z.string().max(64).optional(),
+    }).strict(),
+    metadata: z.object({ mesh_received_at: time, original_format: z.string().max(200) }).strict(),
+    timestamp: time,
+    quote: z.object({ message_id: id, text: text }).strict().optional(),
+  }).strict();
+}
+
+/** A validated inbound message. */
+export type InboundMessage = z.infer<ReturnType<typeof inboundMessageSchema>>;
+
+/** The text joi reads from a message: text, else transcription, else caption. */
+export function messageText(m: InboundMessage): string {
+  const c = m.content;
+  if (c.type === "voice") {
+    return [c.voice_transcription ?? "", c.text ?? ""].filter((s) => s !== "").join("\n");
+  }
+  return [c.text ?? "", c.caption ?? ""].filter((s) => s !== "").join("\n");
+}
