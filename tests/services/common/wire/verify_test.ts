@@ -425,3 +425,77 @@ Deno.test("jsonRoutes: 415 on a wrong type, 413 before reading, 400 on bad JSON,
     await server.close();
   }
 });
+
+Deno.test("a body that stalls is refused with 400 once bodyTimeoutMs passes", async () => {
+  const app = new Hono();
+  app.use("/ingest/*", jsonRoutes({ maxBodyBytes: 1024, bodyTimeoutMs: 50 }));
+  app.post("/ingest/event", (c) => ok(c, {}));
+  const server = serve(app);
+  try {
+    const head = [
+      "POST /ingest/event HTTP/1.1",
+      `Host: 127.0.0.1:${server.port}`,
+      "Content-Type: application/json",
+      "Content-Length: 100",
+    ].join("\n");
+    const answer = await rawExchange(server.port, head, [enc.encode('{"a":')]);
+    assert.equal(answer.status, 400);
+    assert.match(JSON.parse(answer.body).error.message, /did not arrive within 50 ms/);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("Unix socket peers pass only when `unix` is an allowed source", async () => {
+  const { testSocketPaths } = await import("../../../../services/common/permissions.ts");
+  const keys = await testKeys();
+  for (const [sources, expected] of [[["127.0.0.1"], 403], [["unix"], 200]] as const) {
+    const t = await tempStore();
+    // Other suites share the slots: take a free one from the end, never remove a live one.
+    const socket = [...testSocketPaths()].reverse().find((p) => {
+      try {
+        Deno.lstatSync(p);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.ok(socket, "every test socket slot is busy");
+    await Deno.mkdir(socket.slice(0, socket.lastIndexOf("/")), { recursive: true });
+    const { app } = signedApp({
+      key: keys.meshToJoi,
+      store: t.store,
+      now: () => NOW,
+      allowedSources: [...sources],
+    });
+    const server = Deno.serve({ path: socket, onListen() {} }, app.fetch);
+    try {
+      const body = enc.encode("{}");
+      const headers = await signedHeaders({
+        key: keys.meshToJoi,
+        direction: "mesh_to_joi",
+        method: "POST",
+        path: "/api/v1/echo",
+        body,
+        timestamp: NOW,
+      });
+      const conn = await Deno.connect({ transport: "unix", path: socket });
+      const head = [
+        "POST /api/v1/echo HTTP/1.1",
+        "Host: localhost",
+        "Content-Type: application/json",
+        "Content-Length: 2",
+        "Connection: close",
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      ].join("\r\n");
+      await conn.write(enc.encode(head + "\r\n\r\n{}"));
+      const answer = await new Response(conn.readable).text();
+      assert.equal(Number(answer.slice(9, 12)), expected, `sources ${sources}`);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(socket).catch(() => {});
+      t.store.close();
+      await Deno.remove(t.dir, { recursive: true });
+    }
+  }
+});
