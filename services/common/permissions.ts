@@ -377,7 +377,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       entry: "scripts/ai_switch.ts",
       permissions: {
         ...none(),
-        read: [infra, state, log, lock],
+        read: [infra, state, `${state}.tmp`, log, lock],
         write: [state, `${state}.tmp`, log, lock],
         run: bins.map(([, path]) => path),
       },
