@@ -3,7 +3,7 @@
  * {@link JsonClient} (unsigned, e.g. relay -> joi ingest).
  *
  * Retries: network errors, per-try timeouts and 5xx answers are retried with
- * exponential backoff and full jitter (`random(0.5..1) x baseDelayMs x 2^try`,
+ * exponential backoff with "equal jitter" (`random(0.5..1) x baseDelayMs x 2^try`,
  * capped at `maxDelayMs`); a 429 is retried after its `retry_after` when that
  * is at most `maxRetryAfterMs`, otherwise returned to the caller (who may
  * queue the message for later); other 4xx are never retried. Every try of a

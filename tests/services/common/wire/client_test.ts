@@ -125,7 +125,7 @@ Deno.test("client retries 503 with backoff and a fresh nonce per try, keeping th
     assert.equal(s.hits.length, 3);
     assert.equal(new Set(s.verified).size, 3, "every try must carry a new nonce");
     assert.deepEqual(s.hits.map((h) => h.requestId), Array(3).fill(res.requestId));
-    // full jitter with random() = 0.5: 0.75 x 100 x 2^(try-1)
+    // equal jitter with random() = 0.5: 0.75 x 100 x 2^(try-1)
     assert.deepEqual(s.sleeps, [75, 150]);
   } finally {
     await s.close();
