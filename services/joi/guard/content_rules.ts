@@ -29,10 +29,12 @@ export type ContentVerdict =
   | { ok: false; rule: string; message: string };
 
 // controls except \t \n; bidi embeddings/overrides/isolates; unassigned, private use, surrogates
-const UNPRINTABLE = new RegExp(
-  "[\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\p{Cn}\\p{Co}\\p{Cs}]",
-  "u",
-);
+const hex4 = (n: number) => n.toString(16).padStart(4, "0");
+const CONTROL_RANGES = [[0x00, 0x08], [0x0b, 0x1f], [0x7f, 0x9f], [0x202a, 0x202e], [
+  0x2066,
+  0x2069,
+]].map(([a, b]) => `\\u${hex4(a)}-\\u${hex4(b)}`).join("");
+const UNPRINTABLE = new RegExp(`[${CONTROL_RANGES}\\p{Cn}\\p{Co}\\p{Cs}]`, "u");
 
 /** The outbound rules compiled from the policy. */
 export class ContentRules {

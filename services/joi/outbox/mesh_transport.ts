@@ -47,9 +47,9 @@ export function httpMeshTransport(options: HttpMeshTransportOptions): MeshTransp
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "x-request-id": requestId,
-        "x-timestamp": String(now()),
       };
-      if (options.key) {
+      if (!options.key) headers["x-timestamp"] = String(now());
+      else {
         Object.assign(
           headers,
           await signedHeaders({

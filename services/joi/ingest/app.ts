@@ -1,0 +1,284 @@
+/**
+ * joi's openHAB ingest on 8445: `POST /api/v1/openhab/{presence,sensors,
+ * weather,alert,state}` (contracts.md) and `POST /api/v1/openhab/events`
+ * (openHAB's own bus events, one or a relay batch), plus `GET /health`.
+ *
+ * Each request is checked in this order: source address allowed (403), JSON
+ * type and size (415/413: 10 KiB per event), JSON syntax (400), schema (400
+ * naming the field), `source` allowed (403), per-endpoint rate limit (429;
+ * critical events are never limited), `event_id` unseen within the window
+ * (409). Then the events are normalized and handled; the answer is
+ * `{received: true, queued}`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { fail, ok } from "../../common/wire/envelope.ts";
+import { jsonBody, jsonRoutes, normalizeAddress, peerAddress } from "../../common/wire/verify.ts";
+import type { Logger } from "../../common/log.ts";
+import { RateLimiter } from "../../common/rate_limit.ts";
+import { IngestError } from "./errors.ts";
+import { compileItemFilter, type ItemLists } from "./items.ts";
+import { endpointSchemas, formatIssues } from "./schemas.ts";
+import {
+  normalizeAlert,
+  type Normalized,
+  normalizePresence,
+  normalizeSensors,
+  normalizeState,
+  normalizeWeather,
+} from "./normalize.ts";
+import { type BusEvent, normalizeBusEvent } from "./openhab_events.ts";
+import type { EventPipeline, HandleOptions } from "./pipeline.ts";
+import type { DeviceEvent, IngestEndpoint } from "./types.ts";
+import { cleanUntrusted } from "./untrusted.ts";
+
+/** policy.yaml figures the ingest app uses. */
+export interface IngestPolicy {
+  ingest: {
+    allowed_sources: string[];
+    max_event_bytes: number;
+    max_readings: number;
+    items: ItemLists;
+    string_max_chars: number;
+  };
+  /** `rate_limits.openhab`: per hour, per endpoint. */
+  openhabPerHour: Record<IngestEndpoint, number>;
+  /** `security.max_body_bytes`: cap of a relay batch. */
+  maxBodyBytes: number;
+}
+
+/** Options of {@link createIngestApp}. */
+export interface IngestAppOptions {
+  policy: IngestPolicy;
+  pipeline: EventPipeline;
+  /** Is this event critical (bypasses the endpoint rate limit)? */
+  isCritical: (ev: DeviceEvent) => boolean;
+  log: Logger;
+  now: () => number;
+  /** Extra fields for /health (outbox depth, breaker, devices). */
+  health?: () => Record<string, unknown>;
+}
+
+const IP = /^[0-9.]+$|:/;
+
+/** Builds the ingest Hono app. Serve it with `Deno.serve(opts, app.fetch)` (peer address). */
+export function createIngestApp(o: IngestAppOptions): Hono {
+  const p = o.policy;
+  const schemas = endpointSchemas({ maxReadings: p.ingest.max_readings });
+  const filter = compileItemFilter(p.ingest.items);
+  const refuse = (item: string) => filter.refusal(item);
+  const allowedNames = new Set(p.ingest.allowed_sources.map((s) => s.toLowerCase()));
+  const allowedAddrs = new Set(
+    p.ingest.allowed_sources.filter((s) => IP.test(s)).map(normalizeAddress),
+  );
+  const limiters = new Map<IngestEndpoint, RateLimiter>();
+  for (const [ep, perHour] of Object.entries(p.openhabPerHour)) {
+    limiters.set(ep as IngestEndpoint, new RateLimiter({ per_hour: perHour }, { now: o.now }));
+  }
+  const log = o.log;
+  const app = new Hono();
+
+  app.get("/health", (c) =>
+    ok(c, {
+      service: "joi-ingest",
+      status: "ok",
+      ...(o.health ? o.health() : {}),
+    }));
+
+  // the source address before anything is read
+  app.use("/api/v1/openhab/*", async (c, next) => {
+    const peer = peerAddress(c);
+    if (peer === undefined || !allowedAddrs.has(peer)) {
+      log.security("ingest_source_refused", { peer: peer ?? "unknown", path: c.req.path });
+      c.req.raw.body?.cancel().catch(() => {});
+      return fail(c, "forbidden", "source address is not an allowed openHAB node");
+    }
+    await next();
+    return undefined;
+  });
+  const single = jsonRoutes({ maxBodyBytes: p.ingest.max_event_bytes, logger: log });
+  const batch = jsonRoutes({
+    maxBodyBytes: Math.max(p.ingest.max_event_bytes, p.maxBodyBytes),
+    logger: log,
+  });
+
+  const answer = (
+    c: Context,
+    endpoint: IngestEndpoint,
+    body: Record<string, unknown>,
+    normalize: () => Normalized,
+    extras: { expiresAt?: number; weather?: HandleOptions["weather"] } = {},
+  ): Response => {
+    const source = String(body.source ?? "");
+    if (source && !allowedNames.has(source.toLowerCase())) {
+      log.security("ingest_source_refused", { source: cleanUntrusted(source, 64), endpoint });
+      return fail(
+        c,
+        "forbidden",
+        `source "${cleanUntrusted(source, 64)}" is not an allowed openHAB node`,
+      );
+    }
+    let n: Normalized;
+    try {
+      n = normalize();
+    } catch (e) {
+      if (e instanceof IngestError) return fail(c, e.code, e.message, { status: e.status });
+      throw e;
+    }
+    const now = o.now();
+    if (!n.events.some(o.isCritical)) {
+      const v = limiters.get(endpoint)!.check(endpoint, now);
+      if (!v.allowed) {
+        log.warn("ingest_rate_limited", { endpoint, retry_after: v.retryAfterSeconds });
+        return fail(c, "rate_limited", `too many ${endpoint} events; retry later`, {
+          retryAfter: v.retryAfterSeconds,
+        });
+      }
+    }
+    const eventId = typeof body.event_id === "string" ? body.event_id.toLowerCase() : undefined;
+    if (eventId && o.pipeline.eventIds.isRepeat(eventId, now)) {
+      log.security("ingest_replay", { endpoint, event_id: eventId });
+      return fail(c, "replay_detected", `event_id ${eventId} was already received`);
+    }
+    for (const why of n.skipped) log.info("ingest_item_skipped", { endpoint, reason: why });
+    let queued: number;
+    try {
+      queued = o.pipeline.handle(n.events, { ...(eventId ? { eventId } : {}), ...extras });
+    } catch (e) {
+      log.error("ingest_handle_failed", { endpoint, error: String(e) });
+      return fail(c, "internal_error", "could not store the event");
+    }
+    return ok(c, { received: true, queued, events: n.events.length, skipped: n.skipped.length });
+  };
+
+  const parse = <T>(
+    c: Context,
+    schema: {
+      safeParse(
+        x: unknown,
+      ): { success: true; data: T } | { success: false; error: import("zod").ZodError };
+    },
+  ): { ok: true; data: T } | { ok: false; res: Response } => {
+    const raw = jsonBody(c);
+    if (raw === undefined) {
+      return { ok: false, res: fail(c, "invalid_request", "(body): empty; send a JSON object") };
+    }
+    const r = schema.safeParse(raw);
+    if (!r.success) {
+      return { ok: false, res: fail(c, "invalid_request", formatIssues(r.error)) };
+    }
+    return { ok: true, data: r.data };
+  };
+
+  const receivedAt = () => o.now();
+  const ctx = () => ({ receivedAt: receivedAt(), stringMax: p.ingest.string_max_chars, refuse });
+
+  app.post("/api/v1/openhab/presence", single, (c) => {
+    const r = parse(c, schemas.presence);
+    if (!r.ok) return r.res;
+    return answer(c, "presence", r.data, () => normalizePresence(r.data, ctx()));
+  });
+  app.post("/api/v1/openhab/sensors", single, (c) => {
+    const r = parse(c, schemas.sensors);
+    if (!r.ok) return r.res;
+    return answer(c, "sensors", r.data, () => normalizeSensors(r.data, ctx()));
+  });
+  app.post("/api/v1/openhab/weather", single, (c) => {
+    const r = parse(c, schemas.weather);
+    if (!r.ok) return r.res;
+    const cur = r.data.data.current;
+    const max = p.ingest.string_max_chars;
+    return answer(c, "weather", r.data, () => normalizeWeather(r.data, ctx()), {
+      weather: {
+        condition: cleanUntrusted(cur.condition, 40),
+        temperature: cur.temperature,
+        humidity: cur.humidity,
+        forecast: r.data.data.forecast.map((f) => ({
+          date: cleanUntrusted(f.date, 20),
+          high: f.high,
+          low: f.low,
+          condition: cleanUntrusted(f.condition, Math.min(40, max)),
+          rain: f.precipitation_chance,
+        })),
+      },
+    });
+  });
+  app.post("/api/v1/openhab/alert", single, (c) => {
+    const r = parse(c, schemas.alert);
+    if (!r.ok) return r.res;
+    return answer(c, "alert", r.data, () => normalizeAlert(r.data, ctx()), {
+      ...(r.data.data.expires_at ? { expiresAt: r.data.data.expires_at } : {}),
+    });
+  });
+  app.post("/api/v1/openhab/state", single, (c) => {
+    const r = parse(c, schemas.state);
+    if (!r.ok) return r.res;
+    return answer(c, "state", r.data, () => normalizeState(r.data, ctx()));
+  });
+  app.post("/api/v1/openhab/events", batch, (c) => {
+    const raw = jsonBody(c) as Record<string, unknown> | undefined;
+    const isBatch = typeof raw === "object" && raw !== null && "events" in raw;
+    if (isBatch) {
+      const r = parse(c, schemas.busBatch);
+      if (!r.ok) return r.res;
+      for (const [i, e] of r.data.events.entries()) {
+        const size = new TextEncoder().encode(JSON.stringify(e)).length;
+        if (size > p.ingest.max_event_bytes) {
+          return fail(
+            c,
+            "invalid_request",
+            `events[${i}]: ${size} bytes exceeds the limit of ${p.ingest.max_event_bytes} bytes per event`,
+            { status: 413 },
+          );
+        }
+      }
+      return answer(c, "events", r.data, () => {
+        const out: Normalized = { events: [], skipped: [] };
+        r.data.events.forEach((e, i) => {
+          const at = e.received_at ?? receivedAt();
+          const res = normalizeBusEvent(e as BusEvent, `events[${i}]`, {
+            eventId: `${r.data.event_id}#${i}`,
+            source: r.data.source,
+            receivedAt: at,
+            stringMax: p.ingest.string_max_chars,
+            refuse,
+          });
+          out.events.push(...res.events.map((ev) => ({ ...ev, receivedAt: receivedAt() })));
+          if (res.skipped) out.skipped.push(res.skipped);
+        });
+        return out;
+      });
+    }
+    const size = c.req.header("content-length");
+    if (size !== undefined && Number(size) > p.ingest.max_event_bytes) {
+      return fail(
+        c,
+        "invalid_request",
+        `body exceeds the limit of ${p.ingest.max_event_bytes} bytes per event`,
+        { status: 413 },
+      );
+    }
+    const r = parse(c, schemas.busEvent);
+    if (!r.ok) return r.res;
+    const peer = peerAddress(c) ?? "unknown";
+    return answer(c, "events", {}, () => {
+      const res = normalizeBusEvent(r.data as BusEvent, "(body)", {
+        eventId: crypto.randomUUID(),
+        source: peer,
+        receivedAt: r.data.received_at ?? receivedAt(),
+        stringMax: p.ingest.string_max_chars,
+        refuse,
+      });
+      return { events: res.events, skipped: res.skipped ? [res.skipped] : [] };
+    });
+  });
+
+  app.notFound((c) => fail(c, "not_found", `no route ${c.req.method} ${c.req.path}`));
+  app.onError((e, c) => {
+    log.error("ingest_error", { path: c.req.path, error: String(e) });
+    return fail(c, "internal_error", "internal error");
+  });
+  return app;
+}

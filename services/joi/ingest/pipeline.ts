@@ -1,0 +1,258 @@
+/**
+ * From normalized events to actions: the flood guard decides, critical alerts
+ * go to the outbox with their fixed templates (no LLM on this path), numeric
+ * readings are batched, everything else becomes agent context. One request's
+ * effects (event id, device state, queued messages) commit in one SQLite
+ * transaction, before joi answers: nothing accepted is lost on a kill.
+ *
+ * {@link EventPipeline.tick} drives the timers: the confirmation loop, batch
+ * flushes, forecast summaries, event-id pruning, and outbox retries.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { transaction } from "../../common/db.ts";
+import type { Logger } from "../../common/log.ts";
+import type { FloodGuard, GuardAction } from "../guard/flood.ts";
+import {
+  clockTime,
+  criticalAlertText,
+  demotedReminderText,
+  malfunctionText,
+} from "../guard/templates.ts";
+import type { Outbox } from "../outbox/outbox.ts";
+import type { OutboundMessage } from "../outbox/message.ts";
+import type { ContextSink } from "./context.ts";
+import { ReadingBatcher } from "./batcher.ts";
+import { EventIds } from "./event_ids.ts";
+import type { DeviceEvent } from "./types.ts";
+
+/** Figures the pipeline uses (policy.yaml keys). */
+export interface PipelinePolicy {
+  /** `ingest.batch_minutes`. */
+  batchMinutes: number;
+  /** `ingest.event_id_window_minutes`. */
+  eventIdWindowMinutes: number;
+  /** `ingest.summaries` ("07:00"). */
+  summaries: string[];
+  /** `iot.flapping.window_minutes`. */
+  flappingWindowMinutes: number;
+  /** `quiet_hours.timezone`. */
+  timeZone: string;
+  /** First of `content.ack_words`, quoted in alerts. */
+  ackWord: string;
+}
+
+/** Latest weather, for the scheduled summaries. */
+export interface WeatherSnapshot {
+  condition: string;
+  temperature: number;
+  humidity: number;
+  forecast: { date: string; high: number; low: number; condition: string; rain: number }[];
+  at: number;
+}
+
+/** Options of {@link EventPipeline}. */
+export interface PipelineOptions {
+  db: DatabaseSync;
+  guard: FloodGuard;
+  outbox: Outbox;
+  context: ContextSink;
+  policy: PipelinePolicy;
+  log: Logger;
+  /** Owner's canonical id: malfunction warnings and demoted reminders go to their direct channel. */
+  ownerId: string;
+  /** The critical group's channel name. */
+  criticalChannel?: string;
+  now: () => number;
+}
+
+/** Per-request extras. */
+export interface HandleOptions {
+  /** Contract `event_id` to record (repeat refused by the caller beforehand). */
+  eventId?: string;
+  /** An alert's end time. */
+  expiresAt?: number;
+  /** Latest weather carried by this request. */
+  weather?: Omit<WeatherSnapshot, "at">;
+}
+
+/** The event pipeline. */
+export class EventPipeline {
+  readonly eventIds: EventIds;
+  readonly batcher: ReadingBatcher;
+  #o: PipelineOptions;
+  #weather: WeatherSnapshot | null = null;
+  #summariesDone = new Set<string>();
+
+  constructor(o: PipelineOptions) {
+    this.#o = o;
+    this.eventIds = new EventIds(o.db, o.policy.eventIdWindowMinutes);
+    this.batcher = new ReadingBatcher(o.policy.batchMinutes, o.now());
+  }
+
+  /** The latest weather seen. */
+  get weather(): WeatherSnapshot | null {
+    return this.#weather;
+  }
+
+  #route(ev: DeviceEvent): DeviceEvent | null {
+    const g = this.#o.guard;
+    const critical = g.isCritical(ev);
+    if (ev.kind === "reading" && ev.value !== undefined && !critical) {
+      this.batcher.add(ev as DeviceEvent & { value: number });
+      return null;
+    }
+    if (critical && ev.value !== undefined && ev.state !== null) {
+      // a numeric reading of a critical sensor (CO ppm, leak level): 0 is clear
+      return { ...ev, state: ev.value === 0 ? "0" : "DETECTED" };
+    }
+    return ev;
+  }
+
+  /**
+   * Handles the events of one accepted request; returns how many outbound
+   * messages were queued. Throws only on storage failure (answer 500).
+   */
+  handle(events: DeviceEvent[], opts: HandleOptions = {}): number {
+    const now = this.#o.now();
+    let queued = 0;
+    try {
+      queued = transaction(this.#o.db, () => {
+        if (opts.eventId) this.eventIds.record(opts.eventId, now);
+        let n = 0;
+        for (const raw of events) {
+          const ev = this.#route(raw);
+          if (!ev) continue;
+          for (const a of this.#o.guard.observe(ev, now, opts.expiresAt)) n += this.#act(a);
+        }
+        return n;
+      });
+    } catch (e) {
+      this.#o.guard.invalidate();
+      throw e;
+    }
+    if (opts.weather) this.#weather = { ...opts.weather, at: now };
+    if (queued > 0) this.#o.outbox.kick();
+    return queued;
+  }
+
+  #enqueue(m: OutboundMessage): number {
+    const r = this.#o.outbox.enqueue(m);
+    return r.accepted ? 1 : 0;
+  }
+
+  #act(a: GuardAction): number {
+    const p = this.#o.policy;
+    const direct = `${this.#o.ownerId}_private_dm`;
+    switch (a.type) {
+      case "critical_alert":
+        this.#o.log.info("critical_alert", {
+          device: a.device,
+          device_type: a.deviceType,
+          alert_number: a.alertNumber,
+        });
+        return this.#enqueue({
+          channel: this.#o.criticalChannel ?? "critical_group",
+          text: criticalAlertText(a, p.timeZone, p.ackWord),
+          priority: "critical",
+          kind: "event_critical",
+          template: true,
+        });
+      case "demoted_reminder":
+        return this.#enqueue({
+          channel: direct,
+          text: demotedReminderText(a),
+          priority: "normal",
+          kind: "event_critical",
+          template: true,
+        });
+      case "malfunction":
+        return this.#enqueue({
+          channel: direct,
+          text: malfunctionText(a, p.flappingWindowMinutes),
+          priority: "normal",
+          kind: "proactive",
+          template: true,
+        });
+      case "cleared":
+        this.#o.context.push({
+          kind: "cleared",
+          device: a.device,
+          summary: `${a.device} (${a.deviceType}) returned to ${a.event.state}`,
+          at: a.event.observedAt,
+        });
+        return 0;
+      case "context": {
+        const e = a.event;
+        const label = e.label ? ` ${e.label.startsWith("“") ? e.label : `“${e.label}”`}` : "";
+        this.#o.context.push({
+          kind: "event",
+          device: e.device,
+          summary: `${e.device} (${e.deviceType}, ${e.kind}): ${e.state}${label}`,
+          at: e.observedAt,
+        });
+        return 0;
+      }
+    }
+  }
+
+  /** Fires due timers at `now`; returns the number of messages queued. */
+  tick(now: number = this.#o.now()): number {
+    let queued = 0;
+    try {
+      queued = transaction(this.#o.db, () => {
+        let n = 0;
+        for (const a of this.#o.guard.tick(now)) n += this.#act(a);
+        return n;
+      });
+    } catch (e) {
+      this.#o.guard.invalidate();
+      throw e;
+    }
+    for (const item of this.batcher.flush(now)) this.#o.context.push(item);
+    this.#summaries(now);
+    if (now % 60_000 < 1_000) this.eventIds.prune(now);
+    const next = this.#o.outbox.store.nextDue();
+    if (queued > 0 || (next !== null && next <= now)) this.#o.outbox.kick();
+    return queued;
+  }
+
+  #summaries(now: number): void {
+    const p = this.#o.policy;
+    if (p.summaries.length === 0) return;
+    const parts = new Intl.DateTimeFormat("en-CA", {
+      timeZone: p.timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hour12: false,
+    }).formatToParts(new Date(now));
+    const get = (t: string) => parts.find((x) => x.type === t)?.value ?? "";
+    const hm = `${get("hour").replace("24", "00")}:${get("minute")}`;
+    const day = `${get("year")}-${get("month")}-${get("day")}`;
+    for (const slot of p.summaries) {
+      if (hm !== slot) continue;
+      const key = `${day} ${slot}`;
+      if (this.#summariesDone.has(key)) continue;
+      this.#summariesDone.add(key);
+      if (this.#summariesDone.size > 16) {
+        this.#summariesDone.delete(this.#summariesDone.values().next().value!);
+      }
+      const w = this.#weather;
+      if (!w) continue;
+      const f = w.forecast.slice(0, 2).map((d) =>
+        `${d.date}: ${d.condition}, ${d.low} to ${d.high} °C, rain ${d.rain}%`
+      ).join("; ");
+      this.#o.context.push({
+        kind: "weather_summary",
+        device: "weather",
+        summary: `Forecast at ${slot} (weather from ${clockTime(w.at, p.timeZone)}): now ` +
+          `${w.condition}, ${w.temperature} °C, humidity ${w.humidity}%. ${f}`,
+        at: now,
+      });
+    }
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Test harness for joi's event path: the real services (createServices) over
+ * a SQLite file in a temp folder, the real ingest app on 127.0.0.1:0, a real
+ * signed test mesh, and one controllable clock shared by all of them.
+ *
+ * @module
+ */
+import { createLogger, type Fields, memorySink } from "../../../services/common/log.ts";
+import { loadPolicies, type Policy } from "../../../services/common/policy/mod.ts";
+import { importHmacKey } from "../../../services/common/wire/sign.ts";
+import { createServices, type Services } from "../../../services/joi/main.ts";
+import { type MeshPeer, randomKeyBytes, startMeshPeer } from "../../peers/mesh_peer.ts";
+
+/** Options of {@link startHarness}. */
+export interface HarnessOptions {
+  /** Edits a copy of the shipped policies/policy.yaml. */
+  patch?: (p: Policy) => void;
+  /** Start time (ms); default a fixed day at 12:00 UTC. */
+  startAt?: number;
+  /** Reuse a folder (restart tests). */
+  dir?: string;
+  /** Reuse a mesh peer. */
+  mesh?: MeshPeer;
+  keyBytes?: Uint8Array;
+  clock?: { t: number };
+}
+
+/** A running harness. */
+export interface Harness {
+  dir: string;
+  clock: { t: number };
+  now: () => number;
+  mesh: MeshPeer;
+  keyBytes: Uint8Array;
+  services: Services;
+  logs: Fields[];
+  url: string;
+  policy: Policy;
+  /** POSTs JSON to the ingest app; returns status and parsed body. */
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<{
+    status: number;
+    json: Record<string, unknown>;
+  }>;
+  /** Advances the clock, runs the timers, waits for the outbox. */
+  advance(ms: number): Promise<void>;
+  /** Waits for the outbox to finish its current work. */
+  settle(): Promise<void>;
+  /** Stops joi's server and closes its database (the mesh stays, for restarts). */
+  stopJoi(): Promise<void>;
+  /** Stops everything and removes the folder. */
+  close(): Promise<void>;
+}
+
+/** 2026-03-30 12:00:00 UTC. */
+export const NOON = Date.UTC(2026, 2, 30, 12, 0, 0);
+
+/** Starts a harness. */
+export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
+  const dir = o.dir ?? await Deno.makeTempDir({ prefix: "joi-h6-" });
+  const clock = o.clock ?? { t: o.startAt ?? NOON };
+  const now = () => clock.t;
+  const keyBytes = o.keyBytes ?? randomKeyBytes();
+  const mesh = o.mesh ?? await startMeshPeer({ keyBytes, dir, now });
+  const policy = structuredClone(loadPolicies("policies").policy);
+  o.patch?.(policy);
+  const sink = memorySink();
+  const log = createLogger("joi-test", { quiet: true, sinks: [sink], now });
+  const services = createServices({
+    policy,
+    ownerId: "owner",
+    stateDir: dir,
+    meshUrl: mesh.url,
+    meshKey: await importHmacKey(keyBytes),
+    log,
+    now,
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    services.ingestApp.fetch,
+  );
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  let joiStopped = false;
+  const h: Harness = {
+    dir,
+    clock,
+    now,
+    mesh,
+    keyBytes,
+    services,
+    logs: sink.lines,
+    url,
+    policy,
+    async post(path, body, headers = {}) {
+      const res = await fetch(url + path, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      });
+      const json = await res.json();
+      return { status: res.status, json };
+    },
+    async settle() {
+      await services.outbox.pump();
+    },
+    async advance(ms) {
+      clock.t += ms;
+      services.tick(clock.t);
+      await services.outbox.pump();
+    },
+    async stopJoi() {
+      if (joiStopped) return;
+      joiStopped = true;
+      await services.outbox.pump().catch(() => {});
+      await server.shutdown();
+      services.close();
+    },
+    async close() {
+      await h.stopJoi();
+      if (!o.mesh) await mesh.close();
+      if (!o.dir) await Deno.remove(dir, { recursive: true });
+    },
+  };
+  return h;
+}
+
+/** A contract `state` body. */
+export function stateEvent(
+  item: string,
+  state: string | null,
+  at: number,
+  previous: string | null = null,
+) {
+  return {
+    event_id: crypto.randomUUID(),
+    event_type: "state_changed",
+    timestamp: new Date(at).toISOString(),
+    source: "openhab.homelab.example",
+    data: { item, previous_state: previous, new_state: state, changed_by: "automation" },
+  };
+}
+
+/** Critical-group messages the mesh received. */
+export function criticalTexts(mesh: MeshPeer): string[] {
+  return mesh.received
+    .filter((r) =>
+      r.body.delivery.target === "group" && r.body.delivery.group_id === "critical_group"
+    )
+    .map((r) => r.body.content.text);
+}
+
+/** Direct messages to the owner the mesh received. */
+export function directTexts(mesh: MeshPeer): string[] {
+  return mesh.received
+    .filter((r) => r.body.delivery.target === "direct" && r.body.recipient.id === "owner")
+    .map((r) => r.body.content.text);
+}
