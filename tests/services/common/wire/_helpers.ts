@@ -13,6 +13,7 @@ import {
   signedRoutes,
 } from "../../../../services/common/wire/mod.ts";
 import { importHmacKey } from "../../../../services/common/wire/sign.ts";
+import type { Logger } from "../../../../services/common/log.ts";
 
 /** Two independent random keys, one per direction. */
 export async function testKeys(): Promise<{ meshToJoi: CryptoKey; joiToMesh: CryptoKey }> {
@@ -53,6 +54,7 @@ export interface SignedAppOptions {
   allowedSources?: string[];
   maxBodyBytes?: number;
   toleranceMs?: number;
+  logger?: Logger;
 }
 
 /** What the handlers of {@link signedApp} saw. */
@@ -75,6 +77,7 @@ export function signedApp(options: SignedAppOptions): { app: Hono; seen: Seen } 
       toleranceMs: options.toleranceMs ?? 300_000,
       maxBodyBytes: options.maxBodyBytes ?? 1024,
       now: options.now,
+      logger: options.logger,
     }),
   );
   app.all("/api/*", (c) => {

@@ -120,7 +120,9 @@ Deno.test("a replayed nonce gets 409, also after restarting the server on the sa
   const t = await tempStore();
   const nonce = crypto.randomUUID();
   try {
-    let { app, seen } = signedApp({ key: keys.meshToJoi, store: t.store, now: () => NOW });
+    const sink = memorySink();
+    const logger = createLogger("test", { quiet: true, sinks: [sink] });
+    let { app, seen } = signedApp({ key: keys.meshToJoi, store: t.store, now: () => NOW, logger });
     let server = serve(app);
     const first = await send(server.url, { key: keys.meshToJoi, nonce });
     assert.equal(first.status, 200);
@@ -128,6 +130,14 @@ Deno.test("a replayed nonce gets 409, also after restarting the server on the sa
     assert.equal(again.status, 409);
     assert.equal(again.json.error.code, "replay_detected");
     assert.equal(seen.handled.length, 1);
+    // the replay is a security event, logged without the signature or the body
+    const event = sink.lines.find((l) => l.event === "wire.refused");
+    assert.equal(event?.level, "security");
+    assert.equal(event?.reason, "replay");
+    assert.equal(event?.request_id, again.json.request_id);
+    const logged = JSON.stringify(sink.lines);
+    assert.ok(!logged.includes(again.sent.get("X-HMAC-SHA256")!));
+    assert.ok(!logged.includes("world"));
     await server.close();
     t.store.close();
 
