@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { denoRunArgs, localLayout, programSpec } from "../../../services/common/permissions.ts";
+import {
+  denoRunArgs,
+  localLayout,
+  type ProgramSpec,
+  programSpec,
+} from "../../../services/common/permissions.ts";
 import { retargetSpec } from "../../../scripts/ai_switch/sandbox.ts";
 
 const PEERS = new URL("../../peers/ai_switch/", import.meta.url).pathname;
@@ -147,7 +152,31 @@ export class Workdir {
 
   /** The CLI's `deno` arguments: the manifest entry, retargeted here. */
   denoArgs(): string[] {
-    const spec = retargetSpec(programSpec("ai_switch", localLayout()), {
+    return denoRunArgs(this.spec());
+  }
+
+  /**
+   * `deno` arguments running `rounds` switches alternating over `domains` in
+   * one process (tests/peers/ai_switch/switch_loop.ts), in the CLI's sandbox.
+   */
+  loopArgs(rounds: number, domains: string[], noFlush = true): string[] {
+    const spec = this.spec();
+    return denoRunArgs({
+      ...spec,
+      entry: `${PEERS}switch_loop.ts`,
+      args: [
+        `--rounds=${rounds}`,
+        `--domains=${domains.join(",")}`,
+        ...(noFlush ? ["--no-flush"] : []),
+        "--",
+        ...spec.args,
+      ],
+    });
+  }
+
+  /** The manifest's ai_switch spec with every path pointed into this folder. */
+  spec(): ProgramSpec {
+    return retargetSpec(programSpec("ai_switch", localLayout()), {
       "./policies/infra.yml": this.infra,
       "/opt/anklume/ai-access-current": this.stateFile,
       "/var/log/anklume/ai-switch.log": this.logFile,
@@ -157,7 +186,6 @@ export class Workdir {
       "/usr/bin/systemctl": `${this.bin}/systemctl`,
       "/usr/bin/incus": `${this.bin}/incus`,
     });
-    return denoRunArgs(spec);
   }
 
   /** Runs `ai-switch ARGS` inside namespace `ns`. */

@@ -1,0 +1,171 @@
+/**
+ * ai-switch proven with packets, as root: four bridges in a router namespace,
+ * a client namespace on each, TCP agents dialling one another, ai-switch (the
+ * real CLI in its sandbox) switching the router's rules.
+ */
+import assert from "node:assert/strict";
+import { addressOf, type Domain, PORT, Topology } from "./topology.ts";
+import { canRunAsRoot, sh, skipReason, Workdir } from "./harness.ts";
+
+const root = canRunAsRoot();
+if (!root) console.log(`ai_switch netns_test: ${skipReason()}`);
+
+async function reach(t: Topology, from: Domain, to: Domain): Promise<boolean> {
+  return await t.agent(from).canConnect(to);
+}
+
+/** Connectivity from each `from` to `to`, probed concurrently. */
+async function matrix(t: Topology, pairs: [Domain, Domain][]): Promise<Record<string, boolean>> {
+  const results = await Promise.all(pairs.map(([f, to]) => reach(t, f, to)));
+  return Object.fromEntries(pairs.map(([f, to], i) => [`${f}->${to}`, results[i]]));
+}
+
+const PAIRS: [Domain, Domain][] = [
+  ["pro", "ai-tools"],
+  ["perso", "ai-tools"],
+  ["anklume", "ai-tools"],
+  ["ai-tools", "pro"],
+  ["ai-tools", "perso"],
+  ["ai-tools", "anklume"],
+  ["pro", "perso"],
+  ["perso", "anklume"],
+  ["anklume", "pro"],
+];
+
+Deno.test({
+  name:
+    "only the chosen domain reaches ai-tools; ai-tools cannot dial it; others untouched; a switch cuts the old peer",
+  ignore: !root,
+  fn: async () => {
+    const t = await Topology.create();
+    const w = await Workdir.create();
+    try {
+      // Before any rule: everything reaches everything (the control).
+      assert.ok(Object.values(await matrix(t, PAIRS)).every((v) => v), "open before ai-switch");
+
+      let r = await w.cli(t.router, ["switch", "--domain", "pro"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await matrix(t, PAIRS), {
+        "pro->ai-tools": true,
+        "perso->ai-tools": false,
+        "anklume->ai-tools": false,
+        "ai-tools->pro": false,
+        "ai-tools->perso": false,
+        "ai-tools->anklume": false,
+        "pro->perso": true,
+        "perso->anklume": true,
+        "anklume->pro": true,
+      });
+
+      // pro holds a connection open across the switch.
+      const open = await t.agent("pro").request({
+        op: "open",
+        name: "held",
+        host: addressOf("ai-tools"),
+        port: PORT,
+      });
+      assert.equal(open.ok, true);
+
+      r = await w.cli(t.router, ["switch", "--domain", "perso"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await matrix(t, PAIRS), {
+        "pro->ai-tools": false,
+        "perso->ai-tools": true,
+        "anklume->ai-tools": false,
+        "ai-tools->pro": false,
+        "ai-tools->perso": false,
+        "ai-tools->anklume": false,
+        "pro->perso": true,
+        "perso->anklume": true,
+        "anklume->pro": true,
+      });
+
+      // The held connection is cut: its next line neither arrives nor echoes.
+      const before = await linesFrom(t, "pro");
+      const sent = await t.agent("pro").request({ op: "send", name: "held", timeoutMs: 1500 });
+      assert.equal(sent.ok, false, "pro's open connection still works after the switch");
+      assert.equal(await linesFrom(t, "pro"), before, "ai-tools received data from pro");
+    } finally {
+      await t.destroy();
+      await w.remove();
+    }
+  },
+});
+
+/** Lines the ai-tools echo server received from `d`'s address. */
+async function linesFrom(t: Topology, d: Domain): Promise<number> {
+  const r = await t.agent("ai-tools").request({ op: "accepted" });
+  return (r.accepted as { from: string; lines: number }[])
+    .filter((a) => a.from === addressOf(d))
+    .reduce((s, a) => s + a.lines, 0);
+}
+
+/** Connections the ai-tools echo server accepted from `d`'s address. */
+async function acceptedFrom(t: Topology, d: Domain): Promise<number> {
+  const r = await t.agent("ai-tools").request({ op: "accepted" });
+  return (r.accepted as { from: string }[]).filter((a) => a.from === addressOf(d)).length;
+}
+
+Deno.test({
+  name:
+    "while anklume hammers ai-tools during 100 switches between pro and perso, no connection gets through",
+  ignore: !root,
+  fn: async () => {
+    const t = await Topology.create();
+    const w = await Workdir.create();
+    try {
+      const hammer = t.agent("anklume");
+      // Positive control: the same hammer does connect when anklume is allowed.
+      assert.equal(
+        (await w.cli(t.router, ["switch", "--domain", "anklume", "--no-flush"])).code,
+        0,
+      );
+      await hammer.request({
+        op: "hammer",
+        host: addressOf("ai-tools"),
+        port: PORT,
+        concurrency: 4,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const control = await hammer.request({ op: "stop", settleMs: 5000 });
+      assert.ok(
+        (control.successes as number) > 0,
+        `control hammer never connected: ${JSON.stringify(control)}`,
+      );
+
+      assert.equal((await w.cli(t.router, ["switch", "--domain", "pro", "--no-flush"])).code, 0);
+      const acceptedBefore = await acceptedFrom(t, "anklume");
+      await hammer.request({
+        op: "hammer",
+        host: addressOf("ai-tools"),
+        port: PORT,
+        concurrency: 300,
+      });
+      const loop = await sh("ip", [
+        "netns",
+        "exec",
+        t.router,
+        "deno",
+        ...w.loopArgs(100, ["perso", "pro"]),
+      ]);
+      const result = JSON.parse(loop.stdout);
+      assert.equal(result.failures, 0, loop.stdout);
+      assert.equal(result.rounds, 100);
+      const stats = await hammer.request({ op: "stop", settleMs: 8000 });
+      console.log(
+        `race: 100 switches in ${Math.round(sum(result.ms))} ms, ` +
+          `${stats.attempts} attempts from anklume, ${stats.successes} through`,
+      );
+      assert.equal(stats.successes, 0, `connections got through: ${JSON.stringify(stats)}`);
+      assert.ok((stats.attempts as number) >= 300, `too few attempts: ${JSON.stringify(stats)}`);
+      assert.equal(await acceptedFrom(t, "anklume"), acceptedBefore, "ai-tools accepted anklume");
+    } finally {
+      await t.destroy();
+      await w.remove();
+    }
+  },
+});
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
