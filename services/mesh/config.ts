@@ -9,7 +9,7 @@
  * @module
  */
 import { z } from "zod";
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "../common/policy/parse_yaml.ts";
 import type { RateLimit } from "../common/rate_limit.ts";
 import type { IdentitiesConfig } from "./identity.ts";
 
@@ -74,9 +74,15 @@ export type VoiceSettings = z.infer<typeof voiceSchema>;
 export function parseMeshSettings(text: string, filename = "mesh.yaml"): MeshSettings {
   let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    const { doc, lineCounter } = parseYaml(text);
+    if (doc.errors.length) {
+      const e = doc.errors[0];
+      const pos = lineCounter.linePos(e.pos[0]);
+      throw new Error(`${filename}:${pos.line}:${pos.col}: not valid YAML: ${e.message}`);
+    }
+    raw = doc.toJS() ?? {};
   } catch (e) {
-    throw new Error(`${filename}: not valid YAML: ${(e as Error).message}`);
+    throw new Error(`${filename}: ${(e as Error).message}`);
   }
   const r = meshSettingsSchema.safeParse(raw);
   if (!r.success) {

@@ -1,0 +1,423 @@
+/**
+ * Test harness of the mesh: a real joi-side HTTP server (verifying the
+ * mesh->joi signature with the wire middleware, serving `/config/identities`),
+ * real key files, a socket slot for the signal-cli peer, configuration
+ * folders, and the mesh itself, in-process or as a child process with its
+ * manifest flags.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { parseYaml } from "../../../services/common/policy/parse_yaml.ts";
+import { createLogger, type Fields, memorySink } from "../../../services/common/log.ts";
+import {
+  generateKeyFile,
+  jsonBody,
+  loadKey,
+  ok,
+  openNonceStore,
+  SignedClient,
+  signedRoutes,
+  type WireResponse,
+} from "../../../services/common/wire/mod.ts";
+import { testSocketPaths } from "../../../services/common/permissions.ts";
+import type { MeshConfig } from "../../../services/mesh/config.ts";
+import { parseMeshSettings } from "../../../services/mesh/config.ts";
+import type { IdentitiesConfig } from "../../../services/mesh/identity.ts";
+import { hashIdentities, validateIdentities } from "../../../services/mesh/main.ts";
+import { createMesh, type Mesh } from "../../../services/mesh/service.ts";
+import { JsonRpcClient } from "../../../services/mesh/signal/jsonrpc_client.ts";
+import { type PeerGroup, SignalCliPeer } from "../../peers/signal_cli/peer.ts";
+
+/** The example identities of policies/ (owner, partner, three groups). */
+export const OWNER = {
+  number: "+15550000001",
+  uuid: "3b0b5f4e-8d6c-4a55-9d6e-1f2a3b4c5d01",
+};
+/** The partner of policies/identities.yaml. */
+export const PARTNER = {
+  number: "+15550000002",
+  uuid: "3b0b5f4e-8d6c-4a55-9d6e-1f2a3b4c5d02",
+};
+/** Someone not in identities.yaml. */
+export const STRANGER = {
+  number: "+15550009999",
+  uuid: "99999999-8d6c-4a55-9d6e-1f2a3b4c5d99",
+};
+/** Group ids of policies/identities.yaml. */
+export const GROUPS = {
+  owner_regular_dm: "b3duZXItcHVibGljLWdyb3VwLWlkLTAwMDAwMDAwMDA=",
+  family_group: "ZmFtaWx5LWdyb3VwLWlkLTAwMDAwMDAwMDAwMDAwMDA=",
+  critical_group: "Y3JpdGljYWwtZ3JvdXAtaWQtMDAwMDAwMDAwMDAwMDA=",
+};
+
+/** The groups of policies/groups.yaml with exactly their expected members. */
+export function expectedGroups(): PeerGroup[] {
+  const people: Record<string, { number: string; uuid: string }> = {
+    owner: OWNER,
+    partner: PARTNER,
+  };
+  const groups = policyData("groups").groups as Record<
+    string,
+    { signal_group_id: string; expected_members: string[] }
+  >;
+  return Object.entries(groups).map(([channel, g]) => ({
+    id: g.signal_group_id,
+    name: channel,
+    members: g.expected_members.map((m) => ({ ...people[m] })),
+  }));
+}
+
+/** Reads a policy example as data. */
+export function policyData(name: string): Record<string, unknown> {
+  return parseYaml(Deno.readTextFileSync(`policies/${name}.yaml`)).doc.toJS() as Record<
+    string,
+    unknown
+  >;
+}
+
+/** The example identities. */
+export function exampleIdentities(): IdentitiesConfig {
+  return validateIdentities(policyData("identities"));
+}
+
+/**
+ * Claims a free socket slot (`/tmp/joi-test-sock/sN.sock`) with an exclusive
+ * lock file, from the top down (other suites start at s0).
+ */
+export async function claimSocket(): Promise<{ path: string; release: () => void }> {
+  await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
+  const slots = testSocketPaths().reverse();
+  for (const path of slots) {
+    const lock = `${path}.mesh-lock`;
+    try {
+      const f = Deno.openSync(lock, { write: true, createNew: true });
+      f.close();
+    } catch {
+      // stale lock from a crashed run: older than 10 minutes is reclaimed
+      try {
+        const st = Deno.statSync(lock);
+        if (Date.now() - (st.mtime?.getTime() ?? 0) < 600_000) continue;
+        Deno.writeTextFileSync(lock, "");
+      } catch {
+        continue;
+      }
+    }
+    return {
+      path,
+      release: () => {
+        try {
+          Deno.removeSync(path);
+        } catch { /* absent */ }
+        try {
+          Deno.removeSync(lock);
+        } catch { /* absent */ }
+      },
+    };
+  }
+  throw new Error("no free test socket slot in /tmp/joi-test-sock");
+}
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Writes both HMAC key files (0600) and loads them. */
+export async function makeKeys(dir: string) {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await generateKeyFile(`${dir}/mesh_to_joi.key`);
+  await generateKeyFile(`${dir}/joi_to_mesh.key`);
+  return {
+    dir,
+    meshToJoi: await loadKey(dir, "mesh_to_joi.key"),
+    joiToMesh: await loadKey(dir, "joi_to_mesh.key"),
+  };
+}
+
+/** Test settings for mesh.yaml: fast retries. */
+export const FAST_MESH_YAML = `
+queue: { max_depth: 1000, retry_initial_ms: 20, retry_max_ms: 100 }
+config_sync: { poll_minutes: 0 }
+`;
+
+/** Writes a mesh config folder: copies of the policy examples plus `meshYaml`. */
+export async function writeConfigDir(dir: string, meshYaml = FAST_MESH_YAML): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const f of ["identities.yaml", "groups.yaml", "policy.yaml"]) {
+    await Deno.copyFile(`policies/${f}`, `${dir}/${f}`);
+  }
+  await Deno.writeTextFile(`${dir}/mesh.yaml`, meshYaml);
+}
+
+/** One inbound message as joi received it. */
+export interface Received {
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+/** The joi side: a real HTTP server verifying the mesh's signature. */
+export class FakeJoi {
+  readonly received: Received[] = [];
+  /** Answer for inbound messages (default 200). */
+  inboundStatus = 200;
+  /** identities served on /config/identities. */
+  identities: IdentitiesConfig;
+  /** Replace the served config with arbitrary data (malformed tests). */
+  servedOverride: unknown = undefined;
+  configFetches = 0;
+  port: number;
+  #server: Deno.HttpServer | null = null;
+  #keys: { meshToJoi: CryptoKey; joiToMesh: CryptoKey };
+  #stateDir: string;
+  #waiters: { pred: () => boolean; resolve: () => void }[] = [];
+  #nonces: ReturnType<typeof openNonceStore> | null = null;
+
+  constructor(
+    keys: { meshToJoi: CryptoKey; joiToMesh: CryptoKey },
+    stateDir: string,
+    port = freePort(),
+  ) {
+    this.#keys = keys;
+    this.#stateDir = stateDir;
+    this.port = port;
+    this.identities = exampleIdentities();
+  }
+
+  /** The hash of the identities joi serves. */
+  get hash(): string {
+    return hashIdentities(this.identities);
+  }
+
+  /** Base URL. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts (or restarts) the server on the same port. */
+  start(): void {
+    if (this.#server) return;
+    this.#nonces ??= openNonceStore(`${this.#stateDir}/joi-nonces.db`, 15 * 60_000);
+    const app = new Hono();
+    const verify = signedRoutes({
+      key: this.#keys.meshToJoi,
+      direction: "mesh_to_joi",
+      nonceStore: this.#nonces,
+      allowedSources: ["127.0.0.1"],
+      toleranceMs: 5 * 60_000,
+      maxBodyBytes: 65536,
+    });
+    app.post("/api/v1/message/inbound", verify, (c) => {
+      const headers: Record<string, string> = {};
+      c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
+      this.received.push({ headers, body: jsonBody(c) as Record<string, unknown> });
+      this.#notify();
+      if (this.inboundStatus !== 200) {
+        return c.json({
+          status: "error",
+          request_id: crypto.randomUUID(),
+          timestamp: new Date().toISOString(),
+          error: { code: "internal_error", message: "down" },
+        }, this.inboundStatus as 500);
+      }
+      return ok(c, { received: true, will_respond: true });
+    });
+    app.get("/config/identities", verify, (c) => {
+      this.configFetches++;
+      this.#notify();
+      if (this.servedOverride !== undefined) return ok(c, this.servedOverride);
+      return ok(c, { hash: this.hash, config: this.identities });
+    });
+    this.#server = Deno.serve(
+      { hostname: "127.0.0.1", port: this.port, onListen: () => {} },
+      app.fetch,
+    );
+  }
+
+  /** Stops the server (connections refused until {@link start}). */
+  async stop(): Promise<void> {
+    const s = this.#server;
+    this.#server = null;
+    if (s) await s.shutdown();
+  }
+
+  /** Closes everything. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.#nonces?.close();
+  }
+
+  /** A signed client joi->mesh. */
+  client(meshUrl: string): SignedClient {
+    return new SignedClient({
+      baseUrl: meshUrl,
+      key: this.#keys.joiToMesh,
+      direction: "joi_to_mesh",
+      maxRetries: 0,
+    });
+  }
+
+  /** Sends an outbound request to the mesh as joi would. */
+  outbound(meshUrl: string, body: unknown): Promise<WireResponse> {
+    return this.client(meshUrl).request("POST", "/api/v1/message/outbound", body, {
+      "X-Config-Hash": this.hash,
+    });
+  }
+
+  /** Resolves when `pred` holds (checked on each request). */
+  waitFor(pred: () => boolean): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ pred, resolve }));
+  }
+
+  /** Texts received, in order. */
+  texts(): string[] {
+    return this.received.map((r) => (r.body.content as { text?: string }).text ?? "");
+  }
+
+  #notify(): void {
+    this.#waiters = this.#waiters.filter((w) => {
+      if (w.pred()) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+  }
+}
+
+/** A text outbound body. */
+export function outboundBody(
+  id: string,
+  text: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    transport: "signal",
+    recipient: { id },
+    priority: "normal",
+    delivery: { target: "direct" },
+    content: { type: "text", text },
+    escalated: false,
+    voice_response: false,
+    ...extra,
+  };
+}
+
+/** Builds the MeshConfig of a config folder (as main.ts does). */
+export async function configOf(dir: string): Promise<MeshConfig> {
+  const { loadMeshConfig } = await import("../../../services/mesh/main.ts");
+  return loadMeshConfig(dir);
+}
+
+/** An in-process mesh wired to a peer socket and a FakeJoi. */
+export interface Running {
+  mesh: Mesh;
+  url: string;
+  logs: Fields[];
+  peer: SignalCliPeer;
+  joi: FakeJoi;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startStack}. */
+export interface StackOptions {
+  meshYaml?: string;
+  /** Edit the config before the mesh starts. */
+  edit?: (c: MeshConfig) => void;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  startJoi?: boolean;
+}
+
+/**
+ * Starts a signal-cli peer on a socket slot, a FakeJoi, and an in-process
+ * mesh (real JsonRpcClient, real signed client and middleware, real SQLite).
+ */
+export async function startStack(o: StackOptions = {}): Promise<Running> {
+  const dir = await Deno.makeTempDir({ prefix: "mesh-test-" });
+  const sock = await claimSocket();
+  const keys = await makeKeys(`${dir}/secrets`);
+  await writeConfigDir(`${dir}/config`, o.meshYaml ?? FAST_MESH_YAML);
+  const config = await configOf(`${dir}/config`);
+  o.edit?.(config);
+  const peer = SignalCliPeer.start({ path: sock.path });
+  peer.groups = expectedGroups();
+  const joi = new FakeJoi(keys, dir);
+  if (o.startJoi !== false) joi.start();
+  const sink = memorySink();
+  const log = createLogger("mesh", { quiet: true, sinks: [sink], debug: true });
+  const nonces = openNonceStore(`${dir}/mesh-nonces.db`, 15 * 60_000);
+  const transport = new JsonRpcClient({
+    path: sock.path,
+    log: log.child("signal"),
+    initialBackoffMs: 10,
+    maxBackoffMs: 50,
+  });
+  const mesh = await createMesh({
+    config,
+    stateDir: `${dir}/state`,
+    transport,
+    joi: new SignedClient({
+      baseUrl: joi.url,
+      key: keys.meshToJoi,
+      direction: "mesh_to_joi",
+      maxRetries: 0,
+      timeoutMs: 5000,
+    }),
+    verify: signedRoutes({
+      key: keys.joiToMesh,
+      direction: "joi_to_mesh",
+      nonceStore: nonces,
+      allowedSources: ["127.0.0.1"],
+      toleranceMs: config.security.toleranceMs,
+      maxBodyBytes: config.security.maxBodyBytes,
+    }),
+    validateIdentities,
+    hashIdentities,
+    log,
+    sleep: o.sleep,
+    now: o.now,
+    timers: false,
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, mesh.app.fetch);
+  mesh.start();
+  await peer.waitFor(() => peer.connected);
+  await waitUntil(() => transport.status().state === "connected");
+  await waitUntil(() => mesh.monitor.lastCheck !== null);
+  return {
+    mesh,
+    url: `http://127.0.0.1:${server.addr.port}`,
+    logs: sink.lines,
+    peer,
+    joi,
+    dir,
+    async stop() {
+      await server.shutdown();
+      await mesh.stop();
+      nonces.close();
+      await peer.stop();
+      await joi.close();
+      sock.release();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Polls `pred` every few ms until it holds (fails after `limitMs`, a safety net). */
+export async function waitUntil(pred: () => boolean, limitMs = 20_000): Promise<void> {
+  const start = Date.now();
+  while (!pred()) {
+    if (Date.now() - start > limitMs) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Log lines with `event`. */
+export function events(logs: Fields[], event: string): Fields[] {
+  return logs.filter((l) => l.event === event);
+}
