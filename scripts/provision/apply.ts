@@ -1,0 +1,189 @@
+/**
+ * Carries out a provision plan: accounts with the shadow tools, directories
+ * and files with exact owners and modes, the sudoers file staged under a
+ * dotted name (which sudo ignores), checked, then renamed into place.
+ *
+ * @module
+ */
+import { type Action, describe, type PathSpec } from "./plan.ts";
+import { checkSudoersFile, checkSudoersName } from "./sudoers.ts";
+import { type Accounts, readAccounts } from "./system.ts";
+
+/** Absolute paths of the tools provision runs (its manifest lists exactly these). */
+export interface Tools {
+  /** useradd. */
+  useradd: string;
+  /** groupadd. */
+  groupadd: string;
+  /** gpasswd. */
+  gpasswd: string;
+  /** visudo. */
+  visudo: string;
+}
+
+/** The Debian paths. */
+export const DEFAULT_TOOLS: Tools = {
+  useradd: "/usr/sbin/useradd",
+  groupadd: "/usr/sbin/groupadd",
+  gpasswd: "/usr/bin/gpasswd",
+  visudo: "/usr/sbin/visudo",
+};
+
+/** Options of {@link applyActions}. */
+export interface ApplyOptions {
+  /** Staging root ("" for the live system). */
+  root: string;
+  /** Tools (default {@link DEFAULT_TOOLS}). */
+  tools?: Tools;
+  /** Where `passwd`/`group` are read after account changes (default `/etc`). */
+  etc?: string;
+  /** Progress (one line per action). */
+  onAction?: (line: string) => void;
+}
+
+function run(bin: string, args: string[]): void {
+  const out = new Deno.Command(bin, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+    .outputSync();
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim();
+    throw new Error(`provision: ${bin} ${args.join(" ")} failed (exit ${out.code}): ${err}`);
+  }
+}
+
+/** Applies `actions` in order; returns the accounts as they are afterwards. */
+export function applyActions(actions: Action[], options: ApplyOptions): Accounts {
+  const tools = options.tools ?? DEFAULT_TOOLS;
+  const etc = options.etc ?? "/etc";
+  let accounts: Accounts | undefined;
+  const acc = () => accounts ??= readAccounts(etc);
+  const dirty = () => accounts = undefined;
+  for (const a of actions) {
+    options.onAction?.(describe(a));
+    switch (a.kind) {
+      case "add_group":
+        run(tools.groupadd, ["--system", a.group]);
+        dirty();
+        break;
+      case "add_user":
+        run(tools.useradd, [
+          "--system",
+          "--user-group",
+          "--no-create-home",
+          "--home-dir",
+          "/nonexistent",
+          "--shell",
+          "/usr/sbin/nologin",
+          a.user,
+        ]);
+        dirty();
+        break;
+      case "add_member":
+        run(tools.gpasswd, ["-a", a.user, a.group]);
+        dirty();
+        break;
+      case "remove_member":
+        run(tools.gpasswd, ["-d", a.user, a.group]);
+        dirty();
+        break;
+      case "create":
+      case "fix":
+      case "write":
+        placePath(a.spec, a.kind, options.root, acc(), tools);
+        break;
+      case "install_entry":
+        installEntry(a.source, options.root + a.path);
+        break;
+    }
+  }
+  return acc();
+}
+
+function ids(spec: PathSpec, accounts: Accounts, root: string): { uid?: number; gid?: number } {
+  const uid = spec.owner === "root" ? 0 : accounts.users.get(spec.owner)?.uid;
+  const gid = spec.group === "root" ? 0 : accounts.groups.get(spec.group)?.gid;
+  if (root === "" && (uid === undefined || gid === undefined)) {
+    throw new Error(
+      `provision: ${spec.path}: owner ${spec.owner} or group ${spec.group} does not exist`,
+    );
+  }
+  return { uid, gid };
+}
+
+function placePath(
+  spec: PathSpec,
+  kind: "create" | "fix" | "write",
+  root: string,
+  accounts: Accounts,
+  tools: Tools,
+): void {
+  const path = root + spec.path;
+  const { uid, gid } = ids(spec, accounts, root);
+  const own = (p: string) => {
+    if (uid !== undefined || gid !== undefined) Deno.chownSync(p, uid ?? null, gid ?? null);
+    Deno.chmodSync(p, spec.mode); // after chown, which clears setgid
+  };
+  if (kind === "fix") {
+    own(path);
+    return;
+  }
+  if (spec.type === "dir") {
+    Deno.mkdirSync(path, { mode: 0o700 });
+    own(path);
+    return;
+  }
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
+  if (spec.content === undefined) {
+    Deno.writeFileSync(path, new Uint8Array(), { createNew: true, mode: 0o600 });
+    own(path);
+    return;
+  }
+  // content: stage beside the target under a dotted name, check, then rename
+  if (spec.validate === "sudoers") checkSudoersName(path);
+  const name = path.slice(parent.length + 1);
+  const staged = `${parent}/.${name}.provision-new`;
+  try {
+    Deno.removeSync(staged);
+  } catch { /* none left over */ }
+  Deno.writeFileSync(staged, new TextEncoder().encode(spec.content), {
+    createNew: true,
+    mode: 0o600,
+  });
+  try {
+    own(staged);
+    if (spec.validate === "sudoers") {
+      const runas = [...spec.content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1]);
+      checkSudoersFile(
+        staged,
+        runas,
+        (u) => root !== "" || accounts.users.has(u),
+        tools.visudo,
+      );
+    }
+    Deno.renameSync(staged, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(staged);
+    } catch { /* already gone */ }
+    throw e;
+  }
+}
+
+function installEntry(source: string, path: string): void {
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  const staged = `${parent}/.${path.slice(parent.length + 1)}.provision-new`;
+  try {
+    Deno.removeSync(staged);
+  } catch { /* none left over */ }
+  Deno.copyFileSync(source, staged);
+  try {
+    Deno.chownSync(staged, 0, 0);
+    Deno.chmodSync(staged, 0o755);
+    Deno.renameSync(staged, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(staged);
+    } catch { /* already gone */ }
+    throw e;
+  }
+}

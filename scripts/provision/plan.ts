@@ -1,0 +1,336 @@
+/**
+ * What a household needs (users, groups, exact memberships, the knowledge and
+ * data trees with owners, modes and setgid bits, the sudoers and audit files)
+ * computed from `recipients.yaml`, and the difference from what the system
+ * has: provision applies only that difference, so a second run does nothing.
+ *
+ * @module
+ */
+import {
+  channelUsers,
+  criticalUser,
+  knowledgeFolders,
+  type RecipientsConfig,
+} from "../../services/joi/knowledge/folders.ts";
+import { renderAuditRules } from "./audit.ts";
+import { renderSudoers } from "./sudoers.ts";
+import { type Accounts, type PathState, pathState } from "./system.ts";
+
+/** A directory or file the household needs. */
+export interface PathSpec {
+  /** Absolute path (as installed, without the staging root). */
+  path: string;
+  /** `dir`, an empty `file` created if missing, or a file with `content`. */
+  type: "dir" | "file";
+  /** Owner user name. */
+  owner: string;
+  /** Group name. */
+  group: string;
+  /** Mode including setgid (e.g. 0o2750). */
+  mode: number;
+  /** Exact content (sudoers, audit rules); undefined: created empty, content untouched. */
+  content?: string;
+  /** `sudoers`: validated with visudo before it is moved into place. */
+  validate?: "sudoers";
+}
+
+/** Everything a household needs. */
+export interface DesiredState {
+  /** Groups that must exist (besides each user's own group). */
+  groups: string[];
+  /** Users that must exist (system, nologin, no home, own group). */
+  users: string[];
+  /** Exact supplementary members of each managed group. */
+  memberships: Record<string, string[]>;
+  /** Directories and files, parents first. */
+  paths: PathSpec[];
+  /** The retrieve entry point: a root-owned 0755 copy of `source`. */
+  entry?: { path: string; source: string };
+}
+
+/** Inputs of {@link desiredState}. */
+export interface ProvisionInput {
+  /** recipients.yaml. */
+  recipients: RecipientsConfig;
+  /** joi's state directory (absolute). */
+  stateDir: string;
+  /** joi's configuration directory (absolute, for the audit rules). */
+  configDir: string;
+  /** The installed retrieve entry point. */
+  retrieveBin: string;
+  /** The sudoers argument pattern (`sudoersArgsPattern`). */
+  argsPattern: string;
+  /** Where the sudoers file goes (`/etc/sudoers.d/joi`). */
+  sudoersPath: string;
+  /** Where the audit rules go (`/etc/audit/rules.d/joi.rules`). */
+  auditRulesPath: string;
+  /** sudo's log for the service user (`/var/log/joi-sudo.log`). */
+  sudoLog: string;
+  /** The Deno binary to install as the entry point (omit to leave it alone). */
+  entrySource?: string;
+}
+
+/** Mode of knowledge folders: rwx joi, r-x group, setgid (new files keep the group). */
+export const FOLDER_MODE = 0o2750;
+/** Mode of the directories leading to the folders. */
+export const TREE_MODE = 0o750;
+
+/** The expected tree, users, groups and files of a household. */
+export function desiredState(i: ProvisionInput): DesiredState {
+  const r = i.recipients;
+  const svc = r.service_user;
+  const all = r.all_channels_group;
+  const users = channelUsers(r);
+  const folders = knowledgeFolders(r);
+  const critical = criticalUser(r);
+  const groups = [all];
+  const memberships: Record<string, string[]> = { [all]: users };
+  for (const f of folders) {
+    if (f.kind === "public" || f.kind === "group") {
+      groups.push(f.group);
+      memberships[f.group] = f.readers;
+    }
+  }
+  // each channel user's own group has no supplementary member: private folders,
+  // critical's folder and the 0600 databases stay theirs alone
+  for (const u of users) memberships[u] = [];
+  if (critical) {
+    for (const [g, members] of Object.entries(memberships)) {
+      if (users.includes(g) && members.includes(critical)) {
+        throw new Error(`plan: critical would join private group ${g}`);
+      }
+    }
+  }
+  const k = `${i.stateDir}/knowledge`;
+  const d = `${i.stateDir}/data`;
+  const paths: PathSpec[] = [
+    { path: i.stateDir, type: "dir", owner: svc, group: all, mode: TREE_MODE },
+    { path: k, type: "dir", owner: svc, group: all, mode: TREE_MODE },
+  ];
+  const seen = new Set(paths.map((p) => p.path));
+  const dir = (path: string, group: string, mode: number) => {
+    if (seen.has(path)) return;
+    seen.add(path);
+    paths.push({ path, type: "dir", owner: svc, group, mode });
+  };
+  for (const f of folders) {
+    const parts = f.path.split("/");
+    for (let n = 1; n < parts.length; n++) {
+      dir(`${k}/${parts.slice(0, n).join("/")}`, all, TREE_MODE);
+    }
+    dir(`${k}/${f.path}`, f.group, FOLDER_MODE);
+    for (const sub of f.subdirs) dir(`${k}/${f.path}/${sub}`, f.group, FOLDER_MODE);
+  }
+  dir(d, all, TREE_MODE);
+  const file = (path: string, owner: string, group: string, mode: number) =>
+    paths.push({ path, type: "file", owner, group, mode });
+  for (const [id, rec] of Object.entries(r.recipients)) {
+    dir(`${d}/${id}`, all, TREE_MODE);
+    file(`${d}/${id}/private.db`, rec.private_user, rec.private_user, 0o600);
+    file(`${d}/${id}/public.db`, rec.public_user, rec.reader_group, 0o640);
+  }
+  for (const [id, g] of Object.entries(r.groups)) {
+    if (id === "critical") {
+      file(`${d}/critical.db`, g.user, g.user, 0o600);
+      continue;
+    }
+    dir(`${d}/group`, all, TREE_MODE);
+    file(`${d}/group/${id}.db`, g.user, g.reader_group ?? g.user, 0o640);
+  }
+  file(`${d}/shared.db`, svc, all, 0o640);
+  paths.push({
+    path: i.sudoersPath,
+    type: "file",
+    owner: "root",
+    group: "root",
+    mode: 0o440,
+    content: renderSudoers({
+      serviceUser: svc,
+      channelUsers: users,
+      retrieveBin: i.retrieveBin,
+      argsPattern: i.argsPattern,
+      logFile: i.sudoLog,
+    }),
+    validate: "sudoers",
+  });
+  paths.push({
+    path: i.auditRulesPath,
+    type: "file",
+    owner: "root",
+    group: "root",
+    mode: 0o640,
+    content: renderAuditRules({
+      stateDir: i.stateDir,
+      configDir: i.configDir,
+      retrieveBin: i.retrieveBin,
+      sudoLog: i.sudoLog,
+      sudoersPath: i.sudoersPath,
+    }),
+  });
+  return {
+    groups: [...new Set(groups)],
+    users: [svc, ...users],
+    memberships,
+    paths,
+    ...(i.entrySource ? { entry: { path: i.retrieveBin, source: i.entrySource } } : {}),
+  };
+}
+
+/** One change provision makes. */
+export type Action =
+  | { kind: "add_group"; group: string }
+  | { kind: "add_user"; user: string }
+  | { kind: "add_member"; group: string; user: string }
+  | { kind: "remove_member"; group: string; user: string }
+  | { kind: "create"; spec: PathSpec }
+  | { kind: "fix"; spec: PathSpec; was: string }
+  | { kind: "write"; spec: PathSpec }
+  | { kind: "install_entry"; path: string; source: string };
+
+/** How the plan reads the system (injectable for staging). */
+export interface SystemView {
+  /** Users and groups. */
+  accounts: Accounts;
+  /** The state of a path (already prefixed by the staging root). */
+  stat: (path: string) => PathState | undefined;
+  /** Current content of a file, or undefined. */
+  read: (path: string) => string | undefined;
+  /** True if the installed entry point equals its source. */
+  entryCurrent: (path: string, source: string) => boolean;
+  /** Staging root ("" for the live system). */
+  root: string;
+  /** Skip users, groups and memberships (staging). */
+  filesOnly: boolean;
+}
+
+const fmtMode = (m: number) => `0${m.toString(8)}`;
+
+/** The actions that bring the system to `want`, in order. */
+export function diff(want: DesiredState, sys: SystemView): Action[] {
+  const actions: Action[] = [];
+  const { users, groups } = sys.accounts;
+  if (!sys.filesOnly) {
+    for (const u of want.users) if (!users.has(u)) actions.push({ kind: "add_user", user: u });
+    for (const g of want.groups) if (!groups.has(g)) actions.push({ kind: "add_group", group: g });
+    for (const [g, members] of Object.entries(want.memberships)) {
+      const now = new Set(groups.get(g)?.members ?? []);
+      for (const m of members) {
+        if (!now.has(m)) actions.push({ kind: "add_member", group: g, user: m });
+      }
+      for (const m of now) {
+        if (!members.includes(m)) actions.push({ kind: "remove_member", group: g, user: m });
+      }
+    }
+  }
+  const uid = (n: string) => users.get(n)?.uid;
+  const gid = (n: string) => groups.get(n)?.gid;
+  for (const spec of want.paths) {
+    const st = sys.stat(sys.root + spec.path);
+    if (!st) {
+      actions.push(spec.content !== undefined ? { kind: "write", spec } : { kind: "create", spec });
+      continue;
+    }
+    if (st.type !== spec.type) {
+      throw new Error(
+        `provision: ${sys.root + spec.path} is a ${st.type}, expected a ${spec.type}; ` +
+          `move it away and re-run`,
+      );
+    }
+    if (spec.content !== undefined && sys.read(sys.root + spec.path) !== spec.content) {
+      actions.push({ kind: "write", spec });
+      continue;
+    }
+    const wantUid = uid(spec.owner);
+    const wantGid = gid(spec.group);
+    const ownerOk = wantUid === undefined || st.uid === wantUid;
+    const groupOk = wantGid === undefined || st.gid === wantGid;
+    if (!ownerOk || !groupOk || st.mode !== spec.mode) {
+      actions.push({
+        kind: "fix",
+        spec,
+        was: `${st.uid}:${st.gid} ${fmtMode(st.mode)}`,
+      });
+    }
+  }
+  if (want.entry && !sys.entryCurrent(sys.root + want.entry.path, want.entry.source)) {
+    actions.push({ kind: "install_entry", path: want.entry.path, source: want.entry.source });
+  }
+  return actions;
+}
+
+/** One line per action, for `--dry-run` and logs. */
+export function describe(a: Action): string {
+  switch (a.kind) {
+    case "add_group":
+      return `groupadd --system ${a.group}`;
+    case "add_user":
+      return `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin ${a.user}`;
+    case "add_member":
+      return `gpasswd -a ${a.user} ${a.group}`;
+    case "remove_member":
+      return `gpasswd -d ${a.user} ${a.group}`;
+    case "create":
+      return `${a.spec.type === "dir" ? "mkdir" : "touch"} ${a.spec.path} ` +
+        `(${a.spec.owner}:${a.spec.group} ${fmtMode(a.spec.mode)})`;
+    case "fix":
+      return `chown/chmod ${a.spec.path} ${a.spec.owner}:${a.spec.group} ${fmtMode(a.spec.mode)} ` +
+        `(was ${a.was})`;
+    case "write":
+      return `write ${a.spec.path} (${a.spec.owner}:${a.spec.group} ${fmtMode(a.spec.mode)}` +
+        `${a.spec.validate ? ", validated with visudo -c" : ""})`;
+    case "install_entry":
+      return `install -o root -g root -m 0755 ${a.source} ${a.path}`;
+  }
+}
+
+/** The live view of the system (or of a staging root). */
+export function systemView(accounts: Accounts, root = "", filesOnly = false): SystemView {
+  return {
+    accounts,
+    stat: pathState,
+    read: (p) => {
+      try {
+        return Deno.readTextFileSync(p);
+      } catch {
+        return undefined;
+      }
+    },
+    entryCurrent: (p, source) => sameFile(p, source),
+    root,
+    filesOnly,
+  };
+}
+
+/** True if `a` exists, is root-owned 0755 and has the same bytes as `b`. */
+export function sameFile(a: string, b: string): boolean {
+  const sa = pathState(a);
+  const sb = pathState(b);
+  if (!sa || !sb || sa.type !== "file" || sa.size !== sb.size) return false;
+  if (sa.uid !== 0 || sa.gid !== 0 || sa.mode !== 0o755) return false;
+  const fa = Deno.openSync(a);
+  const fb = Deno.openSync(b);
+  try {
+    const ba = new Uint8Array(1 << 20);
+    const bb = new Uint8Array(1 << 20);
+    for (;;) {
+      const na = readFull(fa, ba);
+      const nb = readFull(fb, bb);
+      if (na !== nb) return false;
+      if (na === 0) return true;
+      for (let i = 0; i < na; i++) if (ba[i] !== bb[i]) return false;
+    }
+  } finally {
+    fa.close();
+    fb.close();
+  }
+}
+
+function readFull(f: Deno.FsFile, buf: Uint8Array): number {
+  let off = 0;
+  while (off < buf.length) {
+    const n = f.readSync(buf.subarray(off));
+    if (n === null) break;
+    off += n;
+  }
+  return off;
+}

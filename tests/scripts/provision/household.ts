@@ -1,0 +1,315 @@
+/**
+ * Test fixture: a real household on this machine, with unique names (`jt` +
+ * random), created by the real provision code as root: channel users, reader
+ * groups, the knowledge and data trees under a fresh /tmp directory, the
+ * retrieve entry point at a unique /usr/local/bin path and a sudoers file at a
+ * unique /etc/sudoers.d path. `cleanup()` removes all of it.
+ *
+ * Not a test file: imported by the root-only tests.
+ *
+ * @module
+ */
+import { stringify } from "yaml";
+import {
+  channelsOf,
+  knowledgeFolders,
+  type RecipientsConfig,
+} from "../../../services/joi/knowledge/folders.ts";
+import { retrieveFixedArgv, retrieveSpec } from "../../../services/joi/knowledge/retrieve_argv.ts";
+import {
+  provision,
+  provisionLayout,
+  type ProvisionResult,
+} from "../../../scripts/provision/provision.ts";
+
+/** The repository root (the code directory sudoers pins). */
+export const REPO = new URL("../../../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** True when the suite runs as root (CI); root-only tests skip otherwise. */
+export function isRoot(): boolean {
+  return Deno.uid() === 0;
+}
+
+/** A provisioned test household. */
+export interface Household {
+  /** Unique prefix of every name. */
+  prefix: string;
+  /** Temp directory (0755) holding config/ and state/. */
+  dir: string;
+  /** Config dir with recipients.yaml and channel_users.yaml. */
+  configDir: string;
+  /** State dir (knowledge/ and data/). */
+  stateDir: string;
+  /** Knowledge root. */
+  root: string;
+  /** recipients.yaml as written. */
+  recipients: RecipientsConfig;
+  /** Channel -> channel user. */
+  channels: Record<string, string>;
+  /** Role -> user name. */
+  users: {
+    svc: string;
+    ownerPrivate: string;
+    ownerPublic: string;
+    partnerPrivate: string;
+    partnerPublic: string;
+    family: string;
+    critical: string;
+  };
+  /** Role -> group name. */
+  groups: { all: string; ownerReaders: string; partnerReaders: string; familyReaders: string };
+  /** The installed entry point. */
+  retrieveBin: string;
+  /** The installed sudoers file. */
+  sudoersPath: string;
+  /** The staged audit rules. */
+  auditRulesPath: string;
+  /** sudo's log. */
+  sudoLog: string;
+  /** The pinned argv after the entry point. */
+  fixedArgv: string[];
+  /** Result of the provisioning run. */
+  provisioned: ProvisionResult;
+  /** Re-runs provision (e.g. after editing recipients.yaml). */
+  reprovision(recipients?: RecipientsConfig): ProvisionResult;
+  /** Removes users, groups, files. */
+  cleanup(): Promise<void>;
+}
+
+/** The recipients.yaml of a test household. */
+export function testRecipients(p: string, ownerSharesWithFamily = true): RecipientsConfig {
+  return {
+    service_user: `${p}-svc`,
+    all_channels_group: `${p}-all`,
+    recipients: {
+      owner: {
+        private_user: `${p}-opriv`,
+        public_user: `${p}-opub`,
+        reader_group: `${p}-oread`,
+        public_readers: ownerSharesWithFamily ? [`${p}-crit`, `${p}-fam`] : [`${p}-crit`],
+      },
+      partner: {
+        private_user: `${p}-ppriv`,
+        public_user: `${p}-ppub`,
+        reader_group: `${p}-pread`,
+        public_readers: [`${p}-crit`],
+      },
+    },
+    groups: {
+      family: { user: `${p}-fam`, reader_group: `${p}-fread`, readers: [`${p}-crit`] },
+      critical: { user: `${p}-crit` },
+    },
+  };
+}
+
+function writeConfig(dir: string, r: RecipientsConfig): void {
+  Deno.writeTextFileSync(`${dir}/recipients.yaml`, stringify(r));
+  Deno.writeTextFileSync(
+    `${dir}/channel_users.yaml`,
+    stringify({ allowed_channel_users: channelsOf(r) }),
+  );
+}
+
+function quiet(cmd: string, args: string[]): void {
+  new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync();
+}
+
+/** Creates and provisions a household. Call `cleanup()` in `finally`. */
+export function createHousehold(options: { ownerSharesWithFamily?: boolean } = {}): Household {
+  const prefix = `jt${crypto.randomUUID().slice(0, 6)}`;
+  const recipients = testRecipients(prefix, options.ownerSharesWithFamily ?? true);
+  const dir = Deno.makeTempDirSync({ prefix: `${prefix}-` });
+  Deno.chmodSync(dir, 0o755);
+  const configDir = `${dir}/config`;
+  const stateDir = `${dir}/state`;
+  Deno.mkdirSync(configDir, { mode: 0o755 });
+  writeConfig(configDir, recipients);
+  const retrieveBin = `/usr/local/bin/${prefix}-retrieve`;
+  const sudoersPath = `/etc/sudoers.d/${prefix}`;
+  const auditRulesPath = `${dir}/audit/joi.rules`;
+  const sudoLog = `${dir}/sudo.log`;
+  const opts = {
+    configDir,
+    stateDir,
+    codeDir: REPO,
+    retrieveBin,
+    sudoersPath,
+    auditRulesPath,
+    sudoLog,
+    entrySource: Deno.execPath(),
+  };
+  const p = prefix;
+  const users = {
+    svc: `${p}-svc`,
+    ownerPrivate: `${p}-opriv`,
+    ownerPublic: `${p}-opub`,
+    partnerPrivate: `${p}-ppriv`,
+    partnerPublic: `${p}-ppub`,
+    family: `${p}-fam`,
+    critical: `${p}-crit`,
+  };
+  const groups = {
+    all: `${p}-all`,
+    ownerReaders: `${p}-oread`,
+    partnerReaders: `${p}-pread`,
+    familyReaders: `${p}-fread`,
+  };
+  const cleanup = async () => {
+    for (const f of [sudoersPath, retrieveBin]) {
+      try {
+        Deno.removeSync(f);
+      } catch { /* not created */ }
+    }
+    for (const u of Object.values(users)) quiet("userdel", [u]);
+    for (const g of Object.values(groups)) quiet("groupdel", [g]);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  let provisioned: ProvisionResult;
+  try {
+    provisioned = provision(opts);
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  const fixedArgv = retrieveFixedArgv(retrieveSpec(provisionLayout(opts), REPO));
+  const h: Household = {
+    prefix,
+    dir,
+    configDir,
+    stateDir,
+    root: `${stateDir}/knowledge`,
+    recipients,
+    channels: channelsOf(recipients),
+    users,
+    groups,
+    retrieveBin,
+    sudoersPath,
+    auditRulesPath,
+    sudoLog,
+    fixedArgv,
+    provisioned,
+    reprovision(r?: RecipientsConfig) {
+      if (r) {
+        writeConfig(configDir, r);
+        h.recipients = r;
+      }
+      return provision(opts);
+    },
+    cleanup,
+  };
+  return h;
+}
+
+/** Output of a command. */
+export interface Ran {
+  /** Exit code. */
+  code: number;
+  /** stdout text. */
+  stdout: string;
+  /** stderr text. */
+  stderr: string;
+}
+
+/** Runs a command to completion (no shell). */
+export async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<Ran> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...(env ? { env } : {}),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Runs the real retrieve as `user` exactly as joi does, from the service
+ * user's account: `sudo -u <svc> sudo -n -u <user> <bin> <pinned argv> <type> <json>`.
+ */
+export function retrieveAs(h: Household, user: string, type: string, json: string): Promise<Ran> {
+  return run("sudo", [
+    "-u",
+    h.users.svc,
+    "sudo",
+    "-n",
+    "-u",
+    user,
+    "--",
+    h.retrieveBin,
+    ...h.fixedArgv,
+    type,
+    json,
+  ]);
+}
+
+/** Writes a markdown document into a folder as joi would find a hand-written one. */
+export function putDocument(
+  h: Household,
+  folder: string,
+  name: string,
+  text: string,
+): string {
+  const path = `${h.root}/${folder}/${name}`;
+  Deno.writeTextFileSync(path, text, { mode: 0o640 });
+  // as an administrator would: owned by the service user, group from the setgid folder
+  Deno.chownSync(path, uidOf(h.users.svc), null);
+  Deno.chmodSync(path, 0o640);
+  return path;
+}
+
+/**
+ * Runs joi's real knowledge code as the service user (the only writer):
+ * `tests/services/joi/knowledge/as_service.ts` with joi's account and a
+ * narrow sandbox. Returns the parsed JSON line.
+ */
+export async function asService(
+  h: Household,
+  input: Record<string, unknown>,
+): Promise<{ uid: number; result: unknown; events: Record<string, unknown>[] }> {
+  const r = await run("sudo", [
+    "-u",
+    h.users.svc,
+    Deno.execPath(),
+    "run",
+    "--no-prompt",
+    "--no-config",
+    "--no-lock",
+    "--no-remote",
+    "--no-npm",
+    `--allow-read=${h.stateDir},${REPO},/etc/passwd`,
+    `--allow-write=${h.root}`,
+    "--allow-run=/usr/bin/sudo",
+    "--allow-sys=uid",
+    `${REPO}/tests/services/joi/knowledge/as_service.ts`,
+    JSON.stringify({
+      root: h.root,
+      recipients: h.recipients,
+      allowed: h.channels,
+      retrieveBin: h.retrieveBin,
+      fixedArgv: h.fixedArgv,
+      ...input,
+    }),
+  ]);
+  if (r.code !== 0) throw new Error(`as_service failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+/** Indexes every folder as the service user. */
+export function indexAsService(h: Household) {
+  return asService(h, { mode: "index" });
+}
+
+/** uid of a user (from /etc/passwd). */
+export function uidOf(user: string): number {
+  for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
+    const f = line.split(":");
+    if (f[0] === user) return Number(f[2]);
+  }
+  throw new Error(`no user ${user}`);
+}
+
+/** The folders of the household (relative paths). */
+export function folderPaths(h: Household): string[] {
+  return knowledgeFolders(h.recipients).map((f) => f.path);
+}

@@ -1,0 +1,93 @@
+/**
+ * Test fixture run AS the household's service user (via sudo): joi's real
+ * knowledge code with joi's account, so the kernel decides what it may do.
+ * Imports nothing from npm (the service user has no Deno cache).
+ *
+ *   as_service.ts '<json>'  with {mode: "index"|"write"|"retrieve", ...}
+ *
+ * Prints one JSON line: the outcome.
+ *
+ * @module
+ */
+import { createLogger, type Fields } from "../../../../services/common/log.ts";
+import {
+  knowledgeFolders,
+  type RecipientsConfig,
+} from "../../../../services/joi/knowledge/folders.ts";
+import { scanFolder } from "../../../../services/joi/knowledge/scan.ts";
+import { KnowledgeWriteError, KnowledgeWriter } from "../../../../services/joi/knowledge/writer.ts";
+import { RetrieveCaller } from "../../../../services/joi/knowledge/caller.ts";
+
+/** The fixture's input. */
+export interface AsServiceInput {
+  /** What to do. */
+  mode: "index" | "write" | "retrieve";
+  /** Knowledge root. */
+  root: string;
+  /** recipients.yaml. */
+  recipients: RecipientsConfig;
+  /** allowed_channel_users. */
+  allowed: Record<string, string>;
+  /** write/retrieve: the channel. */
+  channel?: string;
+  /** write: the document and optional target folder. */
+  doc?: { title: string; body: string; category?: string };
+  /** write: a folder other than the channel's own (cross-channel attempt). */
+  folder?: string;
+  /** retrieve: type and query. */
+  type?: string;
+  /** retrieve: query object. */
+  query?: unknown;
+  /** retrieve: entry point and pinned argv. */
+  retrieveBin?: string;
+  /** retrieve: pinned argv. */
+  fixedArgv?: string[];
+  /** retrieve: timeout override. */
+  timeoutMs?: number;
+}
+
+const input = JSON.parse(Deno.args[0]) as AsServiceInput;
+const events: Fields[] = [];
+const logger = createLogger("as_service", {
+  quiet: true,
+  sinks: [(line) => events.push(JSON.parse(line))],
+});
+let result: unknown;
+switch (input.mode) {
+  case "index":
+    result = knowledgeFolders(input.recipients).map((f) => scanFolder(input.root, f.path));
+    break;
+  case "write": {
+    const w = new KnowledgeWriter({
+      root: input.root,
+      recipients: input.recipients,
+      allowedChannelUsers: input.allowed,
+      logger,
+    });
+    try {
+      result = { saved: w.save(input.channel!, input.doc!, input.folder) };
+    } catch (e) {
+      result = {
+        refused: e instanceof KnowledgeWriteError ? e.code : String(e),
+        message: (e as Error).message,
+      };
+    } finally {
+      w.close();
+    }
+    break;
+  }
+  case "retrieve": {
+    const c = new RetrieveCaller({
+      sudoBin: "/usr/bin/sudo",
+      retrieveBin: input.retrieveBin!,
+      fixedArgv: input.fixedArgv!,
+      allowedChannelUsers: input.allowed,
+      recipients: input.recipients,
+      logger,
+      ...(input.timeoutMs ? { timeoutMs: input.timeoutMs } : {}),
+    });
+    result = await c.retrieve(input.channel!, input.type!, input.query);
+    break;
+  }
+}
+console.log(JSON.stringify({ uid: Deno.uid(), result, events }));
