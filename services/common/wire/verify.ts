@@ -238,8 +238,12 @@ export function jsonRoutes(options: BodyOptions): MiddlewareHandler {
 
 /** Options of {@link signedRoutes}. */
 export interface SignedRoutesOptions extends BodyOptions {
-  /** HMAC key of `direction` (see `loadKey`). */
-  key: CryptoKey;
+  /**
+   * HMAC key of `direction` (see `loadKey`). During a key rotation, pass
+   * `[newKey, oldKey]`: a request signed under any of them is accepted; remove
+   * the old key once both sides sign with the new one.
+   */
+  key: CryptoKey | readonly CryptoKey[];
   /** The direction of the requests this server receives. */
   direction: Direction;
   /** Where nonces of correctly signed requests are kept. */
@@ -320,6 +324,8 @@ export function signedRoutes(options: SignedRoutesOptions): MiddlewareHandler {
     throw new RangeError(`toleranceMs must be positive, got ${options.toleranceMs}`);
   }
   const sources = checkSources(options.allowedSources);
+  const keys: readonly CryptoKey[] = Array.isArray(options.key) ? options.key : [options.key];
+  if (keys.length === 0) throw new TypeError("signedRoutes: at least one key is required");
   const now = options.now ?? Date.now;
   const log = options.logger?.child("wire");
   return async (c, next) => {
@@ -395,14 +401,16 @@ export function signedRoutes(options: SignedRoutesOptions): MiddlewareHandler {
     if (!body.ok) return refuse(body.response, "body");
 
     const url = new URL(c.req.url);
-    const valid = await verify(options.key, {
+    const fields = {
       direction: options.direction,
       method: c.req.method,
       path: url.pathname + url.search,
       timestamp,
       nonce: nonce!,
       body: body.bytes,
-    }, signature);
+    };
+    let valid = false;
+    for (const key of keys) valid = (await verify(key, fields, signature)) || valid;
     if (!valid) {
       return refuse(fail(c, "auth_failed", "signature does not match"), "signature");
     }

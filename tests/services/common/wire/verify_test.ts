@@ -509,3 +509,34 @@ Deno.test("Unix socket peers pass only when `unix` is an allowed source", async 
     }
   }
 });
+
+Deno.test("during a key rotation both listed keys verify, an unlisted one does not", async () => {
+  const keys = await testKeys();
+  const retired = (await testKeys()).meshToJoi;
+  const t = await tempStore();
+  const { signedRoutes } = await import("../../../../services/common/wire/mod.ts");
+  const app = new Hono();
+  app.use(
+    "/api/*",
+    signedRoutes({
+      key: [keys.meshToJoi, keys.joiToMesh],
+      direction: "mesh_to_joi",
+      nonceStore: t.store,
+      allowedSources: ["127.0.0.1"],
+      toleranceMs: 300_000,
+      maxBodyBytes: 1024,
+      now: () => NOW,
+    }),
+  );
+  app.post("/api/v1/echo", (c) => ok(c, {}));
+  const server = serve(app);
+  try {
+    assert.equal((await send(server.url, { key: keys.meshToJoi })).status, 200);
+    assert.equal((await send(server.url, { key: keys.joiToMesh })).status, 200);
+    assert.equal((await send(server.url, { key: retired })).status, 401);
+  } finally {
+    await server.close();
+    t.store.close();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});
