@@ -322,8 +322,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
   retrieve: (l) => ({
     description: "joi-retrieve: read-only FTS over the knowledge its uid may open (run via sudo)",
     entry: "scripts/retrieve.ts",
-    permissions: { ...none(), read: [`${l.joiStateDir}/knowledge`] },
-    args: [],
+    // sys=uid only to report the kernel identity it ran as (`accessed_as`)
+    permissions: { ...none(), read: [`${l.joiStateDir}/knowledge`], sys: ["uid"] },
+    args: [`--root=${l.joiStateDir}/knowledge`],
     v8Flags: ["--max-old-space-size=192"],
   }),
   index: (l) => ({
@@ -414,17 +415,32 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "scripts/provision.ts",
     permissions: {
       ...none(),
-      read: [l.joiConfigDir, l.joiStateDir, "/etc/passwd", "/etc/group", "/etc/sudoers.d"],
-      write: [l.joiStateDir, "/etc/sudoers.d", "/etc/audit/rules.d"],
-      run: [
-        "/usr/sbin/useradd",
-        "/usr/sbin/groupadd",
-        "/usr/sbin/usermod",
-        "/usr/bin/gpasswd",
-        "/usr/sbin/visudo",
+      read: [
+        l.joiConfigDir,
+        l.joiStateDir,
+        l.codeDir, // checks scripts/retrieve.ts is root-owned and not writable by others
+        l.retrieveBin,
+        ...(l.denoBin.startsWith("/") ? [l.denoBin] : []), // --install-entry source
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/sudoers.d",
+        "/etc/audit/rules.d",
       ],
+      write: [
+        l.joiStateDir,
+        "/etc/sudoers.d",
+        "/etc/audit/rules.d",
+        l.retrieveBin,
+        `${l.retrieveBin.replace(/[^/]+$/, "")}.${l.retrieveBin.replace(/^.*\//, "")}.provision-new`,
+      ],
+      run: ["/usr/sbin/useradd", "/usr/sbin/groupadd", "/usr/bin/gpasswd", "/usr/sbin/visudo"],
     },
-    args: [`--config-dir=${l.joiConfigDir}`, `--state-dir=${l.joiStateDir}`],
+    args: [
+      `--config-dir=${l.joiConfigDir}`,
+      `--state-dir=${l.joiStateDir}`,
+      `--code-dir=${l.codeDir}`,
+      `--retrieve-bin=${l.retrieveBin}`,
+    ],
     v8Flags: [],
   }),
   nebula: (l) => ({
