@@ -63,8 +63,8 @@ export interface AgentOptions {
   llm: LlmClient;
   /** The outbox. */
   outbox: AgentOutbox;
-  /** Knowledge retrieval as the channel user (`retrieve(channelUser, query)`). */
-  retrieve?: (channelUser: string, query: string) => Promise<KnowledgeSnippet[]>;
+  /** Knowledge retrieval for a channel (run as its channel user by the knowledge caller). */
+  retrieve?: (channel: string, query: string) => Promise<KnowledgeSnippet[]>;
   /** Knowledge write to the current channel's folder. */
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
   /** External tools (web search). */
@@ -221,7 +221,7 @@ export class Agent implements MessageSink {
     let knowledge: KnowledgeSnippet[] = [];
     if (this.#o.retrieve) {
       try {
-        knowledge = await this.#o.retrieve(m.channelUser, m.text.slice(0, 200));
+        knowledge = await this.#o.retrieve(channel, m.text.slice(0, 200));
       } catch (e) {
         this.#log.warn("knowledge_retrieve_failed", { channel, error: (e as Error).message });
       }
