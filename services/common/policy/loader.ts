@@ -21,7 +21,7 @@ import {
   policySchemas,
 } from "./files.ts";
 import { effectiveInfra, type Infra } from "./infra.ts";
-import { formatPath, ROOT_PATH } from "./path.ts";
+import { formatPath, type PathSegment, ROOT_PATH } from "./path.ts";
 import { parseYaml } from "./parse_yaml.ts";
 import {
   attachSource,
@@ -29,6 +29,7 @@ import {
   offsetOf,
   pathAtOffset,
   positionAt,
+  type RuleIssue,
   type SourceDoc,
 } from "./source.ts";
 import { fromZodIssues } from "./zod_issues.ts";
@@ -70,6 +71,28 @@ function yamlIssues(src: SourceDoc): Issue[] {
 }
 
 /**
+ * Finds `__proto__` keys. zod drops them from records without a word, and a
+ * consumer indexing a plain object with one would reach its prototype: they
+ * are refused outright.
+ */
+function protoKeys(value: unknown, path: PathSegment[]): RuleIssue[] {
+  if (value === null || typeof value !== "object") return [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => protoKeys(v, [...path, i]));
+  const out: RuleIssue[] = [];
+  for (const key of Object.keys(value)) {
+    const here = [...path, key];
+    if (key === "__proto__") {
+      out.push({
+        path: here,
+        at: "key",
+        message: `unknown key "__proto__" (not allowed anywhere)`,
+      });
+    } else out.push(...protoKeys((value as Record<string, unknown>)[key], here));
+  }
+  return out;
+}
+
+/**
  * Parses and validates one policy text without throwing: returns the config
  * or every issue. `filename` is used in issues only.
  */
@@ -97,15 +120,15 @@ export function checkPolicyText<N extends PolicyName>(
       issues: [{ file: filename, line: 1, col: 1, path: ROOT_PATH, message: `YAML: ${message}` }],
     };
   }
+  const proto = protoKeys(data, []);
+  if (proto.length > 0) return { issues: proto.map((i) => locate(src, i)) };
   const schema = policySchemas[name];
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
     return { issues: fromZodIssues(parsed.error.issues, data, schema).map((i) => locate(src, i)) };
   }
   const config = parsed.data as Policies[N];
-  const rules = (policyRulesByName[name] as (c: Policies[N]) => ReturnType<typeof fromZodIssues>)(
-    config,
-  );
+  const rules = (policyRulesByName[name] as (c: Policies[N]) => RuleIssue[])(config);
   if (rules.length > 0) return { issues: rules.map((i) => locate(src, i)) };
   attachSource(config as object, src);
   return { config: deepFreeze(config), issues: [] };

@@ -42,6 +42,7 @@ export {
   type RecipientChannelKind,
 } from "./channels.ts";
 export { canonicalJson, identitiesHash } from "./identities_hash.ts";
+export { own } from "./own.ts";
 export { compilePattern, isTimeZone } from "./primitives.ts";
 export {
   type Recipient,

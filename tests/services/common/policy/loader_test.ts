@@ -3,6 +3,7 @@ import {
   formatIssue,
   loadPolicies,
   loadPolicyFile,
+  own,
   parsePolicyText,
   policyFileNames,
   policyNames,
@@ -481,5 +482,32 @@ Deno.test("YAML tags, anchors into the wrong place and multiple documents are re
   for (const [text, re] of cases) {
     const err = policyErrorOf(() => parsePolicyText("groups", text, "g.yaml"));
     assert.match(err.issues.map(formatIssue).join("\n"), re, text);
+  }
+});
+
+Deno.test("__proto__ keys are refused everywhere, including inside records zod would drop them from", () => {
+  const llm = Deno.readTextFileSync(`${SHIPPED}/llm.yaml`);
+  assert.deepEqual(
+    policyErrorOf(() => parsePolicyText("llm", `${llm}__proto__: {polluted: 1}\n`, "l.yaml")).issues
+      .map(formatIssue),
+    ['l.yaml:14:1: __proto__: unknown key "__proto__" (not allowed anywhere)'],
+  );
+  const channels =
+    "allowed_channel_users:\n  owner_private_dm: joi-owner-private\n  __proto__: joi-x\n";
+  assert.deepEqual(
+    policyErrorOf(() => parsePolicyText("channelUsers", channels, "c.yaml")).issues.map(
+      formatIssue,
+    ),
+    ['c.yaml:3:3: allowed_channel_users.__proto__: unknown key "__proto__" (not allowed anywhere)'],
+  );
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+Deno.test("own() sees only the policy's entries, never the object prototype", () => {
+  const p = loadPolicies(SHIPPED);
+  const users = p.channelUsers.allowed_channel_users;
+  assert.equal(own(users, "owner_private_dm"), "joi-owner-private");
+  for (const key of ["constructor", "toString", "__proto__", "hasOwnProperty", "nope"]) {
+    assert.equal(own(users, key), undefined, key);
   }
 });
