@@ -72,7 +72,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
   return {
     release() {
       try {
-        file.truncate(0).catch(() => {});
+        file.truncateSync(0);
         file.unlockSync();
       } finally {
         file.close();
