@@ -22,7 +22,6 @@ import {
 } from "../../../services/common/wire/mod.ts";
 import { testSocketPaths } from "../../../services/common/permissions.ts";
 import type { MeshConfig } from "../../../services/mesh/config.ts";
-import { parseMeshSettings } from "../../../services/mesh/config.ts";
 import type { IdentitiesConfig } from "../../../services/mesh/identity.ts";
 import { hashIdentities, validateIdentities } from "../../../services/mesh/main.ts";
 import { createMesh, type Mesh } from "../../../services/mesh/service.ts";
