@@ -1,0 +1,148 @@
+/**
+ * `joi-validate-config` as a library: runs every check family and returns
+ * the findings. Fast enough for `ExecStartPre`: it reads `/etc/passwd` and
+ * `/etc/group` itself and spawns nothing but one `lsattr`.
+ *
+ * ```ts
+ * import { validate } from "./scripts/validate/mod.ts";
+ * const report = validate({ root: "/tmp/staged" });
+ * if (!report.summary.ok) console.log(report.findings);
+ * ```
+ *
+ * @module
+ */
+import { productionLayout } from "../../services/common/permissions.ts";
+import { renderUnits } from "../../services/common/units.ts";
+import { type Accounts, parseGroup, parsePasswd } from "../provision/system.ts";
+import { checkAccounts } from "./accounts_check.ts";
+import { productionAddressesFrom } from "./addresses.ts";
+import { expectedState } from "./expected.ts";
+import { checkContentFiles } from "./files_check.ts";
+import { type Finding, Findings, sortFindings, summarize, type Summary } from "./finding.ts";
+import { INSTALLED, resolvePaths, type ValidateOptions } from "./options.ts";
+import { addPolicyError, checkPolicies } from "./policies_check.ts";
+import { checkRetrieve } from "./retrieve_check.ts";
+import { checkSecrets, credentialsOf } from "./secrets_check.ts";
+import { checkTree } from "./tree_check.ts";
+import { checkUnits } from "./units_check.ts";
+
+export { productionAddressesFrom } from "./addresses.ts";
+export { expectedState, installedArgsPattern } from "./expected.ts";
+export {
+  type Finding,
+  formatFinding,
+  formatSummary,
+  type Severity,
+  type Summary,
+} from "./finding.ts";
+export { INSTALLED, type ValidateOptions } from "./options.ts";
+
+/** The result of one run. */
+export interface Report {
+  /** Every finding, most severe first. */
+  findings: Finding[];
+  /** Counts; `ok` is false on any CRITICAL or ERROR. */
+  summary: Summary;
+}
+
+function readAccounts(passwd: string, group: string, f: Findings): Accounts | undefined {
+  try {
+    return {
+      users: parsePasswd(Deno.readTextFileSync(passwd)),
+      groups: parseGroup(Deno.readTextFileSync(group)),
+    };
+  } catch (e) {
+    f.error(
+      "accounts_unreadable",
+      `cannot read ${passwd} / ${group}: ${e instanceof Error ? e.message : e}`,
+      `${passwd}, ${group}`,
+      "run joi-validate-config as root with read access to /etc",
+    );
+    return undefined;
+  }
+}
+
+/** Runs every check. Never throws on a bad system: each problem is a finding. */
+export function validate(options: ValidateOptions = {}): Report {
+  const paths = resolvePaths(options);
+  const all: Finding[] = [];
+  const family = (run: () => Findings | undefined, name: string) => {
+    try {
+      const f = run();
+      if (f) all.push(...f.list);
+    } catch (e) {
+      all.push({
+        severity: "ERROR",
+        code: "check_failed",
+        what: `the ${name} check could not run: ${e instanceof Error ? e.message : e}`,
+        where: name,
+        fix: "fix the cause above and re-run",
+      });
+    }
+  };
+
+  const policy = checkPolicies(paths.configDir);
+  all.push(...policy.findings.list);
+  const p = policy.policies;
+  const base = new Findings();
+  const accounts = readAccounts(paths.passwdFile, paths.groupFile, base);
+  all.push(...base.list);
+  const empty: Accounts = { users: new Map(), groups: new Map() };
+
+  family(
+    () => checkRetrieve(paths.at(INSTALLED.retrieveBin), accounts ?? empty, paths.lsattrBin),
+    "retrieve",
+  );
+
+  if (p.recipients) {
+    const recipients = p.recipients;
+    let want: ReturnType<typeof expectedState> | undefined;
+    family(() => {
+      want = expectedState(recipients);
+      return undefined;
+    }, "expected-state");
+    if (want && accounts) {
+      const w = want;
+      family(
+        () =>
+          checkAccounts(recipients, w, accounts, {
+            passwdFile: paths.passwdFile,
+            groupFile: paths.groupFile,
+          }),
+        "accounts",
+      );
+      family(() => checkTree(w.paths, accounts, paths.root), "tree");
+      family(() => checkContentFiles(w.paths, accounts, paths.root), "sudoers");
+    }
+  }
+
+  if (p.network && p.llm) {
+    const addresses = productionAddressesFrom({ network: p.network, llm: p.llm });
+    const layout = productionLayout(addresses);
+    family(() => checkUnits(paths.at(INSTALLED.unitsDir), layout), "units");
+    if (p.recipients && accounts) {
+      const svc = p.recipients.service_user;
+      family(() => {
+        const joiUnit = renderUnits(addresses).find((u) => u.name === "joi.service");
+        if (!joiUnit) throw new Error("renderUnits returned no joi.service");
+        return checkSecrets(
+          credentialsOf(joiUnit.text),
+          INSTALLED.secretsDir,
+          svc,
+          accounts,
+          paths.root,
+        );
+      }, "secrets");
+    }
+  } else {
+    const f = new Findings();
+    addPolicyError(
+      f,
+      new Error("network.yaml or llm.yaml did not load: units and secrets were not checked"),
+      paths.configDir,
+    );
+    all.push(...f.list.map((x) => ({ ...x, code: "checks_skipped" })));
+  }
+  const findings = sortFindings(all);
+  return { findings, summary: summarize(findings) };
+}
