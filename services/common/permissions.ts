@@ -272,6 +272,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--llm-url=http://${hostPort(l.llm)}/v1`,
       `--retrieve-bin=${l.retrieveBin}`,
     ],
+      `--mode=${l.mode}`,
+      `--mesh-address=${l.meshOutbound.host}`,
     v8Flags: [],
   }),
   mesh: (l) => {

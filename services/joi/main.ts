@@ -33,6 +33,8 @@ import { createIngestApp } from "./ingest/app.ts";
 import type { IngestEndpoint } from "./ingest/types.ts";
 import { Outbox } from "./outbox/outbox.ts";
 import { httpMeshTransport, type MeshTransport } from "./outbox/mesh_transport.ts";
+import { createConversation } from "./inbound/conversation.ts";
+import type { Agent } from "./agent/agent.ts";
 
 /** Everything {@link createServices} needs. */
 export interface JoiConfig {
@@ -254,6 +256,8 @@ async function main(): Promise<number> {
       "mesh-url": { type: "string" },
       "llm-url": { type: "string" },
       "retrieve-bin": { type: "string" },
+      mode: { type: "string" },
+      "mesh-address": { type: "string" },
     },
   });
   for (const f of ["config-dir", "state-dir", "listen", "ingest-listen", "mesh-url"] as const) {
@@ -309,6 +313,7 @@ async function main(): Promise<number> {
         error: "mesh unreachable: no joi_to_mesh.key",
       }),
   };
+  const agentRef: { agent?: Agent } = {};
   const services = createServices({
     policy: policies.policy,
     ownerId,
@@ -316,8 +321,32 @@ async function main(): Promise<number> {
     meshUrl: values["mesh-url"]!,
     ...(meshKey ? { meshKey } : {}),
     ...(transport ? { transport } : {}),
+    context: { push: (item) => agentRef.agent?.push(item) },
     log,
   });
+  // the conversation side: config manager (SIGHUP), memory, LLM, agent, signed 8443 app
+  let conversation;
+  try {
+    conversation = await createConversation({
+      configDir: values["config-dir"]!,
+      stateDir: values["state-dir"]!,
+      secretsDir: values["secrets-dir"] ?? "",
+      mode: values.mode === "production" ? "production" : "local",
+      meshSources: [values["mesh-address"] ?? "127.0.0.1"],
+      outbox: services.outbox,
+      acknowledge: services.acknowledge,
+      health: services.health,
+      llmUrl: values["llm-url"],
+      log,
+    });
+  } catch (e) {
+    console.error(`joi: conversation side refused to start: ${(e as Error).message}`);
+    services.close();
+    return 1;
+  }
+  agentRef.agent = conversation.agent;
+  services.messagesApp = conversation.app;
+  conversation.start();
   const running = serveServices(services, { ingest: ingestListen, messages: listen }, { log });
   log.info("joi_started", {
     ingest: `${ingestListen.hostname}:${running.ingest.addr.port}`,
@@ -327,13 +356,11 @@ async function main(): Promise<number> {
   const stop = () => done.resolve();
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGHUP", () => {
-    // seam: the conversation side's config manager reloads here
-    log.info("sighup_received", { note: "policy reload is handled by the config manager" });
-  });
+  // SIGHUP: the conversation side's config manager reloads (conversation.start())
   await done.promise;
   log.info("joi_stopping", {});
   await running.stop();
+  await conversation.close();
   services.close();
   return 0;
 }

@@ -37,7 +37,7 @@ export interface ConversationOptions {
   stateDir: string;
   /** Secrets folder (`mesh_to_joi.key`, `memory.key`). */
   secretsDir: string;
-  /** `production` requires every channel user to exist; `local` warns (and creates memory.key). */
+  /** `production` requires every channel user to exist; `local` only warns (shown on /health). */
   mode: "local" | "production";
   /** The mesh's address(es), the only allowed callers of 8443's signed routes. */
   meshSources: readonly string[];
@@ -117,15 +117,6 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
   const policy = () => config.current().policies.policy;
 
   await Deno.mkdir(o.stateDir, { recursive: true, mode: 0o700 });
-  if (o.mode === "local") {
-    try {
-      await Deno.lstat(`${o.secretsDir}/${MEMORY_KEY_FILE}`);
-    } catch {
-      await Deno.mkdir(o.secretsDir, { recursive: true, mode: 0o700 });
-      await generateMemoryKeyFile(`${o.secretsDir}/${MEMORY_KEY_FILE}`);
-      log.warn("memory_key_created", { note: "local run: a new memory.key was created" });
-    }
-  }
   const memoryKey = await loadMemoryKey(o.secretsDir);
   const meshKey = await loadKey(o.secretsDir, "mesh_to_joi.key");
   const memory = new MemoryStores({
