@@ -266,7 +266,8 @@ export function findIndexes(root: string): string[] {
     let entries: Deno.DirEntry[];
     try {
       entries = [...Deno.readDirSync(dir)];
-    } catch {
+    } catch (e) {
+      if (e instanceof Deno.errors.NotCapable) throw e; // a sandbox misconfiguration: fail loudly
       return; // denied by the kernel (or vanished): not ours to read
     }
     for (const e of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
@@ -275,7 +276,8 @@ export function findIndexes(root: string): string[] {
       try {
         const st = Deno.lstatSync(`${root}/${child}`);
         if (!st.isDirectory || st.isSymlink) continue;
-      } catch {
+      } catch (e) {
+        if (e instanceof Deno.errors.NotCapable) throw e;
         continue;
       }
       walk(child, depth + 1);
@@ -289,7 +291,8 @@ function isRegularFile(path: string): boolean {
   try {
     const st = Deno.lstatSync(path);
     return st.isFile && !st.isSymlink;
-  } catch {
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
     return false;
   }
 }
@@ -317,10 +320,11 @@ function openIndex(root: string, folder: string): DatabaseSync | null {
       return null;
     }
     return db;
-  } catch {
+  } catch (e) {
     try {
       db?.close();
     } catch { /* already closed */ }
+    if (e instanceof Deno.errors.NotCapable) throw e;
     return null; // denied, locked beyond the timeout or not an index: skip it
   }
 }

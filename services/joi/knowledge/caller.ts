@@ -203,7 +203,10 @@ export class RetrieveCaller {
       });
       return fail("failed");
     }
-    const parsed = this.#validateOutput(stdout, user, uid);
+    const readable = knowledgeFolders(this.#o.recipients)
+      .filter((f) => f.readers.includes(user))
+      .map((f) => f.path);
+    const parsed = validateRetrieveOutput(stdout, user, uid, readable);
     if (typeof parsed === "string") {
       log.security("retrieve_invalid_output", { channel, user, problem: parsed });
       return fail("invalid_output");
@@ -211,62 +214,70 @@ export class RetrieveCaller {
     log.debug("retrieve_ok", { channel, type: q.type, results: parsed.results.length, ms });
     return parsed;
   }
+}
 
-  #validateOutput(stdout: Uint8Array, user: string, uid: number): RetrieveOutcome | string {
-    let out: unknown;
-    try {
-      out = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(stdout));
-    } catch {
-      return "not JSON";
-    }
-    if (typeof out !== "object" || out === null) return "not an object";
-    const o = out as Record<string, unknown>;
-    if (o.status !== "ok" || !Array.isArray(o.results) || typeof o.truncated !== "boolean") {
-      return "missing status/results/truncated";
-    }
-    const readable = knowledgeFolders(this.#o.recipients)
-      .filter((f) => f.readers.includes(user))
-      .map((f) => f.path);
-    const results: RetrievedDocument[] = [];
-    for (const r of o.results as unknown[]) {
-      if (typeof r !== "object" || r === null) return "result not an object";
-      const x = r as Record<string, unknown>;
-      for (
-        const k of [
-          "id",
-          "title",
-          "snippet",
-          "source",
-          "accessed_as",
-          "category",
-          "updated_at",
-          "folder",
-        ]
-      ) {
-        if (typeof x[k] !== "string") return `result field ${k} not a string`;
-      }
-      if (!isUuidV4(x.id as string)) return "result id not a UUIDv4";
-      if (x.accessed_as !== `uid:${uid}`) return "result read under another uid";
-      const folder = x.folder as string;
-      const source = x.source as string;
-      if (!readable.includes(folder) || !source.startsWith(`${folder}/`) || source.includes("..")) {
-        return "result from a folder this channel may not read";
-      }
-      if (x.score !== undefined && typeof x.score !== "number") return "score not a number";
-      results.push({
-        id: x.id as string,
-        title: x.title as string,
-        snippet: x.snippet as string,
-        source,
-        accessed_as: user,
-        category: x.category as string,
-        updated_at: x.updated_at as string,
-        folder,
-        ...(typeof x.score === "number" ? { score: x.score } : {}),
-      });
-    }
-    return { status: "ok", results, truncated: o.truncated as boolean };
+/**
+ * Validates retrieve's stdout for `user` (whose uid is `uid`): the envelope,
+ * every field of every result, the kernel identity it ran under, and that
+ * each result comes from a folder `user` may read (`readable`). Returns the
+ * outcome with `accessed_as` set to the user name, or a problem description.
+ */
+export function validateRetrieveOutput(
+  stdout: Uint8Array,
+  user: string,
+  uid: number,
+  readable: string[],
+): RetrieveOutcome | string {
+  let out: unknown;
+  try {
+    out = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(stdout));
+  } catch {
+    return "not JSON";
   }
+  if (typeof out !== "object" || out === null) return "not an object";
+  const o = out as Record<string, unknown>;
+  if (o.status !== "ok" || !Array.isArray(o.results) || typeof o.truncated !== "boolean") {
+    return "missing status/results/truncated";
+  }
+  const results: RetrievedDocument[] = [];
+  for (const r of o.results as unknown[]) {
+    if (typeof r !== "object" || r === null) return "result not an object";
+    const x = r as Record<string, unknown>;
+    for (
+      const k of [
+        "id",
+        "title",
+        "snippet",
+        "source",
+        "accessed_as",
+        "category",
+        "updated_at",
+        "folder",
+      ]
+    ) {
+      if (typeof x[k] !== "string") return `result field ${k} not a string`;
+    }
+    if (!isUuidV4(x.id as string)) return "result id not a UUIDv4";
+    if (x.accessed_as !== `uid:${uid}`) return "result read under another uid";
+    const folder = x.folder as string;
+    const source = x.source as string;
+    if (!readable.includes(folder) || !source.startsWith(`${folder}/`) || source.includes("..")) {
+      return "result from a folder this channel may not read";
+    }
+    if (x.score !== undefined && typeof x.score !== "number") return "score not a number";
+    results.push({
+      id: x.id as string,
+      title: x.title as string,
+      snippet: x.snippet as string,
+      source,
+      accessed_as: user,
+      category: x.category as string,
+      updated_at: x.updated_at as string,
+      folder,
+      ...(typeof x.score === "number" ? { score: x.score } : {}),
+    });
+  }
+  return { status: "ok", results, truncated: o.truncated as boolean };
 }
 
 async function readCapped(

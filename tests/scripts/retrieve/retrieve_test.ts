@@ -1,0 +1,317 @@
+/**
+ * joi-retrieve on its own: query validation (everything refused before a file
+ * is opened), the canonical form joi sends, the output cap, the import graph,
+ * and the Deno sandbox of the pinned command line (run as whoever runs the
+ * suite, no sudo: the flags alone refuse /etc/shadow and everything else).
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  canonicalQueryJson,
+  MAX_OUTPUT_BYTES,
+  parseQuery,
+  type Query,
+  QueryError,
+  renderOutput,
+  runQuery,
+  validateQuery,
+} from "../../../scripts/retrieve.ts";
+import { localLayout } from "../../../services/common/permissions.ts";
+import {
+  QUERY_ARG_PATTERN,
+  retrieveFixedArgv,
+  retrieveSpec,
+} from "../../../services/joi/knowledge/retrieve_argv.ts";
+import { openIndexWriter } from "../../../services/joi/knowledge/index_writer.ts";
+
+const REPO = new URL("../../../", import.meta.url).pathname.replace(/\/$/, "");
+const ID = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
+
+/** Queries that must be refused, with a word the error must contain. */
+const REFUSED: [string, string, string][] = [
+  ["search", '{"q":"a/b"}', "path components"],
+  ["search", '{"q":"..secret"}', "path components"],
+  ["search", '{"q":"~root"}', "path components"],
+  ["search", '{"path":"/etc/shadow"}', "path components"],
+  ["search", '{"q":"a\\u002fb"}', "path components"],
+  ["search", '{"q":"a\\u002e\\u002eb"}', "path components"],
+  ["search", '{"q":"x","extra":1}', "unknown key"],
+  ["search", '{"q":"x","path":"x"}', "unknown key"],
+  ["get", '{"id":"a1b2c3d4-e5f6-1a7b-8c9d-0e1f2a3b4c5d"}', "UUIDv4"],
+  ["get", '{"id":"A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"}', "UUIDv4"],
+  ["get", '{"id":"1234"}', "UUIDv4"],
+  ["get", `{"id":"${ID}","q":"x"}`, "unknown key"],
+  ["search", '{"q":"a;id"}', "characters"],
+  ["search", '{"q":"$(id)"}', "characters"],
+  ["search", '{"q":"`id`"}', "characters"],
+  ["search", '{"q":"a|b"}', "characters"],
+  ["search", '{"q":"a&b"}', "characters"],
+  ["search", '{"q":"a>b"}', "characters"],
+  ["search", '{"q":"a\\u003bb"}', "only letters"],
+  ["search", `{"q":"${"x".repeat(5000)}"}`, "4096 bytes"],
+  ["search", "{not json}", "valid JSON"],
+  ["search", "[]", "characters"],
+  ["search", '"q"', "object"],
+  ["search", '{"q":"x","limit":1000}', "limit"],
+  ["search", '{"q":"x","limit":"5"}', "limit"],
+  ["search", '{"q":"  "}', "non-empty"],
+  ["list", '{"category":"Bad Name"}', "category"],
+  ["list", "{}", "missing"],
+  ["delete", '{"q":"x"}', "query type"],
+];
+
+Deno.test("parseQuery refuses path components, unknown keys, bad ids, metacharacters, size", () => {
+  for (const [type, json, word] of REFUSED) {
+    assert.throws(() => parseQuery(type, json), (e: unknown) => {
+      assert.ok(e instanceof QueryError, `${json}: ${e}`);
+      assert.match(e.message, new RegExp(word.replace(/[()$]/g, "\\$&")), json);
+      assert.ok(!e.message.includes("shadow"), "the error never echoes the input");
+      return true;
+    });
+  }
+});
+
+Deno.test("parseQuery accepts the documented queries", () => {
+  assert.deepEqual(parseQuery("search", '{"q":"password reset","limit":5}'), {
+    type: "search",
+    q: "password reset",
+    limit: 5,
+  });
+  assert.deepEqual(parseQuery("get", `{"id":"${ID}"}`), { type: "get", id: ID });
+  assert.deepEqual(parseQuery("list", '{"category":"house"}'), {
+    type: "list",
+    category: "house",
+    limit: 10,
+  });
+  assert.deepEqual(parseQuery("search", '{"q":"Kotol \\u010dist\\u00e9, pros\\u00edm?"}'), {
+    type: "search",
+    q: "Kotol čisté, prosím?",
+    limit: 10,
+  });
+});
+
+Deno.test("canonical JSON round-trips and always fits the sudoers argument pattern", () => {
+  const pattern = new RegExp(`^${QUERY_ARG_PATTERN}$`);
+  const qChar = fc.constantFrom(..."abcXYZ019 '?!,:_-čšžéíÄ日本".split(""), "\u{1D400}");
+  const q = fc.array(qChar, { minLength: 1, maxLength: 60 }).map((a) => a.join(""))
+    .filter((s) => /[\p{L}\p{N}]/u.test(s));
+  const query: fc.Arbitrary<Query> = fc.oneof(
+    fc.record({
+      type: fc.constant("search" as const),
+      q,
+      limit: fc.integer({ min: 1, max: 100 }),
+    }),
+    fc.record({
+      type: fc.constant("list" as const),
+      category: fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/),
+      limit: fc.integer({ min: 1, max: 100 }),
+    }),
+    fc.uuid({ version: 4 }).map((id) => ({ type: "get" as const, id })),
+  );
+  fc.assert(fc.property(query.map((x) => ({ ...x }) as Query), (qu) => {
+    const json = canonicalQueryJson(qu);
+    assert.match(json, pattern);
+    assert.ok(!/[\s/~.;&|$`<>]/.test(json), json);
+    assert.deepEqual(parseQuery(qu.type, json), qu);
+  }));
+});
+
+Deno.test("any string is either refused or becomes a canonical query that re-parses equal", () => {
+  const pattern = new RegExp(`^${QUERY_ARG_PATTERN}$`);
+  fc.assert(
+    fc.property(fc.string({ unit: "binary", maxLength: 80 }), (q) => {
+      let query: Query;
+      try {
+        query = validateQuery("search", { q });
+      } catch (e) {
+        assert.ok(e instanceof QueryError);
+        return;
+      }
+      const json = canonicalQueryJson(query);
+      assert.match(json, pattern);
+      assert.deepEqual(parseQuery("search", json), query);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("renderOutput keeps stdout under 1 MB and says it truncated", () => {
+  const big = "x".repeat(300_000);
+  const results = Array.from({ length: 8 }, (_, i) => ({
+    id: ID,
+    title: `t${i}`,
+    snippet: big,
+    source: "shared/a.md",
+    accessed_as: "uid:1",
+    category: "general",
+    updated_at: "2026-01-01T00:00:00Z",
+    folder: "shared",
+  }));
+  const text = renderOutput({ status: "ok", results, truncated: false });
+  assert.ok(new TextEncoder().encode(text).length <= MAX_OUTPUT_BYTES);
+  const out = JSON.parse(text);
+  assert.equal(out.truncated, true);
+  assert.ok(out.results.length >= 1 && out.results.length < 8);
+  const one = renderOutput({
+    status: "ok",
+    results: [{ ...results[0], snippet: "y".repeat(2_000_000) }],
+    truncated: false,
+  });
+  assert.ok(new TextEncoder().encode(one).length <= MAX_OUTPUT_BYTES);
+  assert.equal(JSON.parse(one).truncated, true);
+  const small = JSON.parse(
+    renderOutput({
+      status: "ok",
+      results: results.slice(0, 1).map((r) => ({ ...r, snippet: "s" })),
+      truncated: false,
+    }),
+  );
+  assert.equal(small.truncated, false);
+});
+
+Deno.test("retrieve.ts imports nothing but node:sqlite (deno info)", async () => {
+  const out = await new Deno.Command("deno", {
+    args: ["info", "--json", "--no-config", `${REPO}/scripts/retrieve.ts`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout));
+  const specifiers: string[] = info.modules.map((m: { specifier: string }) => m.specifier);
+  const local = specifiers.filter((s) => !s.startsWith("node:"));
+  assert.deepEqual(local, [`file://${REPO}/scripts/retrieve.ts`]);
+  assert.deepEqual(specifiers.filter((s) => s.startsWith("node:")), ["node:sqlite"]);
+});
+
+/** `ln -s` (Deno.symlink needs unscoped permissions, which the suite does not have). */
+export async function symlink(target: string, path: string): Promise<void> {
+  const out = await new Deno.Command("sh", { args: ["-c", 'ln -s "$1" "$2"', "sh", target, path] })
+    .output();
+  if (!out.success) throw new Error(`ln -s ${target} ${path} failed`);
+}
+
+/** Runs the pinned retrieve command line directly (no sudo). */
+async function runPinned(
+  stateDir: string,
+  type: string,
+  json: string,
+  extra: { preload?: string; dropRead?: boolean } = {},
+) {
+  const layout = { ...localLayout(), codeDir: REPO, joiStateDir: stateDir };
+  let argv = retrieveFixedArgv(retrieveSpec(layout, REPO));
+  if (extra.dropRead) argv = argv.filter((a) => !a.startsWith("--allow-read="));
+  if (extra.preload) {
+    const i = argv.indexOf(`${REPO}/scripts/retrieve.ts`);
+    argv = [...argv.slice(0, i), `--preload=${extra.preload}`, ...argv.slice(i)];
+  }
+  const out = await new Deno.Command("deno", {
+    args: [...argv, type, json],
+    clearEnv: true,
+    env: {},
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("every bad query is refused before any file is opened (no read permission at all)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // without read permission, opening anything would fail with NotCapable (exit 1):
+    // refused queries exit 2 with their reason, so nothing was opened for them
+    const valid = await runPinned(dir, "search", '{"q":"boiler"}', { dropRead: true });
+    assert.equal(valid.code, 1, valid.stderr);
+    assert.match(valid.stderr, /query failed \(NotCapable\)/);
+    for (const [type, json, word] of REFUSED.filter((_, i) => i % 3 === 0 || i < 6)) {
+      const r = await runPinned(dir, type, json, { dropRead: true });
+      assert.equal(r.code, 2, `${json}: ${r.stderr}`);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, new RegExp(word.replace(/[()$]/g, "\\$&")));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the pinned flags alone refuse /etc/shadow, writes, net, env and run", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/knowledge/shared`, { recursive: true });
+    const probe = `${dir}/probe.ts`;
+    await Deno.writeTextFile(
+      probe,
+      `const tries = {
+        shadow: () => Deno.readTextFileSync("/etc/shadow"),
+        passwd: () => Deno.readTextFileSync("/etc/passwd"),
+        outside: () => Deno.readDirSync(${JSON.stringify(dir)}),
+        write: () => Deno.writeTextFileSync(${JSON.stringify(`${dir}/knowledge/shared/x`)}, "x"),
+        net: () => Deno.connect({ hostname: "127.0.0.1", port: 9 }),
+        env: () => Deno.env.get("PATH"),
+        run: () => new Deno.Command("/usr/bin/id").outputSync(),
+        ffi: () => Deno.dlopen("libc.so.6", {}),
+      };
+      const refused = [];
+      for (const [k, f] of Object.entries(tries)) {
+        try { await f(); } catch (e) { if (e instanceof Deno.errors.NotCapable) refused.push(k); }
+      }
+      let inside = false;
+      try { [...Deno.readDirSync(${JSON.stringify(`${dir}/knowledge`)})]; inside = true; } catch {}
+      console.log(JSON.stringify({ refused, inside }));
+      Deno.exit(0);`,
+    );
+    const r = await runPinned(`${dir}`, "search", '{"q":"x"}', { preload: probe });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(out.refused, [
+      "shadow",
+      "passwd",
+      "outside",
+      "write",
+      "net",
+      "env",
+      "run",
+      "ffi",
+    ]);
+    assert.equal(out.inside, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("retrieve never follows a symlink in the corpus, even where the kernel would allow it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = `${dir}/knowledge`;
+    await Deno.mkdir(`${root}/shared`, { recursive: true });
+    await Deno.mkdir(`${dir}/outside/folder`, { recursive: true });
+    const w = openIndexWriter(`${dir}/outside/folder`);
+    w.upsert({ id: ID, title: "Outside", category: "general", body: "kiwano outside" }, {
+      source: "outside/x.md",
+      sha256: "0",
+      size: 1,
+      mtimeMs: 0,
+      updatedAt: "2026-01-01T00:00:00Z",
+    });
+    w.close();
+    // a linked folder and a linked index file, both pointing outside the tree
+    await symlink(`${dir}/outside/folder`, `${root}/linked`);
+    await Deno.mkdir(`${root}/group/fake`, { recursive: true });
+    await symlink(
+      `${dir}/outside/folder/.joi-index.sqlite`,
+      `${root}/group/fake/.joi-index.sqlite`,
+    );
+    const out = runQuery(root, { type: "search", q: "kiwano", limit: 10 }, "uid:0");
+    assert.deepEqual(out.results, []);
+    const pinned = await runPinned(
+      dir,
+      "search",
+      canonicalQueryJson({ type: "search", q: "kiwano", limit: 5 }),
+    );
+    assert.equal(pinned.code, 0, pinned.stderr);
+    assert.deepEqual(JSON.parse(pinned.stdout).results, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
