@@ -1,0 +1,162 @@
+/**
+ * The mesh as a real child process started with its manifest flags
+ * (`denoRunArgs(programSpec("mesh", layout))`), against the signal-cli peer
+ * and a signature-verifying joi.
+ */
+import assert from "node:assert/strict";
+import {
+  denoRunArgs,
+  type Layout,
+  localLayout,
+  programSpec,
+} from "../../../services/common/permissions.ts";
+import { dataEnvelope } from "../../peers/signal_cli/peer.ts";
+import {
+  claimSocket,
+  expectedGroups,
+  FakeJoi,
+  freePort,
+  makeKeys,
+  outboundBody,
+  OWNER,
+  STRANGER,
+  waitUntil,
+  writeConfigDir,
+} from "./harness.ts";
+import { SignalCliPeer } from "../../peers/signal_cli/peer.ts";
+
+interface Child {
+  process: Deno.ChildProcess;
+  stderr: string[];
+}
+
+function spawnMesh(layout: Layout): Child {
+  const process = new Deno.Command("deno", {
+    args: denoRunArgs(programSpec("mesh", layout)),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr: string[] = [];
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const c of process.stderr) stderr.push(dec.decode(c));
+  })().catch(() => {});
+  return { process, stderr };
+}
+
+async function health(port: number): Promise<Record<string, unknown> | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/health`);
+    const b = await r.json();
+    return b.data;
+  } catch {
+    return null;
+  }
+}
+
+async function setup() {
+  const dir = await Deno.makeTempDir({ prefix: "mesh-proc-" });
+  const sock = await claimSocket();
+  const keys = await makeKeys(`${dir}/secrets`);
+  await writeConfigDir(`${dir}/config`);
+  const joi = new FakeJoi(keys, dir);
+  const meshPort = freePort();
+  const layout: Layout = {
+    ...localLayout({ varDir: dir }),
+    meshConfigDir: `${dir}/config`,
+    meshStateDir: `${dir}/state`,
+    logDir: `${dir}/log`,
+    secretsDir: () => `${dir}/secrets`,
+    joiInbound: { host: "127.0.0.1", port: joi.port },
+    meshOutbound: { host: "127.0.0.1", port: meshPort },
+    signal: { kind: "socket", path: sock.path },
+  };
+  const peer = SignalCliPeer.start({ path: sock.path });
+  peer.groups = expectedGroups();
+  return { dir, sock, keys, joi, meshPort, layout, peer };
+}
+
+async function waitHealthy(child: Child, port: number) {
+  try {
+    const start = Date.now();
+    while (true) {
+      const h = await health(port);
+      if (h && (h.signal as { state: string }).state === "connected") return h;
+      if (Date.now() - start > 60_000) throw new Error("mesh did not become healthy");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${child.stderr.join("")}`);
+  }
+}
+
+async function kill(child: Child, signal: Deno.Signal) {
+  try {
+    child.process.kill(signal);
+  } catch { /* exited */ }
+  await child.process.status;
+}
+
+Deno.test("end to end as a child process with its manifest flags: DM in, unknown dropped, outbound out", async () => {
+  const t = await setup();
+  t.joi.start();
+  const child = spawnMesh(t.layout);
+  try {
+    await waitHealthy(child, t.meshPort);
+    t.peer.push(dataEnvelope({ ...STRANGER, timestamp: 1, text: "intruder" }));
+    t.peer.push(dataEnvelope({ ...OWNER, timestamp: 2, text: "hello from the phone" }));
+    await t.joi.waitFor(() => t.joi.received.length === 1);
+    assert.equal(t.joi.received[0].headers["x-validated-channel"], "owner_private_dm");
+    assert.deepEqual(t.joi.texts(), ["hello from the phone"]);
+    const r = await t.joi.outbound(`http://127.0.0.1:${t.meshPort}`, outboundBody("owner", "hi!"));
+    assert.equal(r.status, 200);
+    assert.deepEqual(t.peer.calls("send")[0].params.recipient, [OWNER.number]);
+    const sec = await Deno.readTextFile(`${t.dir}/log/mesh-security.log`);
+    assert.match(sec, /unknown_sender_dropped/);
+    assert.ok(!sec.includes("intruder") && !sec.includes(STRANGER.number));
+  } finally {
+    await kill(child, "SIGTERM");
+    await t.peer.stop();
+    await t.joi.close();
+    t.sock.release();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});
+
+Deno.test("mesh killed with SIGKILL and restarted: nothing accepted from Signal is lost", async () => {
+  const t = await setup();
+  let child = spawnMesh(t.layout);
+  try {
+    await waitHealthy(child, t.meshPort);
+    // joi is down: the mesh accepts and queues
+    for (let i = 0; i < 20; i++) {
+      t.peer.push(dataEnvelope({ ...OWNER, timestamp: 100 + i, text: `k${i}` }));
+    }
+    const start = Date.now();
+    while (((await health(t.meshPort))?.queue as { depth: number })?.depth !== 20) {
+      if (Date.now() - start > 30_000) throw new Error("queue did not fill");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await kill(child, "SIGKILL");
+    // arrives while the mesh is dead: signal-cli (on-connection) holds it
+    t.peer.push(dataEnvelope({ ...OWNER, timestamp: 200, text: "while dead" }));
+    // the same envelopes redelivered after the restart must not duplicate
+    t.peer.push(dataEnvelope({ ...OWNER, timestamp: 105, text: "k5" }));
+    child = spawnMesh(t.layout);
+    await waitHealthy(child, t.meshPort);
+    t.joi.start();
+    await t.joi.waitFor(() => t.joi.received.length >= 21);
+    const expected = [...Array.from({ length: 20 }, (_, i) => `k${i}`), "while dead"];
+    while (((await health(t.meshPort))?.queue as { depth: number })?.depth !== 0) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(t.joi.texts(), expected);
+  } finally {
+    await kill(child, "SIGTERM");
+    await t.peer.stop();
+    await t.joi.close();
+    t.sock.release();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});
