@@ -8,7 +8,7 @@ import type { z } from "zod";
 import { type ChannelUsers, ChannelUsersSchema } from "./channel_users.ts";
 import { type Groups, GroupsSchema } from "./groups.ts";
 import { type Identities, identitiesRules, IdentitiesSchema } from "./identities.ts";
-import { type Infra, infraRules, InfraSchema } from "./infra.ts";
+import { type Infra, infraRuleIssues, InfraSchema } from "./infra.ts";
 import { type Llm, llmRules, LlmSchema } from "./llm.ts";
 import { type Network, networkRules, NetworkSchema } from "./network.ts";
 import { type Policy, policyRules, PolicySchema } from "./policy.ts";
@@ -81,7 +81,7 @@ export const policyRulesByName: {
   policy: policyRules,
   tools: toolsRules,
   llm: llmRules,
-  infra: infraRules,
+  infra: infraRuleIssues,
   network: networkRules,
 };
 

@@ -11,7 +11,8 @@
  */
 import { z } from "zod";
 import { absolutePath, dnsName, nonEmpty } from "./primitives.ts";
-import type { RuleIssue } from "./source.ts";
+import type { Issue } from "./errors.ts";
+import { attachSource, locateIn, type RuleIssue, sourceOf } from "./source.ts";
 
 /** The domain whose access is switched. */
 export const AI_TOOLS = "ai-tools";
@@ -115,8 +116,17 @@ export function targetsAiTools(p: NetworkPolicy): boolean {
   return p.to === AI_TOOLS || (p.from === AI_TOOLS && p.bidirectional === true);
 }
 
-/** The ai-switch rules of ai-switch.md, plus reference checks. */
-export function infraRules(infra: Infra): RuleIssue[] {
+/**
+ * The ai-switch rules of ai-switch.md and the reference checks, positioned in
+ * `infra.yml` when the config was loaded from a file (else at line 0 of
+ * `infra.yml`). An empty list means the infra is valid.
+ */
+export function infraRules(infra: Infra): Issue[] {
+  return infraRuleIssues(infra).map((issue) => locateIn(infra, "infra.yml", issue));
+}
+
+/** The rules of {@link infraRules}, on paths (positioned by the loader). */
+export function infraRuleIssues(infra: Infra): RuleIssue[] {
   const issues: RuleIssue[] = [];
   const g = infra.global;
   const domains = Object.keys(infra.domains).sort();
@@ -238,5 +248,7 @@ export function effectiveInfra(infra: Infra): EffectiveInfra {
         `network policy targets "${AI_TOOLS}", so ai_access_default "${d}" gets the access`,
     );
   }
+  const src = sourceOf(infra);
+  if (src) attachSource(copy, src);
   return { infra: copy, notes };
 }

@@ -197,3 +197,18 @@ Deno.test("loadInfra returns the effective infra and throws PolicyError on a bro
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("infraRules positions its issues in the loaded file, or at line 0 for built values", () => {
+  const infra = parsePolicyText("infra", BASE, "infra.yml");
+  const built: Infra = structuredClone(infra);
+  built.global.ai_access_default = "ai-tools";
+  assert.deepEqual(infraRules(built).map(formatIssue), [
+    'infra.yml:0:0: global.ai_access_default: ai_access_default cannot be "ai-tools"',
+  ]);
+  // effectiveInfra keeps the source: a rule broken on its result still points into the file
+  const { infra: eff } = effectiveInfra(infra);
+  eff.global.ai_access_default = "ai-tools";
+  assert.deepEqual(infraRules(eff).map(formatIssue), [
+    'infra.yml:6:22: global.ai_access_default: ai_access_default cannot be "ai-tools"',
+  ]);
+});
