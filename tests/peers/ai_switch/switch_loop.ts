@@ -1,14 +1,17 @@
 /**
  * Runs the ai-switch CLI's `main` many times in one process (tests and
  * benchmarks only), so a hundred switches do not pay a hundred Deno start-ups.
- * Arguments: `--rounds N --domains a,b [--no-flush]`, then `--` and the CLI's
- * own arguments (the retargeted manifest args). Prints one JSON line:
- * `{"rounds":N,"failures":N,"ms":[...]}`.
+ * Arguments: `--rounds N --domains a,b [--no-flush] [--transaction-only]`,
+ * then `--` and the CLI's own arguments (the retargeted manifest args).
+ * `--transaction-only` times the nft transaction alone (the baseline of the
+ * benchmark). Prints one JSON line: `{"rounds":N,"failures":N,"ms":[...]}`.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { main } from "../../../scripts/ai_switch/cli.ts";
+import { main, parseOptions } from "../../../scripts/ai_switch/cli.ts";
+import { Nft } from "../../../scripts/ai_switch/nft.ts";
+import { renderTable } from "../../../scripts/ai_switch/ruleset.ts";
 import { createLogger } from "../../../services/common/log.ts";
 import { runCommand } from "../../../scripts/ai_switch/exec.ts";
 
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     domains: { type: "string" },
     "no-flush": { type: "boolean", default: false },
+    "transaction-only": { type: "boolean", default: false },
   },
 });
 const cliArgs = Deno.args.slice(split + 1);
@@ -33,9 +37,15 @@ const io = {
   now: () => new Date(),
   logger: createLogger("ai_switch", { quiet: true }),
 };
+const nft = new Nft(runCommand, parseOptions([...cliArgs, "status"]).bins.nft);
 for (let i = 0; i < Number(values.rounds); i++) {
   const d = domains[i % domains.length];
   const t0 = performance.now();
+  if (values["transaction-only"]) {
+    await nft.apply(renderTable(d));
+    ms.push(performance.now() - t0);
+    continue;
+  }
   const code = await main([
     ...cliArgs,
     "switch",
