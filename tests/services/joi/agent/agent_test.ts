@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import { NOTICES } from "../../../../services/joi/agent/mod.ts";
+import { promptTokens } from "../../../../services/joi/llm/mod.ts";
+import { startJoi } from "../inbound/harness.ts";
+
+const smokeAlert = (now: number) => ({
+  event_id: crypto.randomUUID(),
+  event_type: "alert",
+  timestamp: new Date(now).toISOString(),
+  source: "127.0.0.1",
+  priority: "high",
+  data: { alert_type: "smoke", title: "Smoke in the kitchen", message: "detector 1" },
+});
+
+Deno.test("agent: GPU error -> CPU fallback, replies keep flowing, exactly one degraded-mode notice", async () => {
+  const j = await startJoi({
+    llm: { reply: (r) => (r.options?.num_gpu === 0 ? "answer on cpu" : "answer on gpu") },
+  });
+  try {
+    j.llm.mode = "gpu_error";
+    for (const text of ["one", "two", "three"]) {
+      await j.post({ sender: "owner", channel: "owner_private_dm", text });
+      await j.settle();
+    }
+    const notices = j.sent.filter((m) => m.content.text === NOTICES.degraded);
+    assert.equal(notices.length, 1);
+    assert.deepEqual(notices[0].delivery, { target: "direct" });
+    assert.equal(notices[0].recipient.id, "owner");
+    assert.equal(j.sent.filter((m) => m.content.text === "answer on cpu").length, 3);
+    // the GPU health check probes the GPU: still broken -> still degraded, no second notice
+    await j.conv.gpu.check();
+    assert.equal(j.conv.llm.degraded, true);
+    // eGPU back: the episode ends; a new failure is a new episode with one new notice
+    j.llm.mode = "answer";
+    await j.conv.gpu.check();
+    assert.equal(j.conv.llm.degraded, false);
+    j.llm.mode = "gpu_error";
+    await j.post({ sender: "owner", channel: "owner_private_dm", text: "four" });
+    await j.settle();
+    assert.equal(j.sent.filter((m) => m.content.text === NOTICES.degraded).length, 2);
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("agent: out of memory -> retried with a smaller context, the reply is delivered", async () => {
+  const j = await startJoi({ llm: { oomAboveCtx: 4096, reply: () => "fits now" } });
+  try {
+    j.llm.mode = "oom";
+    await j.post({ sender: "owner", channel: "owner_private_dm", text: "hello" });
+    await j.settle();
+    assert.deepEqual(j.llm.requests.map((r) => r.options?.num_ctx), [8192, 4096]);
+    assert.equal(j.sent.at(-1)?.content.text, "fits now");
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("agent: LLM down -> an honest reply, and a smoke alarm during the outage is still delivered", async () => {
+  const j = await startJoi();
+  try {
+    j.llm.mode = "down";
+    const r = await j.post({
+      sender: "owner",
+      channel: "owner_private_dm",
+      text: "are you there?",
+    });
+    assert.equal(r.status, 200);
+    const alarm = await fetch(`${j.ingestUrl}/api/v1/openhab/alert`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(smokeAlert(j.clock.now)),
+    });
+    assert.equal(alarm.status, 200, await alarm.text());
+    await j.settle();
+    assert.ok(
+      j.sent.some((m) => m.content.text === NOTICES.down && m.delivery.target === "direct"),
+    );
+    const critical = j.sent.filter((m) =>
+      m.priority === "critical" && m.delivery.target === "group"
+    );
+    assert.equal(critical.length, 1);
+    assert.deepEqual(critical[0].delivery, { target: "group", group_id: "critical_group" });
+    assert.match(critical[0].content.text, /smoke/i);
+    assert.ok(j.logs.some((l) => l.event === "agent_llm_unavailable" && l.kind === "down"));
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("agent: past the LLM budget the user hears 'I need a moment', the server is not called", async () => {
+  const j = await startJoi({
+    editPolicies: async (dir) => {
+      const p = await Deno.readTextFile(`${dir}/policy.yaml`);
+      await Deno.writeTextFile(
+        `${dir}/policy.yaml`,
+        p.replace("calls_per_hour: 120", "calls_per_hour: 2"),
+      );
+    },
+  });
+  try {
+    for (const text of ["a", "b", "c"]) {
+      await j.post({ sender: "owner", channel: "owner_private_dm", text });
+      await j.settle();
+    }
+    assert.equal(j.llm.requests.length, 2);
+    assert.match(j.sent.at(-1)!.content.text, /^I need a moment/);
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("agent: the context window never exceeds its budget over a 500-turn conversation", async () => {
+  const long = "The weather has been lovely and the garden needs water again. ".repeat(12);
+  const j = await startJoi({
+    llm: { reply: (r) => (/Summarize/.test(r.messages[0].content) ? "summary: talk" : long) },
+  });
+  try {
+    const snap = j.conv.config.current();
+    const budget = Math.min(
+      snap.policies.policy.memory.context_tokens,
+      snap.policies.llm.context_tokens - 1024,
+    );
+    for (let i = 0; i < 500; i++) {
+      j.clock.now += 60_000; // one message a minute: inside the LLM's hourly budget
+      const accepted = j.conv.agent.accept({
+        message: {
+          transport: "signal",
+          message_id: `m${i}`,
+          sender: { id: "owner", transport_id: "+15550000001" },
+          conversation: { type: "direct", id: "owner_private_dm" },
+          priority: "normal",
+          content: { type: "text", text: `turn ${i}: ${long}`, voice_transcription_failed: false },
+          metadata: { mesh_received_at: "x", original_format: "text" },
+          timestamp: "x",
+        },
+        channel: "owner_private_dm",
+        channelUser: "joi-owner-private",
+        sender: "owner",
+        text: `turn ${i}: ${long}`,
+        config: snap,
+        acknowledged: 0,
+      });
+      assert.ok(accepted);
+      if (i % 25 === 24) await j.conv.agent.idle();
+    }
+    await j.conv.agent.idle();
+    const chats = j.llm.requests.filter((r) => !/Summarize/.test(r.messages[0].content));
+    const summaries = j.llm.requests.filter((r) => /Summarize/.test(r.messages[0].content));
+    assert.equal(chats.length, 500);
+    assert.ok(summaries.length >= 10, `summaries: ${summaries.length}`);
+    let max = 0;
+    for (const r of j.llm.requests) {
+      const t = promptTokens(r.messages as { role: "user"; content: string }[]);
+      max = Math.max(max, t);
+      assert.ok(t <= budget, `prompt of ${t} tokens exceeds the budget ${budget}`);
+    }
+    assert.ok(max > budget / 2, `the window is actually used (max ${max})`);
+    // the latest summary is carried in the system prompt's memory block
+    assert.match(chats.at(-1)!.messages[0].content, /<memory>[\s\S]*summary: talk/);
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("agent: REMEMBER saves to the current channel only; URGENT escalates only for the owner", async () => {
+  const saved: { channel: string; title: string }[] = [];
+  const j = await startJoi({
+    llm: {
+      reply: (r) => {
+        const last = r.messages.at(-1)?.content ?? "";
+        if (/boiler/.test(last)) return "Noted.\nREMEMBER: the boiler is serviced in May";
+        if (/gas/.test(last)) return "URGENT: leave the house and call the gas emergency line.";
+        return "ok";
+      },
+    },
+    saveKnowledge: (channel, doc) => saved.push({ channel, title: doc.title }),
+  });
+  try {
+    await j.post({
+      sender: "partner",
+      channel: "partner_private_dm",
+      text: "the boiler gets serviced in May",
+    });
+    await j.settle();
+    assert.deepEqual(saved, [{
+      channel: "partner_private_dm",
+      title: "the boiler is serviced in May",
+    }]);
+    assert.equal(j.sent.at(-1)?.content.text, "Noted.");
+    const facts = await j.conv.memory.store("partner_private_dm").facts();
+    assert.deepEqual(facts, ["the boiler is serviced in May"]);
+    assert.deepEqual(await j.conv.memory.store("owner_private_dm").facts(), []);
+
+    await j.post({ sender: "partner", channel: "partner_private_dm", text: "I smell gas" });
+    await j.settle();
+    assert.equal(
+      j.sent.filter((m) => m.escalated).length,
+      0,
+      "a partner's message does not escalate",
+    );
+    await j.post({ sender: "owner", channel: "owner_private_dm", text: "I smell gas" });
+    await j.settle();
+    const esc = j.sent.filter((m) => m.escalated);
+    assert.equal(esc.length, 1);
+    assert.deepEqual(esc[0].delivery, { target: "group", group_id: "critical_group" });
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("agent: a presence change may start a conversation, never in quiet hours", async () => {
+  const j = await startJoi({
+    llm: { reply: () => "Welcome home!" },
+    startAt: Date.UTC(2026, 2, 4, 2, 0, 0), // Wednesday 02:00 UTC: quiet hours
+  });
+  try {
+    const item = {
+      kind: "event",
+      device: "presence_owner",
+      summary: "owner arrived home",
+      at: j.clock.now,
+    };
+    j.conv.agent.push(item);
+    await j.settle();
+    assert.equal(j.llm.requests.length, 0);
+    assert.ok(j.logs.some((l) => l.event === "proactive_suppressed" && l.reason === "quiet_hours"));
+    j.clock.now = Date.UTC(2026, 2, 4, 18, 0, 0);
+    j.conv.agent.push({ ...item, at: j.clock.now });
+    await j.settle();
+    assert.equal(j.sent.length, 1);
+    assert.equal(j.sent[0].content.text, "Welcome home!");
+    assert.deepEqual(j.sent[0].delivery, { target: "direct" });
+    // home context reaches the prompt as data inside its tag
+    assert.match(j.llm.requests[0].messages[0].content, /<home_context>[\s\S]*owner arrived home/);
+  } finally {
+    await j.close();
+  }
+});
