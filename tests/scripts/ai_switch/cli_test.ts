@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { renderTable, transaction } from "../../../scripts/ai_switch/ruleset.ts";
 import { parseEntry } from "../../../scripts/ai_switch/history.ts";
 import { NO_FLUSH_WARNING } from "../../../scripts/ai_switch/switch.ts";
+import { acquireLock } from "../../../scripts/ai_switch/lock.ts";
 import {
   canRunAsRoot,
   gpuProcess,
@@ -318,3 +319,25 @@ rootTest("status and history report the domain, the rules, the GPU and the log",
   const last = JSON.parse((await w.cli(ns, ["history", "--json", "--limit", "1"])).stdout);
   assert.equal(last.entries.length, 1);
 });
+
+rootTest(
+  "a switch that cannot get the lock in time fails clearly and changes nothing",
+  async (ns, w) => {
+    assert.equal((await w.cli(ns, ["switch", "--domain", "pro", "--no-flush"])).code, 0);
+    await w.clearCalls();
+    const held = await acquireLock(w.lockFile, { timeoutMs: 1000 });
+    try {
+      const r = await w.cli(ns, ["switch", "--domain", "perso", "--lock-timeout=0.3"]);
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /another switch \(pid \d+\) is running: waiting/);
+      assert.match(r.stderr, /another ai-switch \(pid \d+\) still holds .* raise --lock-timeout/);
+    } finally {
+      held.release();
+    }
+    const calls = await w.calls();
+    assert.ok(!calls.some((c) => c.startsWith("systemctl") || c === "nft -f -"), calls.join("\n"));
+    assert.equal(await w.state(), "pro\n");
+    assert.equal(await liveTable(ns), renderTable("pro"));
+    assert.equal((await w.log()).length, 1);
+  },
+);
