@@ -1,0 +1,86 @@
+/**
+ * The openHAB relay's entry point (runs on the openHAB host):
+ * `deno task openhab_relay` with the manifest's arguments. The API token is
+ * read from `<secrets-dir>/openhab_api.token`, which must be a regular file
+ * with mode 0600 (or 0400): never from argv or the environment.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createLogger } from "../common/log.ts";
+import { loadPolicyFile } from "../common/policy/mod.ts";
+import { Relay } from "./relay.ts";
+
+/** Reads the API token file, refusing group/other access and symlinks. */
+export async function readTokenFile(path: string): Promise<string> {
+  const info = await Deno.lstat(path).catch((e) => {
+    throw new Error(`token file ${path}: ${(e as Error).message}; create it with mode 0600`);
+  });
+  if (!info.isFile) throw new Error(`token file ${path} is not a regular file`);
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw new Error(
+      `token file ${path} has mode ${
+        (info.mode & 0o777).toString(8)
+      }; fix it with chmod 600 ${path}`,
+    );
+  }
+  const token = (await Deno.readTextFile(path)).trim();
+  if (!/^[\x21-\x7e]{8,512}$/.test(token)) {
+    throw new Error(`token file ${path} does not hold an openHAB API token (one printable line)`);
+  }
+  return token;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "config-dir": { type: "string" },
+      "state-dir": { type: "string" },
+      "secrets-dir": { type: "string" },
+      "openhab-url": { type: "string" },
+      "joi-url": { type: "string" },
+    },
+  });
+  for (const f of ["config-dir", "secrets-dir", "openhab-url", "joi-url"] as const) {
+    if (!values[f]) {
+      console.error(`openhab_relay: --${f} is required (see the openhab_relay manifest entry)`);
+      return 2;
+    }
+  }
+  const log = createLogger("openhab_relay");
+  let policy;
+  try {
+    policy = loadPolicyFile("policy", `${values["config-dir"]}/policy.yaml`);
+  } catch (e) {
+    console.error(`openhab_relay: ${(e as Error).message}`);
+    return 1;
+  }
+  let token: string;
+  try {
+    token = await readTokenFile(`${values["secrets-dir"]}/openhab_api.token`);
+  } catch (e) {
+    console.error(`openhab_relay: ${(e as Error).message}`);
+    return 1;
+  }
+  const source = policy.ingest.allowed_sources.find((s) => /[a-z]/i.test(s) && !s.includes(":")) ??
+    "openhab";
+  const relay = new Relay({
+    openhabUrl: values["openhab-url"]!,
+    joiUrl: values["joi-url"]!,
+    token,
+    source,
+    items: policy.ingest.items,
+    maxBatch: policy.ingest.max_readings,
+    maxEventBytes: policy.ingest.max_event_bytes,
+    log,
+  });
+  const stop = () => relay.stop();
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  log.info("relay_started", { source });
+  await relay.run();
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,164 @@
+/**
+ * A protocol-faithful stand-in for openHAB's REST event stream
+ * (`GET /rest/events?topics=...`, design/openhab.md): Server-Sent Events with
+ * `event: message` + `data: {topic, payload, type}` (payload a JSON string),
+ * and an `event: alive` keep-alive. The API token is required as a Bearer
+ * token. Tests push events, send keep-alives, drop connections or go silent.
+ *
+ * @module
+ */
+
+/** An openHAB bus event. */
+export interface OpenhabEvent {
+  topic: string;
+  payload: string;
+  type: string;
+}
+
+/** A running stand-in. */
+export interface OpenhabSse {
+  url: string;
+  /** Connections accepted (with a valid token). */
+  connections: number;
+  /** Requests refused for a bad or missing token. */
+  unauthorized: number;
+  /** The `topics` query of the last connection. */
+  lastTopics: string | null;
+  /** Sends one event to every open stream. */
+  push(ev: OpenhabEvent): void;
+  /** Sends the keep-alive to every open stream. */
+  alive(): void;
+  /** Closes every open stream (a dropped connection). */
+  dropAll(): void;
+  /** Open streams now. */
+  readonly open: number;
+  /** Resolves when `n` streams have been accepted. */
+  waitConnections(n: number, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Item events as openHAB emits them for one change: state, stateupdated, statechanged. */
+export function itemChange(
+  item: string,
+  type: string,
+  value: string,
+  oldValue: string,
+): OpenhabEvent[] {
+  return [
+    {
+      topic: `openhab/items/${item}/state`,
+      payload: JSON.stringify({ type, value }),
+      type: "ItemStateEvent",
+    },
+    {
+      topic: `openhab/items/${item}/stateupdated`,
+      payload: JSON.stringify({ type, value }),
+      type: "ItemStateUpdatedEvent",
+    },
+    {
+      topic: `openhab/items/${item}/statechanged`,
+      payload: JSON.stringify({ type, value, oldType: type, oldValue }),
+      type: "ItemStateChangedEvent",
+    },
+  ];
+}
+
+const encoder = new TextEncoder();
+
+/** Starts the stand-in on 127.0.0.1 with `token`. */
+export function startOpenhabSse(token: string): OpenhabSse {
+  const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  let connections = 0;
+  let unauthorized = 0;
+  let lastTopics: string | null = null;
+  const waiters = new Set<() => void>();
+  const send = (text: string) => {
+    for (const c of streams) {
+      try {
+        c.enqueue(encoder.encode(text));
+      } catch {
+        streams.delete(c);
+      }
+    }
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const url = new URL(req.url);
+    if (url.pathname !== "/rest/events") return new Response("not found", { status: 404 });
+    if (req.headers.get("authorization") !== `Bearer ${token}`) {
+      unauthorized++;
+      return new Response(JSON.stringify({ error: { message: "Authentication required" } }), {
+        status: 401,
+        headers: { "content-type": "application/json" },
+      });
+    }
+    lastTopics = url.searchParams.get("topics");
+    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        ctrl = c;
+        streams.add(c);
+      },
+      cancel() {
+        streams.delete(ctrl);
+      },
+    });
+    connections++;
+    for (const w of waiters) w();
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  });
+  const sse: OpenhabSse = {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    get connections() {
+      return connections;
+    },
+    get unauthorized() {
+      return unauthorized;
+    },
+    get lastTopics() {
+      return lastTopics;
+    },
+    get open() {
+      return streams.size;
+    },
+    push(ev) {
+      send(`event: message\ndata: ${JSON.stringify(ev)}\n\n`);
+    },
+    alive() {
+      send(`event: alive\ndata: {"type":"ALIVE","interval":10}\n\n`);
+    },
+    dropAll() {
+      for (const c of streams) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+      streams.clear();
+    },
+    waitConnections(n, timeoutMs = 10_000) {
+      if (connections >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(`openHAB stand-in: ${connections} of ${n} connections in ${timeoutMs} ms`),
+          );
+        }, timeoutMs);
+        const check = () => {
+          if (connections >= n) {
+            clearTimeout(t);
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+      });
+    },
+    async close() {
+      sse.dropAll();
+      await server.shutdown();
+    },
+  };
+  return sse;
+}

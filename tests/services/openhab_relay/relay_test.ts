@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { createLogger, memorySink } from "../../../services/common/log.ts";
+import { Relay } from "../../../services/openhab_relay/relay.ts";
+import { parseSse } from "../../../services/openhab_relay/sse.ts";
+import { readTokenFile } from "../../../services/openhab_relay/main.ts";
+import { itemChange, startOpenhabSse } from "../../peers/openhab_sse.ts";
+import { startHarness } from "../joi/harness.ts";
+
+const TOKEN = "oh.joirelay.0123456789abcdef";
+
+async function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function relayFor(
+  openhabUrl: string,
+  joiUrl: string,
+  extra: Partial<ConstructorParameters<typeof Relay>[0]> = {},
+) {
+  const sink = memorySink();
+  const relay = new Relay({
+    openhabUrl,
+    joiUrl,
+    token: TOKEN,
+    source: "openhab.homelab.example",
+    items: { allow: ["*"], block: ["*_password*", "*_secret*", "*_key*", "*_token*"] },
+    maxBatch: 50,
+    maxEventBytes: 10_240,
+    keepAliveMs: 10_000,
+    backoffMinMs: 20,
+    backoffMaxMs: 200,
+    log: createLogger("relay-test", { quiet: true, sinks: [sink] }),
+    ...extra,
+  });
+  return { relay, logs: sink.lines };
+}
+
+Deno.test("SSE parser: fields, multi-line data, comments, CRLF, split chunks", async () => {
+  const text =
+    ": hello\r\nevent: alive\r\ndata: {}\r\n\r\nevent: message\ndata: a\ndata: b\n\ndata: c\n\n";
+  const bytes = new TextEncoder().encode(text);
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < bytes.length; i += 7) c.enqueue(bytes.slice(i, i + 7));
+      c.close();
+    },
+  });
+  const out = [];
+  for await (const e of parseSse(stream)) out.push(e);
+  assert.deepEqual(out, [
+    { event: "alive", data: "{}" },
+    { event: "message", data: "a\nb" },
+    { event: "message", data: "c" },
+  ]);
+});
+
+Deno.test("relay: openHAB stream -> joi, keep-alives, filtering, a dropped connection reconnects", async () => {
+  const sse = startOpenhabSse(TOKEN);
+  const h = await startHarness();
+  const { relay } = relayFor(sse.url, h.url);
+  const running = relay.run();
+  try {
+    await sse.waitConnections(1);
+    assert.equal(sse.lastTopics, "openhab/items/*,openhab/things/*,openhab/channels/*");
+    sse.alive();
+    for (const ev of itemChange("Living_Temperature", "Quantity", "21.5 °C", "21.0 °C")) {
+      sse.push(ev);
+    }
+    for (const ev of itemChange("Router_Password", "String", "hunter2", "x")) sse.push(ev);
+    sse.push({
+      topic: "openhab/things/zwave:device:c:node5/statuschanged",
+      payload: JSON.stringify([{ status: "OFFLINE", statusDetail: "NONE" }, {
+        status: "ONLINE",
+        statusDetail: "NONE",
+      }]),
+      type: "ThingStatusInfoChangedEvent",
+    });
+    await until(() => relay.stats.forwarded === 2, "two forwarded events");
+    assert.equal(h.services.guard.device("Living_Temperature")?.state, "21.5 °C");
+    assert.equal(h.services.guard.device("zwave:device:c:node5")?.state, "OFFLINE");
+    assert.equal(
+      h.services.guard.device("Router_Password"),
+      undefined,
+      "blocked item never left the relay",
+    );
+    assert.equal(relay.stats.filtered, 2 + 3, "state/stateupdated fan-out and the blocked item");
+
+    sse.dropAll();
+    await sse.waitConnections(2);
+    for (const ev of itemChange("Kitchen_Smoke", "OnOff", "ON", "OFF")) sse.push(ev);
+    await h.mesh.waitFor((r) => r.length === 1);
+    assert.match(h.mesh.received[0].body.content.text, /Smoke by Kitchen_Smoke/);
+  } finally {
+    relay.stop();
+    await running;
+    await sse.close();
+    await h.close();
+  }
+});
+
+Deno.test("relay: a silent stream (no keep-alive for 3 periods) is reconnected by the watchdog", async () => {
+  const sse = startOpenhabSse(TOKEN);
+  const h = await startHarness();
+  const { relay, logs } = relayFor(sse.url, h.url, { keepAliveMs: 40 });
+  const running = relay.run();
+  try {
+    await sse.waitConnections(1);
+    await sse.waitConnections(2);
+    assert.ok(relay.stats.watchdogReconnects >= 1);
+    assert.ok(logs.some((l) => l.event === "relay_stream_silent"));
+  } finally {
+    relay.stop();
+    await running;
+    await sse.close();
+    await h.close();
+  }
+});
+
+Deno.test("relay: a wrong token is refused by openHAB and never connects", async () => {
+  const sse = startOpenhabSse("another-token-value");
+  const h = await startHarness();
+  const { relay, logs } = relayFor(sse.url, h.url);
+  const running = relay.run();
+  try {
+    await until(() => sse.unauthorized >= 2, "repeated 401s");
+    assert.equal(sse.connections, 0);
+    assert.ok(
+      logs.some((l) => l.event === "relay_stream_failed" && String(l.error).includes("401")),
+    );
+    assert.ok(!JSON.stringify(logs).includes(TOKEN), "the token is never logged");
+  } finally {
+    relay.stop();
+    await running;
+    await sse.close();
+    await h.close();
+  }
+});
+
+Deno.test("relay: buffers while joi is unreachable and delivers when it is back", async () => {
+  const sse = startOpenhabSse(TOKEN);
+  const h = await startHarness();
+  let up = false;
+  let refusedWhileDown = 0;
+  const gate = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    if (!up) {
+      refusedWhileDown++;
+      await req.body?.cancel();
+      return new Response("down", { status: 503 });
+    }
+    const u = new URL(req.url);
+    return await fetch(h.url + u.pathname, {
+      method: req.method,
+      headers: req.headers,
+      body: await req.arrayBuffer(),
+    });
+  });
+  const { relay } = relayFor(sse.url, `http://127.0.0.1:${gate.addr.port}`);
+  const running = relay.run();
+  try {
+    await sse.waitConnections(1);
+    for (const ev of itemChange("Hall_Light", "OnOff", "ON", "OFF")) sse.push(ev);
+    for (const ev of itemChange("Bath_WaterLeak", "OnOff", "ON", "OFF")) sse.push(ev);
+    await until(() => refusedWhileDown >= 2, "retries while joi is down");
+    assert.equal(relay.stats.buffered, 2);
+    assert.equal(relay.stats.forwarded, 0);
+    up = true;
+    await until(() => relay.stats.forwarded === 2, "buffered events delivered");
+    await h.mesh.waitFor((r) => r.length === 1);
+    assert.equal(h.services.guard.device("Hall_Light")?.state, "ON");
+    assert.ok(relay.stats.postFailures >= 2);
+  } finally {
+    relay.stop();
+    await running;
+    await sse.close();
+    await gate.shutdown();
+    await h.close();
+  }
+});
+
+Deno.test("relay token file: 0600 accepted, group-readable refused with the fix", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const p = `${dir}/openhab_api.token`;
+    await Deno.writeTextFile(p, TOKEN + "\n", { mode: 0o600 });
+    await Deno.chmod(p, 0o600);
+    assert.equal(await readTokenFile(p), TOKEN);
+    await Deno.chmod(p, 0o640);
+    await assert.rejects(readTokenFile(p), /chmod 600/);
+    await assert.rejects(readTokenFile(`${dir}/missing`), /create it with mode 0600/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
