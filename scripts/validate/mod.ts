@@ -20,7 +20,7 @@ import { expectedState } from "./expected.ts";
 import { checkContentFiles } from "./files_check.ts";
 import { type Finding, Findings, sortFindings, summarize, type Summary } from "./finding.ts";
 import { INSTALLED, resolvePaths, type ValidateOptions } from "./options.ts";
-import { addPolicyError, checkPolicies } from "./policies_check.ts";
+import { checkPolicies } from "./policies_check.ts";
 import { checkRetrieve } from "./retrieve_check.ts";
 import { checkSecrets, credentialsOf } from "./secrets_check.ts";
 import { checkTree } from "./tree_check.ts";
@@ -135,13 +135,13 @@ export function validate(options: ValidateOptions = {}): Report {
       }, "secrets");
     }
   } else {
-    const f = new Findings();
-    addPolicyError(
-      f,
-      new Error("network.yaml or llm.yaml did not load: units and secrets were not checked"),
-      paths.configDir,
-    );
-    all.push(...f.list.map((x) => ({ ...x, code: "checks_skipped" })));
+    all.push({
+      severity: "WARNING",
+      code: "checks_skipped",
+      what: "network.yaml or llm.yaml did not load: the units and secrets were not checked",
+      where: paths.configDir,
+      fix: "fix the policy errors above, then re-run joi-validate-config",
+    });
   }
   const findings = sortFindings(all);
   return { findings, summary: summarize(findings) };

@@ -343,6 +343,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
   validate: (l) => ({
     description: "joi-validate-config: checks users, groups, modes, sudoers, units, policies",
     entry: "scripts/validate.ts",
+    // Reads only: the policies and secrets (both in the config dir), the state
+    // tree, the accounts, the two generated root files, the installed units,
+    // and the folder of the retrieve entry point (its owner and mode matter).
     permissions: {
       ...none(),
       read: [
@@ -350,10 +353,12 @@ const MANIFEST: Record<ProgramName, Builder> = {
         l.joiStateDir,
         "/etc/passwd",
         "/etc/group",
-        "/etc/sudoers.d",
-        "/etc/systemd/system",
+        "/etc/sudoers.d/joi",
+        "/etc/audit/rules.d/joi.rules",
+        ...[...Object.values(UNIT_NAMES), "joi-validate.service"].map(
+          (u) => `/etc/systemd/system/${u}`,
+        ),
         "/usr/local/bin",
-        "/run/credentials",
       ],
       run: ["/usr/bin/lsattr"],
     },
