@@ -20,6 +20,7 @@ export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   revoke: "revoke",
   provision: "provision",
   nebula: "nebula",
+  install: "install",
   replay: "replay",
   devices: "devices",
   memory: "memory",

@@ -318,3 +318,34 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
     { name: "signal-cli.service", text: signalService },
   ];
 }
+
+/** An `http://host:port/...` URL as the endpoint a program dials (port defaulted by scheme). */
+export function endpointOf(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port };
+}
+
+/** The production addresses, from validated `network.yaml` and `llm.yaml`. */
+export function productionAddressesFrom(
+  network: {
+    hosts: { mesh: string; joi: string; openhab: string };
+    ports: { joi_inbound: number; mesh_outbound: number; joi_ingest: number };
+    openhab: { url: string };
+    signal_cli: { socket: string; data_dir: string };
+  },
+  llm: { endpoint: string },
+): ProductionAddresses {
+  return {
+    hosts: network.hosts,
+    ports: {
+      joiInbound: network.ports.joi_inbound,
+      meshOutbound: network.ports.mesh_outbound,
+      joiIngest: network.ports.joi_ingest,
+    },
+    llm: endpointOf(llm.endpoint),
+    openhab: endpointOf(network.openhab.url),
+    signalSocket: network.signal_cli.socket,
+    signalDataDir: network.signal_cli.data_dir,
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * Carries out an installation plan, under a root prefix (`/` for a real
+ * install, a staging directory otherwise). Users and groups are only created
+ * for a real install; ownership is applied when the named user exists.
+ * Existing household configuration and keys are never overwritten.
+ *
+ * @module
+ */
+import { generateKeyFile } from "../../services/common/wire/keys.ts";
+import type { Action } from "./plan.ts";
+
+/** Options of {@link applyPlan}. */
+export interface ApplyOptions {
+  /** `/` or a staging prefix. */
+  root: string;
+  /** Prints progress lines. */
+  print: (line: string) => void;
+  /** `deno` as the manifest allows it to be run (for the cache step). */
+  denoCommand?: string;
+}
+
+function ids(file: string): Map<string, number> {
+  const map = new Map<string, number>();
+  try {
+    for (const line of Deno.readTextFileSync(file).split("\n")) {
+      const [name, , id] = line.split(":");
+      if (name && id !== undefined) map.set(name, Number(id));
+    }
+  } catch {
+    // no such database in a minimal staging environment
+  }
+  return map;
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+) {
+  const out = await new Deno.Command(cmd, {
+    args,
+    ...opts,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Copies a tree, materialising symlinks (Deno grants symlink() only with unscoped flags). */
+async function copyTree(from: string, to: string): Promise<number> {
+  const info = await Deno.stat(from);
+  if (info.isFile) {
+    await Deno.copyFile(from, to);
+    await Deno.chmod(to, info.mode! & 0o111 ? 0o755 : 0o644);
+    return 1;
+  }
+  await Deno.mkdir(to, { recursive: true, mode: 0o755 });
+  let n = 0;
+  for await (const e of Deno.readDir(from)) {
+    try {
+      n += await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound && e.isSymlink) continue; // dangling link
+      throw err;
+    }
+  }
+  return n;
+}
+
+/** Applies `plan` and returns the lines describing what changed. */
+export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> {
+  const real = o.root === "/";
+  const at = (p: string) => (real ? p : `${o.root}${p}`);
+  const users = () => ids(at("/etc/passwd"));
+  const groups = () => ids(at("/etc/group"));
+  const chown = async (path: string, owner: string, group: string) => {
+    const uid = owner === "root" ? 0 : users().get(owner);
+    const gid = group === "root" ? 0 : groups().get(group);
+    if (uid === undefined || gid === undefined) {
+      o.print(`  (ownership ${owner}:${group} of ${path} not applied: no such user/group here)`);
+      return;
+    }
+    await Deno.chown(path, uid, gid);
+  };
+  for (const a of plan) {
+    switch (a.kind) {
+      case "group":
+        if (!real) break;
+        if (!groups().has(a.name)) {
+          await run("/usr/sbin/groupadd", ["--system", a.name]);
+          o.print(`created group ${a.name}`);
+        }
+        break;
+      case "user":
+        if (!real) {
+          o.print(`staging: user ${a.name} not created`);
+          break;
+        }
+        if (!users().has(a.name)) {
+          await run("/usr/sbin/useradd", [
+            "--system",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--home-dir",
+            "/nonexistent",
+            "--no-create-home",
+            ...(a.groups.length ? ["--groups", a.groups.join(",")] : []),
+            a.name,
+          ]);
+          o.print(`created user ${a.name}`);
+        }
+        break;
+      case "dir":
+        await Deno.mkdir(at(a.path), { recursive: true, mode: a.mode });
+        await Deno.chmod(at(a.path), a.mode);
+        if (real || (o.root !== "/" && Deno.uid() === 0)) await chown(at(a.path), a.owner, a.group);
+        break;
+      case "tree": {
+        if (await exists(at(a.to))) await Deno.remove(at(a.to), { recursive: true });
+        const n = await copyTree(a.from, at(a.to));
+        o.print(`copied ${n} files to ${at(a.to)}`);
+        break;
+      }
+      case "copy":
+        if (!a.overwrite && await exists(at(a.to))) {
+          o.print(`kept ${at(a.to)}`);
+          break;
+        }
+        await Deno.mkdir(at(a.to).replace(/\/[^/]+$/, ""), { recursive: true, mode: 0o755 });
+        await Deno.copyFile(await Deno.realPath(a.from), at(a.to) + ".tmp");
+        await Deno.chmod(at(a.to) + ".tmp", a.mode);
+        await Deno.rename(at(a.to) + ".tmp", at(a.to));
+        o.print(`installed ${at(a.to)}`);
+        break;
+      case "file":
+        if (!a.overwrite && await exists(at(a.path))) {
+          o.print(`kept ${at(a.path)}`);
+          break;
+        }
+        await Deno.mkdir(at(a.path).replace(/\/[^/]+$/, ""), { recursive: true, mode: 0o755 });
+        await Deno.writeTextFile(at(a.path) + ".tmp", a.content, { mode: a.mode });
+        await Deno.chmod(at(a.path) + ".tmp", a.mode);
+        await Deno.rename(at(a.path) + ".tmp", at(a.path));
+        if (Deno.uid() === 0) await chown(at(a.path), a.owner, a.group);
+        o.print(`wrote ${at(a.path)}`);
+        break;
+      case "key":
+        if (await exists(at(a.path))) {
+          o.print(`kept key ${at(a.path)}`);
+          break;
+        }
+        await generateKeyFile(at(a.path));
+        if (Deno.uid() === 0) await chown(at(a.path), a.owner, a.owner);
+        o.print(`generated key ${at(a.path)} (0600)`);
+        break;
+      case "cache":
+        await Deno.mkdir(at(a.dir), { recursive: true, mode: 0o755 });
+        // /opt/joi/deno.json says nodeModulesDir "manual": npm packages come from the
+        // shipped node_modules, so this never reaches a registry (joi's VM has none).
+        await run(o.denoCommand ?? "deno", ["cache", "--frozen", ...a.entries], {
+          cwd: at("/opt/joi"),
+          env: { DENO_DIR: at(a.dir), DENO_NO_UPDATE_CHECK: "1" },
+        });
+        o.print(`pre-filled ${at(a.dir)} for ${a.entries.length} entry modules`);
+        break;
+      case "note":
+        o.print(`next: ${a.text}`);
+        break;
+    }
+  }
+}
