@@ -70,7 +70,7 @@ export async function importMemoryKey(raw: Uint8Array<ArrayBuffer>): Promise<Mem
 /**
  * Loads `<secretsDir>/memory.key` with the wire module's key-file checks
  * (regular file, not a symlink, no group/other permission, random material).
- * Create it with `deno task memory keygen` (or `openssl rand -hex 32`).
+ * Create it with `openssl rand -hex 32` (mode 0600); the local run creates it.
  */
 export async function loadMemoryKey(
   secretsDir: string,
@@ -86,7 +86,7 @@ export async function loadMemoryKey(
     if (bytes.length !== 32) {
       throw new MemoryKeyError(
         `memory key ${secretsDir}/${name}: expected exactly 32 bytes of key, got ${bytes.length}; ` +
-          `create one with \`deno task memory keygen\``,
+          `create one with \`openssl rand -hex 32 > memory.key && chmod 600 memory.key\``,
       );
     }
     return await importMemoryKey(new Uint8Array(bytes));
