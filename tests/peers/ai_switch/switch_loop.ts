@@ -4,7 +4,8 @@
  * Arguments: `--rounds N --domains a,b [--no-flush] [--transaction-only]`,
  * then `--` and the CLI's own arguments (the retargeted manifest args).
  * `--transaction-only` times the nft transaction alone (the baseline of the
- * benchmark). Prints one JSON line: `{"rounds":N,"failures":N,"ms":[...]}`.
+ * benchmark). `--non-atomic` replaces the table the wrong way, flush then load
+ * as two commands, as a control that the race test can see a leak. Prints one JSON line: `{"rounds":N,"failures":N,"ms":[...]}`.
  *
  * @module
  */
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     domains: { type: "string" },
     "no-flush": { type: "boolean", default: false },
     "transaction-only": { type: "boolean", default: false },
+    "non-atomic": { type: "boolean", default: false },
   },
 });
 const cliArgs = Deno.args.slice(split + 1);
@@ -41,6 +43,13 @@ const nft = new Nft(runCommand, parseOptions([...cliArgs, "status"]).bins.nft);
 for (let i = 0; i < Number(values.rounds); i++) {
   const d = domains[i % domains.length];
   const t0 = performance.now();
+  if (values["non-atomic"]) {
+    const bin = parseOptions([...cliArgs, "status"]).bins.nft;
+    await runCommand(bin, ["flush", "table", "inet", "joi_ai"]);
+    await runCommand(bin, ["-f", "-"], renderTable(d));
+    ms.push(performance.now() - t0);
+    continue;
+  }
   if (values["transaction-only"]) {
     await nft.apply(renderTable(d));
     ms.push(performance.now() - t0);

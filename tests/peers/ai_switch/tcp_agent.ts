@@ -12,7 +12,8 @@
  * - `{"id":4,"op":"hammer","host":...,"port":...,"concurrency":200}` starts
  *   connecting continuously; `{"id":5,"op":"stop"}` answers
  *   `{"attempts":N,"successes":N}`.
- * - `{"id":6,"op":"accepted"}` answers the remote addresses the echo server
+ * - `{"id":6,"op":"peek"}` answers the hammer's counts so far without stopping it.
+ * - `{"id":7,"op":"accepted"}` answers the remote addresses the echo server
  *   accepted and the lines it received.
  *
  * A connection counts as made only when the echo comes back, so a SYN that
@@ -131,6 +132,9 @@ async function handle(cmd: any): Promise<Record<string, unknown>> {
       const settled = await Promise.race([hammer.done.then(() => true), timeout(cmd.settleMs)]);
       return { ok: true, settled, attempts: hammer.attempts, successes: hammer.successes };
     }
+    case "peek":
+      if (!hammer) return { ok: false, error: "no hammer" };
+      return { ok: true, attempts: hammer.attempts, successes: hammer.successes };
     case "accepted":
       return { ok: true, accepted };
     default:

@@ -159,7 +159,7 @@ export class Workdir {
    * `deno` arguments running `rounds` switches alternating over `domains` in
    * one process (tests/peers/ai_switch/switch_loop.ts), in the CLI's sandbox.
    */
-  loopArgs(rounds: number, domains: string[], noFlush = true): string[] {
+  loopArgs(rounds: number, domains: string[], noFlush = true, extra: string[] = []): string[] {
     const spec = this.spec();
     return denoRunArgs({
       ...spec,
@@ -168,6 +168,7 @@ export class Workdir {
         `--rounds=${rounds}`,
         `--domains=${domains.join(",")}`,
         ...(noFlush ? ["--no-flush"] : []),
+        ...extra,
         "--",
         ...spec.args,
       ],

@@ -169,3 +169,44 @@ Deno.test({
 function sum(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0);
 }
+
+Deno.test({
+  name: "control: the same hammer sees connections leak through a flush-then-load switch",
+  ignore: !root,
+  fn: async () => {
+    const t = await Topology.create();
+    const w = await Workdir.create();
+    try {
+      const hammer = t.agent("anklume");
+      assert.equal((await w.cli(t.router, ["switch", "--domain", "pro", "--no-flush"])).code, 0);
+      await hammer.request({
+        op: "hammer",
+        host: addressOf("ai-tools"),
+        port: PORT,
+        concurrency: 300,
+      });
+      // Batches of 50 non-atomic switches until something leaks (bounded).
+      let leaked = 0;
+      let rounds = 0;
+      while (leaked === 0 && rounds < 400) {
+        await sh("ip", [
+          "netns",
+          "exec",
+          t.router,
+          "deno",
+          ...w.loopArgs(50, ["perso", "pro"], true, ["--non-atomic"]),
+        ]);
+        rounds += 50;
+        leaked = (await hammer.request({ op: "peek" })).successes as number;
+      }
+      const stats = await hammer.request({ op: "stop", settleMs: 8000 });
+      console.log(
+        `control: ${stats.successes} of ${stats.attempts} got through in ${rounds} non-atomic switches`,
+      );
+      assert.ok((stats.successes as number) > 0, "the race test cannot see a non-atomic switch");
+    } finally {
+      await t.destroy();
+      await w.remove();
+    }
+  },
+});
