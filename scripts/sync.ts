@@ -1,12 +1,15 @@
 /**
  * `deno task sync`: regenerates what is derived from the permission manifest:
- * the tasks in `deno.json` (and, once the units exist, `systemd/`). Run it after
+ * the tasks in `deno.json` and the units in `systemd/` (rendered for the
+ * production addresses of `policies/network.yaml` and `llm.yaml`). Run it after
  * changing `services/common/permissions.ts`; the tests fail until you do.
  *
  * @module
  */
 import { localLayout } from "../services/common/permissions.ts";
+import { loadPolicyFile } from "../services/common/policy/mod.ts";
 import { renderTasks } from "../services/common/tasks.ts";
+import { productionAddressesFrom, renderUnits, type UnitFile } from "../services/common/units.ts";
 
 /** Rewrites the `tasks` of `deno.json` in place; returns whether it changed. */
 export async function syncDenoJson(path = "./deno.json"): Promise<boolean> {
@@ -19,7 +22,33 @@ export async function syncDenoJson(path = "./deno.json"): Promise<boolean> {
   return true;
 }
 
+/** The units for the shipped policies. */
+export function shippedUnits(policiesDir = "./policies"): UnitFile[] {
+  return renderUnits(productionAddressesFrom(
+    loadPolicyFile("network", `${policiesDir}/network.yaml`),
+    loadPolicyFile("llm", `${policiesDir}/llm.yaml`),
+  ));
+}
+
+/** Writes `systemd/`; returns the names of the units that changed. */
+export async function syncUnits(dir = "./systemd"): Promise<string[]> {
+  const changed: string[] = [];
+  for (const unit of shippedUnits()) {
+    const path = `${dir}/${unit.name}`;
+    let old = "";
+    try {
+      old = await Deno.readTextFile(path);
+    } catch { /* new unit */ }
+    if (old === unit.text) continue;
+    await Deno.writeTextFile(path, unit.text);
+    changed.push(unit.name);
+  }
+  return changed;
+}
+
 if (import.meta.main) {
-  const changed = await syncDenoJson();
-  console.log(changed ? "deno.json: tasks updated from the manifest" : "deno.json: up to date");
+  const tasks = await syncDenoJson();
+  console.log(tasks ? "deno.json: tasks updated from the manifest" : "deno.json: up to date");
+  const units = await syncUnits();
+  console.log(units.length ? `systemd/: updated ${units.join(", ")}` : "systemd/: up to date");
 }
