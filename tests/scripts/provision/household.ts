@@ -300,6 +300,14 @@ export function indexAsService(h: Household) {
   return asService(h, { mode: "index" });
 }
 
+/** `ln -s` (Deno.symlink needs unscoped permissions, which the suite does not have). */
+export async function symlink(target: string, path: string): Promise<void> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", 'ln -s "$1" "$2"', "sh", target, path],
+  }).output();
+  if (!out.success) throw new Error(`ln -s ${target} ${path} failed`);
+}
+
 /** uid of a user (from /etc/passwd). */
 export function uidOf(user: string): number {
   for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {

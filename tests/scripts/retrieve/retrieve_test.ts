@@ -23,6 +23,7 @@ import {
   retrieveSpec,
 } from "../../../services/joi/knowledge/retrieve_argv.ts";
 import { openIndexWriter } from "../../../services/joi/knowledge/index_writer.ts";
+import { symlink } from "../provision/household.ts";
 
 const REPO = new URL("../../../", import.meta.url).pathname.replace(/\/$/, "");
 const ID = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
@@ -182,13 +183,6 @@ Deno.test("retrieve.ts imports nothing but node:sqlite (deno info)", async () =>
   assert.deepEqual(local, [`file://${REPO}/scripts/retrieve.ts`]);
   assert.deepEqual(specifiers.filter((s) => s.startsWith("node:")), ["node:sqlite"]);
 });
-
-/** `ln -s` (Deno.symlink needs unscoped permissions, which the suite does not have). */
-export async function symlink(target: string, path: string): Promise<void> {
-  const out = await new Deno.Command("sh", { args: ["-c", 'ln -s "$1" "$2"', "sh", target, path] })
-    .output();
-  if (!out.success) throw new Error(`ln -s ${target} ${path} failed`);
-}
 
 /** Runs the pinned retrieve command line directly (no sudo). */
 async function runPinned(
