@@ -35,12 +35,15 @@ export const DEFAULT_LOCK_FILE = "/run/lock/anklume-ai-switch.lock";
 /** Default wait for a running switch, seconds. */
 export const DEFAULT_LOCK_TIMEOUT_S = 60;
 
-/** Exit codes. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/**
+ * Exit codes: `drift` is `status` finding live rules that do not match the
+ * current domain (for monitoring; `switch --domain <current>` repairs them).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, drift: 3 } as const;
 
 const USAGE = `usage:
   ai-switch switch --domain D [--no-flush] [--dry-run]
-  ai-switch status [--json]
+  ai-switch status [--json]      (exit 3 if the live rules do not match the current domain)
   ai-switch history [--json] [--limit N]
 options (all commands):
   --infra PATH        infra.yml (default ${DEFAULT_INFRA})
@@ -226,7 +229,7 @@ export async function main(args: string[], io: CliIo = realIo()): Promise<number
       const s = await readStatus(config, deps);
       if (o.json) io.out(JSON.stringify(s));
       else for (const l of formatStatus(s)) io.out(l);
-      return EXIT.ok;
+      return s.policy === "exclusive" && !s.rulesMatch ? EXIT.drift : EXIT.ok;
     }
     if (o.command === "history") {
       const { entries, errors } = await readHistory(config.logFile);

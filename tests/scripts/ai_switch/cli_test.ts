@@ -239,7 +239,9 @@ rootTest("a switch to the current domain checks the live rules and repairs them"
     "accept",
   ]);
   assert.notEqual(await liveTable(ns), renderTable("pro"));
-  const status = JSON.parse((await w.cli(ns, ["status", "--json"])).stdout);
+  const drift = await w.cli(ns, ["status", "--json"]);
+  assert.equal(drift.code, 3, "status exits 3 on drift");
+  const status = JSON.parse(drift.stdout);
   assert.deepEqual([status.current, status.rulesMatch, status.liveAccess], [
     "pro",
     false,
@@ -251,6 +253,7 @@ rootTest("a switch to the current domain checks the live rules and repairs them"
   assert.match(r.stdout, /repairing/);
   assert.equal(await liveTable(ns), renderTable("pro"));
   assert.equal((await lastEntry(w)).result, "repaired");
+  assert.equal((await w.cli(ns, ["status"])).code, 0);
   calls = await w.calls();
   assert.ok(!calls.some((c) => c.startsWith("systemctl")), "a repair does not touch services");
   // The table deleted altogether is repaired too.
