@@ -56,7 +56,12 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
     timer = setTimeout(() => resolve("timeout"), options.timeoutMs);
   });
   // Give an uncontended lock a chance before telling anyone we wait.
-  const first = await Promise.race([locking.then(() => "locked" as const), tick()]);
+  let tickTimer: ReturnType<typeof setTimeout> | undefined;
+  const tick = new Promise<"waiting">((resolve) => {
+    tickTimer = setTimeout(() => resolve("waiting"), 20);
+  });
+  const first = await Promise.race([locking.then(() => "locked" as const), tick]);
+  clearTimeout(tickTimer);
   if (first !== "locked" && options.onWait) options.onWait(holder);
   const outcome = await Promise.race([locking.then(() => "locked" as const), timeout]);
   clearTimeout(timer);
@@ -64,7 +69,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
     timedOut = true;
     throw new LockTimeoutError(
       `another ai-switch (${holder}) still holds ${path} after ` +
-        `${Math.round(options.timeoutMs / 1000)} s: wait for it to finish, or raise --lock-timeout`,
+        `${options.timeoutMs / 1000} s: wait for it to finish, or raise --lock-timeout`,
     );
   }
   await file.truncate(0);
@@ -79,10 +84,6 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
       }
     },
   };
-}
-
-function tick(): Promise<"waiting"> {
-  return new Promise((resolve) => setTimeout(() => resolve("waiting"), 20));
 }
 
 async function readHolder(path: string): Promise<string> {
