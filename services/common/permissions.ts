@@ -88,6 +88,11 @@ export interface Layout {
   signal: { kind: "socket"; path: string } | { kind: "terminal" };
   /** Where signal-cli keeps attachments (voice notes), read by the mesh. */
   signalAttachmentsDir: string;
+  /**
+   * Voice on the mesh (its `mesh.yaml` `voice` section), when configured: the
+   * exact executables it may run. Absent: the mesh runs nothing.
+   */
+  meshVoice?: { whisperBin: string; ffmpegBin: string; piperBin?: string };
   /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
   retrieveBin: string;
   /** sudo, as joi spawns it. */
@@ -279,18 +284,30 @@ const MANIFEST: Record<ProgramName, Builder> = {
   }),
   mesh: (l) => {
     const sock = l.signal.kind === "socket" ? [l.signal.path] : [];
+    const v = l.meshVoice;
+    // voice: stat and delete signal-cli's attachment files; run the three tools only
+    const attachments = v ? [l.signalAttachmentsDir] : [];
+    const voiceBins = v ? [v.whisperBin, v.ffmpegBin, ...(v.piperBin ? [v.piperBin] : [])] : [];
     return {
       description: "the Signal gateway (8444): signal-cli JSON-RPC, identities, queue to joi",
       entry: "services/mesh/main.ts",
       permissions: {
         ...none(),
-        read: [l.meshConfigDir, l.meshStateDir, l.logDir, l.secretsDir("mesh"), ...sock],
-        write: [l.meshStateDir, l.logDir, ...sock],
+        read: [
+          l.meshConfigDir,
+          l.meshStateDir,
+          l.logDir,
+          l.secretsDir("mesh"),
+          ...sock,
+          ...attachments,
+        ],
+        write: [l.meshStateDir, l.logDir, ...sock, ...attachments],
         net: [
           hostPort(l.meshOutbound),
           hostPort(l.joiInbound),
           ...sock.map((s) => `unix:${s}`),
         ],
+        run: voiceBins,
       },
       args: [
         `--config-dir=${l.meshConfigDir}`,
@@ -562,6 +579,10 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "kill",
         "chown",
         "sh",
+        // stand-ins for whisper.cpp, ffmpeg and piper (the mesh's voice tests)
+        "./tests/peers/signal_cli/bin/whisper-cli",
+        "./tests/peers/signal_cli/bin/ffmpeg",
+        "./tests/peers/signal_cli/bin/piper",
       ],
       env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP"],
       sys: ["uid", "gid", "hostname"],
