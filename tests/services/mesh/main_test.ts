@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { localLayout, programSpec } from "../../../services/common/permissions.ts";
+import { parseMeshArgs, UsageError } from "../../../services/mesh/main.ts";
+import { parseMeshSettings } from "../../../services/mesh/config.ts";
+
+Deno.test("main parses exactly the args of the manifest's mesh entry", () => {
+  const terminal = parseMeshArgs(programSpec("mesh", localLayout()).args);
+  assert.deepEqual(terminal.signal, { kind: "terminal" });
+  assert.deepEqual(terminal.listen, { host: "127.0.0.1", port: 8444 });
+  const sock = parseMeshArgs(
+    programSpec("mesh", { ...localLayout(), signal: { kind: "socket", path: "/run/s" } }).args,
+  );
+  assert.deepEqual(sock.signal, { kind: "socket", path: "/run/s" });
+});
+
+Deno.test("bad command lines are refused with a message naming the option", () => {
+  const base = [
+    "--config-dir=c",
+    "--state-dir=s",
+    "--log-dir=l",
+    "--joi-url=http://127.0.0.1:8443",
+    "--terminal",
+  ];
+  const cases: [string[], RegExp][] = [
+    [[...base, "--listen=0.0.0.0:8444"], /every interface/],
+    [[...base, "--listen=localhost:8444"], /IP:PORT/],
+    [[...base, "--listen=127.0.0.1:99999"], /IP:PORT/],
+    [[...base, "--listen=127.0.0.1:8444", "--signal-socket=/x"], /not both/],
+    [[...base, "--listen=127.0.0.1:8444", "--bogus"], /bogus/],
+    [base.filter((a) => a !== "--terminal").concat("--listen=127.0.0.1:1"), /signal-socket/],
+  ];
+  for (const [args, re] of cases) {
+    assert.throws(
+      () => parseMeshArgs(args),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+    );
+  }
+});
+
+Deno.test("mesh.yaml: defaults, and errors that name the field", () => {
+  const d = parseMeshSettings("");
+  assert.equal(d.inbound_max_chars, 1500);
+  assert.equal(d.signal_cli.version_warn_days, 75);
+  assert.equal(d.voice, undefined);
+  assert.throws(
+    () => parseMeshSettings("inbound_max_chars: -1", "m.yaml"),
+    /m\.yaml: inbound_max_chars/,
+  );
+  assert.throws(
+    () =>
+      parseMeshSettings(
+        "voice: { attachments_dir: /a, whisper: { bin: whisper, model: m }, ffmpeg: { bin: /f } }",
+      ),
+    /voice\.whisper\.bin: must be an absolute path/,
+  );
+  assert.throws(() => parseMeshSettings("surprise: 1"), /surprise|Unrecognized/);
+  assert.throws(() => parseMeshSettings("a: [", "m.yaml"), /m\.yaml/);
+});
