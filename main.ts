@@ -31,7 +31,7 @@ import { generateKeyFile } from "./services/common/wire/keys.ts";
 export const LOCAL_KEYS = ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"] as const;
 
 /** Programs of the local run, in start order. */
-export const LOCAL_PROGRAMS: ProgramName[] = ["joi", "mesh"];
+export const LOCAL_PROGRAMS: ProgramName[] = ["knowledge", "joi", "mesh"];
 
 /** Creates the state directories (0700) and missing keys (0600). */
 export async function prepareVar(layout: Layout): Promise<string[]> {

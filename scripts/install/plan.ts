@@ -71,8 +71,13 @@ export const ROLES: Record<Role, RoleSpec> = {
     ],
     generatedKeys: ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"],
     copiedKeys: [],
-    units: ["joi.service", "joi-validate.service", "joi-validate.timer"],
-    entries: ["services/joi/main.ts", "scripts/validate.ts", "scripts/provision.ts"],
+    units: ["joi.service", "joi-knowledge.service", "joi-validate.service", "joi-validate.timer"],
+    entries: [
+      "services/joi/main.ts",
+      "services/knowledge_broker/main.ts",
+      "scripts/validate.ts",
+      "scripts/provision.ts",
+    ],
     stateDirs: ["/var/lib/joi", "/var/log/joi"],
   },
   mesh: {

@@ -21,6 +21,7 @@
 export const PROGRAMS = [
   "main",
   "joi",
+  "knowledge",
   "mesh",
   "openhab_relay",
   "retrieve",
@@ -95,6 +96,8 @@ export interface Layout {
   meshVoice?: { whisperBin: string; ffmpegBin: string; piperBin?: string };
   /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
   retrieveBin: string;
+  /** The knowledge broker's Unix socket (the only process that may sudo). */
+  knowledgeSocket: string;
   /** sudo, as joi spawns it. */
   sudoBin: string;
   /** The Deno binary the units start (`/usr/local/bin/deno`); `deno` locally. */
@@ -178,6 +181,7 @@ export function localLayout(options: LocalLayoutOptions = {}): Layout {
     signal: { kind: "terminal" },
     signalAttachmentsDir: `${v}/signal-cli/attachments`,
     retrieveBin: "/usr/local/bin/joi-retrieve",
+    knowledgeSocket: `${v}/knowledge.sock`,
     sudoBin: "/usr/bin/sudo",
     denoBin: "deno",
   };
@@ -231,6 +235,7 @@ export function productionLayout(a: ProductionAddresses): Layout {
     signal: { kind: "socket", path: a.signalSocket },
     signalAttachmentsDir: `${a.signalDataDir}/attachments`,
     retrieveBin: "/usr/local/bin/joi-retrieve",
+    knowledgeSocket: "/run/joi-knowledge/knowledge.sock",
     sudoBin: "/usr/bin/sudo",
     denoBin: "/usr/local/bin/deno",
   };
@@ -257,15 +262,24 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "services/joi/main.ts",
     permissions: {
       ...none(),
-      read: [l.joiConfigDir, l.joiStateDir, l.logDir, l.secretsDir("joi"), "/etc/passwd"],
-      write: [l.joiStateDir, l.logDir],
+      read: [
+        l.joiConfigDir,
+        l.joiStateDir,
+        l.logDir,
+        l.secretsDir("joi"),
+        "/etc/passwd",
+        l.knowledgeSocket,
+      ],
+      write: [l.joiStateDir, l.logDir, l.knowledgeSocket],
       net: [
         hostPort(l.joiInbound),
         hostPort(l.joiIngest),
         hostPort(l.meshOutbound),
         hostPort(l.llm),
+        `unix:${l.knowledgeSocket}`,
       ],
-      run: [l.sudoBin],
+      // No --allow-run: knowledge is searched through the broker, the only
+      // process allowed to run sudo (and one without any network).
     },
     args: [
       `--config-dir=${l.joiConfigDir}`,
@@ -276,12 +290,34 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--ingest-listen=${hostPort(l.joiIngest)}`,
       `--mesh-url=http://${hostPort(l.meshOutbound)}`,
       `--llm-url=http://${hostPort(l.llm)}/v1`,
-      `--retrieve-bin=${l.retrieveBin}`,
-    ],
+      `--knowledge-socket=${l.knowledgeSocket}`,
       `--mode=${l.mode}`,
       `--mesh-address=${l.meshOutbound.host}`,
+    ],
     v8Flags: [],
   }),
+  knowledge: (l) => ({
+    description: "knowledge broker: the only process that runs sudo -u <channel user> joi-retrieve",
+    entry: "services/knowledge_broker/main.ts",
+    permissions: {
+      ...none(),
+      read: [l.codeDir, l.joiConfigDir, "/etc/passwd", l.knowledgeSocket],
+      write: [l.knowledgeSocket, l.logDir],
+      net: [`unix:${l.knowledgeSocket}`],
+      run: [l.sudoBin],
+    },
+    args: [
+      `--config-dir=${l.joiConfigDir}`,
+      `--state-dir=${l.joiStateDir}`,
+      `--code-dir=${l.codeDir}`,
+      `--socket=${l.knowledgeSocket}`,
+      `--retrieve-bin=${l.retrieveBin}`,
+      `--sudo-bin=${l.sudoBin}`,
+      `--log-dir=${l.logDir}`,
+    ],
+    v8Flags: [],
+  }),
+
   mesh: (l) => {
     const sock = l.signal.kind === "socket" ? [l.signal.path] : [];
     const v = l.meshVoice;

@@ -11,6 +11,7 @@ import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permi
 export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   main: "start",
   joi: "joi",
+  knowledge: "knowledge",
   mesh: "mesh",
   openhab_relay: "relay",
   retrieve: "retrieve",

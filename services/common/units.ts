@@ -81,7 +81,10 @@ function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
     ["ProtectHostname", "yes"],
     ["ProtectProc", "invisible"],
     ["ProcSubset", "pid"],
-    ["RestrictAddressFamilies", opts.unix ? "AF_UNIX AF_INET AF_INET6" : "AF_INET AF_INET6"],
+    [
+      "RestrictAddressFamilies",
+      opts.sudo ? "AF_UNIX" : opts.unix ? "AF_UNIX AF_INET AF_INET6" : "AF_INET AF_INET6",
+    ],
     ["RestrictNamespaces", "yes"],
     ["RestrictRealtime", "yes"],
     ["RestrictSUIDSGID", "yes"],
@@ -102,6 +105,8 @@ function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
   ];
 }
 
+const dirOf = (p: string): string => p.replace(/\/[^/]+$/, "");
+
 const DENO_ENV = ["DENO_DIR=/opt/joi/.deno", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1"];
 
 function serviceUnit(
@@ -115,7 +120,7 @@ function serviceUnit(
       ["Description", description],
       ["Documentation", "file:///opt/joi/README.md"],
       ["After", ["network-online.target", ...after].join(" ")],
-      ["Wants", "network-online.target"],
+      ["Wants", ["network-online.target", ...after.filter((u) => u.startsWith("joi-"))].join(" ")],
     ],
     Service: [
       ["Type", "simple"],
@@ -138,19 +143,39 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
   const credentials = (dir: string, names: string[]) =>
     names.map((n) => `${n}:${dir}/secrets/${n}`);
 
-  const joi = serviceUnit("joi core: inbound API, openHAB ingest, agent", ["nebula.service"], [
+  const joi = serviceUnit(
+    "joi core: inbound API, openHAB ingest, agent",
+    ["nebula.service", "joi-knowledge.service"],
+    [
+      ["User", "joi"],
+      ["Group", "joi"],
+      ["ExecStartPre", `+${execLine("validate", l)}`],
+      ["ExecStart", execLine("joi", l)],
+      ["ExecReload", "/bin/kill -HUP $MAINPID"],
+      [
+        "LoadCredential",
+        credentials(l.joiConfigDir, ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"]),
+      ],
+      ["ReadWritePaths", `${l.joiStateDir} ${l.logDir} ${dirOf(l.knowledgeSocket)}`],
+      ["IPAddressDeny", "any"],
+      ["IPAddressAllow", `localhost ${a.mesh} ${a.openhab}`],
+    ],
+    { unix: true },
+  );
+
+  // The only unit that may run sudo: it needs setuid in its bounding set and
+  // no NoNewPrivileges, so it gets no network at all instead.
+  const knowledge = serviceUnit("joi knowledge broker: sudo -u <channel user> joi-retrieve", [], [
     ["User", "joi"],
     ["Group", "joi"],
-    ["ExecStartPre", `+${execLine("validate", l)}`],
-    ["ExecStart", execLine("joi", l)],
+    ["ExecStart", execLine("knowledge", l)],
     ["ExecReload", "/bin/kill -HUP $MAINPID"],
-    [
-      "LoadCredential",
-      credentials(l.joiConfigDir, ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"]),
-    ],
-    ["ReadWritePaths", `${l.joiStateDir} ${l.logDir} /run/sudo /var/log/joi-sudo.log`],
+    ["RuntimeDirectory", dirOf(l.knowledgeSocket).replace(/^\/run\//, "")],
+    ["RuntimeDirectoryMode", "0750"],
+    ["RuntimeDirectoryPreserve", "yes"],
+    ["ReadWritePaths", `${l.logDir} /run/sudo /var/log/joi-sudo.log`],
+    ["PrivateNetwork", "yes"],
     ["IPAddressDeny", "any"],
-    ["IPAddressAllow", `localhost ${a.mesh} ${a.openhab}`],
   ], { sudo: true });
 
   const mesh = serviceUnit(
@@ -310,6 +335,7 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
 
   return [
     { name: UNIT_NAMES.joi, text: joi },
+    { name: "joi-knowledge.service", text: knowledge },
     { name: UNIT_NAMES.mesh, text: mesh },
     { name: UNIT_NAMES.openhab_relay, text: relay },
     { name: "joi-validate.service", text: validateService },

@@ -256,6 +256,7 @@ async function main(): Promise<number> {
       "mesh-url": { type: "string" },
       "llm-url": { type: "string" },
       "retrieve-bin": { type: "string" },
+      "knowledge-socket": { type: "string" },
       mode: { type: "string" },
       "mesh-address": { type: "string" },
     },
