@@ -27,6 +27,8 @@ import { knowledgeFolders, type RecipientsConfig } from "./folders.ts";
 
 /** Default timeout of one retrieval. */
 export const RETRIEVE_TIMEOUT_MS = 30_000;
+/** Time between SIGTERM and SIGKILL when a retrieval is stopped. */
+export const KILL_GRACE_MS = 2_000;
 
 /** One result as joi hands it to the agent. */
 export interface RetrievedDocument {
@@ -164,23 +166,35 @@ export class RetrieveCaller {
     }).spawn();
     let timedOut = false;
     let tooLarge = false;
+    // SIGTERM, not SIGKILL: sudo relays SIGTERM from the invoking user to retrieve,
+    // while a killed sudo would leave retrieve running; SIGKILL only after a grace
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    const stop = () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      grace ??= setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+      }, KILL_GRACE_MS);
+    };
     const timer = setTimeout(() => {
       timedOut = true;
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
+      stop();
     }, this.#o.timeoutMs ?? RETRIEVE_TIMEOUT_MS);
     const cap = MAX_OUTPUT_BYTES + 4096;
     const [stdout, stderr, status] = await Promise.all([
       readCapped(child.stdout, cap, () => {
         tooLarge = true;
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already gone */ }
+        stop();
       }),
       readCapped(child.stderr, 16 * 1024, () => {}),
       child.status,
-    ]).finally(() => clearTimeout(timer));
+    ]).finally(() => {
+      clearTimeout(timer);
+      clearTimeout(grace);
+    });
     const ms = Math.round(performance.now() - started);
     if (timedOut) {
       log.error("retrieve_timeout", { channel, user, type: q.type, ms });
