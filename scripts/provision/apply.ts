@@ -127,6 +127,8 @@ function placePath(
     return;
   }
   if (spec.type === "dir") {
+    const up = path.slice(0, path.lastIndexOf("/")) || "/";
+    Deno.mkdirSync(up, { recursive: true, mode: 0o755 }); // e.g. /var/lib under a staging root
     Deno.mkdirSync(path, { mode: 0o700 });
     own(path);
     return;
