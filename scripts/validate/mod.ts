@@ -21,6 +21,7 @@ import { checkContentFiles } from "./files_check.ts";
 import { type Finding, Findings, sortFindings, summarize, type Summary } from "./finding.ts";
 import { INSTALLED, resolvePaths, type ValidateOptions } from "./options.ts";
 import { checkPolicies } from "./policies_check.ts";
+import { STAGING_DIR } from "../revoke/journal.ts";
 import { checkRetrieve } from "./retrieve_check.ts";
 import { checkSecrets, credentialsOf } from "./secrets_check.ts";
 import { checkTree } from "./tree_check.ts";
@@ -62,6 +63,24 @@ function readAccounts(passwd: string, group: string, f: Findings): Accounts | un
   }
 }
 
+/** A leftover revocation staging folder means the policy files may be half updated. */
+function checkInterruptedRevoke(configDir: string): Findings {
+  const f = new Findings();
+  const staging = `${configDir}/${STAGING_DIR}`;
+  try {
+    Deno.lstatSync(staging);
+  } catch {
+    return f;
+  }
+  f.error(
+    "revoke_interrupted",
+    `an interrupted joi-revoke-recipient left ${staging}: the policy files may be half updated`,
+    staging,
+    "run joi-revoke-recipient --recover (finishes or rolls back the update)",
+  );
+  return f;
+}
+
 /** Runs every check. Never throws on a bad system: each problem is a finding. */
 export function validate(options: ValidateOptions = {}): Report {
   const paths = resolvePaths(options);
@@ -81,6 +100,7 @@ export function validate(options: ValidateOptions = {}): Report {
     }
   };
 
+  family(() => checkInterruptedRevoke(paths.configDir), "revoke-journal");
   const policy = checkPolicies(paths.configDir);
   all.push(...policy.findings.list);
   const p = policy.policies;

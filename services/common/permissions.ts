@@ -453,24 +453,32 @@ const MANIFEST: Record<ProgramName, Builder> = {
       v8Flags: [],
     };
   },
-  revoke: (l) => ({
-    description: "joi-revoke-recipient: removes a recipient everywhere, atomically",
-    entry: "scripts/revoke.ts",
-    permissions: {
-      ...none(),
-      read: [l.joiConfigDir, "/etc/passwd", "/etc/group", "/run/joi"],
-      write: [l.joiConfigDir],
-      run: [
-        "/usr/sbin/usermod",
-        "/usr/bin/gpasswd",
-        "/usr/bin/pkill",
-        "/usr/bin/systemctl",
-        "/usr/local/bin/joi-validate-config",
-      ],
-    },
-    args: [`--config-dir=${l.joiConfigDir}`],
-    v8Flags: [],
-  }),
+  revoke: (l) => {
+    // It ends by running validate in-process, so it reads what validate reads.
+    const validate = MANIFEST.validate(l).permissions;
+    return {
+      description: "joi-revoke-recipient: removes a recipient everywhere, atomically",
+      entry: "scripts/revoke.ts",
+      permissions: {
+        ...none(),
+        read: [...validate.read, "/etc/sudoers.d", "/run/joi/joi.pid", "/run/systemd/system"],
+        // policy files, their staging folder and backups live in the config dir;
+        // the sudoers file is rewritten beside itself, then renamed
+        write: [l.joiConfigDir, "/etc/sudoers.d"],
+        run: [
+          "/usr/sbin/usermod",
+          "/usr/bin/gpasswd",
+          "/usr/bin/pkill",
+          "/usr/bin/systemctl",
+          "/usr/bin/kill",
+          "/usr/sbin/visudo",
+          ...validate.run,
+        ],
+      },
+      args: [`--config-dir=${l.joiConfigDir}`],
+      v8Flags: [],
+    };
+  },
   provision: (l) => ({
     description: "creates channel users, reader groups, knowledge trees and sudoers",
     entry: "scripts/provision.ts",

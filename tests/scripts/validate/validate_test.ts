@@ -307,3 +307,10 @@ Deno.test("fault 17: a knowledge folder owned by a channel user", () =>
         null,
       ),
   ));
+
+Deno.test("fault 18: an interrupted revocation left its staging folder", () =>
+  fault(
+    ["revoke_interrupted"],
+    ["<root>/etc/joi/.revoke-staging", "--recover"],
+    (h) => Deno.mkdirSync(`${h.configDir}/.revoke-staging`),
+  ));

@@ -1,0 +1,237 @@
+/**
+ * `joi-revoke-recipient <id>` as a library: plan (pure), then carry out the
+ * documented procedure without its fragile parts. Order, chosen so that a
+ * crash at any point can be finished by simply running the command again:
+ *
+ * 1. finish or roll back an earlier interrupted commit;
+ * 2. edit the YAML files structurally and validate the whole new policy set
+ *    in memory (nothing is written if it would not load);
+ * 3. accounts: leave every group, lock and expire, end processes, and the
+ *    sudoers file rewritten without their runas rules (each step is
+ *    idempotent, and the recipient is still in recipients.yaml, so a re-run
+ *    repeats the plan);
+ * 4. commit the files (staging, backup, intent, renames: see journal.ts);
+ * 5. tell joi to reload; 6. run joi-validate-config.
+ *
+ * @module
+ */
+import {
+  checkPolicyText,
+  crossCheck,
+  formatIssue,
+  loadPolicies,
+  type Policies,
+  PolicyError,
+  policyFileNames,
+  policyNames,
+} from "../../services/common/policy/mod.ts";
+import { type Accounts, parseGroup, parsePasswd } from "../provision/system.ts";
+import { INSTALLED } from "../validate/options.ts";
+import { expectedState, type Report, validate, type ValidateOptions } from "../validate/mod.ts";
+import {
+  EDITED_FILES,
+  type EditedFile,
+  editTexts,
+  type Revocation,
+  revocationOf,
+  RevokeUsageError,
+} from "./edit.ts";
+import { commit, discard, recover, type Recovery, stage, type StepHook } from "./journal.ts";
+import {
+  accountCommands,
+  type Command,
+  DEFAULT_TOOLS,
+  type Reload,
+  reloadMethod,
+  replaceSudoers,
+  runCommand,
+  show,
+  systemdRunning,
+  type Tools,
+} from "./system.ts";
+
+/** Options of a revocation. */
+export interface RevokeOptions extends ValidateOptions {
+  /** The recipient id. */
+  recipient: string;
+  /** joi's policy folder (default `<root>/etc/joi`). */
+  configDir?: string;
+  /** joi's pid file, used when systemd is not running (default `/run/joi/joi.pid`). */
+  pidFile?: string;
+  /** Only print the plan. */
+  dryRun?: boolean;
+  /** Binaries. */
+  tools?: Tools;
+  /** Whether systemd runs (default: detected). */
+  systemd?: boolean;
+  /** Clock (backup names). */
+  now?: () => Date;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Test barrier at each step. */
+  hook?: StepHook;
+}
+
+/** The plan of a revocation. */
+export interface RevokePlan {
+  /** What is removed. */
+  revocation: Revocation;
+  /** New text of each edited file. */
+  edits: Partial<Record<EditedFile, string>>;
+  /** Account commands. */
+  commands: Command[];
+  /** How joi is reloaded. */
+  reload: Reload;
+  /** The sudoers file rewritten without the recipient's channel users. */
+  sudoers: { path: string; content: string };
+  /** Purge commands printed, never run. */
+  purge: string[];
+}
+
+/** Result of {@link revoke}. */
+export interface RevokeResult {
+  /** The plan that was (or, with dryRun, would be) carried out. */
+  plan: RevokePlan;
+  /** The recovery of an earlier interrupted run. */
+  recovery: Recovery;
+  /** The validation after the revocation (undefined with dryRun). */
+  report?: Report;
+}
+
+/** Checks a complete set of policy texts in memory; throws {@link PolicyError}. */
+export function checkPolicySet(texts: Record<string, string>, dir: string): Policies {
+  const issues = [];
+  const loaded: Record<string, unknown> = {};
+  for (const name of policyNames) {
+    const file = policyFileNames[name];
+    const r = checkPolicyText(name, texts[file], `${dir}/${file}`);
+    issues.push(...r.issues);
+    if (r.config) loaded[name] = r.config;
+  }
+  if (issues.length) throw new PolicyError(issues);
+  const cross = crossCheck(loaded as unknown as Policies);
+  if (cross.length) throw new PolicyError(cross);
+  return loaded as unknown as Policies;
+}
+
+function readAccounts(passwd: string, group: string): Accounts {
+  return {
+    users: parsePasswd(Deno.readTextFileSync(passwd)),
+    groups: parseGroup(Deno.readTextFileSync(group)),
+  };
+}
+
+/** Computes the plan without changing anything. */
+export function planRevoke(o: RevokeOptions, configDir: string, accounts: Accounts): RevokePlan {
+  let policies: Policies;
+  try {
+    policies = loadPolicies(configDir);
+  } catch (e) {
+    const detail = e instanceof PolicyError ? e.issues.map(formatIssue).join("\n") : String(e);
+    throw new RevokeUsageError(
+      `the current policies do not load; fix them first (nothing changed):\n${detail}`,
+    );
+  }
+  const revocation = revocationOf(policies.recipients, o.recipient);
+  const texts = Object.fromEntries(
+    EDITED_FILES.map((f) => [f, Deno.readTextFileSync(`${configDir}/${f}`)]),
+  ) as Record<EditedFile, string>;
+  const edits = editTexts(texts, revocation);
+  const all: Record<string, string> = {};
+  for (const name of policyNames) {
+    const f = policyFileNames[name];
+    all[f] = (edits as Record<string, string>)[f] ?? Deno.readTextFileSync(`${configDir}/${f}`);
+  }
+  let after: Policies;
+  try {
+    after = checkPolicySet(all, configDir);
+  } catch (e) {
+    const detail = e instanceof PolicyError ? e.issues.map(formatIssue).join("\n") : String(e);
+    throw new RevokeUsageError(
+      `the policies without ${o.recipient} would not load (nothing changed):\n${detail}`,
+    );
+  }
+  const tools = o.tools ?? DEFAULT_TOOLS;
+  const root = (o.root ?? "").replace(/\/+$/, "");
+  const state = `${root}${INSTALLED.stateDir}`;
+  const id = revocation.id;
+  const sudoers = expectedState(after.recipients).paths.find((p) => p.validate === "sudoers");
+  if (!sudoers?.content) throw new Error("provision's desired state has no sudoers file");
+  return {
+    revocation,
+    edits,
+    sudoers: { path: `${root}${sudoers.path}`, content: sudoers.content },
+    commands: accountCommands(revocation, accounts, tools),
+    reload: reloadMethod(tools, o.pidFile ?? "/run/joi/joi.pid", o.systemd ?? systemdRunning()),
+    purge: [
+      `rm -rf ${state}/knowledge/${id}`,
+      `rm -rf ${state}/knowledge/group/${id}_public`,
+      `rm -rf ${state}/data/${id}`,
+    ],
+  };
+}
+
+/** Human lines of a plan. */
+export function planLines(p: RevokePlan): string[] {
+  const r = p.revocation;
+  return [
+    `Revoking recipient ${r.id} (users ${r.users.join(", ")}; channels ${r.channels.join(", ")})`,
+    ...p.commands.map((c) => `  run: ${show(c)}`),
+    `  rewrite: ${p.sudoers.path} without their runas rules (visudo -c, atomic)`,
+    ...Object.keys(p.edits).map((f) => `  edit: ${f} (structural, atomic, with a backup)`),
+    p.reload.kind === "none"
+      ? `  reload: not possible: ${p.reload.reason}`
+      : `  reload: ${show(p.reload.command)}`,
+    "  then: joi-validate-config",
+    "OPTIONAL purge of the recipient's folders (not done; run by hand if wanted):",
+    ...p.purge.map((l) => `  ${l}`),
+  ];
+}
+
+/** Revokes a recipient (or, with `dryRun`, only plans it). */
+export async function revoke(o: RevokeOptions): Promise<RevokeResult> {
+  const log = o.log ?? (() => {});
+  const hook = o.hook ?? (() => {});
+  const root = (o.root ?? "").replace(/\/+$/, "");
+  const configDir = o.configDir ?? `${root}${INSTALLED.configDir}`;
+  const passwd = o.passwdFile ?? `${root}/etc/passwd`;
+  const group = o.groupFile ?? `${root}/etc/group`;
+  const recovery: Recovery = o.dryRun ? { kind: "none" } : await recover(configDir);
+  if (recovery.kind === "rolled_forward") {
+    log(`finished the interrupted revocation of ${recovery.intent.recipient}`);
+  } else if (recovery.kind === "rolled_back") {
+    log("discarded an uncommitted staging folder left by an interrupted run");
+  }
+  const plan = planRevoke(o, configDir, readAccounts(passwd, group));
+  for (const line of planLines(plan)) log(line);
+  if (o.dryRun) return { plan, recovery };
+
+  for (const c of plan.commands) await runCommand(c);
+  await hook("accounts");
+  const accounts = readAccounts(passwd, group);
+  replaceSudoers(
+    plan.sudoers.path,
+    plan.sudoers.content,
+    (u) => accounts.users.has(u),
+    (o.tools ?? DEFAULT_TOOLS).visudo,
+  );
+  await hook("sudoers");
+
+  const files = Object.keys(plan.edits);
+  const allFiles = policyNames.map((n) => policyFileNames[n]);
+  discard(configDir);
+  stage(configDir, allFiles, plan.edits as Record<string, string>);
+  await hook("staged");
+  // only the edited files are renamed; the unchanged copies are discarded with the folder
+  await commit(configDir, plan.revocation.id, files, (o.now ?? (() => new Date()))(), hook);
+  log(`policy files updated: ${files.join(", ")}`);
+
+  if (plan.reload.kind === "none") log(`WARNING: joi not reloaded: ${plan.reload.reason}`);
+  else {
+    await runCommand(plan.reload.command);
+    log(`joi told to reload (${show(plan.reload.command)}); the mesh syncs on its next request`);
+  }
+  await hook("reloaded");
+  const report = validate({ ...o, configDir, passwdFile: passwd, groupFile: group });
+  return { plan, recovery, report };
+}

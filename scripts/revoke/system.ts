@@ -1,0 +1,175 @@
+/**
+ * The system side of a revocation: the recipient's channel users leave every
+ * group they are a supplementary member of, are locked and expired (kept for
+ * the audit trail), and their processes are ended; then joi is told to
+ * reload (systemd when it runs, else SIGHUP to the pid in a pid file).
+ *
+ * @module
+ */
+import { checkSudoersFile } from "../provision/sudoers.ts";
+import type { Accounts } from "../provision/system.ts";
+import type { Revocation } from "./edit.ts";
+
+/** Absolute paths of the binaries (the manifest admits exactly these). */
+export interface Tools {
+  /** usermod (lock, expire). */
+  usermod: string;
+  /** gpasswd (leave a group). */
+  gpasswd: string;
+  /** pkill (end processes). */
+  pkill: string;
+  /** systemctl (reload joi when systemd runs). */
+  systemctl: string;
+  /** kill (SIGHUP to joi's pid otherwise). */
+  kill: string;
+  /** visudo (checks the rewritten sudoers file). */
+  visudo: string;
+}
+
+/** The Debian paths. */
+export const DEFAULT_TOOLS: Tools = {
+  usermod: "/usr/sbin/usermod",
+  gpasswd: "/usr/bin/gpasswd",
+  pkill: "/usr/bin/pkill",
+  systemctl: "/usr/bin/systemctl",
+  kill: "/usr/bin/kill",
+  visudo: "/usr/sbin/visudo",
+};
+
+/** One command of the plan. */
+export interface Command {
+  /** Binary (absolute). */
+  bin: string;
+  /** Arguments. */
+  args: string[];
+  /** Exit codes that mean success (pkill: 1 = nothing to end). */
+  okCodes: number[];
+}
+
+/** The account commands, in order: leave groups, lock, end processes. */
+export function accountCommands(rev: Revocation, accounts: Accounts, tools: Tools): Command[] {
+  const out: Command[] = [];
+  const present = rev.users.filter((u) => accounts.users.has(u));
+  for (const u of present) {
+    for (const g of [...accounts.groups.values()].sort((a, b) => a.name < b.name ? -1 : 1)) {
+      if (g.name !== u && g.members.includes(u)) {
+        out.push({ bin: tools.gpasswd, args: ["-d", u, g.name], okCodes: [0] });
+      }
+    }
+  }
+  for (const u of present) {
+    out.push({ bin: tools.usermod, args: ["--lock", "--expiredate", "1", u], okCodes: [0] });
+  }
+  for (const u of present) {
+    out.push({ bin: tools.pkill, args: ["-KILL", "-u", u], okCodes: [0, 1] });
+  }
+  return out;
+}
+
+/** How joi is told to reload. */
+export type Reload =
+  | { kind: "systemd"; command: Command }
+  | { kind: "pid"; pid: number; command: Command }
+  | { kind: "none"; reason: string };
+
+/** Chooses the reload method: systemd if it runs, else the pid file. */
+export function reloadMethod(
+  tools: Tools,
+  pidFile: string,
+  systemdRunning: boolean,
+  unit = "joi.service",
+): Reload {
+  if (systemdRunning) {
+    return {
+      kind: "systemd",
+      command: { bin: tools.systemctl, args: ["reload", unit], okCodes: [0] },
+    };
+  }
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(pidFile).trim();
+  } catch (e) {
+    return {
+      kind: "none",
+      reason: `systemd is not running and ${pidFile} cannot be read ` +
+        `(${e instanceof Error ? e.message : e}); send SIGHUP to joi by hand`,
+    };
+  }
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) {
+    return {
+      kind: "none",
+      reason: `${pidFile} does not hold a pid (${JSON.stringify(text.slice(0, 20))})`,
+    };
+  }
+  const pid = Number(text);
+  return {
+    kind: "pid",
+    pid,
+    command: { bin: tools.kill, args: ["-HUP", String(pid)], okCodes: [0] },
+  };
+}
+
+/** True when systemd is PID 1 (sd_booted: `/run/systemd/system` exists). */
+export function systemdRunning(marker = "/run/systemd/system"): boolean {
+  try {
+    return Deno.statSync(marker).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** Shell-like rendering of a command, for plans and errors. */
+export function show(c: Command): string {
+  return [c.bin, ...c.args].join(" ");
+}
+
+/** Runs a command; throws naming it and its stderr unless its exit code is ok. */
+export async function runCommand(c: Command): Promise<void> {
+  const out = await new Deno.Command(c.bin, {
+    args: c.args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!c.okCodes.includes(out.code)) {
+    const err = new TextDecoder().decode(out.stderr).trim();
+    throw new Error(`${show(c)} failed (exit ${out.code}): ${err || "no message"}`);
+  }
+}
+
+/**
+ * Replaces the sudoers file atomically: written beside it under a dotted name
+ * (which sudo ignores), root:root 0440, checked with `visudo -c` and for
+ * existing runas users (provision's check), fsynced, then renamed over it.
+ */
+export function replaceSudoers(
+  path: string,
+  content: string,
+  userExists: (user: string) => boolean,
+  visudo: string,
+): void {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const staged = `${dir}/.${path.slice(dir.length + 1)}.revoke-new`;
+  try {
+    Deno.removeSync(staged);
+  } catch { /* none left over */ }
+  const f = Deno.openSync(staged, { write: true, createNew: true, mode: 0o600 });
+  try {
+    f.writeSync(new TextEncoder().encode(content));
+    f.syncSync();
+  } finally {
+    f.close();
+  }
+  try {
+    Deno.chownSync(staged, 0, 0);
+    Deno.chmodSync(staged, 0o440);
+    const runas = [...content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1]);
+    checkSudoersFile(staged, runas, userExists, visudo);
+    Deno.renameSync(staged, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(staged);
+    } catch { /* already gone */ }
+    throw e;
+  }
+}
