@@ -67,6 +67,18 @@ export function nameTokens(name: string): string[] {
  * nothing matches.
  */
 export function deviceTypeOf(name: string, hint?: string): string {
+  const key = `${name}\u0000${hint ?? ""}`;
+  const cached = CACHE.get(key);
+  if (cached !== undefined) return cached;
+  const t = classify(name, hint);
+  if (CACHE.size >= 10_000) CACHE.clear();
+  CACHE.set(key, t);
+  return t;
+}
+
+const CACHE = new Map<string, string>();
+
+function classify(name: string, hint?: string): string {
   if (hint) {
     const h = SYNONYMS[hint.toLowerCase()];
     if (h) return h;

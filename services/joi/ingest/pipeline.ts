@@ -99,7 +99,10 @@ export class EventPipeline {
   #route(ev: DeviceEvent): DeviceEvent | null {
     const g = this.#o.guard;
     const critical = g.isCritical(ev);
-    if (ev.kind === "reading" && ev.value !== undefined && !critical) {
+    // high-frequency numbers (readings, quantities with a unit) are batched, never counted
+    // as transitions: a temperature changing every few seconds is not a flapping device
+    const numeric = ev.value !== undefined && (ev.kind === "reading" || ev.unit !== undefined);
+    if (numeric && !critical) {
       this.batcher.add(ev as DeviceEvent & { value: number });
       return null;
     }

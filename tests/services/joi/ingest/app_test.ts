@@ -140,7 +140,11 @@ Deno.test("openHAB bus events: single and relay batches, with the relay's receiv
     assert.equal(batch.status, 200, JSON.stringify(batch.json));
     assert.equal((batch.json.data as Record<string, number>).events, 2);
     assert.equal((batch.json.data as Record<string, number>).skipped, 1);
-    assert.equal(h.services.guard.device("Hall_Temperature")!.stateAt, relayAt);
+    const batched = h.services.pipeline.batcher.flush(h.now(), true);
+    const hall = batched.find((b) => b.device === "Hall_Temperature");
+    assert.equal(hall?.at, relayAt, "quantities are batched, observed at the relay's receive time");
+    assert.match(hall!.summary, /last 20\.5 °C/);
+    assert.equal(h.services.guard.device("Hall_Temperature"), undefined, "not a flood-guard state");
     assert.equal(h.services.guard.device("zigbee:coordinator:1")!.state, "OFFLINE");
     assert.equal(h.services.guard.device("Router_Secret"), undefined, "blocked items never stored");
   } finally {
