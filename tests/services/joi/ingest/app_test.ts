@@ -290,3 +290,47 @@ Deno.test("a source address that is not an allowed openHAB node gets 403 before 
     await h.close();
   }
 });
+
+Deno.test("scheduled forecast summaries come from the latest weather event, once per slot", async () => {
+  const sixFiftyNine = Date.UTC(2026, 2, 31, 6, 59, 0);
+  const h = await startHarness({ startAt: sixFiftyNine });
+  try {
+    const r = await h.post("/api/v1/openhab/weather", {
+      ...base(h.now()),
+      event_type: "weather_update",
+      data: {
+        current: {
+          condition: "fog",
+          temperature: 6,
+          humidity: 95,
+          wind_speed: 3,
+          wind_unit: "km/h",
+        },
+        forecast: [{
+          date: "2026-03-31",
+          high: 15,
+          low: 5,
+          condition: "sunny",
+          precipitation_chance: 5,
+        }],
+        alerts: [],
+      },
+    });
+    assert.equal(r.status, 200);
+    const ctx = h.services.context as unknown as {
+      latest(n: number): { kind: string; summary: string }[];
+    };
+    const summaries = () => ctx.latest(100).filter((c) => c.kind === "weather_summary");
+    h.services.tick(sixFiftyNine + 30_000);
+    assert.equal(summaries().length, 0);
+    h.services.tick(sixFiftyNine + 60_000);
+    h.services.tick(sixFiftyNine + 61_000);
+    assert.equal(summaries().length, 1, "07:00 fires once");
+    assert.match(
+      summaries()[0].summary,
+      /^Forecast at 07:00 .*now fog, 6 °C, humidity 95%\. 2026-03-31: sunny, 5 to 15 °C, rain 5%$/,
+    );
+  } finally {
+    await h.close();
+  }
+});
