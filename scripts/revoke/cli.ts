@@ -1,7 +1,8 @@
 /**
  * Command line of `joi-revoke-recipient`: parses arguments, runs
  * {@link revoke}, prints the plan, progress and the validation, and returns
- * the exit code: 0 done and valid, 1 done but validation failed, 2 refused
+ * the exit code: 0 done and valid, 1 done but validation failed or joi not
+ * reloaded, 2 refused
  * (nothing changed), 3 failed midway (re-run the same command to finish).
  *
  * @module
@@ -21,7 +22,7 @@ export const USAGE = `usage: joi-revoke-recipient [options] <recipient_id>
   --pid-file=FILE    joi's pid file when systemd is not running (default /run/joi/joi.pid)
   --root=PREFIX      staged tree for the validation (see joi-validate-config)
   --passwd-file=F, --group-file=F, --lsattr-bin=PATH   as joi-validate-config
-exit status: 0 revoked and valid, 1 revoked but validation failed,
+exit status: 0 revoked and valid, 1 revoked but validation failed or joi not reloaded,
              2 refused (nothing changed), 3 failed midway (re-run to finish)`;
 
 /** Output sinks. */
@@ -114,6 +115,13 @@ export async function main(args: string[], io: Io = consoleIo): Promise<number> 
     if (!result.report) return 0;
     for (const f of result.report.findings) io.out(formatFinding(f));
     io.out(formatSummary(result.report.summary));
+    if (!result.reloaded) {
+      io.err(
+        "joi-revoke-recipient: the files are updated but joi was not told to reload: " +
+          "until it is (systemctl reload joi, or kill -HUP its pid) it still admits the recipient",
+      );
+      return 1;
+    }
     return result.report.summary.ok ? 0 : 1;
   } catch (e) {
     if (e instanceof RevokeUsageError) {

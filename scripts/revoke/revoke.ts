@@ -96,6 +96,8 @@ export interface RevokeResult {
   recovery: Recovery;
   /** The validation after the revocation (undefined with dryRun). */
   report?: Report;
+  /** Whether joi was told to reload (false: its memory still admits the recipient). */
+  reloaded: boolean;
 }
 
 /** Checks a complete set of policy texts in memory; throws {@link PolicyError}. */
@@ -204,7 +206,7 @@ export async function revoke(o: RevokeOptions): Promise<RevokeResult> {
   }
   const plan = planRevoke(o, configDir, readAccounts(passwd, group));
   for (const line of planLines(plan)) log(line);
-  if (o.dryRun) return { plan, recovery };
+  if (o.dryRun) return { plan, recovery, reloaded: false };
 
   for (const c of plan.commands) await runCommand(c);
   await hook("accounts");
@@ -226,12 +228,15 @@ export async function revoke(o: RevokeOptions): Promise<RevokeResult> {
   await commit(configDir, plan.revocation.id, files, (o.now ?? (() => new Date()))(), hook);
   log(`policy files updated: ${files.join(", ")}`);
 
-  if (plan.reload.kind === "none") log(`WARNING: joi not reloaded: ${plan.reload.reason}`);
-  else {
+  let reloaded = false;
+  if (plan.reload.kind === "none") {
+    log(`ERROR: joi not reloaded: ${plan.reload.reason}`);
+  } else {
+    reloaded = true;
     await runCommand(plan.reload.command);
     log(`joi told to reload (${show(plan.reload.command)}); the mesh syncs on its next request`);
   }
   await hook("reloaded");
   const report = validate({ ...o, configDir, passwdFile: passwd, groupFile: group });
-  return { plan, recovery, report };
+  return { plan, recovery, report, reloaded };
 }
