@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { formatFinding, formatSummary } from "../validate/mod.ts";
 import { RevokeUsageError } from "./edit.ts";
 import { recover } from "./journal.ts";
-import { revoke } from "./revoke.ts";
+import { revoke, withRevokeLock } from "./revoke.ts";
 
 /** Usage text. */
 export const USAGE = `usage: joi-revoke-recipient [options] <recipient_id>
@@ -85,7 +85,7 @@ export async function main(args: string[], io: Io = consoleIo): Promise<number> 
   const configDir = values["config-dir"] ?? `${root}/etc/joi`;
   if (values.recover) {
     try {
-      const r = await recover(configDir);
+      const r = await withRevokeLock(configDir, () => recover(configDir));
       io.out(
         r.kind === "none"
           ? "nothing to recover"

@@ -36,7 +36,15 @@ import {
   revocationOf,
   RevokeUsageError,
 } from "./edit.ts";
-import { commit, discard, recover, type Recovery, stage, type StepHook } from "./journal.ts";
+import {
+  commit,
+  discard,
+  recover,
+  type Recovery,
+  stage,
+  STAGING_DIR,
+  type StepHook,
+} from "./journal.ts";
 import {
   accountCommands,
   type Command,
@@ -190,8 +198,50 @@ export function planLines(p: RevokePlan): string[] {
   ];
 }
 
-/** Revokes a recipient (or, with `dryRun`, only plans it). */
-export async function revoke(o: RevokeOptions): Promise<RevokeResult> {
+/** The lock file that serialises revocations (flock, released when the process dies). */
+export const LOCK_FILE = ".revoke.lock";
+
+/** Runs `fn` holding an exclusive (blocking) lock on `<configDir>/.revoke.lock`; waits while another revocation holds it. */
+export async function withRevokeLock<T>(configDir: string, fn: () => Promise<T>): Promise<T> {
+  const f = Deno.openSync(`${configDir}/${LOCK_FILE}`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  try {
+    try {
+      f.lockSync(true);
+    } catch (e) {
+      throw new RevokeUsageError(`cannot lock ${configDir}/${LOCK_FILE}: ${e}`);
+    }
+    return await fn();
+  } finally {
+    f.close();
+  }
+}
+
+/** Revokes a recipient (or, with `dryRun`, only plans it). One revocation at a time. */
+export function revoke(o: RevokeOptions): Promise<RevokeResult> {
+  const root = (o.root ?? "").replace(/\/+$/, "");
+  const configDir = o.configDir ?? `${root}${INSTALLED.configDir}`;
+  if (o.dryRun) return revokeLocked(o);
+  let interrupted = true;
+  try {
+    Deno.lstatSync(`${configDir}/${STAGING_DIR}`);
+  } catch {
+    interrupted = false;
+  }
+  if (!interrupted) {
+    // refuse an unknown id or a broken config before touching anything (not even the lock file)
+    const passwd = o.passwdFile ?? `${root}/etc/passwd`;
+    const group = o.groupFile ?? `${root}/etc/group`;
+    planRevoke(o, configDir, readAccounts(passwd, group));
+  }
+  return withRevokeLock(configDir, () => revokeLocked(o));
+}
+
+async function revokeLocked(o: RevokeOptions): Promise<RevokeResult> {
   const log = o.log ?? (() => {});
   const hook = o.hook ?? (() => {});
   const root = (o.root ?? "").replace(/\/+$/, "");
