@@ -130,7 +130,11 @@ async function main(): Promise<number> {
     );
     return 2;
   }
-  const layout = localLayout({ basePort, varDir: values["var-dir"] });
+  // Absolute: Deno admits Unix sockets (the knowledge broker's) by absolute path only.
+  const varDir = values["var-dir"].startsWith("/")
+    ? values["var-dir"]
+    : `${Deno.cwd()}/${values["var-dir"].replace(/^\.\//, "")}`;
+  const layout = localLayout({ basePort, varDir });
   const print = (line: string) => console.log(line);
   const created = await prepareVar(layout);
   for (const path of created) print(`[main] generated key ${path} (mode 0600)`);

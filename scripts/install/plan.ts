@@ -216,7 +216,12 @@ export function planInstall(input: PlanInput): Action[] {
       overwrite: false,
     });
   }
-  for (const name of r.units) {
+  a.push({
+    kind: "note",
+    text:
+      `copy ca.crt, ${input.role}.crt, ${input.role}.key (0600 nebula) and ${input.role}.yml as /etc/nebula/config.yml from the build host's var/nebula/`,
+  });
+  for (const name of ["nebula.service", ...r.units]) {
     const unit = input.units.find((u) => u.name === name);
     if (!unit) throw new Error(`install: no rendered unit named ${name}`);
     a.push({

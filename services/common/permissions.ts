@@ -201,6 +201,8 @@ export interface ProductionAddresses {
   signalSocket: string;
   /** signal-cli's data directory (attachments are read from `<dir>/attachments`). */
   signalDataDir: string;
+  /** The underlay Nebula's UDP runs over (vmbr1) and its port. */
+  underlay: { cidr: string; port: number };
 }
 
 /** The systemd unit name of each long-running program. */
@@ -500,7 +502,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "/etc/sudoers.d",
         "/etc/audit/rules.d",
         l.retrieveBin,
-        `${l.retrieveBin.replace(/[^/]+$/, "")}.${l.retrieveBin.replace(/^.*\//, "")}.provision-new`,
+        `${l.retrieveBin.replace(/[^/]+$/, "")}.${
+          l.retrieveBin.replace(/^.*\//, "")
+        }.provision-new`,
       ],
       run: ["/usr/sbin/useradd", "/usr/sbin/groupadd", "/usr/bin/gpasswd", "/usr/sbin/visudo"],
     },
@@ -529,7 +533,13 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "scripts/install.ts",
     permissions: {
       ...none(),
-      read: [".", "/etc/passwd", "/etc/group", "/usr/local/bin/deno", "/usr/local/lib/node_modules/deno"],
+      read: [
+        ".",
+        "/etc/passwd",
+        "/etc/group",
+        "/usr/local/bin/deno",
+        "/usr/local/lib/node_modules/deno",
+      ],
       write: [
         "/opt/joi",
         "/etc/joi",

@@ -7,12 +7,13 @@
  */
 import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permissions.ts";
 
-/** The task name of each program that has one (`main` is `start`). */
+/**
+ * The task name of each program that has one (`main` is `start`). joi, the
+ * knowledge broker and the mesh have none: `deno task start` runs them, with
+ * absolute state paths (Deno admits Unix sockets by absolute path only).
+ */
 export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   main: "start",
-  joi: "joi",
-  knowledge: "knowledge",
-  mesh: "mesh",
   openhab_relay: "relay",
   retrieve: "retrieve",
   index: "index",

@@ -333,7 +333,66 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
     Install: [["Also", "signal-cli.socket"], ["WantedBy", "multi-user.target"]],
   });
 
+  // Nebula: the only unit with a capability (CAP_NET_ADMIN, for its tun device).
+  const nebula = render({
+    Unit: [
+      ["Description", "Nebula overlay (node config /etc/nebula/config.yml)"],
+      ["Documentation", "file:///opt/joi/README.md"],
+      ["After", "network-online.target"],
+      ["Wants", "network-online.target"],
+      ["Before", "joi.service joi-mesh.service joi-openhab-relay.service"],
+    ],
+    Service: [
+      ["Type", "simple"],
+      ["User", "nebula"],
+      ["Group", "nebula"],
+      ["ExecStart", "/usr/bin/nebula -config /etc/nebula/config.yml"],
+      ["ExecReload", "/bin/kill -HUP $MAINPID"],
+      ["Restart", "always"],
+      ["RestartSec", "2s"],
+      ["AmbientCapabilities", "CAP_NET_ADMIN"],
+      ["CapabilityBoundingSet", "CAP_NET_ADMIN"],
+      ["NoNewPrivileges", "yes"],
+      // A private /dev with only the tun device bound in (the pattern tinc's
+      // unit uses; it works on Debian 12's systemd 252, see systemd#30372).
+      ["PrivateDevices", "yes"],
+      ["BindPaths", "/dev/net/tun"],
+      ["DeviceAllow", "/dev/net/tun rw"],
+      ["DevicePolicy", "closed"],
+      ["PrivateTmp", "yes"],
+      ["PrivateIPC", "yes"],
+      ["PrivateMounts", "yes"],
+      ["ProtectSystem", "strict"],
+      ["ProtectHome", "yes"],
+      ["ProtectKernelTunables", "yes"],
+      ["ProtectKernelModules", "yes"],
+      ["ProtectKernelLogs", "yes"],
+      ["ProtectControlGroups", "yes"],
+      ["ProtectClock", "yes"],
+      ["ProtectHostname", "yes"],
+      ["ProtectProc", "invisible"],
+      ["ProcSubset", "pid"],
+      ["RestrictAddressFamilies", "AF_INET AF_INET6 AF_NETLINK"],
+      ["RestrictNamespaces", "yes"],
+      ["RestrictRealtime", "yes"],
+      ["RestrictSUIDSGID", "yes"],
+      ["LockPersonality", "yes"],
+      ["MemoryDenyWriteExecute", "yes"],
+      ["SystemCallArchitectures", "native"],
+      ["SystemCallFilter", ["@system-service", "~@privileged @resources @mount @debug @obsolete"]],
+      ["SystemCallErrorNumber", "EPERM"],
+      ["KeyringMode", "private"],
+      ["RemoveIPC", "yes"],
+      ["UMask", "0077"],
+      // Nebula's own UDP only ever talks to the other nodes over vmbr1.
+      ["IPAddressDeny", "any"],
+      ["IPAddressAllow", addresses.underlay.cidr],
+    ],
+    Install: [["WantedBy", "multi-user.target"]],
+  });
+
   return [
+    { name: "nebula.service", text: nebula },
     { name: UNIT_NAMES.joi, text: joi },
     { name: "joi-knowledge.service", text: knowledge },
     { name: UNIT_NAMES.mesh, text: mesh },
@@ -359,10 +418,12 @@ export function productionAddressesFrom(
     ports: { joi_inbound: number; mesh_outbound: number; joi_ingest: number };
     openhab: { url: string };
     signal_cli: { socket: string; data_dir: string };
+    nebula: { underlay_cidr: string; port: number };
   },
   llm: { endpoint: string },
 ): ProductionAddresses {
   return {
+    underlay: { cidr: network.nebula.underlay_cidr, port: network.nebula.port },
     hosts: network.hosts,
     ports: {
       joiInbound: network.ports.joi_inbound,

@@ -80,7 +80,9 @@ export class CallerHolder {
   #mtimes(): string {
     return ["channel_users.yaml", "recipients.yaml"].map((f) => {
       try {
-        return String(Deno.statSync(`${this.#args.configDir}/${f}`).mtime?.getTime());
+        const st = Deno.statSync(`${this.#args.configDir}/${f}`);
+        // size and inode too: two writes within one millisecond share an mtime
+        return `${st.mtime?.getTime()}:${st.size}:${st.ino}`;
       } catch {
         return "missing";
       }

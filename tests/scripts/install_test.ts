@@ -64,7 +64,7 @@ for (const role of ["joi", "mesh", "openhab"] as const) {
         loadPolicyFile("network", `${ROOT}policies/network.yaml`),
         loadPolicyFile("llm", `${ROOT}policies/llm.yaml`),
       ));
-      for (const name of r.units) {
+      for (const name of ["nebula.service", ...r.units]) {
         const want = units.find((u) => u.name === name)!.text;
         assert.equal(await Deno.readTextFile(`${abs}/etc/systemd/system/${name}`), want, name);
       }

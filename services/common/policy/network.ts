@@ -15,6 +15,10 @@ export const NetworkSchema = z.object({
     interface: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, {
       error: (iss) => `${JSON.stringify(iss.input)} is not a network interface name`,
     }),
+    /** The isolated bridge (vmbr1) Nebula's UDP runs over: the unit's only IP allow list. */
+    underlay_cidr: ipv4Cidr,
+    /** Nebula's UDP port. */
+    port,
   }).strict(),
   hosts: z.object({ mesh: ipv4, joi: ipv4, openhab: ipv4 }).strict(),
   ports: z.object({
@@ -44,6 +48,15 @@ export function networkRules(n: Network): RuleIssue[] {
         message: `${ip} is outside the Nebula network ${n.nebula.cidr}`,
       });
     }
+  }
+  const [overlayBase] = n.nebula.cidr.split("/");
+  const [underlayBase] = n.nebula.underlay_cidr.split("/");
+  if (inCidr(overlayBase, n.nebula.underlay_cidr) || inCidr(underlayBase, n.nebula.cidr)) {
+    issues.push({
+      path: ["nebula", "underlay_cidr"],
+      message:
+        `the underlay ${n.nebula.underlay_cidr} overlaps the Nebula network ${n.nebula.cidr}`,
+    });
   }
   const seen = new Map<number, string>();
   for (const [name, p] of Object.entries(n.ports)) {

@@ -386,7 +386,18 @@ const VARIANTS: [string, Edit[], string[]][] = [
   [
     "host outside the Nebula network",
     [{ file: "network.yaml", from: "openhab: 10.42.0.20", to: "openhab: 10.43.0.20" }],
-    ["policies/network.yaml:10:12: hosts.openhab: 10.43.0.20 is outside the Nebula network 10.42.0.0/24"],
+    ["policies/network.yaml:12:12: hosts.openhab: 10.43.0.20 is outside the Nebula network 10.42.0.0/24"],
+  ],
+  [
+    "underlay overlapping the overlay",
+    [{
+      file: "network.yaml",
+      from: "underlay_cidr: 10.99.0.0/29",
+      to: "underlay_cidr: 10.42.0.0/16",
+    }],
+    [
+      "policies/network.yaml:7:18: nebula.underlay_cidr: the underlay 10.42.0.0/16 overlaps the Nebula network 10.42.0.0/24",
+    ],
   ],
   [
     "empty file",
