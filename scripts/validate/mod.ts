@@ -17,6 +17,7 @@ import { type Accounts, parseGroup, parsePasswd } from "../provision/system.ts";
 import { checkAccounts } from "./accounts_check.ts";
 import { productionAddressesFrom } from "./addresses.ts";
 import { expectedState } from "./expected.ts";
+import { checkCode } from "./code_check.ts";
 import { checkContentFiles } from "./files_check.ts";
 import { type Finding, Findings, sortFindings, summarize, type Summary } from "./finding.ts";
 import { INSTALLED, resolvePaths, type ValidateOptions } from "./options.ts";
@@ -109,6 +110,7 @@ export function validate(options: ValidateOptions = {}): Report {
   all.push(...base.list);
   const empty: Accounts = { users: new Map(), groups: new Map() };
 
+  family(() => checkCode(paths.at(INSTALLED.codeDir), accounts ?? empty), "code");
   family(
     () => checkRetrieve(paths.at(INSTALLED.retrieveBin), accounts ?? empty, paths.lsattrBin),
     "retrieve",

@@ -415,6 +415,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
           (u) => `/etc/systemd/system/${u}`,
         ),
         "/usr/local/bin",
+        // who watches the watchmen: owner and mode of the code (validate, retrieve)
+        l.codeDir,
       ],
       run: ["/usr/bin/lsattr"],
     },

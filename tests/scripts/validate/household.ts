@@ -180,6 +180,14 @@ export async function stageHousehold(options: HouseholdOptions = {}): Promise<Ho
     Deno.chownSync(bin, 0, 0);
     Deno.chmodSync(bin, 0o755);
 
+    // the code: the two guarded entry modules, root-owned (their content is not checked)
+    for (const entry of ["scripts/validate.ts", "scripts/retrieve.ts"]) {
+      const at = `${root}${INSTALLED.codeDir}/${entry}`;
+      Deno.mkdirSync(at.slice(0, at.lastIndexOf("/")), { recursive: true, mode: 0o755 });
+      Deno.copyFileSync(entry, at);
+      Deno.chmodSync(at, 0o644);
+    }
+
     // units, rendered from the manifest
     const addresses = productionAddressesFrom({ network: policies.network, llm: policies.llm });
     const unitsDir = root + INSTALLED.unitsDir;

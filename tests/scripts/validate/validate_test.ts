@@ -314,3 +314,16 @@ Deno.test("fault 18: an interrupted revocation left its staging folder", () =>
     ["<root>/etc/joi/.revoke-staging", "--recover"],
     (h) => Deno.mkdirSync(`${h.configDir}/.revoke-staging`),
   ));
+
+Deno.test("fault 19: the retrieve entry module writable by the service user", () =>
+  fault(["code_writable"], [
+    "<root>/opt/joi/scripts/retrieve.ts (file, joi:root, 0644) can be changed",
+    "reads every channel's knowledge through sudo",
+  ], (h) => Deno.chownSync(`${h.root}/opt/joi/scripts/retrieve.ts`, uidOf(h, "joi"), 0)));
+
+Deno.test("fault 20: the code directory group-writable", () =>
+  fault(
+    ["code_writable"],
+    ["<root>/opt/joi/scripts (dir, root:root, 0775)"],
+    (h) => Deno.chmodSync(`${h.root}/opt/joi/scripts`, 0o775),
+  ));
