@@ -48,6 +48,8 @@ export interface JoiConfig {
   meshUrl: string;
   /** joi->mesh HMAC key. */
   meshKey?: CryptoKey;
+  /** The identities hash sent to the mesh as `X-Config-Hash` (config sync). */
+  configHash?: () => string | undefined;
   /** Replaces the HTTP transport (tests). */
   transport?: MeshTransport;
   /** Where home context goes (the agent's); default a bounded buffer. */
@@ -105,6 +107,7 @@ export function createServices(config: JoiConfig): Services {
     httpMeshTransport({
       baseUrl: config.meshUrl,
       ...(config.meshKey ? { key: config.meshKey } : {}),
+      ...(config.configHash ? { configHash: config.configHash } : {}),
       now,
     });
   const outbox = new Outbox({

@@ -31,6 +31,12 @@ export interface HttpMeshTransportOptions {
   fetch?: typeof fetch;
   /** Clock for the signature timestamp. */
   now?: () => number;
+  /**
+   * The hash of joi's identity configuration, sent as `X-Config-Hash` on
+   * every request so the mesh notices a change (a revocation) and fetches
+   * `GET /config/identities` before it handles the next message.
+   */
+  configHash?: () => string | undefined;
 }
 
 const PATH = "/api/v1/message/outbound";
@@ -48,6 +54,8 @@ export function httpMeshTransport(options: HttpMeshTransportOptions): MeshTransp
         "content-type": "application/json",
         "x-request-id": requestId,
       };
+      const hash = options.configHash?.();
+      if (hash) headers["x-config-hash"] = hash;
       if (!options.key) headers["x-timestamp"] = String(now());
       else {
         Object.assign(
