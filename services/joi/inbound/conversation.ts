@@ -19,13 +19,9 @@ import type { KnowledgeSnippet } from "../agent/prompt.ts";
 import { ConfigManager } from "../config/manager.ts";
 import type { Acknowledge } from "../guard/acknowledge.ts";
 import { GpuHealthMonitor, LlmCallBudget, LlmClient } from "../llm/mod.ts";
-import {
-  generateMemoryKeyFile,
-  loadMemoryKey,
-  MEMORY_KEY_FILE,
-  MemoryStores,
-} from "../memory/mod.ts";
+import { loadMemoryKey, MemoryStores } from "../memory/mod.ts";
 import { ToolRouter, webSearchRunner } from "../tools/mod.ts";
+import { KnowledgeWriter } from "../knowledge/writer.ts";
 import { createInboundApp } from "./app.ts";
 import { InboundLedger } from "./ledger.ts";
 
@@ -51,7 +47,10 @@ export interface ConversationOptions {
   llmUrl?: string;
   /** Knowledge retrieval for a channel. */
   retrieve?: (channel: string, query: string) => Promise<KnowledgeSnippet[]>;
-  /** Knowledge write to a channel's folder. */
+  /**
+   * Knowledge write to a channel's folder. Default: the knowledge module's
+   * writer on `<stateDir>/knowledge` (current channel only, UUIDv4 ids, indexed).
+   */
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
   /** Logger. */
   log: Logger;
@@ -145,6 +144,14 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
     now,
     log: log.child("gpu"),
   });
+  const writer = o.saveKnowledge ? undefined : new KnowledgeWriter({
+    root: `${o.stateDir}/knowledge`,
+    recipients: snap.policies.recipients,
+    allowedChannelUsers: snap.policies.channelUsers.allowed_channel_users,
+    logger: log.child("knowledge"),
+  });
+  const saveKnowledge = o.saveKnowledge ??
+    ((channel: string, doc: { title: string; body: string }) => void writer!.save(channel, doc));
   const tools = new ToolRouter({
     tools: snap.policies.tools,
     runners: { web_search: webSearchRunner() },
@@ -157,7 +164,7 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
     llm,
     outbox: o.outbox,
     retrieve: o.retrieve,
-    saveKnowledge: o.saveKnowledge,
+    saveKnowledge,
     tools,
     log: log.child("agent"),
     ownerId,

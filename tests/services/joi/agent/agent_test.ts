@@ -237,3 +237,42 @@ Deno.test("agent: a presence change may start a conversation, never in quiet hou
     await j.close();
   }
 });
+
+Deno.test("agent: knowledge is written to the current channel's folder only, as a new UUIDv4 document", async () => {
+  const j = await startJoi({
+    llm: { reply: () => "Noted.\nREMEMBER: the spare key is with the neighbour" },
+  });
+  try {
+    const { knowledgeFolders } = await import("../../../../services/joi/knowledge/folders.ts");
+    const folders = knowledgeFolders(j.conv.config.current().policies.recipients);
+    const root = `${j.dir}/state/knowledge`;
+    for (const f of folders) {
+      await Deno.mkdir(`${root}/${f.path}`, { recursive: true, mode: 0o750 });
+    }
+    await j.post({
+      sender: "partner",
+      channel: "partner_private_dm",
+      text: "where is the spare key?",
+    });
+    await j.settle();
+    const written: string[] = [];
+    for (const f of folders) {
+      for await (const e of Deno.readDir(`${root}/${f.path}`)) {
+        if (e.name.endsWith(".md")) written.push(`${f.path}/${e.name}`);
+      }
+    }
+    assert.equal(written.length, 1, JSON.stringify(written));
+    const own = folders.find((f) => f.writer === "joi-partner-private")!;
+    assert.ok(written[0].startsWith(`${own.path}/`), written[0]);
+    assert.match(
+      written[0],
+      /\/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.md$/,
+    );
+    assert.match(
+      await Deno.readTextFile(`${root}/${written[0]}`),
+      /spare key is with the neighbour/,
+    );
+  } finally {
+    await j.close();
+  }
+});
