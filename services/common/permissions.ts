@@ -356,7 +356,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
         `--joi-url=http://${hostPort(l.joiInbound)}`,
         l.signal.kind === "socket" ? `--signal-socket=${l.signal.path}` : "--terminal",
       ],
-      v8Flags: [],
+      // a small young generation: RSS after 10,000 messages ~100 MB instead of ~160-200 MB
+      v8Flags: ["--max-semi-space-size=1", "--max-old-space-size=64"],
     };
   },
   openhab_relay: (l) => ({
