@@ -134,6 +134,8 @@ export class Forwarder {
         backoff = this.#o.initialBackoffMs;
         continue;
       }
+      // counted on failure only: a successful delivery costs one write, not two
+      this.#o.store.noteAttempt(msg.seq);
       const wait = outcome === "retry" ? backoff : outcome.waitMs;
       if (outcome === "retry") backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
       await this.#sleep(wait, false);
@@ -149,7 +151,6 @@ export class Forwarder {
       });
       return "done";
     }
-    this.#o.store.noteAttempt(msg.seq);
     let r;
     try {
       r = await this.#o.client.request("POST", INBOUND_PATH, JSON.parse(msg.body), {

@@ -210,6 +210,12 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     };
   };
 
+  const memory = () => {
+    const m = Deno.memoryUsage();
+    const mb = (n: number) => Math.round((n / 1048576) * 10) / 10;
+    return { rss_mb: mb(m.rss), heap_used_mb: mb(m.heapUsed) };
+  };
+
   const health = () => {
     const t = o.transport.status();
     const j = forwarder.status();
@@ -242,6 +248,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
       groups: {
         last_check: monitor.lastCheck ? new Date(monitor.lastCheck).toISOString() : null,
       },
+      memory: memory(),
     };
   };
 

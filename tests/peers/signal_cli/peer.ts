@@ -82,6 +82,7 @@ export class SignalCliPeer {
   #waiters: { pred: () => boolean; resolve: () => void }[] = [];
   #serving: Promise<void> | null = null;
   #timestamp = 1_700_000_000_000;
+  #writeChains = new WeakMap<Deno.Conn, Promise<void>>();
 
   private constructor(options: PeerOptions) {
     this.path = options.path;
@@ -163,7 +164,15 @@ export class SignalCliPeer {
 
   /** Sends a raw line to every connected client (protocol abuse tests). */
   async pushRaw(line: string): Promise<void> {
-    for (const c of this.#conns) await writeAll(c, encoder.encode(line + "\n"));
+    for (const c of this.#conns) await this.#write(c, line);
+  }
+
+  /** Writes one line; writes to a connection never interleave. */
+  #write(conn: Deno.Conn, line: string): Promise<void> {
+    const prev = this.#writeChains.get(conn) ?? Promise.resolve();
+    const next = prev.then(() => writeAll(conn, encoder.encode(line + "\n")));
+    this.#writeChains.set(conn, next.catch(() => {}));
+    return next;
   }
 
   /**
@@ -226,7 +235,7 @@ export class SignalCliPeer {
     if (!conn) return;
     while (this.#pending.length) {
       const msg = this.#pending.shift();
-      writeAll(conn, encoder.encode(JSON.stringify(msg) + "\n")).catch(() => {});
+      this.#write(conn, JSON.stringify(msg)).catch(() => {});
     }
   }
 
@@ -344,7 +353,7 @@ export class SignalCliPeer {
   }
 
   #reply(conn: Deno.Conn, msg: unknown): void {
-    writeAll(conn, encoder.encode(JSON.stringify(msg) + "\n")).catch(() => {});
+    this.#write(conn, JSON.stringify(msg)).catch(() => {});
   }
 }
 
