@@ -34,6 +34,10 @@ export interface LlmServerOptions {
   reply?: (req: RecordedRequest) => string;
   /** num_ctx above which `oom` mode fails (default 4096). */
   oomAboveCtx?: number;
+  /** TCP port on 127.0.0.1 (default 0: a free port). */
+  port?: number;
+  /** Requests kept in `requests` (default: all; long runs keep fewer). */
+  keepRequests?: number;
 }
 
 const encoder = new TextEncoder();
@@ -47,6 +51,8 @@ export class LlmTestServer {
   brokenModels = new Set<string>();
   /** Every chat request received (including failed ones). */
   readonly requests: RecordedRequest[] = [];
+  /** Chat requests received in total. */
+  served = 0;
   /** What /api/ps reports. */
   ps: { name: string; size: number; size_vram: number }[] = [];
   #listener: Deno.TcpListener;
@@ -60,9 +66,9 @@ export class LlmTestServer {
     this.#done = this.#accept();
   }
 
-  /** Starts on 127.0.0.1 with a free port. */
+  /** Starts on 127.0.0.1 with `opts.port` (default: a free port). */
   static start(opts: LlmServerOptions = {}): Promise<LlmTestServer> {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: opts.port ?? 0 });
     return Promise.resolve(new LlmTestServer(listener, opts));
   }
 
@@ -134,6 +140,11 @@ export class LlmTestServer {
       body,
     };
     this.requests.push(rec);
+    const keep = this.#opts.keepRequests;
+    if (keep !== undefined && this.requests.length > keep) {
+      this.requests.splice(0, this.requests.length - keep);
+    }
+    this.served++;
     const mode = this.mode;
     if (mode === "stall") {
       await new Promise<void>((resolve) => {

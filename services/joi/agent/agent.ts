@@ -26,7 +26,13 @@ import { LlmError } from "../llm/errors.ts";
 import type { MemoryStores } from "../memory/stores.ts";
 import type { EnqueueResult, OutboundMessage } from "../outbox/mod.ts";
 import type { ToolRouter } from "../tools/router.ts";
-import { type KnowledgeSnippet, parseReply, systemMessage } from "./prompt.ts";
+import {
+  type KnowledgeSnippet,
+  parseReply,
+  SEARCH_RULE,
+  SYSTEM_PROMPT,
+  systemMessage,
+} from "./prompt.ts";
 import { ProactiveGate } from "./proactive.ts";
 import { buildWindow } from "./window.ts";
 import { cutToTokens, estimateTokens } from "../llm/tokens.ts";
@@ -228,22 +234,37 @@ export class Agent implements MessageSink {
     }
     const state = await store.conversation(conv);
     const facts = await store.facts(20);
-    const system = systemMessage({
-      conversation: describe(channel, m.sender, m.message.conversation.type),
-      homeContext: this.homeContext(),
-      knowledge,
-      summary: state.summary?.text,
-      facts,
-      budget: Math.floor(budget * 0.6),
-    });
-    const messages = buildWindow(
-      system,
-      state.turns.map((t) => ({ role: t.role, text: t.text })),
-      budget,
-    );
+    const searchable = this.#o.tools?.enabled("web_search") === true;
+    const prompt = (searchResults?: string) =>
+      buildWindow(
+        systemMessage({
+          system: searchable && !searchResults ? `${SYSTEM_PROMPT}\n${SEARCH_RULE}` : undefined,
+          conversation: describe(channel, m.sender, m.message.conversation.type),
+          homeContext: this.homeContext(),
+          knowledge,
+          summary: state.summary?.text,
+          facts,
+          searchResults,
+          budget: Math.floor(budget * 0.6),
+        }),
+        state.turns.map((t) => ({ role: t.role, text: t.text })),
+        budget,
+      );
     let raw: string;
     try {
-      raw = (await this.#o.llm.chat(messages)).content;
+      raw = (await this.#o.llm.chat(prompt())).content;
+      const query = searchable ? /^\s*SEARCH:\s*(.+)$/im.exec(raw)?.[1] : undefined;
+      if (query !== undefined) {
+        // one search per message; its results are data in their own tag
+        let results: string;
+        try {
+          results = await this.#o.tools!.call("web_search", { query: query.trim().slice(0, 300) });
+        } catch (e) {
+          results = `<search_results>\nno results (${(e as Error).message})\n</search_results>`;
+        }
+        const inner = results.replace(/^<search_results>\n?|\n?<\/search_results>$/g, "");
+        raw = (await this.#o.llm.chat(prompt(inner))).content.replace(/^\s*SEARCH:.*$/gim, "");
+      }
     } catch (e) {
       this.#replyWithoutLlm(e, replyBase);
       return;

@@ -19,6 +19,10 @@ Rules you always keep:
 - If, and only if, something threatens someone's safety right now, start your reply with "URGENT:".
 - To remember a lasting fact about the household for later, add a final line "REMEMBER: <the fact>".`;
 
+/** Added to the system prompt when web search is enabled. */
+export const SEARCH_RULE =
+  `- If you need current information from the web, answer with only one line "SEARCH: <a short query>" and nothing else; you will then get results to answer from.`;
+
 /** A piece of retrieved knowledge. */
 export interface KnowledgeSnippet {
   /** Document title. */

@@ -20,7 +20,7 @@ import { ConfigManager } from "../config/manager.ts";
 import type { Acknowledge } from "../guard/acknowledge.ts";
 import { GpuHealthMonitor, LlmCallBudget, LlmClient } from "../llm/mod.ts";
 import { loadMemoryKey, MemoryStores } from "../memory/mod.ts";
-import { ToolRouter, webSearchRunner } from "../tools/mod.ts";
+import { ToolRouter, type WebSearchOptions, webSearchRunner } from "../tools/mod.ts";
 import { KnowledgeWriter } from "../knowledge/writer.ts";
 import { createInboundApp } from "./app.ts";
 import { InboundLedger } from "./ledger.ts";
@@ -52,6 +52,8 @@ export interface ConversationOptions {
    * writer on `<stateDir>/knowledge` (current channel only, UUIDv4 ids, indexed).
    */
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
+  /** Web search runner options (tests: the search URL). */
+  webSearch?: WebSearchOptions;
   /** Logger. */
   log: Logger;
   /** Loads the policies (default `loadPolicies(configDir)`). */
@@ -154,7 +156,7 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
     ((channel: string, doc: { title: string; body: string }) => void writer!.save(channel, doc));
   const tools = new ToolRouter({
     tools: snap.policies.tools,
-    runners: { web_search: webSearchRunner() },
+    runners: { web_search: webSearchRunner(o.webSearch) },
     log: log.child("tools"),
     now,
   });

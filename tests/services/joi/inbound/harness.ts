@@ -34,7 +34,9 @@ export interface JoiTestOptions {
   retrieve?: Conversation["agent"] extends never ? never
     : (channel: string, q: string) => Promise<{ title: string; text: string }[]>;
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
-  /** Keep only a count of sent messages, not their bodies (long runs). */
+  /** Web search runner options. */
+  webSearch?: { searchUrl?: (q: string) => string };
+  /** Keep only a count of sent messages, not their bodies, and no log lines (long runs). */
   countOnly?: boolean;
 }
 
@@ -107,7 +109,7 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
   await generateMemoryKeyFile(`${secrets}/memory.key`);
   const llm = await LlmTestServer.start(o.llm);
   const sink = memorySink();
-  const log = createLogger("joi", { sinks: [sink], quiet: true });
+  const log = createLogger("joi", { sinks: o.countOnly ? [] : [sink], quiet: true });
   const clock = { now: o.startAt ?? Date.UTC(2026, 2, 4, 12, 0, 0) }; // a Wednesday noon
   const now = () => clock.now;
   const sent: MeshOutboundBody[] = [];
@@ -142,6 +144,7 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
     llmUrl: llm.baseUrl,
     retrieve: o.retrieve,
     saveKnowledge: o.saveKnowledge,
+    webSearch: o.webSearch,
     log,
     load: () => loadPolicies(policies),
     sleep: () => Promise.resolve(),
