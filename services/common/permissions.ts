@@ -212,23 +212,44 @@ export const UNIT_NAMES = {
   openhab_relay: "joi-openhab-relay.service",
 } as const;
 
+/** Options of {@link productionLayout}. */
+export interface ProductionLayoutOptions {
+  /**
+   * A staging prefix (an absolute directory, e.g. a `deno task install --root`
+   * stage) put before every filesystem path the layout owns: the code,
+   * configuration, state, logs, secrets (credentials), the knowledge socket and
+   * the retrieve entry point. Not before the sudo and Deno binaries, nor the
+   * signal-cli paths of `addresses`. Default: none, the real system paths.
+   */
+  root?: string;
+}
+
 /**
  * The layout of the three production VMs: code in `/opt/joi`, configuration in
  * `/etc`, state in `/var/lib`, secrets as systemd credentials, services bound
- * to their Nebula addresses.
+ * to their Nebula addresses. With `options.root`, the same layout staged under
+ * a prefix (the end-to-end test runs the staged tree this way).
  */
-export function productionLayout(a: ProductionAddresses): Layout {
+export function productionLayout(
+  a: ProductionAddresses,
+  options: ProductionLayoutOptions = {},
+): Layout {
+  const root = (options.root ?? "").replace(/\/+$/, "");
+  if (root !== "" && !root.startsWith("/")) {
+    throw new Error(`productionLayout: root must be an absolute path (got ${options.root})`);
+  }
+  const at = (path: string): string => `${root}${path}`;
   return {
     mode: "production",
-    codeDir: "/opt/joi",
-    joiConfigDir: "/etc/joi",
-    meshConfigDir: "/etc/mesh-proxy",
-    relayConfigDir: "/etc/joi-relay",
-    joiStateDir: "/var/lib/joi",
-    meshStateDir: "/var/lib/mesh-proxy",
-    relayStateDir: "/var/lib/joi-relay",
-    logDir: "/var/log/joi",
-    secretsDir: (program) => `/run/credentials/${UNIT_NAMES[program]}`,
+    codeDir: at("/opt/joi"),
+    joiConfigDir: at("/etc/joi"),
+    meshConfigDir: at("/etc/mesh-proxy"),
+    relayConfigDir: at("/etc/joi-relay"),
+    joiStateDir: at("/var/lib/joi"),
+    meshStateDir: at("/var/lib/mesh-proxy"),
+    relayStateDir: at("/var/lib/joi-relay"),
+    logDir: at("/var/log/joi"),
+    secretsDir: (program) => at(`/run/credentials/${UNIT_NAMES[program]}`),
     joiInbound: { host: a.hosts.joi, port: a.ports.joiInbound },
     joiIngest: { host: a.hosts.joi, port: a.ports.joiIngest },
     meshOutbound: { host: a.hosts.mesh, port: a.ports.meshOutbound },
@@ -236,8 +257,8 @@ export function productionLayout(a: ProductionAddresses): Layout {
     openhab: a.openhab,
     signal: { kind: "socket", path: a.signalSocket },
     signalAttachmentsDir: `${a.signalDataDir}/attachments`,
-    retrieveBin: "/usr/local/bin/joi-retrieve",
-    knowledgeSocket: "/run/joi-knowledge/knowledge.sock",
+    retrieveBin: at("/usr/local/bin/joi-retrieve"),
+    knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
     sudoBin: "/usr/bin/sudo",
     denoBin: "/usr/local/bin/deno",
   };

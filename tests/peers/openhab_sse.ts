@@ -65,8 +65,14 @@ export function itemChange(
 
 const encoder = new TextEncoder();
 
-/** Starts the stand-in on 127.0.0.1 with `token`. */
-export function startOpenhabSse(token: string): OpenhabSse {
+/** Options of {@link startOpenhabSse}. */
+export interface OpenhabSseOptions {
+  /** TCP port on 127.0.0.1 (default 0: a free port). */
+  port?: number;
+}
+
+/** Starts the stand-in on 127.0.0.1 with `token` (on `options.port`, default a free port). */
+export function startOpenhabSse(token: string, options: OpenhabSseOptions = {}): OpenhabSse {
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
   let connections = 0;
   let unauthorized = 0;
@@ -81,33 +87,36 @@ export function startOpenhabSse(token: string): OpenhabSse {
       }
     }
   };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const url = new URL(req.url);
-    if (url.pathname !== "/rest/events") return new Response("not found", { status: 404 });
-    if (req.headers.get("authorization") !== `Bearer ${token}`) {
-      unauthorized++;
-      return new Response(JSON.stringify({ error: { message: "Authentication required" } }), {
-        status: 401,
-        headers: { "content-type": "application/json" },
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: options.port ?? 0, onListen() {} },
+    (req) => {
+      const url = new URL(req.url);
+      if (url.pathname !== "/rest/events") return new Response("not found", { status: 404 });
+      if (req.headers.get("authorization") !== `Bearer ${token}`) {
+        unauthorized++;
+        return new Response(JSON.stringify({ error: { message: "Authentication required" } }), {
+          status: 401,
+          headers: { "content-type": "application/json" },
+        });
+      }
+      lastTopics = url.searchParams.get("topics");
+      let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          ctrl = c;
+          streams.add(c);
+        },
+        cancel() {
+          streams.delete(ctrl);
+        },
       });
-    }
-    lastTopics = url.searchParams.get("topics");
-    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        ctrl = c;
-        streams.add(c);
-      },
-      cancel() {
-        streams.delete(ctrl);
-      },
-    });
-    connections++;
-    for (const w of waiters) w();
-    return new Response(body, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-    });
-  });
+      connections++;
+      for (const w of waiters) w();
+      return new Response(body, {
+        headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+      });
+    },
+  );
   const sse: OpenhabSse = {
     url: `http://127.0.0.1:${server.addr.port}`,
     get connections() {

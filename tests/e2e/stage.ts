@@ -1,0 +1,208 @@
+/**
+ * The three VMs' software, laid out by the real installer
+ * (`scripts/install.ts --role R --root ./var/stage/<tag>`, run with its
+ * manifest flags), then finished the way the README's deployment guide says
+ * an operator does: the HMAC keys generated on joi copied to the mesh, the
+ * openHAB API token written on the openHAB host, the channel users created
+ * (here with a per-run prefix, so a run never touches a real household), and
+ * the secrets handed over as systemd's `LoadCredential=` would, read from the
+ * staged units themselves.
+ *
+ * @module
+ */
+import {
+  denoRunArgs,
+  type Layout,
+  localLayout,
+  type ProductionAddresses,
+  productionLayout,
+  programSpec,
+  UNIT_NAMES,
+} from "../../services/common/permissions.ts";
+import { sh } from "./topology.ts";
+
+/** A staged deployment. */
+export interface Stage {
+  /** Absolute staging root (stands for `/` of every VM). */
+  root: string;
+  /** The production layout under the root. */
+  layout: Layout;
+  /** The channel users created on this machine for the run. */
+  users: string[];
+  /** Removes the users and the staging tree; returns what could not be undone. */
+  cleanup(): Promise<string[]>;
+}
+
+/** Options of {@link stageDeployment}. */
+export interface StageOptions {
+  /** Per-run tag (part of the stage path and the user names). */
+  tag: string;
+  /** Addresses from network.yaml and llm.yaml. */
+  addresses: ProductionAddresses;
+  /** The openHAB API token to install (the relay's credential). */
+  openhabToken: string;
+  /** Prints progress. */
+  print?: (line: string) => void;
+}
+
+/** `LoadCredential=name:path` lines of a unit file. */
+export function loadCredentials(unitText: string): { name: string; path: string }[] {
+  const out: { name: string; path: string }[] = [];
+  for (const line of unitText.split("\n")) {
+    const m = /^LoadCredential=([^:]+):(.+)$/.exec(line.trim());
+    if (m) out.push({ name: m[1], path: m[2] });
+  }
+  return out;
+}
+
+/** Renames the shipped channel users (`joi-owner-private` -> `<prefix>-owner-private`). */
+export function renameChannelUsers(text: string, prefix: string): string {
+  return text.replace(/\bjoi-(?=[a-z])/g, `${prefix}-`);
+}
+
+/** The channel users of a `channel_users.yaml` text. */
+export function channelUsersOf(text: string): string[] {
+  const users: string[] = [];
+  let inside = false;
+  for (const line of text.split("\n")) {
+    if (/^allowed_channel_users:/.test(line)) {
+      inside = true;
+      continue;
+    }
+    if (inside && /^\S/.test(line)) inside = false;
+    const m = inside ? /^\s+[a-z_]+:\s*([a-z0-9][a-z0-9-]*)\s*(#.*)?$/.exec(line) : null;
+    if (m) users.push(m[1]);
+  }
+  return users;
+}
+
+/** Runs a shadow tool, retrying while another test holds /etc/passwd's lock. */
+async function shadow(cmd: string, args: string[]): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    const r = await sh(cmd, args, false);
+    if (r.code === 0) return;
+    if (/lock|try again/i.test(r.stderr) && attempt < 50) {
+      await new Promise((res) => setTimeout(res, 100));
+      continue;
+    }
+    throw new Error(`${cmd} ${args.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  }
+}
+
+async function userExists(name: string): Promise<boolean> {
+  return (await sh("getent", ["passwd", name], false)).code === 0;
+}
+
+async function groupExists(name: string): Promise<boolean> {
+  return (await sh("getent", ["group", name], false)).code === 0;
+}
+
+/** Installs the three roles under `./var/stage/e2e-<tag>` and finishes them. */
+export async function stageDeployment(o: StageOptions): Promise<Stage> {
+  const print = o.print ?? (() => {});
+  const rel = `./var/stage/e2e-${o.tag}`;
+  await Deno.mkdir(rel, { recursive: true, mode: 0o755 });
+  const root = await Deno.realPath(rel);
+  const users: string[] = [];
+  const cleanup = async (): Promise<string[]> => {
+    const problems: string[] = [];
+    for (const u of users) {
+      try {
+        if (await userExists(u)) await shadow("userdel", [u]);
+        if (await groupExists(u)) await shadow("groupdel", [u]);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    try {
+      await Deno.remove(root, { recursive: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) problems.push(`remove ${root}: ${e}`);
+    }
+    return problems;
+  };
+  try {
+    // the installer, with its own sandbox; the retrieve entry point copies a dummy
+    const dummy = `${rel}/deno-bin-dummy`;
+    await Deno.writeTextFile(dummy, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    const install = denoRunArgs(programSpec("install", localLayout()));
+    for (const role of ["joi", "mesh", "openhab"]) {
+      const r = await sh("deno", [...install, "--role", role, "--root", rel, "--deno-bin", dummy]);
+      print(`installed role ${role}: ${r.stdout.split("\n").length} lines of output`);
+    }
+    await Deno.remove(dummy);
+    const layout = productionLayout(o.addresses, { root });
+
+    // channel users with a per-run prefix: joi refuses to start in production without them
+    const prefix = `j${o.tag.slice(0, 5)}`;
+    for (const f of ["recipients.yaml", "channel_users.yaml"]) {
+      const path = `${layout.joiConfigDir}/${f}`;
+      await Deno.writeTextFile(path, renameChannelUsers(await Deno.readTextFile(path), prefix));
+    }
+    const wanted = channelUsersOf(
+      await Deno.readTextFile(`${layout.joiConfigDir}/channel_users.yaml`),
+    );
+    if (wanted.length === 0) throw new Error("stage: no channel users in channel_users.yaml");
+    for (const u of wanted) {
+      users.push(u);
+      await shadow("useradd", [
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        u,
+      ]);
+    }
+
+    // the operator's steps of the install notes: keys joi made go to the mesh,
+    // the openHAB token is written on the openHAB host
+    const meshSecrets = `${layout.meshConfigDir}/secrets`;
+    await Deno.mkdir(meshSecrets, { recursive: true, mode: 0o700 });
+    for (const k of ["mesh_to_joi.key", "joi_to_mesh.key"]) {
+      await Deno.copyFile(`${layout.joiConfigDir}/secrets/${k}`, `${meshSecrets}/${k}`);
+      await Deno.chmod(`${meshSecrets}/${k}`, 0o600);
+    }
+    const relaySecrets = `${layout.relayConfigDir}/secrets`;
+    await Deno.mkdir(relaySecrets, { recursive: true, mode: 0o700 });
+    await Deno.writeTextFile(`${relaySecrets}/openhab_token`, o.openhabToken + "\n", {
+      mode: 0o600,
+    });
+
+    // systemd's LoadCredential=: each unit's credentials, copied into its
+    // credentials directory exactly as the staged unit names them
+    for (const program of ["joi", "mesh", "openhab_relay"] as const) {
+      const unit = UNIT_NAMES[program];
+      const text = await Deno.readTextFile(`${root}/etc/systemd/system/${unit}`);
+      const dir = layout.secretsDir(program);
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const c of loadCredentials(text)) {
+        await Deno.copyFile(`${root}${c.path}`, `${dir}/${c.name}`);
+        await Deno.chmod(`${dir}/${c.name}`, 0o400);
+      }
+    }
+    return { root, layout, users, cleanup };
+  } catch (e) {
+    const problems = await cleanup();
+    if (problems.length) (e as Error).message += `\n(cleanup: ${problems.join("; ")})`;
+    throw e;
+  }
+}
+
+/** The `deno` arguments a unit's `ExecStart=` runs for `program` (absolute entry, cached only). */
+export function serviceArgs(program: "joi" | "mesh" | "openhab_relay", layout: Layout): string[] {
+  const spec = programSpec(program, layout);
+  return denoRunArgs({ ...spec, entry: `${layout.codeDir}/${spec.entry}` }, { cachedOnly: true });
+}
+
+/** The environment a unit gives its service (units.ts `DENO_ENV`), under the stage. */
+export function serviceEnv(layout: Layout): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    DENO_DIR: `${layout.codeDir}/.deno`,
+    DENO_NO_UPDATE_CHECK: "1",
+    NO_COLOR: "1",
+  };
+}
