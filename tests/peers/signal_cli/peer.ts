@@ -188,10 +188,22 @@ export class SignalCliPeer {
     };
   }
 
-  /** Resolves once `pred` holds (checked after every request and connection). */
-  waitFor(pred: () => boolean): Promise<void> {
+  /** Resolves once `pred` holds (checked after every request and connection); rejects after `limitMs`. */
+  waitFor(pred: () => boolean, limitMs = 60_000): Promise<void> {
     if (pred()) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ pred, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.pred !== pred);
+        reject(new Error(`signal-cli peer: condition not reached within ${limitMs} ms`));
+      }, limitMs);
+      this.#waiters.push({
+        pred,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
   }
 
   /** Requests of one method. */
@@ -235,7 +247,8 @@ export class SignalCliPeer {
     if (!conn) return;
     while (this.#pending.length) {
       const msg = this.#pending.shift();
-      this.#write(conn, JSON.stringify(msg)).catch(() => {});
+      // not delivered (the client died under us): keep it on "the server"
+      this.#write(conn, JSON.stringify(msg)).catch(() => this.#pending.unshift(msg));
     }
   }
 

@@ -266,10 +266,29 @@ export class FakeJoi {
     });
   }
 
-  /** Resolves when `pred` holds (checked on each request). */
-  waitFor(pred: () => boolean): Promise<void> {
+  /**
+   * Resolves when `pred` holds (checked on each request); rejects after
+   * `limitMs`, a safety net so a broken mesh fails the test instead of hanging it.
+   */
+  waitFor(pred: () => boolean, limitMs = 60_000): Promise<void> {
     if (pred()) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ pred, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.pred !== pred);
+        reject(
+          new Error(
+            `joi: condition not reached within ${limitMs} ms (${this.received.length} received)`,
+          ),
+        );
+      }, limitMs);
+      this.#waiters.push({
+        pred,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
   }
 
   /** Texts received, in order. */
@@ -340,10 +359,18 @@ export interface StackOptions {
 export async function startStack(o: StackOptions = {}): Promise<Running> {
   const dir = await Deno.makeTempDir({ prefix: "mesh-test-" });
   const sock = await claimSocket();
-  const keys = await makeKeys(`${dir}/secrets`);
-  await writeConfigDir(`${dir}/config`, o.meshYaml ?? FAST_MESH_YAML);
-  const config = await configOf(`${dir}/config`);
-  o.edit?.(config);
+  let keys: Awaited<ReturnType<typeof makeKeys>>;
+  let config: MeshConfig;
+  try {
+    keys = await makeKeys(`${dir}/secrets`);
+    await writeConfigDir(`${dir}/config`, o.meshYaml ?? FAST_MESH_YAML);
+    config = await configOf(`${dir}/config`);
+    o.edit?.(config);
+  } catch (e) {
+    sock.release();
+    await Deno.remove(dir, { recursive: true });
+    throw e;
+  }
   const peer = SignalCliPeer.start({ path: sock.path });
   peer.groups = expectedGroups();
   const joi = new FakeJoi(keys, dir);

@@ -139,6 +139,7 @@ Deno.test("mesh killed with SIGKILL and restarted: nothing accepted from Signal 
       await new Promise((r) => setTimeout(r, 20));
     }
     await kill(child, "SIGKILL");
+    await t.peer.waitFor(() => !t.peer.connected);
     // arrives while the mesh is dead: signal-cli (on-connection) holds it
     t.peer.push(dataEnvelope({ ...OWNER, timestamp: 200, text: "while dead" }));
     // the same envelopes redelivered after the restart must not duplicate
@@ -158,5 +159,48 @@ Deno.test("mesh killed with SIGKILL and restarted: nothing accepted from Signal 
     await t.joi.close();
     t.sock.release();
     await Deno.remove(t.dir, { recursive: true });
+  }
+});
+
+Deno.test("local run: --terminal with ./policies; a typed line is accepted and queued for joi", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mesh-local-" });
+  await makeKeys(`${dir}/secrets`);
+  const base = freePort();
+  const layout: Layout = {
+    ...localLayout({ varDir: dir, basePort: base }),
+    meshOutbound: { host: "127.0.0.1", port: freePort() },
+  };
+  const process = new Deno.Command("deno", {
+    args: denoRunArgs(programSpec("mesh", layout)),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr: string[] = [];
+  const stdout: string[] = [];
+  const drain = async (s: ReadableStream<Uint8Array>, into: string[]) => {
+    const dec = new TextDecoder();
+    for await (const c of s) into.push(dec.decode(c));
+  };
+  const drains = [drain(process.stderr, stderr), drain(process.stdout, stdout)];
+  const child: Child = { process, stderr };
+  const writer = process.stdin.getWriter();
+  try {
+    await waitHealthy(child, layout.meshOutbound.port);
+    await writer.write(new TextEncoder().encode("hello from the terminal\n@nobody x\n"));
+    const start = Date.now();
+    while (((await health(layout.meshOutbound.port))?.queue as { depth: number }).depth !== 1) {
+      if (Date.now() - start > 30_000) throw new Error(`not queued\n${stderr.join("")}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await waitUntil(() => stdout.join("").includes("no group for @nobody"));
+    // stdout carries only the chat: every log line went to stderr
+    assert.ok(!stdout.join("").includes('"level"'));
+    assert.match(stderr.join(""), /inbound_queued/);
+  } finally {
+    await writer.close().catch(() => {});
+    await kill(child, "SIGTERM");
+    await Promise.allSettled(drains);
+    await Deno.remove(dir, { recursive: true });
   }
 });
