@@ -56,3 +56,11 @@ Deno.test("mesh.yaml: defaults, and errors that name the field", () => {
   assert.throws(() => parseMeshSettings("surprise: 1"), /surprise|Unrecognized/);
   assert.throws(() => parseMeshSettings("a: [", "m.yaml"), /m\.yaml/);
 });
+
+Deno.test("the shipped policies/mesh.yaml is valid and states the defaults", () => {
+  const shipped = parseMeshSettings(
+    Deno.readTextFileSync("policies/mesh.yaml"),
+    "policies/mesh.yaml",
+  );
+  assert.deepEqual(shipped, parseMeshSettings(""));
+});

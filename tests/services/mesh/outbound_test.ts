@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { dataEnvelope } from "../../peers/signal_cli/peer.ts";
-import { events, GROUPS, outboundBody, OWNER, PARTNER, startStack, STRANGER } from "./harness.ts";
+import {
+  events,
+  FAST_MESH_YAML,
+  GROUPS,
+  outboundBody,
+  OWNER,
+  PARTNER,
+  startStack,
+  STRANGER,
+} from "./harness.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -370,6 +379,22 @@ Deno.test("/health reports signal state and version, joi, queue depth and last s
     assert.equal(body.data.queue.depth, 0);
     assert.equal(body.data.config.hash, s.joi.hash);
     assert.ok(!JSON.stringify(body).includes(OWNER.number));
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("/health warns when the installed signal-cli is older than version_warn_days", async () => {
+  const s = await startStack({
+    meshYaml: FAST_MESH_YAML +
+      `signal_cli: { version_warn_days: 75, release_dates: { "0.14.6": "2020-01-01" } }\n`,
+  });
+  try {
+    const body = await (await fetch(`${s.url}/health`)).json();
+    assert.equal(body.data.signal.version, "0.14.6");
+    assert.equal(body.data.signal.age_basis, "release_date");
+    assert.ok(body.data.signal.age_days > 75);
+    assert.match(body.data.signal.warning, /update signal-cli/);
   } finally {
     await s.stop();
   }
