@@ -165,8 +165,38 @@ export function loadMeshConfig(dir: string): MeshConfig {
 
 const encoder = new TextEncoder();
 
+/**
+ * Checks that the sandbox admits what mesh.yaml's voice section needs (the
+ * manifest's `meshVoice`): running the three tools, reading and deleting in
+ * the attachments folder. Throws naming the missing permission, so a
+ * mismatch fails at start rather than at the first voice note.
+ */
+export function checkVoicePermissions(voice: MeshConfig["settings"]["voice"]): void {
+  if (!voice) return;
+  const missing: string[] = [];
+  const bins = [voice.whisper.bin, voice.ffmpeg.bin, ...(voice.piper ? [voice.piper.bin] : [])];
+  for (const command of bins) {
+    if (Deno.permissions.querySync({ name: "run", command }).state !== "granted") {
+      missing.push(`--allow-run=${command}`);
+    }
+  }
+  for (const name of ["read", "write"] as const) {
+    if (Deno.permissions.querySync({ name, path: voice.attachments_dir }).state !== "granted") {
+      missing.push(`--allow-${name}=${voice.attachments_dir}`);
+    }
+  }
+  if (missing.length) {
+    throw new Error(
+      `mesh.yaml configures voice but the sandbox lacks ${missing.join(", ")}: set ` +
+        `Layout.meshVoice (and signalAttachmentsDir) to the same paths so the permission ` +
+        `manifest grants them, or remove the voice section`,
+    );
+  }
+}
+
 async function run(args: MeshArgs, log: Logger): Promise<void> {
   const config = loadMeshConfig(args.configDir);
+  checkVoicePermissions(config.settings.voice);
   await Deno.mkdir(args.stateDir, { recursive: true, mode: 0o700 });
   const meshToJoi = await loadKey(args.secretsDir, "mesh_to_joi.key");
   const joiToMesh = await loadKey(args.secretsDir, "joi_to_mesh.key");

@@ -204,3 +204,56 @@ Deno.test("local run: --terminal with ./policies; a typed line is accepted and q
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("voice in the child process: the manifest grants exactly the configured tools", async () => {
+  const t = await setup();
+  const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
+  const att = `${t.dir}/attachments`;
+  await Deno.mkdir(att);
+  await Deno.writeTextFile(`${t.dir}/model.bin`, "m");
+  const voice = {
+    attachments_dir: att,
+    whisper: { bin: `${bin}/whisper-cli`, model: `${t.dir}/model.bin` },
+    ffmpeg: { bin: `${bin}/ffmpeg` },
+  };
+  const yaml = `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\nvoice: ${
+    JSON.stringify(voice)
+  }\n`;
+  await Deno.writeTextFile(`${t.dir}/config/mesh.yaml`, yaml);
+  t.joi.start();
+  // without meshVoice in the layout the sandbox lacks the tools: refused at start
+  const refused = await new Deno.Command("deno", {
+    args: denoRunArgs(programSpec("mesh", t.layout)),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(refused.code, 1);
+  assert.match(new TextDecoder().decode(refused.stderr), /--allow-run=.*whisper-cli/);
+  const layout: Layout = {
+    ...t.layout,
+    signalAttachmentsDir: att,
+    meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: voice.ffmpeg.bin },
+  };
+  const child = spawnMesh(layout);
+  try {
+    await waitHealthy(child, t.meshPort);
+    await Deno.writeTextFile(`${att}/v1`, "DURATION 2 SAY lights off\n");
+    t.peer.push(dataEnvelope({
+      ...OWNER,
+      timestamp: 900,
+      text: null,
+      attachments: [{ contentType: "audio/aac", filename: null, id: "v1", size: 27 }],
+    }));
+    await t.joi.waitFor(() => t.joi.received.length === 1);
+    const c = t.joi.received[0].body.content as Record<string, unknown>;
+    assert.equal(c.voice_transcription, "lights off");
+    assert.deepEqual([...Deno.readDirSync(att)], [], "the note was deleted");
+  } finally {
+    await kill(child, "SIGTERM");
+    await t.peer.stop();
+    await t.joi.close();
+    t.sock.release();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});
