@@ -55,6 +55,16 @@ export interface InboundOptions {
   now?: () => number;
 }
 
+/** A voice note accepted and waiting for transcription (persisted as JSON). */
+interface VoiceJob {
+  p: InboundMessage;
+  recipientId: string;
+  channel: string;
+  dedupKey: string;
+  voice: { id: string; size: number | null };
+  now: number;
+}
+
 /** Verdict of one notification (returned for tests and the benchmark). */
 export type InboundVerdict =
   | "queued"
@@ -168,11 +178,13 @@ export class InboundPipeline {
     }
     const voice = p.attachments.find(isVoiceNote);
     if (voice) {
-      if (!this.#o.store.markSeen(dedupKey, p.timestamp, now)) {
+      const job: VoiceJob = { p, recipientId: sender.recipientId, channel, dedupKey, voice, now };
+      const id = this.#o.store.acceptVoice(dedupKey, p.timestamp, JSON.stringify(job), now);
+      if (id === null) {
         log.debug("duplicate_dropped", { channel });
         return "duplicate";
       }
-      this.#voice(p, sender, channel, dedupKey, voice, now);
+      this.#voice(id, job, sender);
       return "voice_pending";
     }
     const body = this.#body(p, sender, channel, dedupKey, now, this.#content(p));
@@ -289,14 +301,35 @@ export class InboundPipeline {
     return body;
   }
 
-  #voice(
-    p: InboundMessage,
-    sender: KnownSender,
-    channel: string,
-    dedupKey: string,
-    voice: { id: string; size: number | null },
-    now: number,
-  ): void {
+  /**
+   * Resumes voice notes accepted before a crash or restart (their attachment
+   * may be gone by now: joi then gets the structured `file_missing` failure).
+   */
+  resumeVoice(): number {
+    let n = 0;
+    for (const { id, job } of this.#o.store.pendingVoice()) {
+      let j: VoiceJob;
+      try {
+        j = JSON.parse(job) as VoiceJob;
+      } catch {
+        this.#o.store.dropVoice(id);
+        continue;
+      }
+      const sender = this.#o.identities.current.recipient(j.recipientId);
+      if (!sender) {
+        this.#o.log.security("queued_message_dropped_revoked", { sender: j.recipientId });
+        this.#o.store.dropVoice(id);
+        continue;
+      }
+      this.#voice(id, j, sender);
+      n++;
+    }
+    if (n) this.#o.log.info("voice_resumed", { jobs: n });
+    return n;
+  }
+
+  #voice(id: number, job: VoiceJob, sender: KnownSender): void {
+    const { p, channel, dedupKey, voice, now } = job;
     this.pendingVoice++;
     const run = async () => {
       let result: TranscriptionResult;
@@ -327,7 +360,7 @@ export class InboundPipeline {
       if (p.text) content.text = capText(p.text, this.#o.settings.inbound_max_chars).text;
       const body = this.#body(p, sender, channel, dedupKey, now, content);
       try {
-        this.#o.store.enqueue({
+        this.#o.store.finishVoice(id, {
           messageId: body.message_id as string,
           channel,
           recipientId: sender.recipientId,

@@ -94,6 +94,12 @@ export class MeshStore {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS seen_at_idx ON seen (seen_at);
       CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS voice_pending (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        sender TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        job TEXT NOT NULL
+      );
     `);
     this.#markSeen = this.db.prepare(
       "INSERT OR IGNORE INTO seen (sender, ts, seen_at) VALUES (?, ?, ?)",
@@ -197,6 +203,41 @@ export class MeshStore {
       now - this.seenRetentionMs,
     );
     return Number(r.changes);
+  }
+
+  /**
+   * Accepts a voice note: marks (sender, timestamp) seen and records the job,
+   * in one transaction, so a crash during transcription does not lose it.
+   * Returns the job's id, or null for a duplicate.
+   */
+  acceptVoice(sender: string, timestamp: number, job: string, now: number): number | null {
+    return transaction(this.db, () => {
+      if (!this.markSeen(sender, timestamp, now)) return null;
+      const r = this.db.prepare("INSERT INTO voice_pending (sender, ts, job) VALUES (?, ?, ?)")
+        .run(sender, timestamp, job);
+      return Number(r.lastInsertRowid);
+    });
+  }
+
+  /** Enqueues the result of voice job `id` and forgets the job, atomically. */
+  finishVoice(id: number, msg: NewMessage): void {
+    transaction(this.db, () => {
+      this.db.prepare("DELETE FROM voice_pending WHERE seq = ?").run(id);
+      this.#enqueueIn(msg);
+    });
+  }
+
+  /** Forgets voice job `id` without a result (its sender was revoked). */
+  dropVoice(id: number): void {
+    this.db.prepare("DELETE FROM voice_pending WHERE seq = ?").run(id);
+  }
+
+  /** Voice jobs accepted but not finished (after a crash), oldest first. */
+  pendingVoice(): { id: number; job: string }[] {
+    return (this.db.prepare("SELECT seq, job FROM voice_pending ORDER BY seq").all() as {
+      seq: number;
+      job: string;
+    }[]).map((r) => ({ id: Number(r.seq), job: r.job }));
   }
 
   /** Reads a small persisted fact. */

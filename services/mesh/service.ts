@@ -286,6 +286,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     transport: o.transport,
     health,
     start() {
+      inbound.resumeVoice();
       forwarder.start();
       o.transport.start();
       if (o.timers !== false) {

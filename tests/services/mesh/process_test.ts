@@ -257,3 +257,57 @@ Deno.test("voice in the child process: the manifest grants exactly the configure
     await Deno.remove(t.dir, { recursive: true });
   }
 });
+
+Deno.test("a voice note being transcribed when the mesh is SIGKILLed is resumed after restart", async () => {
+  const t = await setup();
+  const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
+  const att = `${t.dir}/attachments`;
+  await Deno.mkdir(att);
+  await Deno.writeTextFile(`${t.dir}/model.bin`, "m");
+  const voice = {
+    attachments_dir: att,
+    whisper: { bin: `${bin}/whisper-cli`, model: `${t.dir}/model.bin` },
+    ffmpeg: { bin: `${bin}/ffmpeg` },
+  };
+  await Deno.writeTextFile(
+    `${t.dir}/config/mesh.yaml`,
+    `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\nvoice: ${JSON.stringify(voice)}\n`,
+  );
+  t.joi.start();
+  const layout: Layout = {
+    ...t.layout,
+    signalAttachmentsDir: att,
+    meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: voice.ffmpeg.bin },
+  };
+  const gate = `${t.dir}/gate`;
+  let child = spawnMesh(layout);
+  try {
+    await waitHealthy(child, t.meshPort);
+    await Deno.writeTextFile(`${att}/v2`, `DURATION 1 WAIT ${gate} SAY survived\n`);
+    t.peer.push(dataEnvelope({
+      ...OWNER,
+      timestamp: 901,
+      text: null,
+      attachments: [{ contentType: "audio/aac", filename: null, id: "v2", size: 40 }],
+    }));
+    const start = Date.now();
+    while (((await health(t.meshPort))?.voice as { busy: boolean })?.busy !== true) {
+      if (Date.now() - start > 30_000) throw new Error("voice job did not start");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await kill(child, "SIGKILL");
+    await Deno.writeTextFile(gate, "");
+    child = spawnMesh(layout);
+    await waitHealthy(child, t.meshPort);
+    await t.joi.waitFor(() => t.joi.received.length === 1);
+    const c = t.joi.received[0].body.content as Record<string, unknown>;
+    assert.equal(c.voice_transcription, "survived");
+  } finally {
+    await Deno.writeTextFile(gate, "").catch(() => {});
+    await kill(child, "SIGTERM");
+    await t.peer.stop();
+    await t.joi.close();
+    t.sock.release();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});
