@@ -347,6 +347,38 @@ Deno.test({
         services,
       );
 
+      // --- 6. a compromised underlay host (root on it: its own guard gone) routes
+      // joi's overlay address over the bridge with its own underlay source; the
+      // Nebula firewall must not be bypassable this way either
+      await t.exec("openhab", "nft", ["flush", "table", "inet", "joi_nebula_guard"]);
+      await t.exec("openhab", "ip", [
+        "route",
+        "add",
+        `${hosts.joi}/32`,
+        "via",
+        t.underlay.joi,
+        "dev",
+        "eth1",
+      ]);
+      try {
+        const before = await t.guardDrops("joi");
+        const bypass = await fromOpenhab.connect(hosts.joi, ports.joi_inbound, 3_000);
+        assert.equal(
+          bypass.ok,
+          false,
+          `an underlay host (${t.underlay.openhab}) opened joi's ${joiInbound} without Nebula: ` +
+            `joi's guard drops overlay sources off ${ifc} but not overlay destinations ` +
+            `(renderGuard in scripts/nebula/config.ts)`,
+        );
+        assert.ok(
+          (await t.guardDrops("joi")) > before,
+          "joi's guard counted the off-Nebula SYN",
+        );
+      } finally {
+        await t.exec("openhab", "ip", ["route", "del", `${hosts.joi}/32`], false);
+        await t.exec("openhab", "nft", ["-f", `${dir}/guard.nft`]);
+      }
+
       // --- every service survived all of it; no message text in any log
       for (const s of services) assert.equal(s.exited, false, `${s.name} is still running`);
       const logs = [...Deno.readDirSync(layout.logDir)].map((e) =>

@@ -402,12 +402,14 @@ export class Topology {
     for (const node of HOSTS) await this.exec(node, "nft", ["-f", `${this.o.dir}/guard.nft`]);
   }
 
-  /** The guard's drop counter in `node`'s namespace (packets). */
+  /** Packets the guard dropped in `node`'s namespace (the sum of its drop counters). */
   async guardDrops(node: NodeName): Promise<number> {
     const r = await this.exec(node, "nft", ["list", "table", "inet", "joi_nebula_guard"]);
-    const m = /counter packets (\d+) bytes \d+ drop/.exec(r.stdout);
-    if (!m) throw new Error(`no drop counter in the guard of ${node}:\n${r.stdout}`);
-    return Number(m[1]);
+    const counts = [...r.stdout.matchAll(/counter packets (\d+) bytes \d+ drop/g)];
+    if (counts.length === 0) {
+      throw new Error(`no drop counter in the guard of ${node}:\n${r.stdout}`);
+    }
+    return counts.reduce((sum, m) => sum + Number(m[1]), 0);
   }
 
   /** Starts Nebula in `node`'s namespace and waits until its interface has the overlay address. */
@@ -444,8 +446,15 @@ export class Topology {
     const deadline = Date.now() + limitMs;
     while (true) {
       if (await cond()) return;
-      for (const c of watch) {
-        if (c.exited) throw new Error(`${c.name} exited while waiting for ${what}:\n${c.tail()}`);
+      const exited = watch.filter((c) => c.exited);
+      if (exited.length > 0) {
+        // give the others a moment to report too: several can fail for one cause
+        await new Promise((r) => setTimeout(r, 1_000));
+        throw new Error(
+          watch.filter((c) => c.exited).map((c) =>
+            `${c.name} exited while waiting for ${what}:\n${c.tail()}`
+          ).join("\n"),
+        );
       }
       if (Date.now() > deadline) {
         throw new Error(
