@@ -377,8 +377,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
         `--joi-url=http://${hostPort(l.joiInbound)}`,
         l.signal.kind === "socket" ? `--signal-socket=${l.signal.path}` : "--terminal",
       ],
-      // a small young generation: RSS after 10,000 messages ~100 MB instead of ~160-200 MB
-      v8Flags: ["--max-semi-space-size=1", "--max-old-space-size=64"],
+      // small young generation, no optimizing JIT (the mesh is I/O-bound): RSS after
+      // 10,000 messages ~86 MB instead of ~160-200 MB (scripts/bench/mesh.ts)
+      v8Flags: ["--max-semi-space-size=1", "--max-old-space-size=64", "--lite-mode"],
     };
   },
   openhab_relay: (l) => ({
