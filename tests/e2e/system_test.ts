@@ -32,7 +32,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Layout, type ProgramName } from "../../services/common/permissions.ts";
+import { type Layout, type ProgramName, UNIT_NAMES } from "../../services/common/permissions.ts";
 import { loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { productionAddressesFrom } from "../../services/common/units.ts";
 import { hasExecutable, ignoreUnless, isRoot } from "../_helpers/requires.ts";
@@ -79,6 +79,7 @@ Deno.test({
     [hasExecutable("/usr/bin/nebula-cert"), "nebula-cert"],
     [hasExecutable("/usr/sbin/nft"), "nft"],
     [hasExecutable("/usr/sbin/ip") || hasExecutable("/usr/bin/ip"), "ip"],
+    [hasExecutable("/usr/bin/ss") || hasExecutable("/usr/sbin/ss"), "ss (iproute2)"],
   ),
   sanitizeResources: false, // children's pipes are drained by background readers until exit
   sanitizeOps: false,
@@ -111,6 +112,18 @@ Deno.test({
       stage = await stageDeployment({ tag: t.tag, addresses, openhabToken: token });
       // the signal-cli socket: a test slot stands for /run/signal-cli/socket
       const layout: Layout = { ...stage.layout, signal: { kind: "socket", path: sock.path } };
+      // what runs below is each staged unit's ExecStart, but for the staging root
+      // and the signal-cli socket slot
+      for (const program of ["joi", "mesh", "openhab_relay"] as const) {
+        const unit = Deno.readTextFileSync(
+          `${stage.root}/etc/systemd/system/${UNIT_NAMES[program]}`,
+        );
+        const exec = /^ExecStart=(.+)$/m.exec(unit)?.[1].split(" ") ?? [];
+        const ours = serviceArgs(program, layout).map((a) =>
+          a.replaceAll(stage!.root, "").replaceAll(sock.path, addresses.signalSocket)
+        );
+        assert.deepEqual(ours, exec.slice(1), `${program} runs as its staged unit says`);
+      }
       // what the assertions need, read from joi's staged configuration (joi's own
       // full load, with its cross-file checks, happens when it starts)
       const groupsPolicy = loadPolicyFile("groups", `${layout.joiConfigDir}/groups.yaml`);
