@@ -43,10 +43,8 @@ async function main(): Promise<number> {
   });
   const spec = programSpec("test", localLayout());
   await Deno.mkdir("./var", { recursive: true, mode: 0o700 });
-  const junit = "./var/test-report.xml";
-  try {
-    await Deno.remove(junit);
-  } catch { /* first run */ }
+  // One report per run: concurrent runs must not read each other's tallies.
+  const junit = `./var/test-report-${crypto.randomUUID()}.xml`;
   const args = [
     "test",
     "--no-prompt",
@@ -67,6 +65,7 @@ async function main(): Promise<number> {
   let tally: Tally = { passed: 0, failed: 0, skipped: 0 };
   try {
     tally = tallyJunit(await Deno.readTextFile(junit));
+    await Deno.remove(junit);
   } catch {
     // no report: deno test failed before running anything
   }

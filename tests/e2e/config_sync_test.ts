@@ -85,7 +85,7 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, child
 
 async function health(port: number): Promise<Record<string, unknown> | undefined> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`);
+    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
     return (await r.json()).data;
   } catch {
     return undefined;

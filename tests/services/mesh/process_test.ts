@@ -47,7 +47,7 @@ function spawnMesh(layout: Layout): Child {
 
 async function health(port: number): Promise<Record<string, unknown> | null> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`);
+    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
     const b = await r.json();
     return b.data;
   } catch {
@@ -149,7 +149,9 @@ Deno.test("mesh killed with SIGKILL and restarted: nothing accepted from Signal 
     t.joi.start();
     await t.joi.waitFor(() => t.joi.received.length >= 21);
     const expected = [...Array.from({ length: 20 }, (_, i) => `k${i}`), "while dead"];
+    const drainStart = Date.now();
     while (((await health(t.meshPort))?.queue as { depth: number })?.depth !== 0) {
+      if (Date.now() - drainStart > 30_000) throw new Error("queue did not drain");
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.deepEqual(t.joi.texts(), expected);

@@ -26,7 +26,7 @@ async function waitHealthy(url: string, child: Deno.ChildProcess, timeoutMs = 60
   while (Date.now() < end) {
     if (exited) throw new Error("joi exited before answering /health");
     try {
-      const r = await fetch(url);
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
       await r.body?.cancel();
       if (r.ok) return;
     } catch { /* not up yet */ }
