@@ -76,6 +76,21 @@ export function channelUsersOf(text: string): string[] {
   return users;
 }
 
+/** The staging tree of run `tag`, relative to the repository. */
+export function stagePath(tag: string): string {
+  return `./var/stage/e2e-${tag}`;
+}
+
+/** The account-name prefix of run `tag`. */
+export function userPrefix(tag: string): string {
+  return `j${tag.slice(0, 5)}`;
+}
+
+/** The channel users run `tag` creates, from the shipped `channel_users.yaml` text. */
+export function plannedUsers(tag: string, channelUsersText: string): string[] {
+  return channelUsersOf(renameChannelUsers(channelUsersText, userPrefix(tag)));
+}
+
 /** Runs a shadow tool, retrying while another test holds /etc/passwd's lock. */
 async function shadow(cmd: string, args: string[]): Promise<void> {
   for (let attempt = 0;; attempt++) {
@@ -100,7 +115,7 @@ async function groupExists(name: string): Promise<boolean> {
 /** Installs the three roles under `./var/stage/e2e-<tag>` and finishes them. */
 export async function stageDeployment(o: StageOptions): Promise<Stage> {
   const print = o.print ?? (() => {});
-  const rel = `./var/stage/e2e-${o.tag}`;
+  const rel = stagePath(o.tag);
   await Deno.mkdir(rel, { recursive: true, mode: 0o755 });
   const root = await Deno.realPath(rel);
   const users: string[] = [];
@@ -134,7 +149,7 @@ export async function stageDeployment(o: StageOptions): Promise<Stage> {
     const layout = productionLayout(o.addresses, { root });
 
     // channel users with a per-run prefix: joi refuses to start in production without them
-    const prefix = `j${o.tag.slice(0, 5)}`;
+    const prefix = userPrefix(o.tag);
     for (const f of ["recipients.yaml", "channel_users.yaml"]) {
       const path = `${layout.joiConfigDir}/${f}`;
       await Deno.writeTextFile(path, renameChannelUsers(await Deno.readTextFile(path), prefix));

@@ -290,6 +290,11 @@ export class Topology {
     this.underlayPrefix = prefix;
   }
 
+  /** Every namespace of the run, the switch first. */
+  get namespaces(): string[] {
+    return [this.switchNs, ...HOSTS.map((h) => this.ns[h])];
+  }
+
   /** The Nebula plan the node configs are rendered from. */
   get plan(): NebulaPlan {
     return {
