@@ -114,9 +114,10 @@ export function renderNodeConfig(node: NodeName, plan: NebulaPlan): string {
 }
 
 /**
- * The nftables guard for a node: a packet whose source is in the overlay
- * CIDR but that arrived on any interface other than Nebula's is dropped,
- * before any service sees it. Loaded as one atomic `nft -f` transaction.
+ * The nftables guard for a node: a packet whose source or destination is in
+ * the overlay CIDR but that arrived on any interface other than Nebula's (or
+ * loopback, for a node's own traffic to itself) is dropped before any service
+ * sees it. Loaded as one atomic `nft -f` transaction.
  */
 export function renderGuard(plan: Pick<NebulaPlan, "cidr" | "interface">): string {
   return [
@@ -127,6 +128,10 @@ export function renderGuard(plan: Pick<NebulaPlan, "cidr" | "interface">): strin
     "  chain prerouting {",
     "    type filter hook prerouting priority raw; policy accept;",
     `    ip saddr ${plan.cidr} iifname != "${plan.interface}" counter drop`,
+    // and traffic *to* an overlay address must have come through the tunnel:
+    // otherwise a neighbour on the bridge could route straight to joi's overlay
+    // address and skip Nebula's firewall (found by the end-to-end test).
+    `    ip daddr ${plan.cidr} iifname != "${plan.interface}" iifname != "lo" counter drop`,
     "  }",
     "}",
     "",

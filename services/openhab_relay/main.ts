@@ -1,7 +1,7 @@
 /**
  * The openHAB relay's entry point (runs on the openHAB host):
  * `deno task openhab_relay` with the manifest's arguments. The API token is
- * read from `<secrets-dir>/openhab_api.token`, which must be a regular file
+ * read from `<secrets-dir>/openhab_token`, which must be a regular file
  * with mode 0600 (or 0400): never from argv or the environment.
  *
  * @module
@@ -58,7 +58,7 @@ async function main(): Promise<number> {
   }
   let token: string;
   try {
-    token = await readTokenFile(`${values["secrets-dir"]}/openhab_api.token`);
+    token = await readTokenFile(`${values["secrets-dir"]}/openhab_token`);
   } catch (e) {
     console.error(`openhab_relay: ${(e as Error).message}`);
     return 1;

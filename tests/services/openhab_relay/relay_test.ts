@@ -185,7 +185,7 @@ Deno.test("relay: buffers while joi is unreachable and delivers when it is back"
 Deno.test("relay token file: 0600 accepted, group-readable refused with the fix", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const p = `${dir}/openhab_api.token`;
+    const p = `${dir}/openhab_token`;
     await Deno.writeTextFile(p, TOKEN + "\n", { mode: 0o600 });
     await Deno.chmod(p, 0o600);
     assert.equal(await readTokenFile(p), TOKEN);
