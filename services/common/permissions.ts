@@ -272,7 +272,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "main.ts",
     permissions: {
       ...none(),
-      read: [l.codeDir],
+      read: [l.codeDir, varRoot(l)],
       write: [varRoot(l)],
       net: [hostPort(l.joiInbound), hostPort(l.meshOutbound), hostPort(l.joiIngest)],
       run: [l.denoBin],
