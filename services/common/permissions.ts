@@ -317,7 +317,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--mode=${l.mode}`,
       `--mesh-address=${l.meshOutbound.host}`,
     ],
-    v8Flags: [],
+    // a small young generation and a capped old space keep joi's RSS near 110 MB
+    // after 10,000 messages (scripts/bench/joi.ts); its live heap is ~20 MB
+    v8Flags: ["--max-old-space-size=96", "--max-semi-space-size=2"],
   }),
   knowledge: (l) => ({
     description: "knowledge broker: the only process that runs sudo -u <channel user> joi-retrieve",

@@ -204,6 +204,7 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
       llm: llm.state(),
       gpu: gpu.snapshot(),
       agent_queue: agent.queueDepth(),
+      memory_mb: memoryMb(),
     }),
     log: log.child("inbound"),
   });
@@ -238,4 +239,10 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
       stateDb.close();
     },
   };
+}
+
+/** Resident and heap memory of this process, MiB (for /health and the benchmark). */
+function memoryMb(): { rss: number; heap_used: number } {
+  const m = Deno.memoryUsage();
+  return { rss: Math.round(m.rss / 1048576), heap_used: Math.round(m.heapUsed / 1048576) };
 }

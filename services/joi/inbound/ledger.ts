@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS conv_inbound_seen (
@@ -16,15 +16,19 @@ CREATE INDEX IF NOT EXISTS conv_inbound_seen_at ON conv_inbound_seen (received_a
 
 /** Records message ids for `windowMs` and tells repeats apart. */
 export class InboundLedger {
-  #db: DatabaseSync;
   #windowMs: number;
   #now: () => number;
   #lastPrune = 0;
+  #insert: StatementSync;
+  #prune: StatementSync;
 
   /** Wraps joi.db; ids are forgotten after `windowMs`. */
   constructor(db: DatabaseSync, windowMs: number, now: () => number = Date.now) {
     db.exec(SCHEMA);
-    this.#db = db;
+    this.#insert = db.prepare(
+      `INSERT INTO conv_inbound_seen (message_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+    );
+    this.#prune = db.prepare(`DELETE FROM conv_inbound_seen WHERE received_at < ?`);
     this.#windowMs = windowMs;
     this.#now = now;
   }
@@ -33,14 +37,10 @@ export class InboundLedger {
   firstSeen(messageId: string): boolean {
     const now = this.#now();
     if (now - this.#lastPrune > 60_000) {
-      this.#db.prepare(`DELETE FROM conv_inbound_seen WHERE received_at < ?`).run(
-        now - this.#windowMs,
-      );
+      this.#prune.run(now - this.#windowMs);
       this.#lastPrune = now;
     }
-    const res = this.#db.prepare(
-      `INSERT INTO conv_inbound_seen (message_id, received_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-    ).run(messageId, now);
+    const res = this.#insert.run(messageId, now);
     return Number(res.changes) === 1;
   }
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 /** Schema of the heads table in joi.db. */
 export const HEADS_SCHEMA = `
@@ -29,6 +29,8 @@ export interface ChainHead {
 /** Reads and writes chain heads in joi.db. */
 export class ChainHeads {
   #db: DatabaseSync;
+  #set?: StatementSync;
+  #get?: StatementSync;
 
   /** Wraps an open joi.db (created by the caller with `openDb`). */
   constructor(db: DatabaseSync, readOnly = false) {
@@ -38,10 +40,11 @@ export class ChainHeads {
 
   /** Records the newest record of `channel`. */
   set(channel: string, lastId: number, lastHash: string): void {
-    this.#db.prepare(
+    this.#set ??= this.#db.prepare(
       `INSERT INTO memory_chain_heads (channel, last_id, last_hash) VALUES (?, ?, ?)
        ON CONFLICT(channel) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash`,
-    ).run(channel, lastId, lastHash);
+    );
+    this.#set.run(channel, lastId, lastHash);
   }
 
   /** The recorded head of `channel`, if any. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openDb, transaction } from "../../common/db.ts";
 import {
   canonicalJson,
@@ -98,6 +98,7 @@ export class MemoryStore {
   #heads?: ChainHeads;
   #now: () => number;
   #queue: Promise<unknown> = Promise.resolve();
+  #statements = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync, channel: string, key: MemoryKey, opts: MemoryStoreOptions) {
     this.#db = db;
@@ -152,7 +153,7 @@ export class MemoryStore {
 
   /** The latest summary and up to `limit` most recent turns after it. */
   async conversation(conversationId: string, limit = 200): Promise<ConversationState> {
-    const s = this.#db.prepare(
+    const s = this.#sql(
       `SELECT * FROM memory_records WHERE conversation_id = ? AND kind = 'summary' ORDER BY id DESC LIMIT 1`,
     ).get(conversationId) as Row | undefined;
     let summary: ConversationState["summary"];
@@ -161,7 +162,7 @@ export class MemoryStore {
       after = Number(JSON.parse(s.meta).covers_through_id ?? 0);
       summary = { text: await this.#open(s), coversThroughId: after };
     }
-    const rows = this.#db.prepare(
+    const rows = this.#sql(
       `SELECT * FROM (SELECT * FROM memory_records WHERE conversation_id = ? AND kind = 'turn' AND id > ?
          ORDER BY id DESC LIMIT ?) ORDER BY id ASC`,
     ).all(conversationId, after, limit) as unknown as Row[];
@@ -180,7 +181,7 @@ export class MemoryStore {
 
   /** The most recent remembered facts (newest last). */
   async facts(limit = 20): Promise<string[]> {
-    const rows = this.#db.prepare(
+    const rows = this.#sql(
       `SELECT * FROM (SELECT * FROM memory_records WHERE kind = 'fact' ORDER BY id DESC LIMIT ?) ORDER BY id`,
     ).all(limit) as unknown as Row[];
     const out: string[] = [];
@@ -191,7 +192,7 @@ export class MemoryStore {
   /** Number of records in the store. */
   count(): number {
     return Number(
-      (this.#db.prepare(`SELECT count(*) AS n FROM memory_records`).get() as { n: number }).n,
+      (this.#sql(`SELECT count(*) AS n FROM memory_records`).get() as { n: number }).n,
     );
   }
 
@@ -211,17 +212,17 @@ export class MemoryStore {
       const now = this.#now();
       const cutoff = now - retentionDays * 86_400_000;
       return transaction(this.#db, () => {
-        const first = this.#db.prepare(`SELECT min(id) AS id FROM memory_records`).get() as {
+        const first = this.#sql(`SELECT min(id) AS id FROM memory_records`).get() as {
           id: number | null;
         };
         if (first.id === null) return { deleted: 0 };
-        const kept = this.#db.prepare(
+        const kept = this.#sql(
           `SELECT min(id) AS id FROM memory_records WHERE created_at >= ?`,
         ).get(cutoff) as { id: number | null };
         const { id: nextId, prev } = this.#tail();
         const firstKept = kept.id ?? nextId;
         if (firstKept <= first.id) return { deleted: 0 };
-        const before = this.#db.prepare(`SELECT hash FROM memory_records WHERE id = ?`).get(
+        const before = this.#sql(`SELECT hash FROM memory_records WHERE id = ?`).get(
           firstKept - 1,
         ) as
           | { hash: string }
@@ -233,7 +234,7 @@ export class MemoryStore {
             } missing; run \`deno task memory verify\``,
           );
         }
-        const res = this.#db.prepare(`DELETE FROM memory_records WHERE id < ?`).run(firstKept);
+        const res = this.#sql(`DELETE FROM memory_records WHERE id < ?`).run(firstKept);
         const deleted = Number(res.changes);
         const meta = canonicalJson({
           cutoff,
@@ -259,11 +260,11 @@ export class MemoryStore {
   }
 
   #tail(): { id: number; prev: string } {
-    const seq = this.#db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'memory_records'`)
+    const seq = this.#sql(`SELECT seq FROM sqlite_sequence WHERE name = 'memory_records'`)
       .get() as
         | { seq: number }
         | undefined;
-    const last = this.#db.prepare(`SELECT id, hash FROM memory_records ORDER BY id DESC LIMIT 1`)
+    const last = this.#sql(`SELECT id, hash FROM memory_records ORDER BY id DESC LIMIT 1`)
       .get() as
         | { id: number; hash: string }
         | undefined;
@@ -284,7 +285,7 @@ export class MemoryStore {
 
   #insert(rec: Omit<ChainRecord, "hash">): string {
     const hash = recordHash(rec);
-    this.#db.prepare(
+    this.#sql(
       `INSERT INTO memory_records (id, kind, conversation_id, role, sender, created_at, nonce, ciphertext, meta, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -337,6 +338,16 @@ export class MemoryStore {
         return id;
       });
     });
+  }
+
+  /** A prepared statement, compiled once per store (native memory is not seen by the GC). */
+  #sql(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (!st) {
+      st = this.#db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
   }
 
   #open(r: Row): Promise<string> {
