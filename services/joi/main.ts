@@ -341,6 +341,7 @@ async function main(): Promise<number> {
       acknowledge: services.acknowledge,
       health: services.health,
       llmUrl: values["llm-url"],
+      knowledgeSocket: values["knowledge-socket"],
       log,
     });
   } catch (e) {

@@ -21,6 +21,7 @@ import type { Acknowledge } from "../guard/acknowledge.ts";
 import { GpuHealthMonitor, LlmCallBudget, LlmClient } from "../llm/mod.ts";
 import { loadMemoryKey, MemoryStores } from "../memory/mod.ts";
 import { ToolRouter, type WebSearchOptions, webSearchRunner } from "../tools/mod.ts";
+import { KnowledgeClient } from "../knowledge/broker_client.ts";
 import { KnowledgeWriter } from "../knowledge/writer.ts";
 import { createInboundApp } from "./app.ts";
 import { InboundLedger } from "./ledger.ts";
@@ -45,8 +46,10 @@ export interface ConversationOptions {
   health?: () => Record<string, unknown>;
   /** `--llm-url` (overrides llm.yaml's endpoint). */
   llmUrl?: string;
-  /** Knowledge retrieval for a channel. */
+  /** Knowledge retrieval for a channel (default: the broker at `knowledgeSocket`, if given). */
   retrieve?: (channel: string, query: string) => Promise<KnowledgeSnippet[]>;
+  /** The knowledge broker's socket (`--knowledge-socket`). */
+  knowledgeSocket?: string;
   /**
    * Knowledge write to a channel's folder. Default: the knowledge module's
    * writer on `<stateDir>/knowledge` (current channel only, UUIDv4 ids, indexed).
@@ -165,7 +168,7 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
     memory,
     llm,
     outbox: o.outbox,
-    retrieve: o.retrieve,
+    retrieve: o.retrieve ?? (o.knowledgeSocket ? brokerRetrieve(o.knowledgeSocket) : undefined),
     saveKnowledge,
     tools,
     log: log.child("agent"),
@@ -245,4 +248,16 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
 function memoryMb(): { rss: number; heap_used: number } {
   const m = Deno.memoryUsage();
   return { rss: Math.round(m.rss / 1048576), heap_used: Math.round(m.heapUsed / 1048576) };
+}
+
+/** Knowledge search through the broker (which runs retrieve as the channel's user). */
+function brokerRetrieve(
+  socketPath: string,
+): (channel: string, query: string) => Promise<KnowledgeSnippet[]> {
+  const client = new KnowledgeClient({ socketPath });
+  return async (channel, query) => {
+    const out = await client.retrieve(channel, "search", { q: query });
+    if (out.status !== "ok") throw new Error(`knowledge broker: ${out.reason}`);
+    return out.results.map((r) => ({ title: r.title, text: r.snippet }));
+  };
 }

@@ -34,6 +34,8 @@ export interface JoiTestOptions {
   retrieve?: Conversation["agent"] extends never ? never
     : (channel: string, q: string) => Promise<{ title: string; text: string }[]>;
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
+  /** The knowledge broker's socket. */
+  knowledgeSocket?: string;
   /** Web search runner options. */
   webSearch?: { searchUrl?: (q: string) => string };
   /** Keep only a count of sent messages, not their bodies, and no log lines (long runs). */
@@ -145,6 +147,7 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
     retrieve: o.retrieve,
     saveKnowledge: o.saveKnowledge,
     webSearch: o.webSearch,
+    knowledgeSocket: o.knowledgeSocket,
     log,
     load: () => loadPolicies(policies),
     sleep: () => Promise.resolve(),
