@@ -39,7 +39,6 @@ export function main(args: string[]): number {
       options: {
         "config-dir": { type: "string" },
         "state-dir": { type: "string" },
-        "secrets-dir": { type: "string" },
         json: { type: "boolean", default: false },
       },
     });

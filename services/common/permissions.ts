@@ -602,15 +602,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
   memory: (l) => ({
     description: "memory tools: verify the hash chains of the per-channel stores",
     entry: "scripts/memory.ts",
-    permissions: {
-      ...none(),
-      read: [l.joiConfigDir, l.joiStateDir, l.secretsDir("joi")],
-    },
-    args: [
-      `--config-dir=${l.joiConfigDir}`,
-      `--state-dir=${l.joiStateDir}`,
-      `--secrets-dir=${l.secretsDir("joi")}`,
-    ],
+    // verification reads hashes and ciphertext only: it never needs the memory key
+    permissions: { ...none(), read: [l.joiConfigDir, l.joiStateDir] },
+    args: [`--config-dir=${l.joiConfigDir}`, `--state-dir=${l.joiStateDir}`],
     v8Flags: [],
   }),
   bench: () => ({
