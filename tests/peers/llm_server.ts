@@ -1,6 +1,8 @@
 /**
  * A protocol-faithful stand-in for Ollama on loopback: `POST /v1/chat/completions`
- * in OpenAI's response format and Ollama's `GET /api/ps` process list.
+ * in OpenAI's response format (where, as in Ollama, `options` are ignored),
+ * Ollama's native `POST /api/chat` (which honours `options.num_gpu` and
+ * `options.num_ctx`) and its `GET /api/ps` process list.
  *
  * It speaks HTTP/1.1 over a raw TCP listener so it can misbehave the way a
  * real Ollama does: answer, stall (never respond), fail with a GPU error (HTTP
@@ -16,6 +18,12 @@ export type LlmMode = "answer" | "stall" | "gpu_error" | "oom" | "down";
 
 /** A recorded chat request. */
 export interface RecordedRequest {
+  /**
+   * Which API was called: `openai` (`/v1/chat/completions`, where real Ollama
+   * ignores `options`, so they are not honoured here either) or `native`
+   * (`/api/chat`, which honours `options.num_gpu` and `options.num_ctx`).
+   */
+  api: "openai" | "native";
   /** The model asked for. */
   model: string;
   /** The messages sent. */
@@ -32,6 +40,8 @@ export interface RecordedRequest {
 export interface LlmServerOptions {
   /** Produces the assistant's text (default: a short deterministic reply). */
   reply?: (req: RecordedRequest) => string;
+  /** The server's own context (OLLAMA_CONTEXT_LENGTH), used where options are ignored (default 8192). */
+  serverCtx?: number;
   /** num_ctx above which `oom` mode fails (default 4096). */
   oomAboveCtx?: number;
   /** TCP port on 127.0.0.1 (default 0: a free port). */
@@ -121,7 +131,12 @@ export class LlmTestServer {
     if (req.method === "GET" && req.path === "/api/ps") {
       return await respond(conn, 200, { models: this.ps });
     }
-    if (req.method !== "POST" || req.path !== "/v1/chat/completions") {
+    const api = req.path === "/v1/chat/completions"
+      ? "openai"
+      : req.path === "/api/chat"
+      ? "native"
+      : null;
+    if (req.method !== "POST" || api === null) {
       return await respond(conn, 404, { error: "404 page not found" });
     }
     let body: Record<string, unknown>;
@@ -133,6 +148,7 @@ export class LlmTestServer {
       });
     }
     const rec: RecordedRequest = {
+      api,
       model: String(body.model),
       messages: body.messages as RecordedRequest["messages"],
       options: body.options as RecordedRequest["options"],
@@ -157,25 +173,35 @@ export class LlmTestServer {
       });
       return; // the client gave up, or the test moved on: close without a response
     }
-    const onCpu = rec.options?.num_gpu === 0;
+    // Like Ollama: options are honoured by the native API only.
+    const honoured = api === "native" ? rec.options : undefined;
+    const onCpu = honoured?.num_gpu === 0;
+    const ctx = honoured?.num_ctx ?? this.#opts.serverCtx ?? 8192;
+    const error = (message: string) =>
+      api === "native"
+        ? respond(conn, 500, { error: message })
+        : respond(conn, 500, { error: { message, type: "api_error" } });
     if (mode === "gpu_error" && (!onCpu || this.brokenModels.has(rec.model))) {
-      return await respond(conn, 500, {
-        error: {
-          message:
-            "llama runner process has terminated: CUDA error: no CUDA-capable device is detected",
-          type: "api_error",
-        },
+      return await error(
+        "llama runner process has terminated: CUDA error: no CUDA-capable device is detected",
+      );
+    }
+    if (mode === "oom" && ctx > (this.#opts.oomAboveCtx ?? 4096)) {
+      return await error("model requires more system memory: cudaMalloc failed: out of memory");
+    }
+    const text = this.#opts.reply?.({ ...rec, options: honoured }) ?? `Hello from ${rec.model}.`;
+    if (api === "native") {
+      return await respond(conn, 200, {
+        model: rec.model,
+        created_at: new Date(1_700_000_000_000).toISOString(),
+        message: { role: "assistant", content: text },
+        done: true,
+        done_reason: "stop",
+        total_duration: 1_000_000,
+        prompt_eval_count: 10,
+        eval_count: 5,
       });
     }
-    if (mode === "oom" && (rec.options?.num_ctx ?? Infinity) > (this.#opts.oomAboveCtx ?? 4096)) {
-      return await respond(conn, 500, {
-        error: {
-          message: "model requires more system memory: cudaMalloc failed: out of memory",
-          type: "api_error",
-        },
-      });
-    }
-    const text = this.#opts.reply?.(rec) ?? `Hello from ${rec.model}.`;
     return await respond(conn, 200, {
       id: `chatcmpl-${this.requests.length}`,
       object: "chat.completion",

@@ -2,6 +2,12 @@
  * The LLM client: Ollama's OpenAI-compatible `/v1/chat/completions`, with the
  * GPU failure handling of the architecture document.
  *
+ * Ollama's OpenAI-compatible endpoint ignores `options` (num_gpu, num_ctx):
+ * the context of a normal call is the Ollama service's own
+ * (`OLLAMA_CONTEXT_LENGTH`, set it to llm.yaml's `context_tokens`). The calls
+ * whose options must take effect (CPU inference, a shrunk context) therefore
+ * go to Ollama's native `POST /api/chat`, which honours them.
+ *
  * - GPU error (CUDA / device text in an HTTP error): the same request is sent
  *   again with Ollama's `options.num_gpu: 0` (CPU inference). joi stays on CPU
  *   for the rest of the degradation episode and {@link LlmClientOptions.onDegraded}
@@ -127,6 +133,8 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export class LlmClient {
   #cfg: LlmConfig;
   #url: string;
+  /** Ollama's root (the endpoint without `/v1`), for the native API. */
+  #root: string;
   #opts: LlmClientOptions;
   #fetch: typeof fetch;
   #sleep: (ms: number) => Promise<void>;
@@ -143,6 +151,7 @@ export class LlmClient {
     assertModelsAllowed(opts.config);
     this.#cfg = opts.config;
     this.#url = (opts.endpoint ?? opts.config.endpoint).replace(/\/+$/, "");
+    this.#root = this.#url.replace(/\/v1$/, "");
     this.#opts = opts;
     this.#fetch = opts.fetch ?? fetch;
     this.#sleep = opts.sleep ?? defaultSleep;
@@ -313,19 +322,33 @@ export class LlmClient {
     cpu: boolean,
     maxTokens: number | undefined,
   ): Promise<string> {
-    const body = {
-      model,
-      messages,
-      temperature: this.#cfg.temperature,
-      stream: false,
-      ...(maxTokens ? { max_tokens: maxTokens } : {}),
-      options: { num_ctx: ctx, ...(cpu ? { num_gpu: 0 } : {}) },
-    };
+    // Options only take effect on Ollama's native API (see the module doc).
+    const native = cpu || ctx !== this.#cfg.context_tokens;
+    const url = native ? `${this.#root}/api/chat` : `${this.#url}/chat/completions`;
+    const body = native
+      ? {
+        model,
+        messages,
+        stream: false,
+        options: {
+          num_ctx: ctx,
+          temperature: this.#cfg.temperature,
+          ...(cpu ? { num_gpu: 0 } : {}),
+          ...(maxTokens ? { num_predict: maxTokens } : {}),
+        },
+      }
+      : {
+        model,
+        messages,
+        temperature: this.#cfg.temperature,
+        stream: false,
+        ...(maxTokens ? { max_tokens: maxTokens } : {}),
+      };
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.#cfg.timeout_seconds * 1000);
     let res: Response;
     try {
-      res = await this.#fetch(`${this.#url}/chat/completions`, {
+      res = await this.#fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
@@ -362,17 +385,22 @@ export class LlmClient {
       const kind = classifyHttpError(res.status, text);
       throw new LlmError(kind, `LLM ${model}: HTTP ${res.status} (${kind})`);
     }
-    let json: { choices?: { message?: { content?: unknown } }[] };
+    let json: {
+      choices?: { message?: { content?: unknown } }[];
+      message?: { content?: unknown };
+    };
     try {
       json = JSON.parse(text);
     } catch {
       throw new LlmError("bad_response", `LLM ${model}: response is not JSON`);
     }
-    const content = json.choices?.[0]?.message?.content;
+    const content = native ? json.message?.content : json.choices?.[0]?.message?.content;
     if (typeof content !== "string") {
       throw new LlmError(
         "bad_response",
-        `LLM ${model}: response has no choices[0].message.content`,
+        `LLM ${model}: response has no ${
+          native ? "message.content" : "choices[0].message.content"
+        }`,
       );
     }
     return content;

@@ -49,7 +49,10 @@ Deno.test("agent: out of memory -> retried with a smaller context, the reply is 
     j.llm.mode = "oom";
     await j.post({ sender: "owner", channel: "owner_private_dm", text: "hello" });
     await j.settle();
-    assert.deepEqual(j.llm.requests.map((r) => r.options?.num_ctx), [8192, 4096]);
+    assert.deepEqual(j.llm.requests.map((r) => [r.api, r.options?.num_ctx]), [
+      ["openai", undefined],
+      ["native", 4096],
+    ]);
     assert.equal(j.sent.at(-1)?.content.text, "fits now");
   } finally {
     await j.close();

@@ -43,8 +43,8 @@ Deno.test("llm: answers in OpenAI format on GPU", () =>
     const r = await c.chat(msgs);
     assert.equal(r.content, "Hello from llama3.1:8b-instruct-q4_K_M.");
     assert.equal(r.mode, "gpu");
-    assert.equal(s.requests[0].options?.num_gpu, undefined);
-    assert.equal(s.requests[0].options?.num_ctx, 8192);
+    assert.equal(s.requests[0].api, "openai", "a normal call uses the OpenAI-compatible API");
+    assert.equal(s.requests[0].options, undefined, "which ignores Ollama options: none are sent");
     assert.equal(c.degraded, false);
   }));
 
@@ -62,6 +62,7 @@ Deno.test("llm: GPU error falls back to CPU (num_gpu 0), one degraded notice per
     assert.equal(r1.mode, "cpu");
     assert.equal(s.requests.length, 2);
     assert.equal(s.requests[1].options?.num_gpu, 0);
+    assert.equal(s.requests[1].api, "native", "num_gpu only takes effect on Ollama's /api/chat");
     const r2 = await c.chat(msgs);
     assert.equal(r2.mode, "cpu");
     assert.equal(s.requests.length, 3, "a degraded client goes straight to CPU");
@@ -108,7 +109,11 @@ Deno.test("llm: out of memory retries with half the context and a prompt that fi
     assert.ok(promptTokens(long) > 4096);
     const r = await c.chat(long);
     assert.equal(r.contextTokens, 4096);
-    assert.deepEqual(s.requests.map((q) => q.options?.num_ctx), [8192, 4096]);
+    // the smaller context only takes effect on Ollama's native API
+    assert.deepEqual(s.requests.map((q) => [q.api, q.options?.num_ctx]), [
+      ["openai", undefined],
+      ["native", 4096],
+    ]);
     const sent = s.requests[1].messages;
     assert.ok(promptTokens(sent as typeof long) <= 4096);
     assert.equal(sent[0].content, "You are joi.");
@@ -120,7 +125,12 @@ Deno.test("llm: out of memory at every size fails with kind oom", () =>
     const c = new LlmClient({ config: config(s.baseUrl) });
     s.mode = "oom";
     await assert.rejects(c.chat(msgs), (e) => e instanceof LlmError && e.kind === "oom");
-    assert.deepEqual(s.requests.map((q) => q.options?.num_ctx), [8192, 4096, 2048, 1024]);
+    assert.deepEqual(s.requests.map((q) => [q.api, q.options?.num_ctx]), [
+      ["openai", undefined],
+      ["native", 4096],
+      ["native", 2048],
+      ["native", 1024],
+    ]);
   }, { oomAboveCtx: 0 }));
 
 Deno.test("llm: a stalled server times out and is retried with exponential backoff", () =>
