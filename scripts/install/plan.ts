@@ -70,7 +70,7 @@ export const ROLES: Record<Role, RoleSpec> = {
       "network.yaml",
       "infra.yml",
     ],
-    generatedKeys: ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"],
+    generatedKeys: ["mesh_to_joi.key", "joi_to_mesh.key", "openhab_to_joi.key", "memory.key"],
     copiedKeys: [],
     units: ["joi.service", "joi-knowledge.service", "joi-validate.service", "joi-validate.timer"],
     entries: [
@@ -98,7 +98,7 @@ export const ROLES: Record<Role, RoleSpec> = {
     configDir: "/etc/joi-relay",
     policyFiles: ["policy.yaml", "network.yaml"],
     generatedKeys: [],
-    copiedKeys: ["openhab_token"],
+    copiedKeys: ["openhab_token", "openhab_to_joi.key"],
     units: ["joi-openhab-relay.service"],
     entries: ["services/openhab_relay/main.ts"],
     stateDirs: [],

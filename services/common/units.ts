@@ -154,7 +154,12 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["ExecReload", "/bin/kill -HUP $MAINPID"],
       [
         "LoadCredential",
-        credentials(l.joiConfigDir, ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"]),
+        credentials(l.joiConfigDir, [
+          "mesh_to_joi.key",
+          "joi_to_mesh.key",
+          "openhab_to_joi.key",
+          "memory.key",
+        ]),
       ],
       ["ReadWritePaths", `${l.joiStateDir} ${l.logDir} ${dirOf(l.knowledgeSocket)}`],
       ["IPAddressDeny", "any"],
@@ -204,7 +209,7 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
     ["User", "joi-relay"],
     ["Group", "joi-relay"],
     ["ExecStart", execLine("openhab_relay", l)],
-    ["LoadCredential", credentials(l.relayConfigDir, ["openhab_token"])],
+    ["LoadCredential", credentials(l.relayConfigDir, ["openhab_token", "openhab_to_joi.key"])],
     ["StateDirectory", "joi-relay"],
     ["StateDirectoryMode", "0700"],
     ["IPAddressDeny", "any"],

@@ -22,7 +22,7 @@ import { Hono } from "hono";
 import { openDb } from "../common/db.ts";
 import { createLogger, fileSink, type Logger } from "../common/log.ts";
 import { ok } from "../common/wire/envelope.ts";
-import { loadKey } from "../common/wire/keys.ts";
+import { loadKey, loadOptionalKey } from "../common/wire/keys.ts";
 import { loadPolicies } from "../common/policy/mod.ts";
 import type { Policy } from "../common/policy/mod.ts";
 import { FloodGuard } from "./guard/flood.ts";
@@ -30,6 +30,7 @@ import { type Acknowledge, createAcknowledger } from "./guard/acknowledge.ts";
 import { ContextBuffer, type ContextSink } from "./ingest/context.ts";
 import { EventPipeline } from "./ingest/pipeline.ts";
 import { createIngestApp } from "./ingest/app.ts";
+import { openNonceStore } from "../common/wire/nonce_store.ts";
 import type { IngestEndpoint } from "./ingest/types.ts";
 import { Outbox } from "./outbox/outbox.ts";
 import { httpMeshTransport, type MeshTransport } from "./outbox/mesh_transport.ts";
@@ -50,6 +51,8 @@ export interface JoiConfig {
   meshKey?: CryptoKey;
   /** The identities hash sent to the mesh as `X-Config-Hash` (config sync). */
   configHash?: () => string | undefined;
+  /** openHAB->joi HMAC key: when set, ingest accepts only events the relay signed. */
+  ingestKey?: CryptoKey;
   /** Replaces the HTTP transport (tests). */
   transport?: MeshTransport;
   /** Where home context goes (the agent's); default a bounded buffer. */
@@ -163,6 +166,18 @@ export function createServices(config: JoiConfig): Services {
     log: log.child("ingest"),
     now,
     health,
+    ...(config.ingestKey
+      ? {
+        signing: {
+          key: config.ingestKey,
+          nonceStore: openNonceStore(
+            path === ":memory:" ? ":memory:" : `${config.stateDir}/ingest_nonces.db`,
+            p.security.nonce_retention_minutes * 60_000,
+          ),
+          toleranceMs: p.security.timestamp_tolerance_minutes * 60_000,
+        },
+      }
+      : {}),
   });
   const messagesApp = new Hono();
   messagesApp.get("/health", (c) => ok(c, { service: "joi", status: "ok", ...health() }));
@@ -299,6 +314,26 @@ async function main(): Promise<number> {
       effect: "outbound messages stay queued until the key exists and joi restarts",
     });
   }
+  // openHAB->joi signatures: required exactly when the key is provisioned
+  // (production loads it as a credential, so its absence stops the unit).
+  let ingestKey: CryptoKey | undefined;
+  try {
+    ingestKey = await loadOptionalKey(values["secrets-dir"], "openhab_to_joi.key");
+  } catch (e) {
+    console.error(`joi: ${(e as Error).message}`);
+    return 1;
+  }
+  if (!ingestKey) {
+    if (values.mode === "production") {
+      console.error(
+        "joi: openhab_to_joi.key is missing: production ingest accepts signed events only",
+      );
+      return 1;
+    }
+    log.warn("ingest_unsigned", {
+      reason: "no openhab_to_joi.key: ingest accepts unsigned events",
+    });
+  }
   let listen: Listen, ingestListen: Listen;
   try {
     listen = parseListen(values.listen!, "listen");
@@ -324,6 +359,7 @@ async function main(): Promise<number> {
     stateDir: values["state-dir"]!,
     meshUrl: values["mesh-url"]!,
     ...(meshKey ? { meshKey } : {}),
+    ...(ingestKey ? { ingestKey } : {}),
     ...(transport ? { transport } : {}),
     context: { push: (item) => agentRef.agent?.push(item) },
     log,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { loadOptionalKey } from "../common/wire/keys.ts";
 import { parseArgs } from "node:util";
 import { createLogger } from "../common/log.ts";
 import { loadPolicyFile } from "../common/policy/mod.ts";
@@ -63,6 +64,17 @@ async function main(): Promise<number> {
     console.error(`openhab_relay: ${(e as Error).message}`);
     return 1;
   }
+  // Signs every post when the openHAB->joi key is provisioned (production).
+  let signingKey: CryptoKey | undefined;
+  try {
+    signingKey = await loadOptionalKey(values["secrets-dir"], "openhab_to_joi.key");
+  } catch (e) {
+    console.error(`openhab_relay: ${(e as Error).message}`);
+    return 1;
+  }
+  if (!signingKey) {
+    log.warn("relay_unsigned", { reason: "no openhab_to_joi.key: posts are not signed" });
+  }
   const source = policy.ingest.allowed_sources.find((s) => /[a-z]/i.test(s) && !s.includes(":")) ??
     "openhab";
   const relay = new Relay({
@@ -73,6 +85,7 @@ async function main(): Promise<number> {
     items: policy.ingest.items,
     maxBatch: policy.ingest.max_readings,
     maxEventBytes: policy.ingest.max_event_bytes,
+    ...(signingKey ? { signingKey } : {}),
     log,
   });
   const stop = () => relay.stop();

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { signedHeaders } from "../common/wire/sign.ts";
 import type { Logger } from "../common/log.ts";
 import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
 import { parseSse } from "./sse.ts";
@@ -53,6 +54,8 @@ export interface RelayOptions {
   log: Logger;
   fetch?: typeof fetch;
   now?: () => number;
+  /** The openHAB->joi HMAC key: when set, every post is signed (joi requires it in production). */
+  signingKey?: CryptoKey;
 }
 
 /** Counters for health and tests. */
@@ -257,10 +260,25 @@ export class Relay {
       });
       let status = 0;
       try {
+        const raw = new TextEncoder().encode(body);
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (this.#o.signingKey) {
+          Object.assign(
+            headers,
+            await signedHeaders({
+              key: this.#o.signingKey,
+              direction: "openhab_to_joi",
+              method: "POST",
+              path: new URL(url).pathname,
+              body: raw,
+              timestamp: this.#now(),
+            }),
+          );
+        }
         const res = await this.#fetch(url, {
           method: "POST",
-          headers: { "content-type": "application/json" },
-          body,
+          headers,
+          body: raw,
           signal: AbortSignal.timeout(10_000),
         });
         status = res.status;

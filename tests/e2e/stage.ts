@@ -185,6 +185,12 @@ export async function stageDeployment(o: StageOptions): Promise<Stage> {
     await Deno.writeTextFile(`${relaySecrets}/openhab_token`, o.openhabToken + "\n", {
       mode: 0o600,
     });
+    // ... and the openHAB->joi signing key joi made goes to the openHAB host
+    await Deno.copyFile(
+      `${layout.joiConfigDir}/secrets/openhab_to_joi.key`,
+      `${relaySecrets}/openhab_to_joi.key`,
+    );
+    await Deno.chmod(`${relaySecrets}/openhab_to_joi.key`, 0o600);
 
     // systemd's LoadCredential=: each unit's credentials, copied into its
     // credentials directory exactly as the staged unit names them

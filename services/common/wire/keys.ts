@@ -241,3 +241,23 @@ export async function generateKeyFile(path: string): Promise<void> {
     await Deno.remove(tmp).catch(() => {});
   }
 }
+
+/**
+ * Loads key `name` when it is provisioned: `undefined` if the file does not
+ * exist, the key if it is usable, and an error (like {@link loadKey}) if it
+ * exists but is unusable (wrong mode, symlink, too short). A key that is
+ * present but insecure is never silently ignored.
+ */
+export async function loadOptionalKey(
+  secretsDir: string | undefined,
+  name: string,
+): Promise<CryptoKey | undefined> {
+  const path = keyPath(secretsDir, name);
+  try {
+    await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  return await loadKey(secretsDir, name);
+}

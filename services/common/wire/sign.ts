@@ -32,10 +32,10 @@
  */
 
 /** Which way a request travels; each direction has its own key. */
-export type Direction = "mesh_to_joi" | "joi_to_mesh";
+export type Direction = "mesh_to_joi" | "joi_to_mesh" | "openhab_to_joi";
 
 /** Both directions. */
-export const DIRECTIONS: readonly Direction[] = ["mesh_to_joi", "joi_to_mesh"];
+export const DIRECTIONS: readonly Direction[] = ["mesh_to_joi", "joi_to_mesh", "openhab_to_joi"];
 
 /** Version label opening the canonical string. */
 export const SIGNATURE_VERSION = "joi-wire-v1";

@@ -15,7 +15,14 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { fail, ok } from "../../common/wire/envelope.ts";
-import { jsonBody, jsonRoutes, normalizeAddress, peerAddress } from "../../common/wire/verify.ts";
+import {
+  jsonBody,
+  jsonRoutes,
+  normalizeAddress,
+  peerAddress,
+  signedRoutes,
+} from "../../common/wire/verify.ts";
+import type { NonceStore } from "../../common/wire/nonce_store.ts";
 import type { Logger } from "../../common/log.ts";
 import { RateLimiter } from "../../common/rate_limit.ts";
 import { IngestError } from "./errors.ts";
@@ -59,6 +66,12 @@ export interface IngestAppOptions {
   now: () => number;
   /** Extra fields for /health (outbox depth, breaker, devices). */
   health?: () => Record<string, unknown>;
+  /**
+   * When set, every event must be signed by the relay with the openHAB->joi
+   * key (direction `openhab_to_joi`, replay-protected by the nonce store);
+   * unsigned events are refused with 401. Production always sets it.
+   */
+  signing?: { key: CryptoKey; nonceStore: NonceStore; toleranceMs: number };
 }
 
 const IP = /^[0-9.]+$|:/;
@@ -98,11 +111,21 @@ export function createIngestApp(o: IngestAppOptions): Hono {
     await next();
     return undefined;
   });
-  const single = jsonRoutes({ maxBodyBytes: p.ingest.max_event_bytes, logger: log });
-  const batch = jsonRoutes({
-    maxBodyBytes: Math.max(p.ingest.max_event_bytes, p.maxBodyBytes),
-    logger: log,
-  });
+  const routes = (maxBodyBytes: number) =>
+    o.signing
+      ? signedRoutes({
+        maxBodyBytes,
+        logger: log,
+        key: o.signing.key,
+        direction: "openhab_to_joi",
+        nonceStore: o.signing.nonceStore,
+        allowedSources: [...allowedAddrs],
+        toleranceMs: o.signing.toleranceMs,
+        now: o.now,
+      })
+      : jsonRoutes({ maxBodyBytes, logger: log });
+  const single = routes(p.ingest.max_event_bytes);
+  const batch = routes(Math.max(p.ingest.max_event_bytes, p.maxBodyBytes));
 
   const answer = (
     c: Context,

@@ -23,6 +23,8 @@ export interface HarnessOptions {
   mesh?: MeshPeer;
   keyBytes?: Uint8Array;
   clock?: { t: number };
+  /** The openHAB->joi key: ingest then accepts signed events only (production). */
+  ingestKeyBytes?: Uint8Array;
 }
 
 /** A running harness. */
@@ -71,6 +73,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     stateDir: dir,
     meshUrl: mesh.url,
     meshKey: await importHmacKey(keyBytes),
+    ...(o.ingestKeyBytes ? { ingestKey: await importHmacKey(o.ingestKeyBytes) } : {}),
     log,
     now,
   });
