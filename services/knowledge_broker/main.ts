@@ -108,13 +108,15 @@ export class CallerHolder {
 
   /** Rebuilds now (SIGHUP); keeps the old caller if the files are broken. */
   reload(reason: string): void {
+    // Stamp before reading: a write that lands while we read is seen next time.
+    const stamp = this.#mtimes();
     try {
       this.#caller = this.#build();
-      this.#stamp = this.#mtimes();
       this.#log.info("knowledge_config_reloaded", { reason });
     } catch (e) {
-      this.#stamp = this.#mtimes();
       this.#log.security("knowledge_config_refused", { reason, error: (e as Error).message });
+    } finally {
+      this.#stamp = stamp;
     }
   }
 

@@ -254,7 +254,7 @@ Deno.test("fault 12b: a unit started with -A", () =>
     ["joi.service ExecStart runs joi with -A"],
     (h) =>
       editFile(`${h.root}/etc/systemd/system/joi.service`, (t) =>
-        t.replace(/^(ExecStart=\S+ run --no-prompt --cached-only) --allow-read=\S+/m, "$1 -A")),
+        t.replace(/^(ExecStart=\S+ run .*?) --allow-read=\S+/m, "$1 -A")),
   ));
 
 Deno.test("fault 13: a channel in channel_users.yaml that recipients do not imply", () =>
