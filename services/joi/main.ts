@@ -353,6 +353,9 @@ async function main(): Promise<number> {
       }),
   };
   const agentRef: { agent?: Agent } = {};
+  // The config manager exists once the conversation side is built; until then
+  // (the first milliseconds) requests carry no X-Config-Hash.
+  const configRef: { hash?: () => string } = {};
   const services = createServices({
     policy: policies.policy,
     ownerId,
@@ -360,6 +363,7 @@ async function main(): Promise<number> {
     meshUrl: values["mesh-url"]!,
     ...(meshKey ? { meshKey } : {}),
     ...(ingestKey ? { ingestKey } : {}),
+    configHash: () => configRef.hash?.(),
     ...(transport ? { transport } : {}),
     context: { push: (item) => agentRef.agent?.push(item) },
     log,
@@ -386,6 +390,7 @@ async function main(): Promise<number> {
     return 1;
   }
   agentRef.agent = conversation.agent;
+  configRef.hash = () => conversation.config.current().identitiesHash;
   services.messagesApp = conversation.app;
   conversation.start();
   const running = serveServices(services, { ingest: ingestListen, messages: listen }, { log });

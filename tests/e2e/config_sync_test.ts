@@ -174,34 +174,30 @@ Deno.test({
       const newHash = identitiesHash(loadPolicies(h.configDir).identities);
       assert.notEqual(newHash, oldHash);
 
-      // the partner's next message: joi refuses it, the mesh syncs from joi and drops it
-      say(PARTNER, "partner after 1");
-      await until(
-        "the mesh to sync identities from joi",
-        () => named(meshSec, "config_synced").length === 1,
-        children,
-      );
-      await until(
-        "the mesh to drop the partner's message",
-        () => named(meshSec, "queued_message_dropped_revoked").length === 1,
-        children,
-      );
-      const synced = named(meshSec, "config_synced")[0];
-      assert.equal(synced.old_hash, oldHash);
-      assert.equal(synced.new_hash, newHash);
-      assert.deepEqual(synced.removed, ["partner"]);
-
-      // from now on the mesh itself drops the partner, and the owner still gets through
-      say(PARTNER, "partner after 2");
-      await until(
-        "the mesh to drop the unknown sender",
-        () => named(meshSec, "unknown_sender_dropped").length === 1,
-        children,
-      );
+      // The next request from joi carries the new hash: its reply to the owner.
+      // The mesh fetches the identities before handling that request.
       say(OWNER, "owner after");
       await until(
         "joi to accept the owner's DM after the revoke",
         () => accepted().length === 3,
+        children,
+      );
+      await until(
+        "the mesh to sync identities from joi's next request",
+        () => named(meshSec, "config_synced").length === 1,
+        children,
+      );
+      const synced = named(meshSec, "config_synced")[0];
+      assert.equal(synced.reason, "joi request carried a new X-Config-Hash");
+      assert.equal(synced.old_hash, oldHash);
+      assert.equal(synced.new_hash, newHash);
+      assert.deepEqual(synced.removed, ["partner"]);
+
+      // from now on the mesh itself drops the partner: joi never sees the message
+      say(PARTNER, "partner after");
+      await until(
+        "the mesh to drop the revoked sender",
+        () => named(meshSec, "unknown_sender_dropped").length === 1,
         children,
       );
       assert.deepEqual(
