@@ -25,6 +25,7 @@ import {
   programSpec,
 } from "./services/common/permissions.ts";
 import { type ChildSpec, Supervisor } from "./services/common/supervisor.ts";
+import { SERVICE_ENV } from "./services/common/units.ts";
 import { generateKeyFile } from "./services/common/wire/keys.ts";
 
 /** The keys the local run needs, each generated once with mode 0600. */
@@ -81,7 +82,7 @@ export function humanize(line: string): string {
 export function localChildren(layout: Layout, print: (line: string) => void): ChildSpec[] {
   return LOCAL_PROGRAMS.map((name) => {
     const spec = programSpec(name, layout);
-    const child: ChildSpec = { name, command: "deno", args: denoRunArgs(spec) };
+    const child: ChildSpec = { name, command: "deno", args: denoRunArgs(spec), env: SERVICE_ENV };
     if (name === "mesh" && layout.signal.kind === "terminal") {
       child.stdin = true;
       // The terminal transport prints what joi sends on stdout: show it as is.

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { SERVICE_ENV } from "../../services/common/units.ts";
 import { Hono } from "hono";
 import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions.ts";
 import {
@@ -33,7 +34,7 @@ const LATENCY_RUNS = 300;
 const VOLUME = 10_000;
 const RSS_TARGET_MB = 120;
 /** As the systemd unit should set it: fewer glibc malloc arenas for a many-threaded runtime. */
-const MALLOC_ENV = { MALLOC_ARENA_MAX: "2" };
+const MALLOC_ENV = { ...SERVICE_ENV }; // as the unit runs it
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

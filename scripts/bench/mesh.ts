@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { SERVICE_ENV } from "../../services/common/units.ts";
 import { Hono } from "hono";
 import { createLogger } from "../../services/common/log.ts";
 import {
@@ -124,6 +125,7 @@ export async function bench(): Promise<void> {
   };
   const child = new Deno.Command("deno", {
     args: denoRunArgs(programSpec("mesh", layout)),
+    env: { ...SERVICE_ENV }, // as the unit runs it
     stdin: "null",
     stdout: "null",
     stderr: "null",

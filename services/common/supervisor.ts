@@ -18,6 +18,8 @@ export interface ChildSpec {
   args: string[];
   /** Working directory. */
   cwd?: string;
+  /** Extra environment variables (added to the inherited environment). */
+  env?: Readonly<Record<string, string>>;
   /** Whether the child gets a stdin pipe the supervisor can write to. */
   stdin?: boolean;
   /** Receives each stdout line; default: printed with the name prefix. */
@@ -187,6 +189,7 @@ export class Supervisor {
       child = new Deno.Command(spec.command, {
         args: spec.args,
         cwd: spec.cwd,
+        ...(spec.env ? { env: { ...spec.env } } : {}),
         stdin: spec.stdin ? "piped" : "null",
         stdout: "piped",
         stderr: "piped",
