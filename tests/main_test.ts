@@ -1,0 +1,113 @@
+/**
+ * The local run (`deno task start`): main.ts with exactly its manifest flags
+ * creates ./var (0700) and the keys (0600), starts the knowledge broker, joi
+ * and the mesh with their own flags, answers /health on every port, turns a
+ * typed line into a DM that joi answers in the same channel, and stops
+ * cleanly on SIGTERM leaving no process behind.
+ */
+import assert from "node:assert/strict";
+import { denoRunArgs, localLayout, programSpec } from "../services/common/permissions.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+function freeBasePort(): number {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    const held: Deno.Listener[] = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
+      return base;
+    } catch {
+      // taken: try another range
+    } finally {
+      for (const l of held) l.close();
+    }
+  }
+  throw new Error("no free range of three ports");
+}
+
+Deno.test("deno task start: the stack starts, answers a typed DM in its channel, and stops cleanly", async () => {
+  const varDir = await Deno.makeTempDir({ prefix: "joi-main-" });
+  const base = freeBasePort();
+  const layout = localLayout({ basePort: base, varDir });
+  const child = new Deno.Command("deno", {
+    args: [
+      ...denoRunArgs(programSpec("main", layout)),
+      `--base-port=${base}`,
+      `--var-dir=${varDir}`,
+    ],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const pump = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      lines.push(...chunk.split("\n").filter((l) => l !== ""));
+    }
+  })();
+  const errs = new Response(child.stderr).text();
+  const until = async (what: string, pred: () => boolean, ms = 60_000) => {
+    const end = Date.now() + ms;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${lines.join("\n")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const writer = child.stdin.getWriter();
+  let stopped = false;
+  try {
+    await until("the stack to be up", () => lines.some((l) => l.startsWith("[main] joi is up")));
+    // ./var and the keys
+    assert.equal((await Deno.stat(varDir)).mode! & 0o777, 0o700);
+    for (const k of ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"]) {
+      assert.equal((await Deno.stat(`${varDir}/secrets/${k}`)).mode! & 0o777, 0o600, k);
+    }
+    // /health on every port
+    for (const port of [base, base + 1, base + 2]) {
+      const r = await fetch(`http://127.0.0.1:${port}/health`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(r.status, 200, `port ${port}`);
+      await r.body?.cancel();
+    }
+    // each program is prefixed with its name
+    for (const p of ["[knowledge]", "[joi]", "[mesh]"]) {
+      assert.ok(lines.some((l) => l.startsWith(p)), `no ${p} lines`);
+    }
+    // a typed line is a DM from the owner; the answer comes back in that channel
+    await writer.write(new TextEncoder().encode("hello joi\n"));
+    await until(
+      "joi's answer in the owner's DM",
+      () => lines.some((l) => l.startsWith("[owner_private_dm] ")),
+    );
+    await writer.write(new TextEncoder().encode("@family anyone home?\n"));
+    await until(
+      "joi's answer in the family group",
+      () => lines.some((l) => l.startsWith("[family_group] ")),
+    );
+
+    child.kill("SIGTERM");
+    const status = await child.status;
+    stopped = true;
+    await pump;
+    assert.equal(status.code, 0, await errs);
+    assert.ok(lines.includes("[main] stopped cleanly"), lines.slice(-10).join("\n"));
+    // nothing left running from this stack
+    const ps = await new Deno.Command("sh", {
+      args: ["-c", `ps -eo args | grep -F -- '${varDir}' | grep -v grep || true`],
+    })
+      .output();
+    assert.equal(new TextDecoder().decode(ps.stdout).trim(), "", "a child outlived main");
+  } finally {
+    if (!stopped) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    }
+    await writer.close().catch(() => {});
+    await Deno.remove(varDir, { recursive: true });
+  }
+});
