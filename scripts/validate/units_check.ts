@@ -114,12 +114,21 @@ export function allowFlags(argv: string[], entry: string): {
 /** The units checked and the program each runs. */
 const UNITS: { unit: string; program: ProgramName; required: boolean }[] = [
   { unit: UNIT_NAMES.joi, program: "joi", required: true },
+  // the only unit allowed to run sudo: its flags matter as much as joi's
+  { unit: UNIT_NAMES.knowledge, program: "knowledge", required: true },
   { unit: UNIT_NAMES.mesh, program: "mesh", required: false },
   { unit: UNIT_NAMES.openhab_relay, program: "openhab_relay", required: false },
   { unit: "joi-validate.service", program: "validate", required: false },
 ];
 
-const CHECKED_PROGRAMS: ProgramName[] = ["joi", "mesh", "openhab_relay", "validate", "retrieve"];
+const CHECKED_PROGRAMS: ProgramName[] = [
+  "joi",
+  "knowledge",
+  "mesh",
+  "openhab_relay",
+  "validate",
+  "retrieve",
+];
 
 /** Checks the installed units in `unitsDir` against the manifest under `layout`. */
 export function checkUnits(unitsDir: string, layout: Layout): Findings {

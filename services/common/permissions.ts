@@ -208,6 +208,7 @@ export interface ProductionAddresses {
 /** The systemd unit name of each long-running program. */
 export const UNIT_NAMES = {
   joi: "joi.service",
+  knowledge: "joi-knowledge.service",
   mesh: "joi-mesh.service",
   openhab_relay: "joi-openhab-relay.service",
 } as const;

@@ -412,7 +412,7 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
   return [
     { name: "nebula.service", text: nebula },
     { name: UNIT_NAMES.joi, text: joi },
-    { name: "joi-knowledge.service", text: knowledge },
+    { name: UNIT_NAMES.knowledge, text: knowledge },
     { name: UNIT_NAMES.mesh, text: mesh },
     { name: UNIT_NAMES.openhab_relay, text: relay },
     { name: "joi-validate.service", text: validateService },

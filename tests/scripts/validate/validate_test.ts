@@ -248,6 +248,17 @@ Deno.test("fault 12: a unit with an extra --allow-net host", () =>
       ),
   ));
 
+Deno.test("fault 12c: the knowledge broker (the unit that may sudo) gains a net permission", () =>
+  fault(
+    ["unit_flag_extra"],
+    ["joi-knowledge.service ExecStart grants knowledge --allow-net=203.0.113.9:443"],
+    (h) =>
+      editFile(
+        `${h.root}/etc/systemd/system/joi-knowledge.service`,
+        (t) => t.replace(/^(ExecStart=.*--allow-net=)/m, "$1203.0.113.9:443,"),
+      ),
+  ));
+
 Deno.test("fault 12b: a unit started with -A", () =>
   fault(
     ["unit_flag_unscoped", "unit_flag_missing"],
