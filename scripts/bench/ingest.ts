@@ -22,7 +22,7 @@ import { z } from "zod";
 import { openDb } from "../../services/common/db.ts";
 import { createLogger } from "../../services/common/log.ts";
 import { loadPolicies, type Policy } from "../../services/common/policy/mod.ts";
-import { importHmacKey } from "../../services/common/wire/sign.ts";
+import { importHmacKey, signedHeaders } from "../../services/common/wire/sign.ts";
 import { createServices } from "../../services/joi/main.ts";
 import { randomKeyBytes, startMeshPeer } from "../../tests/peers/mesh_peer.ts";
 
@@ -60,7 +60,8 @@ function batchBody(seq: number): string {
   });
 }
 
-async function drive(name: string, url: string): Promise<Figures> {
+async function drive(name: string, url: string, signWith?: CryptoKey): Promise<Figures> {
+  const path = new URL(url).pathname;
   const latencies: number[] = [];
   let seq = 0;
   let events = 0;
@@ -69,11 +70,22 @@ async function drive(name: string, url: string): Promise<Figures> {
     while (performance.now() < end) {
       const body = batchBody(seq++);
       const t = performance.now();
-      const r = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body,
-      });
+      // signing is part of what is measured: the relay signs every post
+      const raw = new TextEncoder().encode(body);
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (signWith) {
+        Object.assign(
+          headers,
+          await signedHeaders({
+            key: signWith,
+            direction: "openhab_to_joi",
+            method: "POST",
+            path,
+            body: raw,
+          }),
+        );
+      }
+      const r = await fetch(url, { method: "POST", headers, body: raw });
       await r.body?.cancel();
       if (r.status !== 200) throw new Error(`${name}: HTTP ${r.status}`);
       latencies.push(performance.now() - t);
@@ -149,6 +161,22 @@ export async function bench(): Promise<void> {
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     services.ingestApp.fetch,
   );
+  // the same pipeline requiring the relay's openhab_to_joi signature (production)
+  const ingestKey = await importHmacKey(randomKeyBytes());
+  await Deno.mkdir(`${dir}/signed`);
+  const signedServices = createServices({
+    policy,
+    ownerId: "owner",
+    stateDir: `${dir}/signed`,
+    meshUrl: mesh.url,
+    meshKey: await importHmacKey(keyBytes),
+    ingestKey,
+    log,
+  });
+  const signedJoi = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    signedServices.ingestApp.fetch,
+  );
   const bare = bareServer(dir);
   const joiUrl = `http://127.0.0.1:${joi.addr.port}/api/v1/openhab/events`;
   const bareUrl = `http://127.0.0.1:${bare.addr.port}/ingest`;
@@ -157,8 +185,18 @@ export async function bench(): Promise<void> {
     await drive("warmup", bareUrl).catch(() => {});
     const base = await drive("bare Hono + zod + SQLite insert", bareUrl);
     const full = await drive("joi ingest, full pipeline", joiUrl);
+    const signed = await drive(
+      "joi ingest, full pipeline, signed",
+      `http://127.0.0.1:${signedJoi.addr.port}/api/v1/openhab/events`,
+      ingestKey,
+    );
     print(base);
     print(full);
+    print(signed);
+    console.log(
+      `ratio signed/bare: ${(signed.eventsPerSecond / base.eventsPerSecond * 100).toFixed(1)}%, ` +
+        `signed/unsigned: ${(signed.eventsPerSecond / full.eventsPerSecond * 100).toFixed(1)}%`,
+    );
     console.log(
       `ratio full/bare: ${(full.eventsPerSecond / base.eventsPerSecond * 100).toFixed(1)}% ` +
         `(target >= 40%); target >= 10,000 events/s: ${
@@ -241,9 +279,12 @@ export async function bench(): Promise<void> {
     );
   } finally {
     await joi.shutdown();
+    await signedJoi.shutdown();
     await bare.shutdown();
     await services.outbox.pump().catch(() => {});
+    await signedServices.outbox.pump().catch(() => {});
     services.close();
+    signedServices.close();
     await mesh.close();
     await Deno.remove(dir, { recursive: true });
   }
