@@ -77,6 +77,13 @@ function populate(root: string): void {
   Deno.writeTextFileSync(bin, "#!/bin/false\n");
   Deno.chmodSync(bin, 0o755);
   const units = renderUnits(productionAddressesFrom({ network: p.network, llm: p.llm }));
+  // the code validate guards: its own and retrieve's entry modules, root-owned
+  for (const entry of ["scripts/validate.ts", "scripts/retrieve.ts"]) {
+    const at = `${root}${INSTALLED.codeDir}/${entry}`;
+    Deno.mkdirSync(at.slice(0, at.lastIndexOf("/")), { recursive: true, mode: 0o755 });
+    Deno.copyFileSync(entry, at);
+    Deno.chmodSync(at, 0o644);
+  }
   Deno.mkdirSync(root + INSTALLED.unitsDir, { recursive: true });
   for (const u of units) Deno.writeTextFileSync(`${root}${INSTALLED.unitsDir}/${u.name}`, u.text);
   Deno.mkdirSync(root + INSTALLED.secretsDir, { mode: 0o700 });
