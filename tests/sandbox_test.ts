@@ -16,6 +16,7 @@ import {
   PROGRAMS,
   programSpec,
 } from "../services/common/permissions.ts";
+import { exists } from "../services/common/fs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -89,15 +90,6 @@ function refusedChecks(p: Permissions): Check[] {
   checks.push({ kind: "refused", action: "env", target: "AWS_SECRET_ACCESS_KEY" });
   checks.push({ kind: "refused", action: "ffi", target: "libc.so.6" });
   return checks;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Programs started by the test runner itself are checked through `scripts/test.ts`. */

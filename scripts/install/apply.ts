@@ -8,6 +8,7 @@
  */
 import { generateKeyFile } from "../../services/common/wire/keys.ts";
 import type { Action } from "./plan.ts";
+import { exists } from "../../services/common/fs.ts";
 
 /** Options of {@link applyPlan}. */
 export interface ApplyOptions {
@@ -49,15 +50,6 @@ async function run(
     throw new Error(
       `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
     );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 import { type NodeName, NODES } from "./config.ts";
+import { exists } from "../../services/common/fs.ts";
 
 /** Options of {@link createCa} and {@link signNodes}. */
 export interface CertOptions {
@@ -22,15 +23,6 @@ async function run(bin: string, args: string[]): Promise<void> {
   if (!out.success) {
     const err = new TextDecoder().decode(out.stderr).trim();
     throw new Error(`${bin} ${args[0]} failed (exit ${out.code}): ${err}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

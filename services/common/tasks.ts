@@ -6,6 +6,7 @@
  * @module
  */
 import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permissions.ts";
+import { exists } from "./fs.ts";
 
 /**
  * The task name of each program that has one (`main` is `start`). joi, the
@@ -42,16 +43,6 @@ export const TEST_RUNNER_FLAGS = [
 /** Quotes a task argument for deno's task shell when it needs it. */
 function quote(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`;
-}
-
-/** Programs whose task exists only once their entry module exists. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -58,19 +58,47 @@ export function execLine(program: Parameters<typeof programSpec>[0], layout: Lay
   return [layout.denoBin, ...args].map(execArg).join(" ");
 }
 
-/** The hardening every Deno service shares (see the module doc). */
-function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
+/** How one unit deviates from the full sandbox. */
+interface HardeningOptions {
+  /** Capability bounding set ("" = none). */
+  caps?: string;
+  /** Ambient capabilities ("" = none). */
+  ambient?: string;
+  /** Leave NoNewPrivileges off (only for a unit that must run sudo). */
+  allowNewPrivileges?: boolean;
+  /** Leave PrivateUsers off (sudo, capabilities on host resources). */
+  hostUsers?: boolean;
+  /** Device section instead of PrivateDevices=yes alone. */
+  devices?: Section;
+  /** ProcSubset=pid (default yes). */
+  procSubset?: boolean;
+  /** RestrictAddressFamilies. */
+  families: string;
+  /** The SystemCallFilter deny list (after @system-service). */
+  denySyscalls?: string;
+  /** W^X (off for JIT runtimes: V8, the JVM). */
+  memoryDenyWriteExecute?: boolean;
+  /** RemoveIPC (default yes). */
+  removeIpc?: boolean;
+  /** UMask. */
+  umask: string;
+}
+
+/**
+ * The full sandbox systemd offers, minus exactly what a unit states it needs:
+ * one definition, so every unit gets every protection unless it says why not.
+ */
+function hardening(o: HardeningOptions): Section {
   return [
-    ["NoNewPrivileges", opts.sudo ? undefined : "yes"],
-    // joi must be able to run sudo -u <channel user>: sudo needs these two
-    // capabilities in the bounding set and setuid to take effect.
-    ["CapabilityBoundingSet", opts.sudo ? "CAP_SETUID CAP_SETGID" : ""],
-    ["AmbientCapabilities", ""],
+    ["NoNewPrivileges", o.allowNewPrivileges ? undefined : "yes"],
+    ["CapabilityBoundingSet", o.caps ?? ""],
+    ["AmbientCapabilities", o.ambient ?? ""],
     ["PrivateTmp", "yes"],
-    ["PrivateDevices", "yes"],
+    ...(o.devices ?? [["PrivateDevices", "yes"]] as Section),
+    ["DevicePolicy", "closed"],
     ["PrivateIPC", "yes"],
     ["PrivateMounts", "yes"],
-    ["PrivateUsers", opts.sudo ? undefined : "yes"],
+    ["PrivateUsers", o.hostUsers ? undefined : "yes"],
     ["ProtectSystem", "strict"],
     ["ProtectHome", "yes"],
     ["ProtectKernelTunables", "yes"],
@@ -80,31 +108,49 @@ function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
     ["ProtectClock", "yes"],
     ["ProtectHostname", "yes"],
     ["ProtectProc", "invisible"],
-    ["ProcSubset", "pid"],
-    [
-      "RestrictAddressFamilies",
-      opts.sudo ? "AF_UNIX" : opts.unix ? "AF_UNIX AF_INET AF_INET6" : "AF_INET AF_INET6",
-    ],
+    ["ProcSubset", o.procSubset === false ? undefined : "pid"],
+    ["RestrictAddressFamilies", o.families],
     ["RestrictNamespaces", "yes"],
     ["RestrictRealtime", "yes"],
     ["RestrictSUIDSGID", "yes"],
     ["LockPersonality", "yes"],
+    ["MemoryDenyWriteExecute", o.memoryDenyWriteExecute ? "yes" : undefined],
     ["SystemCallArchitectures", "native"],
-    // sudo needs setuid(2) and friends, which systemd files under @privileged.
-    ["SystemCallFilter", [
-      "@system-service",
-      opts.sudo
-        ? "~@mount @debug @obsolete @clock @module @reboot @swap @raw-io @cpu-emulation"
-        : "~@privileged @resources @mount @debug @obsolete",
-    ]],
+    [
+      "SystemCallFilter",
+      ["@system-service", o.denySyscalls ?? "~@privileged @resources @mount @debug @obsolete"],
+    ],
     ["SystemCallErrorNumber", "EPERM"],
-    ["DevicePolicy", "closed"],
     ["KeyringMode", "private"],
-    ["RemoveIPC", "yes"],
-    ["UMask", "0027"],
+    ["RemoveIPC", o.removeIpc === false ? undefined : "yes"],
+    ["UMask", o.umask],
   ];
 }
 
+/** The sandbox of a Deno service (see the module doc). */
+function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
+  return hardening(
+    opts.sudo
+      ? {
+        // sudo -u <channel user> needs setuid(2) (systemd files it under
+        // @privileged), these two capabilities in the bounding set, and
+        // privileges it may gain; this unit gets no network instead.
+        caps: "CAP_SETUID CAP_SETGID",
+        allowNewPrivileges: true,
+        hostUsers: true,
+        families: "AF_UNIX",
+        denySyscalls:
+          "~@mount @debug @obsolete @clock @module @reboot @swap @raw-io @cpu-emulation",
+        umask: "0027",
+      }
+      : {
+        families: opts.unix ? "AF_UNIX AF_INET AF_INET6" : "AF_INET AF_INET6",
+        umask: "0027",
+      },
+  );
+}
+
+/** The directory part of a path. */
 const dirOf = (p: string): string => p.replace(/\/[^/]+$/, "");
 
 /**
@@ -240,34 +286,16 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["Environment", DENO_ENV],
       ["WorkingDirectory", "/opt/joi"],
       // Runs as root to read sudoers and stat every knowledge folder; it only reads.
-      ["CapabilityBoundingSet", "CAP_DAC_READ_SEARCH"],
-      ["NoNewPrivileges", "yes"],
       ["PrivateNetwork", "yes"],
       ["IPAddressDeny", "any"],
-      ["PrivateTmp", "yes"],
-      ["PrivateDevices", "yes"],
-      ["PrivateIPC", "yes"],
-      ["PrivateMounts", "yes"],
-      ["ProtectSystem", "strict"],
-      ["ProtectHome", "yes"],
-      ["ProtectKernelTunables", "yes"],
-      ["ProtectKernelModules", "yes"],
-      ["ProtectKernelLogs", "yes"],
-      ["ProtectControlGroups", "yes"],
-      ["ProtectClock", "yes"],
-      ["ProtectHostname", "yes"],
-      ["ProtectProc", "invisible"],
-      ["RestrictAddressFamilies", "AF_UNIX"],
-      ["RestrictNamespaces", "yes"],
-      ["RestrictRealtime", "yes"],
-      ["RestrictSUIDSGID", "yes"],
-      ["LockPersonality", "yes"],
-      ["SystemCallArchitectures", "native"],
-      ["SystemCallFilter", ["@system-service", "~@privileged @resources @mount @debug @obsolete"]],
-      ["SystemCallErrorNumber", "EPERM"],
-      ["DevicePolicy", "closed"],
-      ["KeyringMode", "private"],
-      ["UMask", "0077"],
+      ...hardening({
+        caps: "CAP_DAC_READ_SEARCH",
+        hostUsers: true,
+        procSubset: false,
+        families: "AF_UNIX",
+        removeIpc: false,
+        umask: "0077",
+      }),
     ],
   });
 
@@ -315,36 +343,8 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["StandardError", "journal"],
       ["SuccessExitStatus", "143"],
       ["ReadWritePaths", "/var/lib/signal-cli"],
-      ["NoNewPrivileges", "yes"],
-      ["CapabilityBoundingSet", ""],
-      ["AmbientCapabilities", ""],
-      ["PrivateTmp", "yes"],
-      ["PrivateDevices", "yes"],
-      ["PrivateIPC", "yes"],
-      ["PrivateMounts", "yes"],
-      ["PrivateUsers", "yes"],
-      ["ProtectSystem", "strict"],
-      ["ProtectHome", "yes"],
-      ["ProtectKernelTunables", "yes"],
-      ["ProtectKernelModules", "yes"],
-      ["ProtectKernelLogs", "yes"],
-      ["ProtectControlGroups", "yes"],
-      ["ProtectClock", "yes"],
-      ["ProtectHostname", "yes"],
-      ["ProtectProc", "invisible"],
-      ["ProcSubset", "pid"],
-      ["RestrictAddressFamilies", "AF_INET AF_INET6"],
-      ["RestrictNamespaces", "yes"],
-      ["RestrictRealtime", "yes"],
-      ["RestrictSUIDSGID", "yes"],
-      ["LockPersonality", "yes"],
-      ["SystemCallArchitectures", "native"],
-      ["SystemCallFilter", ["@system-service", "~@privileged @resources @mount @debug @obsolete"]],
-      ["SystemCallErrorNumber", "EPERM"],
-      ["DevicePolicy", "closed"],
-      ["KeyringMode", "private"],
-      ["RemoveIPC", "yes"],
-      ["UMask", "0077"],
+      // the JVM's JIT needs writable executable memory
+      ...hardening({ families: "AF_INET AF_INET6", umask: "0077" }),
       // Signal's servers are on the internet; never the overlay or the LAN.
       ["IPAddressDeny", "localhost link-local multicast 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16"],
     ],
@@ -368,40 +368,22 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["ExecReload", "/bin/kill -HUP $MAINPID"],
       ["Restart", "always"],
       ["RestartSec", "2s"],
-      ["AmbientCapabilities", "CAP_NET_ADMIN"],
-      ["CapabilityBoundingSet", "CAP_NET_ADMIN"],
-      ["NoNewPrivileges", "yes"],
-      // A private /dev with only the tun device bound in (the pattern tinc's
-      // unit uses; it works on Debian 12's systemd 252, see systemd#30372).
-      ["PrivateDevices", "yes"],
-      ["BindPaths", "/dev/net/tun"],
-      ["DeviceAllow", "/dev/net/tun rw"],
-      ["DevicePolicy", "closed"],
-      ["PrivateTmp", "yes"],
-      ["PrivateIPC", "yes"],
-      ["PrivateMounts", "yes"],
-      ["ProtectSystem", "strict"],
-      ["ProtectHome", "yes"],
-      ["ProtectKernelTunables", "yes"],
-      ["ProtectKernelModules", "yes"],
-      ["ProtectKernelLogs", "yes"],
-      ["ProtectControlGroups", "yes"],
-      ["ProtectClock", "yes"],
-      ["ProtectHostname", "yes"],
-      ["ProtectProc", "invisible"],
-      ["ProcSubset", "pid"],
-      ["RestrictAddressFamilies", "AF_INET AF_INET6 AF_NETLINK"],
-      ["RestrictNamespaces", "yes"],
-      ["RestrictRealtime", "yes"],
-      ["RestrictSUIDSGID", "yes"],
-      ["LockPersonality", "yes"],
-      ["MemoryDenyWriteExecute", "yes"],
-      ["SystemCallArchitectures", "native"],
-      ["SystemCallFilter", ["@system-service", "~@privileged @resources @mount @debug @obsolete"]],
-      ["SystemCallErrorNumber", "EPERM"],
-      ["KeyringMode", "private"],
-      ["RemoveIPC", "yes"],
-      ["UMask", "0077"],
+      ...hardening({
+        caps: "CAP_NET_ADMIN",
+        ambient: "CAP_NET_ADMIN",
+        // its capability acts on the host's network, so no user namespace
+        hostUsers: true,
+        // A private /dev with only the tun device bound in (the pattern tinc's
+        // unit uses; it works on Debian 12's systemd 252, see systemd#30372).
+        devices: [
+          ["PrivateDevices", "yes"],
+          ["BindPaths", "/dev/net/tun"],
+          ["DeviceAllow", "/dev/net/tun rw"],
+        ],
+        families: "AF_INET AF_INET6 AF_NETLINK",
+        memoryDenyWriteExecute: true,
+        umask: "0077",
+      }),
       // Nebula's own UDP only ever talks to the other nodes over vmbr1.
       ["IPAddressDeny", "any"],
       ["IPAddressAllow", addresses.underlay.cidr],

@@ -21,6 +21,7 @@ import {
   parseQuery,
   type Query,
   QueryError,
+  type Result,
   validateQuery,
 } from "../../../scripts/retrieve.ts";
 import { knowledgeFolders, type RecipientsConfig } from "./folders.ts";
@@ -30,27 +31,12 @@ export const RETRIEVE_TIMEOUT_MS = 30_000;
 /** Time between SIGTERM and SIGKILL when a retrieval is stopped. */
 export const KILL_GRACE_MS = 2_000;
 
-/** One result as joi hands it to the agent. */
-export interface RetrievedDocument {
-  /** UUIDv4. */
-  id: string;
-  /** Title. */
-  title: string;
-  /** Excerpt (or body for `get`). */
-  snippet: string;
-  /** Path relative to the knowledge root. */
-  source: string;
-  /** The channel user the kernel ran the read as. */
-  accessed_as: string;
-  /** Category. */
-  category: string;
-  /** ISO time. */
-  updated_at: string;
-  /** Folder relative to the knowledge root. */
-  folder: string;
-  /** bm25 score for searches. */
-  score?: number;
-}
+/**
+ * One result as joi hands it to the agent: retrieve's {@link Result}, except
+ * that `accessed_as` (retrieve's kernel identity `uid:<n>`) has been checked
+ * against the channel user and replaced by that user's name.
+ */
+export type RetrievedDocument = Result;
 
 /** What a retrieval returns. Errors carry a reason code, never retrieve's stderr. */
 export type RetrieveOutcome =
