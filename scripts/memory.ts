@@ -3,7 +3,9 @@
  * store and reports, per channel, either the records verified or the first
  * broken link (record id, what is wrong, expected vs found). Exit status 0
  * when every chain is intact, 1 when one is broken, 2 on a usage or
- * configuration error. Read-only: it never needs the encryption key.
+ * configuration error. Read-only; it needs memory.key, because the chain is
+ * an HMAC chain (whoever can write the databases but lacks the key cannot
+ * rebuild a consistent chain after deleting a record).
  *
  * ```
  * deno task memory verify [--json]
@@ -13,10 +15,10 @@
  */
 import { parseArgs } from "node:util";
 import { loadPolicies } from "../services/common/policy/mod.ts";
-import { type ChannelVerifyReport, verifyAll } from "../services/joi/memory/mod.ts";
+import { type ChannelVerifyReport, loadMemoryKey, verifyAll } from "../services/joi/memory/mod.ts";
 
 const USAGE =
-  "usage: deno task memory verify [--json]  (flags --config-dir, --state-dir come from the manifest)";
+  "usage: deno task memory verify [--json]  (--config-dir, --state-dir, --secrets-dir come from the manifest)";
 
 /** One human-readable line per channel. */
 export function formatReport(r: ChannelVerifyReport): string {
@@ -30,7 +32,7 @@ export function formatReport(r: ChannelVerifyReport): string {
 }
 
 /** Runs the CLI; returns the exit status. */
-export function main(args: string[]): number {
+export async function main(args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -39,6 +41,7 @@ export function main(args: string[]): number {
       options: {
         "config-dir": { type: "string" },
         "state-dir": { type: "string" },
+        "secrets-dir": { type: "string" },
         json: { type: "boolean", default: false },
       },
     });
@@ -51,8 +54,15 @@ export function main(args: string[]): number {
     console.error(`memory: unknown command ${JSON.stringify(positionals.join(" "))}\n${USAGE}`);
     return 2;
   }
-  if (!values["config-dir"] || !values["state-dir"]) {
-    console.error(`memory: --config-dir and --state-dir are required\n${USAGE}`);
+  if (!values["config-dir"] || !values["state-dir"] || !values["secrets-dir"]) {
+    console.error(`memory: --config-dir, --state-dir and --secrets-dir are required\n${USAGE}`);
+    return 2;
+  }
+  let chainKey: Uint8Array;
+  try {
+    chainKey = (await loadMemoryKey(values["secrets-dir"])).chainKey;
+  } catch (e) {
+    console.error(`memory: ${(e as Error).message}`);
     return 2;
   }
   let recipients;
@@ -62,10 +72,10 @@ export function main(args: string[]): number {
     console.error(`memory: policies refused:\n${(e as Error).message}`);
     return 2;
   }
-  const reports = verifyAll(values["state-dir"], recipients);
+  const reports = verifyAll(values["state-dir"], recipients, chainKey);
   if (values.json) console.log(JSON.stringify(reports));
   else for (const r of reports) console.log(formatReport(r));
   return reports.every((r) => r.ok) ? 0 : 1;
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -600,14 +600,24 @@ const MANIFEST: Record<ProgramName, Builder> = {
     args: [`--state-dir=${l.joiStateDir}`],
     v8Flags: [],
   }),
-  memory: (l) => ({
-    description: "memory tools: verify the hash chains of the per-channel stores",
-    entry: "scripts/memory.ts",
-    // verification reads hashes and ciphertext only: it never needs the memory key
-    permissions: { ...none(), read: [l.joiConfigDir, l.joiStateDir] },
-    args: [`--config-dir=${l.joiConfigDir}`, `--state-dir=${l.joiStateDir}`],
-    v8Flags: [],
-  }),
+  memory: (l) => {
+    // An operator tool, not a service: in production it reads memory.key where
+    // systemd's LoadCredential takes it from (/etc/joi/secrets), not from the
+    // credentials directory that exists only while joi.service runs.
+    const keyDir = l.mode === "production" ? `${l.joiConfigDir}/secrets` : l.secretsDir("joi");
+    return {
+      description: "memory tools: verify the hash chains of the per-channel stores",
+      entry: "scripts/memory.ts",
+      // reads only; the key because the chain is an HMAC chain (see scripts/memory.ts)
+      permissions: { ...none(), read: [l.joiConfigDir, l.joiStateDir, keyDir] },
+      args: [
+        `--config-dir=${l.joiConfigDir}`,
+        `--state-dir=${l.joiStateDir}`,
+        `--secrets-dir=${keyDir}`,
+      ],
+      v8Flags: [],
+    };
+  },
   bench: () => ({
     description: "benchmarks: figures and ratios against a baseline measured in the same run",
     entry: "scripts/bench.ts",

@@ -1,14 +1,16 @@
 /**
  * The hash chain over memory records.
  *
- * Each record's hash is `sha256(prev_hash || canonical(record))`, where the
- * canonical form is the JSON of every stored column but the hash itself, keys
- * sorted, and includes the ciphertext: editing, reordering or deleting a row
- * outside the program breaks the chain at that row.
+ * Each record's hash is `HMAC-SHA256(chainKey, prev_hash || canonical(record))`,
+ * where the canonical form is the JSON of every stored column but the hash
+ * itself, keys sorted, and includes the ciphertext: editing, reordering or
+ * deleting a row outside the program breaks the chain at that row. The MAC is
+ * keyed (a key derived from memory.key), so whoever can write the database but
+ * does not hold the key cannot rebuild a consistent chain after a deletion.
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { createHmac } from "node:crypto";
 
 /** The `prev_hash` of the very first record of a store. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -51,8 +53,8 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
 }
 
-/** The hash a record must carry given its content and predecessor. */
-export function recordHash(record: Omit<ChainRecord, "hash">): string {
+/** The hash a record must carry given its content, predecessor and the chain key. */
+export function recordHash(record: Omit<ChainRecord, "hash">, chainKey: Uint8Array): string {
   const { prev_hash, ...rest } = record;
-  return createHash("sha256").update(prev_hash).update(canonicalJson(rest)).digest("hex");
+  return createHmac("sha256", chainKey).update(prev_hash).update(canonicalJson(rest)).digest("hex");
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { hkdfSync } from "node:crypto";
 
 import { generateKeyFile, keyPath, readKeyFile } from "../../common/wire/keys.ts";
 
@@ -17,11 +18,20 @@ const decoder = new TextDecoder();
 /** File name of the memory key inside the secrets directory. */
 export const MEMORY_KEY_FILE = "memory.key";
 
-/** A loaded memory key (non-extractable AES-GCM key). */
+/** A loaded memory key: the AES-GCM key and the hash chain's MAC key. */
 export interface MemoryKey {
-  /** The WebCrypto key. */
+  /** The WebCrypto key (non-extractable AES-GCM). */
   readonly key: CryptoKey;
+  /**
+   * The hash chain's HMAC key, derived from the same secret with HKDF
+   * (info `joi-memory-chain-v1`): without it nobody can recompute the chain
+   * after deleting or reordering records.
+   */
+  readonly chainKey: Uint8Array;
 }
+
+/** HKDF label of the chain key (distinct from the encryption key's use). */
+export const CHAIN_KEY_INFO = "joi-memory-chain-v1";
 
 /** A sealed value: nonce and ciphertext, both base64. */
 export interface Sealed {
@@ -64,7 +74,8 @@ export async function importMemoryKey(raw: Uint8Array<ArrayBuffer>): Promise<Mem
     "encrypt",
     "decrypt",
   ]);
-  return { key };
+  const chainKey = new Uint8Array(hkdfSync("sha256", raw, new Uint8Array(0), CHAIN_KEY_INFO, 32));
+  return { key, chainKey };
 }
 
 /**

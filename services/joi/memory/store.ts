@@ -284,7 +284,7 @@ export class MemoryStore {
   }
 
   #insert(rec: Omit<ChainRecord, "hash">): string {
-    const hash = recordHash(rec);
+    const hash = recordHash(rec, this.#key.chainKey);
     this.#sql(
       `INSERT INTO memory_records (id, kind, conversation_id, role, sender, created_at, nonce, ciphertext, meta, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -97,7 +97,11 @@ export interface ChannelVerifyReport extends VerifyReport {
 }
 
 /** Verifies every channel store under `stateDir` against the heads in joi.db. */
-export function verifyAll(stateDir: string, recipients: RecipientsShape): ChannelVerifyReport[] {
+export function verifyAll(
+  stateDir: string,
+  recipients: RecipientsShape,
+  chainKey: Uint8Array,
+): ChannelVerifyReport[] {
   const paths = memoryPaths(recipients);
   let heads: ChainHeads | undefined;
   let stateDb;
@@ -136,7 +140,12 @@ export function verifyAll(stateDir: string, recipients: RecipientsShape): Channe
       }
       const db = openDb(path, { readOnly: true });
       try {
-        out.push({ channel, path, exists: true, ...verifyChain(db, heads?.get(channel)) });
+        out.push({
+          channel,
+          path,
+          exists: true,
+          ...verifyChain(db, chainKey, heads?.get(channel)),
+        });
       } finally {
         db.close();
       }

@@ -37,7 +37,11 @@ export interface VerifyReport {
 }
 
 /** Verifies the `memory_records` chain of an open channel database. */
-export function verifyChain(db: DatabaseSync, head?: ChainHead): VerifyReport {
+export function verifyChain(
+  db: DatabaseSync,
+  chainKey: Uint8Array,
+  head?: ChainHead,
+): VerifyReport {
   let rows: ChainRecord[];
   try {
     rows = db.prepare(`SELECT * FROM memory_records ORDER BY id`).all() as unknown as ChainRecord[];
@@ -92,7 +96,7 @@ export function verifyChain(db: DatabaseSync, head?: ChainHead): VerifyReport {
       }, i);
     }
     const { hash, ...rest } = r;
-    const computed = recordHash(rest);
+    const computed = recordHash(rest, chainKey);
     if (computed !== hash) {
       return report({
         id: r.id,

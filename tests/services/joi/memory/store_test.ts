@@ -1,9 +1,13 @@
+import { DatabaseSync } from "node:sqlite";
 import assert from "node:assert/strict";
 import {
+  type ChainRecord,
   generateMemoryKeyFile,
+  GENESIS_HASH,
   loadMemoryKey,
   MemoryKeyError,
   MemoryStores,
+  recordHash,
   verifyAll,
 } from "../../../../services/joi/memory/mod.ts";
 
@@ -165,8 +169,13 @@ async function fill(t: Awaited<ReturnType<typeof setup>>, n: number) {
   return s;
 }
 
-function reportOf(dir: string, channel = "owner_private_dm") {
-  const r = verifyAll(`${dir}/state`, RECIPIENTS).find((x) => x.channel === channel);
+function reportOf(
+  t: { dir: string; key: { chainKey: Uint8Array } },
+  channel = "owner_private_dm",
+) {
+  const r = verifyAll(`${t.dir}/state`, RECIPIENTS, t.key.chainKey).find((x) =>
+    x.channel === channel
+  );
   assert.ok(r);
   return r;
 }
@@ -176,9 +185,9 @@ Deno.test("memory verify: passes on an untouched store", async () => {
   try {
     await fill(t, 12);
     t.stores.close();
-    const all = verifyAll(`${t.dir}/state`, RECIPIENTS);
+    const all = verifyAll(`${t.dir}/state`, RECIPIENTS, t.key.chainKey);
     assert.ok(all.every((r) => r.ok), JSON.stringify(all));
-    assert.equal(reportOf(t.dir).records, 12);
+    assert.equal(reportOf(t).records, 12);
   } finally {
     await Deno.remove(t.dir, { recursive: true });
   }
@@ -193,7 +202,7 @@ Deno.test("memory verify: pinpoints a record edited with the sqlite3 shell", asy
       `${t.dir}/state/data/owner/private.db`,
       "UPDATE memory_records SET sender='partner' WHERE id=7",
     );
-    const r = reportOf(t.dir);
+    const r = reportOf(t);
     assert.equal(r.ok, false);
     assert.equal(r.broken?.id, 7);
     assert.match(r.broken!.reason, /altered/);
@@ -214,24 +223,24 @@ Deno.test("memory verify: an edited ciphertext, a deleted middle record, deleted
       db,
       "UPDATE memory_records SET ciphertext='AAAA'||substr(ciphertext,5) WHERE id=3",
     );
-    assert.equal(reportOf(t.dir).broken?.id, 3);
+    assert.equal(reportOf(t).broken?.id, 3);
     await Deno.copyFile(`${db}.orig`, db);
     await sqlite(db, "DELETE FROM memory_records WHERE id=5");
-    const mid = reportOf(t.dir);
+    const mid = reportOf(t);
     assert.equal(mid.broken?.id, 6);
     assert.match(mid.broken!.reason, /#5\.\.#5 were deleted/);
     await Deno.copyFile(`${db}.orig`, db);
     await sqlite(db, "DELETE FROM memory_records WHERE id>=9");
-    const tail = reportOf(t.dir);
+    const tail = reportOf(t);
     assert.equal(tail.broken?.id, 9);
     assert.match(tail.broken!.reason, /newest/);
     await Deno.copyFile(`${db}.orig`, db);
     await sqlite(db, "DELETE FROM memory_records WHERE id<=2");
-    const head = reportOf(t.dir);
+    const head = reportOf(t);
     assert.equal(head.broken?.id, 3);
     assert.match(head.broken!.reason, /no prune record/);
     await Deno.copyFile(`${db}.orig`, db);
-    assert.equal(reportOf(t.dir).ok, true);
+    assert.equal(reportOf(t).ok, true);
   } finally {
     await Deno.remove(t.dir, { recursive: true });
   }
@@ -254,7 +263,7 @@ Deno.test("memory prune: retention deletes old records and the chain stays valid
       "late1",
       "late2",
     ]);
-    assert.equal(reportOf(t.dir).ok, true, JSON.stringify(reportOf(t.dir)));
+    assert.equal(reportOf(t).ok, true, JSON.stringify(reportOf(t)));
     // a second prune that removes everything, including the first prune record
     t.advance(30 * 86_400_000);
     await s.appendTurn({ conversationId: "c", role: "user", sender: "owner", text: "after" });
@@ -263,7 +272,7 @@ Deno.test("memory prune: retention deletes old records and the chain stays valid
     assert.equal(all.deleted, 5);
     assert.equal(s.count(), 1);
     await s.appendTurn({ conversationId: "c", role: "user", sender: "owner", text: "new" });
-    assert.equal(reportOf(t.dir).ok, true, JSON.stringify(reportOf(t.dir)));
+    assert.equal(reportOf(t).ok, true, JSON.stringify(reportOf(t)));
     // nothing old enough: no prune record
     assert.deepEqual(await s.prune(5), { deleted: 0 });
     // retention figures per channel from the policy
@@ -275,7 +284,7 @@ Deno.test("memory prune: retention deletes old records and the chain stays valid
       `${t.dir}/state/data/owner/private.db`,
       "UPDATE memory_records SET meta=replace(meta,'\"deleted\":5','\"deleted\":1') WHERE kind='prune'",
     );
-    assert.equal(reportOf(t.dir).ok, false);
+    assert.equal(reportOf(t).ok, false);
   } finally {
     await Deno.remove(t.dir, { recursive: true });
   }
@@ -302,6 +311,47 @@ Deno.test("memory: a write after records were deleted outside joi is refused lou
       /deleted outside joi/,
     );
     stores.close();
+  } finally {
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});
+
+Deno.test("memory verify: a deletion hidden by rebuilding the chain without the key is caught", async () => {
+  const t = await setup();
+  try {
+    await fill(t, 12);
+    t.stores.close();
+    // The attacker can write both databases but does not hold memory.key: they
+    // delete record 5 and recompute every later link and the head anchor with
+    // a key of their own (a keyless sha256 chain would be rebuilt exactly so).
+    const forgedKey = crypto.getRandomValues(new Uint8Array(32));
+    const db = new DatabaseSync(`${t.dir}/state/data/owner/private.db`);
+    db.exec("DELETE FROM memory_records WHERE id=5");
+    const rows = db.prepare("SELECT * FROM memory_records ORDER BY id")
+      .all() as unknown as ChainRecord[];
+    let prev = GENESIS_HASH;
+    for (const r of rows) {
+      const { hash: _old, ...rest } = { ...r, prev_hash: prev };
+      const hash = recordHash(rest, forgedKey);
+      db.prepare("UPDATE memory_records SET prev_hash = ?, hash = ? WHERE id = ?").run(
+        prev,
+        hash,
+        r.id,
+      );
+      prev = hash;
+    }
+    db.close();
+    const state = new DatabaseSync(`${t.dir}/state/joi.db`);
+    state.prepare("UPDATE memory_chain_heads SET last_hash = ? WHERE channel = ?").run(
+      prev,
+      "owner_private_dm",
+    );
+    state.close();
+
+    const r = reportOf(t);
+    assert.equal(r.ok, false, "the rebuilt chain must not verify");
+    assert.equal(r.broken?.id, 1, "the first re-keyed link is reported");
+    assert.match(r.broken!.reason, /altered/);
   } finally {
     await Deno.remove(t.dir, { recursive: true });
   }
