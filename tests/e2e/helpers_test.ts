@@ -79,6 +79,7 @@ Deno.test("loadCredentials reads the staged units' LoadCredential= lines", () =>
     "joi_to_mesh.key",
     "memory.key",
     "mesh_to_joi.key",
+    "openhab_to_joi.key",
   ]);
   for (const c of loadCredentials(joi.text)) assert.equal(c.path, `/etc/joi/secrets/${c.name}`);
   assert.deepEqual(loadCredentials("[Service]\nExecStart=/bin/true\n"), []);
