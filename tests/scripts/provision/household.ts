@@ -270,7 +270,10 @@ export async function asService(
   const r = await run("sudo", [
     "-u",
     h.users.svc,
-    Deno.execPath(),
+    // The household's installed entry point is a root:root 0755 copy of this
+    // very Deno binary; the original may sit where the service user cannot
+    // reach it (npx's cache under /root, as in CI).
+    h.retrieveBin,
     "run",
     "--no-prompt",
     "--no-config",
