@@ -25,7 +25,8 @@ import {
   programSpec,
 } from "./services/common/permissions.ts";
 import { type ChildSpec, Supervisor } from "./services/common/supervisor.ts";
-import { SERVICE_ENV } from "./services/common/units.ts";
+import { SERVICE_ENV, webSearchAccess } from "./services/common/units.ts";
+import { loadPolicyFile } from "./services/common/policy/mod.ts";
 import { generateKeyFile } from "./services/common/wire/keys.ts";
 
 /** The keys the local run needs, each generated once with mode 0600. */
@@ -135,7 +136,9 @@ async function main(): Promise<number> {
   const varDir = values["var-dir"].startsWith("/")
     ? values["var-dir"]
     : `${Deno.cwd()}/${values["var-dir"].replace(/^\.\//, "")}`;
-  const layout = localLayout({ basePort, varDir });
+  // joi may dial the search proxy only when tools.yaml enables web search
+  const webSearch = webSearchAccess(loadPolicyFile("tools", "./policies/tools.yaml"));
+  const layout = localLayout({ basePort, varDir, ...(webSearch ? { webSearch } : {}) });
   const print = (line: string) => console.log(line);
   const created = await prepareVar(layout);
   for (const path of created) print(`[main] generated key ${path} (mode 0600)`);

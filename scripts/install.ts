@@ -63,7 +63,8 @@ async function main(): Promise<number> {
   }
   const network = loadPolicyFile("network", `${values.repo}/policies/network.yaml`);
   const llm = loadPolicyFile("llm", `${values.repo}/policies/llm.yaml`);
-  const addresses = productionAddressesFrom(network, llm);
+  const tools = loadPolicyFile("tools", `${values.repo}/policies/tools.yaml`);
+  const addresses = productionAddressesFrom(network, llm, tools);
   const units = renderUnits(addresses);
   const denoJson = await productionDenoJson(values.repo, addresses);
   const plan = planInstall({

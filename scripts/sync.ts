@@ -27,6 +27,7 @@ export function shippedUnits(policiesDir = "./policies"): UnitFile[] {
   return renderUnits(productionAddressesFrom(
     loadPolicyFile("network", `${policiesDir}/network.yaml`),
     loadPolicyFile("llm", `${policiesDir}/llm.yaml`),
+    loadPolicyFile("tools", `${policiesDir}/tools.yaml`),
   ));
 }
 

@@ -8,12 +8,12 @@
  * @module
  */
 import type { ProductionAddresses } from "../../services/common/permissions.ts";
-import type { Llm, Network } from "../../services/common/policy/mod.ts";
+import type { Llm, Network, Tools } from "../../services/common/policy/mod.ts";
 import { productionAddressesFrom as fromPolicies } from "../../services/common/units.ts";
 
 /** The production addresses stated by `network.yaml` and `llm.yaml`. */
 export function productionAddressesFrom(
-  policies: { network: Network; llm: Llm },
+  policies: { network: Network; llm: Llm; tools?: Tools },
 ): ProductionAddresses {
-  return fromPolicies(policies.network, policies.llm);
+  return fromPolicies(policies.network, policies.llm, policies.tools);
 }

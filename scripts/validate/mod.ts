@@ -139,7 +139,11 @@ export function validate(options: ValidateOptions = {}): Report {
   }
 
   if (p.network && p.llm) {
-    const addresses = productionAddressesFrom({ network: p.network, llm: p.llm });
+    const addresses = productionAddressesFrom({
+      network: p.network,
+      llm: p.llm,
+      ...(p.tools ? { tools: p.tools } : {}),
+    });
     const layout = productionLayout(addresses);
     family(() => checkUnits(paths.at(INSTALLED.unitsDir), layout), "units");
     if (p.recipients && accounts) {

@@ -50,6 +50,18 @@ export interface Endpoint {
   port: number;
 }
 
+/**
+ * Web search through the mesh's HTTP proxy (tools.yaml `web_search`, when
+ * enabled). Deno checks `--allow-net` for the proxy when the client is made
+ * and for every destination when fetching through it, so both are listed.
+ */
+export interface WebSearchAccess {
+  /** The proxy (the mesh's Squid). */
+  proxy: Endpoint;
+  /** Allowed destinations as `host:443` (tools.yaml `allowed_domains`). */
+  hosts: string[];
+}
+
 /** Where things are in one deployment: the local run or a production VM. */
 export interface Layout {
   /** `local` for `deno task start`, `production` for the VMs. */
@@ -98,6 +110,8 @@ export interface Layout {
   retrieveBin: string;
   /** The knowledge broker's Unix socket (the only process that may sudo). */
   knowledgeSocket: string;
+  /** Web search, when tools.yaml enables it (joi then dials the proxy and those hosts). */
+  webSearch?: WebSearchAccess;
   /** sudo, as joi spawns it. */
   sudoBin: string;
   /** The Deno binary the units start (`/usr/local/bin/deno`); `deno` locally. */
@@ -153,6 +167,8 @@ export interface LocalLayoutOptions {
   basePort?: number;
   /** State directory (default `./var`). */
   varDir?: string;
+  /** Web search, when tools.yaml enables it. */
+  webSearch?: WebSearchAccess;
 }
 
 /**
@@ -182,6 +198,7 @@ export function localLayout(options: LocalLayoutOptions = {}): Layout {
     signalAttachmentsDir: `${v}/signal-cli/attachments`,
     retrieveBin: "/usr/local/bin/joi-retrieve",
     knowledgeSocket: `${v}/knowledge.sock`,
+    ...(options.webSearch ? { webSearch: options.webSearch } : {}),
     sudoBin: "/usr/bin/sudo",
     denoBin: "deno",
   };
@@ -203,6 +220,8 @@ export interface ProductionAddresses {
   signalDataDir: string;
   /** The underlay Nebula's UDP runs over (vmbr1) and its port. */
   underlay: { cidr: string; port: number };
+  /** Web search, when tools.yaml enables it. */
+  webSearch?: WebSearchAccess;
 }
 
 /** The systemd unit name of each long-running program. */
@@ -260,6 +279,7 @@ export function productionLayout(
     signalAttachmentsDir: `${a.signalDataDir}/attachments`,
     retrieveBin: at("/usr/local/bin/joi-retrieve"),
     knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
+    ...(a.webSearch ? { webSearch: a.webSearch } : {}),
     sudoBin: "/usr/bin/sudo",
     denoBin: "/usr/local/bin/deno",
   };
@@ -301,6 +321,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
         hostPort(l.meshOutbound),
         hostPort(l.llm),
         `unix:${l.knowledgeSocket}`,
+        ...(l.webSearch ? [hostPort(l.webSearch.proxy), ...l.webSearch.hosts] : []),
       ],
       // No --allow-run: knowledge is searched through the broker, the only
       // process allowed to run sudo (and one without any network).

@@ -18,6 +18,7 @@ import {
   productionLayout,
   programSpec,
   UNIT_NAMES,
+  type WebSearchAccess,
 } from "./permissions.ts";
 
 /** A rendered unit file. */
@@ -411,7 +412,33 @@ export function endpointOf(url: string): { host: string; port: number } {
   return { host: u.hostname.replace(/^\[|\]$/g, ""), port };
 }
 
-/** The production addresses, from validated `network.yaml` and `llm.yaml`. */
+/** The tools.yaml shape {@link webSearchAccess} reads. */
+export interface ToolsShape {
+  tools: Record<
+    string,
+    {
+      enabled: boolean;
+      transport: string;
+      endpoint: string;
+      policy: { allowed_domains?: string[] };
+    }
+  >;
+}
+
+/**
+ * What joi must be allowed to dial for web search, or undefined when
+ * tools.yaml does not enable it: the proxy and each allowed domain on 443.
+ */
+export function webSearchAccess(tools: ToolsShape): WebSearchAccess | undefined {
+  const t = Object.hasOwn(tools.tools, "web_search") ? tools.tools.web_search : undefined;
+  if (!t?.enabled || t.transport !== "http_proxy") return undefined;
+  return {
+    proxy: endpointOf(t.endpoint),
+    hosts: (t.policy.allowed_domains ?? []).map((d) => `${d}:443`),
+  };
+}
+
+/** The production addresses, from validated `network.yaml`, `llm.yaml` (and `tools.yaml`). */
 export function productionAddressesFrom(
   network: {
     hosts: { mesh: string; joi: string; openhab: string };
@@ -421,8 +448,11 @@ export function productionAddressesFrom(
     nebula: { underlay_cidr: string; port: number };
   },
   llm: { endpoint: string },
+  tools?: ToolsShape,
 ): ProductionAddresses {
+  const webSearch = tools ? webSearchAccess(tools) : undefined;
   return {
+    ...(webSearch ? { webSearch } : {}),
     underlay: { cidr: network.nebula.underlay_cidr, port: network.nebula.port },
     hosts: network.hosts,
     ports: {
