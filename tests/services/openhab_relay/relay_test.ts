@@ -1,43 +1,11 @@
 import assert from "node:assert/strict";
-import { createLogger, memorySink } from "../../../services/common/log.ts";
-import { Relay } from "../../../services/openhab_relay/relay.ts";
 import { parseSse } from "../../../services/openhab_relay/sse.ts";
 import { readTokenFile } from "../../../services/openhab_relay/main.ts";
 import { itemChange, startOpenhabSse } from "../../peers/openhab_sse.ts";
 import { startHarness } from "../joi/harness.ts";
+import { relayFor, until } from "./relay_helpers.ts";
 
 const TOKEN = "oh.joirelay.0123456789abcdef";
-
-async function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function relayFor(
-  openhabUrl: string,
-  joiUrl: string,
-  extra: Partial<ConstructorParameters<typeof Relay>[0]> = {},
-) {
-  const sink = memorySink();
-  const relay = new Relay({
-    openhabUrl,
-    joiUrl,
-    token: TOKEN,
-    source: "openhab.homelab.example",
-    items: { allow: ["*"], block: ["*_password*", "*_secret*", "*_key*", "*_token*"] },
-    maxBatch: 50,
-    maxEventBytes: 10_240,
-    keepAliveMs: 10_000,
-    backoffMinMs: 20,
-    backoffMaxMs: 200,
-    log: createLogger("relay-test", { quiet: true, sinks: [sink] }),
-    ...extra,
-  });
-  return { relay, logs: sink.lines };
-}
 
 Deno.test("SSE parser: fields, multi-line data, comments, CRLF, split chunks", async () => {
   const text =
@@ -61,7 +29,7 @@ Deno.test("SSE parser: fields, multi-line data, comments, CRLF, split chunks", a
 Deno.test("relay: openHAB stream -> joi, keep-alives, filtering, a dropped connection reconnects", async () => {
   const sse = startOpenhabSse(TOKEN);
   const h = await startHarness();
-  const { relay } = relayFor(sse.url, h.url);
+  const { relay } = relayFor(sse.url, h.url, TOKEN);
   const running = relay.run();
   try {
     await sse.waitConnections(1);
@@ -106,7 +74,7 @@ Deno.test("relay: openHAB stream -> joi, keep-alives, filtering, a dropped conne
 Deno.test("relay: a silent stream (no keep-alive for 3 periods) is reconnected by the watchdog", async () => {
   const sse = startOpenhabSse(TOKEN);
   const h = await startHarness();
-  const { relay, logs } = relayFor(sse.url, h.url, { keepAliveMs: 40 });
+  const { relay, logs } = relayFor(sse.url, h.url, TOKEN, { keepAliveMs: 40 });
   const running = relay.run();
   try {
     await sse.waitConnections(1);
@@ -124,7 +92,7 @@ Deno.test("relay: a silent stream (no keep-alive for 3 periods) is reconnected b
 Deno.test("relay: a wrong token is refused by openHAB and never connects", async () => {
   const sse = startOpenhabSse("another-token-value");
   const h = await startHarness();
-  const { relay, logs } = relayFor(sse.url, h.url);
+  const { relay, logs } = relayFor(sse.url, h.url, TOKEN);
   const running = relay.run();
   try {
     await until(() => sse.unauthorized >= 2, "repeated 401s");
@@ -159,7 +127,7 @@ Deno.test("relay: buffers while joi is unreachable and delivers when it is back"
       body: await req.arrayBuffer(),
     });
   });
-  const { relay } = relayFor(sse.url, `http://127.0.0.1:${gate.addr.port}`);
+  const { relay } = relayFor(sse.url, `http://127.0.0.1:${gate.addr.port}`, TOKEN);
   const running = relay.run();
   try {
     await sse.waitConnections(1);

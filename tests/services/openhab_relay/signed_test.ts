@@ -5,43 +5,20 @@
  */
 import assert from "node:assert/strict";
 import { importHmacKey, signedHeaders } from "../../../services/common/wire/sign.ts";
-import { createLogger, memorySink } from "../../../services/common/log.ts";
-import { Relay } from "../../../services/openhab_relay/relay.ts";
 import { itemChange, startOpenhabSse } from "../../peers/openhab_sse.ts";
 import { randomKeyBytes } from "../../peers/mesh_peer.ts";
 import { startHarness } from "../joi/harness.ts";
+import { relayFor, until } from "./relay_helpers.ts";
 
 const TOKEN = "oh.test-token-0123456789";
-
-function relayFor(openhabUrl: string, joiUrl: string, signingKey?: CryptoKey) {
-  const sink = memorySink();
-  const relay = new Relay({
-    openhabUrl,
-    joiUrl,
-    token: TOKEN,
-    source: "openhab.homelab.example",
-    items: { allow: ["*"], block: ["*_password*", "*_secret*", "*_key*", "*_token*"] },
-    maxBatch: 50,
-    maxEventBytes: 10_240,
-    keepAliveMs: 10_000,
-    backoffMinMs: 20,
-    backoffMaxMs: 200,
-    log: createLogger("relay-test", { quiet: true, sinks: [sink] }),
-    ...(signingKey ? { signingKey } : {}),
-  });
-  return { relay, logs: sink.lines };
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(cond(), `timed out waiting for ${what}`);
-}
 
 Deno.test("signed ingest: the relay's signed smoke alarm gets through; unsigned and replayed posts do not", async () => {
   const ingestKeyBytes = randomKeyBytes();
   const h = await startHarness({ ingestKeyBytes, clock: { t: Date.now() } });
   const sse = startOpenhabSse(TOKEN);
-  const signed = relayFor(sse.url, h.url, await importHmacKey(ingestKeyBytes));
+  const signed = relayFor(sse.url, h.url, TOKEN, {
+    signingKey: await importHmacKey(ingestKeyBytes),
+  });
   try {
     // an unsigned contract-format event: refused before it is handled
     const body = {
@@ -121,7 +98,7 @@ Deno.test("signed ingest: the relay's signed smoke alarm gets through; unsigned 
 Deno.test("signed ingest: a relay without the key is refused and says so", async () => {
   const h = await startHarness({ ingestKeyBytes: randomKeyBytes(), clock: { t: Date.now() } });
   const sse = startOpenhabSse(TOKEN);
-  const plain = relayFor(sse.url, h.url);
+  const plain = relayFor(sse.url, h.url, TOKEN);
   try {
     const running = plain.relay.run();
     await sse.waitConnections(1);
