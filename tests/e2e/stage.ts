@@ -19,6 +19,7 @@ import {
   programSpec,
   UNIT_NAMES,
 } from "../../services/common/permissions.ts";
+import { parsePolicyText } from "../../services/common/policy/mod.ts";
 import { sh } from "./topology.ts";
 
 /** A staged deployment. */
@@ -60,20 +61,10 @@ export function renameChannelUsers(text: string, prefix: string): string {
   return text.replace(/\bjoi-(?=[a-z])/g, `${prefix}-`);
 }
 
-/** The channel users of a `channel_users.yaml` text. */
-export function channelUsersOf(text: string): string[] {
-  const users: string[] = [];
-  let inside = false;
-  for (const line of text.split("\n")) {
-    if (/^allowed_channel_users:/.test(line)) {
-      inside = true;
-      continue;
-    }
-    if (inside && /^\S/.test(line)) inside = false;
-    const m = inside ? /^\s+[a-z_]+:\s*([a-z0-9][a-z0-9-]*)\s*(#.*)?$/.exec(line) : null;
-    if (m) users.push(m[1]);
-  }
-  return users;
+/** The channel users of a `channel_users.yaml` text, validated by the policy loader. */
+export function channelUsersOf(text: string, file = "channel_users.yaml"): string[] {
+  const config = parsePolicyText("channelUsers", text, file);
+  return Object.values(config.allowed_channel_users);
 }
 
 /** The staging tree of run `tag`, relative to the repository. */
@@ -154,9 +145,8 @@ export async function stageDeployment(o: StageOptions): Promise<Stage> {
       const path = `${layout.joiConfigDir}/${f}`;
       await Deno.writeTextFile(path, renameChannelUsers(await Deno.readTextFile(path), prefix));
     }
-    const wanted = channelUsersOf(
-      await Deno.readTextFile(`${layout.joiConfigDir}/channel_users.yaml`),
-    );
+    const channelUsersFile = `${layout.joiConfigDir}/channel_users.yaml`;
+    const wanted = channelUsersOf(await Deno.readTextFile(channelUsersFile), channelUsersFile);
     if (wanted.length === 0) throw new Error("stage: no channel users in channel_users.yaml");
     for (const u of wanted) {
       users.push(u);
