@@ -26,7 +26,8 @@
  *
  * @module
  */
-import { importHmacKey } from "./sign.ts";
+import { exists } from "../fs.ts";
+import { bytesToHex, hexToBytes, importHmacKey } from "./sign.ts";
 
 /** The minimum key size in bytes. */
 export const MIN_KEY_BYTES = 32;
@@ -82,9 +83,7 @@ export function decodeKeyMaterial(path: string, bytes: Uint8Array): Uint8Array {
           `at least ${MIN_KEY_BYTES} are required: ${generate}`,
       );
     }
-    const out = new Uint8Array(trimmed.length / 2);
-    for (let i = 0; i < out.length; i++) out[i] = parseInt(trimmed.slice(2 * i, 2 * i + 2), 16);
-    return out;
+    return hexToBytes(trimmed);
   }
   if (BASE64.test(trimmed)) {
     let decoded: Uint8Array;
@@ -212,8 +211,7 @@ export async function loadKey(secretsDir: string | undefined, name: string): Pro
  */
 export async function generateKeyFile(path: string): Promise<void> {
   const bytes = crypto.getRandomValues(new Uint8Array(MIN_KEY_BYTES));
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
+  const hex = bytesToHex(bytes);
   bytes.fill(0);
   const slash = path.lastIndexOf("/");
   const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
@@ -252,12 +250,6 @@ export async function loadOptionalKey(
   secretsDir: string | undefined,
   name: string,
 ): Promise<CryptoKey | undefined> {
-  const path = keyPath(secretsDir, name);
-  try {
-    await Deno.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
+  if (!(await exists(keyPath(secretsDir, name)))) return undefined;
   return await loadKey(secretsDir, name);
 }
