@@ -11,6 +11,7 @@
  * @module
  */
 import { createHmac } from "node:crypto";
+import { canonicalJson } from "../../common/policy/identities_hash.ts";
 
 /** The `prev_hash` of the very first record of a store. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -42,15 +43,6 @@ export interface ChainRecord {
   prev_hash: string;
   /** This record's hash. */
   hash: string;
-}
-
-/** JSON with object keys sorted at every level: a stable byte form. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
 }
 
 /** The hash a record must carry given its content, predecessor and the chain key. */

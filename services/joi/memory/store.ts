@@ -9,13 +9,8 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openDb, transaction } from "../../common/db.ts";
-import {
-  canonicalJson,
-  type ChainRecord,
-  GENESIS_HASH,
-  recordHash,
-  type RecordKind,
-} from "./chain.ts";
+import { canonicalJson } from "../../common/policy/identities_hash.ts";
+import { type ChainRecord, GENESIS_HASH, recordHash, type RecordKind } from "./chain.ts";
 import { type MemoryKey, open, seal } from "./crypto.ts";
 import type { ChainHeads } from "./heads.ts";
 
@@ -74,20 +69,6 @@ export interface MemoryStoreOptions {
   heads?: ChainHeads;
   /** Clock (Unix ms), for tests. */
   now?: () => number;
-}
-
-interface Row {
-  id: number;
-  kind: RecordKind;
-  conversation_id: string;
-  role: string;
-  sender: string;
-  created_at: number;
-  nonce: string;
-  ciphertext: string;
-  meta: string;
-  prev_hash: string;
-  hash: string;
 }
 
 /** One channel's encrypted, hash-chained memory. */
@@ -155,7 +136,7 @@ export class MemoryStore {
   async conversation(conversationId: string, limit = 200): Promise<ConversationState> {
     const s = this.#sql(
       `SELECT * FROM memory_records WHERE conversation_id = ? AND kind = 'summary' ORDER BY id DESC LIMIT 1`,
-    ).get(conversationId) as Row | undefined;
+    ).get(conversationId) as ChainRecord | undefined;
     let summary: ConversationState["summary"];
     let after = 0;
     if (s) {
@@ -165,7 +146,7 @@ export class MemoryStore {
     const rows = this.#sql(
       `SELECT * FROM (SELECT * FROM memory_records WHERE conversation_id = ? AND kind = 'turn' AND id > ?
          ORDER BY id DESC LIMIT ?) ORDER BY id ASC`,
-    ).all(conversationId, after, limit) as unknown as Row[];
+    ).all(conversationId, after, limit) as unknown as ChainRecord[];
     const turns: Turn[] = [];
     for (const r of rows) {
       turns.push({
@@ -183,7 +164,7 @@ export class MemoryStore {
   async facts(limit = 20): Promise<string[]> {
     const rows = this.#sql(
       `SELECT * FROM (SELECT * FROM memory_records WHERE kind = 'fact' ORDER BY id DESC LIMIT ?) ORDER BY id`,
-    ).all(limit) as unknown as Row[];
+    ).all(limit) as unknown as ChainRecord[];
     const out: string[] = [];
     for (const r of rows) out.push(await this.#open(r));
     return out;
@@ -350,7 +331,7 @@ export class MemoryStore {
     return st;
   }
 
-  #open(r: Row): Promise<string> {
+  #open(r: ChainRecord): Promise<string> {
     return open(this.#key, this.#channel, Number(r.id), {
       nonce: r.nonce,
       ciphertext: r.ciphertext,
