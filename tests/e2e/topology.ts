@@ -18,7 +18,6 @@ import { createCa, signNodes } from "../../scripts/nebula/certs.ts";
 import {
   type NebulaPlan,
   type NodeName,
-  NODES,
   renderGuard,
   renderNodeConfig,
 } from "../../scripts/nebula/config.ts";
@@ -81,6 +80,20 @@ export function hostAddresses(cidr: string, n: number): { ips: string[]; prefix:
   return { ips, prefix };
 }
 
+/** How a {@link Child} is started. */
+export interface ChildOptions {
+  /** Working directory. */
+  cwd?: string;
+  /** Environment variables. */
+  env?: Record<string, string>;
+  /** Start from an empty environment. */
+  clearEnv?: boolean;
+  /** Pipe stdin (for {@link Child.send}). */
+  stdin?: boolean;
+  /** Parse stdout as JSON lines into {@link Child.lines}. */
+  lines?: boolean;
+}
+
 /** A child process with its output kept for failure messages. */
 export class Child {
   readonly name: string;
@@ -93,13 +106,7 @@ export class Child {
   #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
   #watchers = new Set<() => void>();
 
-  constructor(name: string, cmd: string, args: string[], o: {
-    cwd?: string;
-    env?: Record<string, string>;
-    clearEnv?: boolean;
-    stdin?: boolean;
-    lines?: boolean;
-  } = {}) {
+  constructor(name: string, cmd: string, args: string[], o: ChildOptions = {}) {
     this.name = name;
     this.process = new Deno.Command(cmd, {
       args,
@@ -314,13 +321,7 @@ export class Topology {
   }
 
   /** Starts a child inside a host namespace and tracks it for teardown. */
-  spawn(node: NodeName, name: string, cmd: string, args: string[], o: {
-    cwd?: string;
-    env?: Record<string, string>;
-    clearEnv?: boolean;
-    stdin?: boolean;
-    lines?: boolean;
-  } = {}): Child {
+  spawn(node: NodeName, name: string, cmd: string, args: string[], o: ChildOptions = {}): Child {
     const c = new Child(name, "ip", ["netns", "exec", this.ns[node], cmd, ...args], o);
     this.children.push(c);
     return c;
@@ -488,5 +489,3 @@ export class Topology {
     return problems;
   }
 }
-
-export { NODES };
