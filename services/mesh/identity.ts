@@ -14,25 +14,10 @@
  * @module
  */
 import { createHash } from "node:crypto";
-
-/** One identity of identities.yaml. */
-export interface IdentityEntry {
-  recipient_id: string;
-  uuid?: string;
-  name?: string;
-}
-
-/** One group of identities.yaml. */
-export interface GroupEntry {
-  channel: string;
-  expected_members?: string[];
-}
+import type { Identities } from "../common/policy/identities.ts";
 
 /** identities.yaml, as validated by the policy schema. */
-export interface IdentitiesConfig {
-  identities: Record<string, IdentityEntry>;
-  groups?: Record<string, GroupEntry>;
-}
+export type IdentitiesConfig = Identities;
 
 /** A known sender, resolved from a Signal address. */
 export interface KnownSender {

@@ -131,7 +131,7 @@ export function validateIdentities(raw: unknown): IdentitiesConfig {
 
 /** sha256 of the canonical JSON of an identities config (`X-Config-Hash`). */
 export function hashIdentities(config: IdentitiesConfig): string {
-  return identitiesHash(config as Parameters<typeof identitiesHash>[0]);
+  return identitiesHash(config);
 }
 
 /** Reads every configuration file the mesh needs from `dir`. */

@@ -77,10 +77,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   await Deno.mkdir(o.stateDir, { recursive: true, mode: 0o700 });
   const store = new MeshStore(`${o.stateDir}/mesh.db`, { maxDepth: settings.queue.max_depth });
   const persistPath = `${o.stateDir}/identities.json`;
-  const fromFile = new IdentityView(
-    config.identities,
-    o.hashIdentities(config.identities as Parameters<HashIdentities>[0]),
-  );
+  const fromFile = new IdentityView(config.identities, o.hashIdentities(config.identities));
   const persisted = await loadPersisted(persistPath, o.validateIdentities, o.hashIdentities, log);
   if (persisted && persisted.hash !== fromFile.hash) {
     log.info("identities_from_last_sync", { hash: persisted.hash, file_hash: fromFile.hash });
