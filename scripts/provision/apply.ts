@@ -55,7 +55,7 @@ export function applyActions(actions: Action[], options: ApplyOptions): Accounts
   const tools = options.tools ?? DEFAULT_TOOLS;
   const etc = options.etc ?? "/etc";
   let accounts: Accounts | undefined;
-  const acc = () => accounts ??= readAccounts(etc);
+  const acc = () => accounts ??= readAccounts(`${etc}/passwd`, `${etc}/group`);
   const dirty = () => accounts = undefined;
   for (const a of actions) {
     options.onAction?.(describe(a));

@@ -60,11 +60,11 @@ export function parseGroup(text: string): Map<string, GroupEntry> {
   return out;
 }
 
-/** Reads the accounts of the system (`etc` = `/etc`). */
-export function readAccounts(etc = "/etc"): Accounts {
+/** Reads the accounts of the system from its `passwd` and `group` files. */
+export function readAccounts(passwdFile = "/etc/passwd", groupFile = "/etc/group"): Accounts {
   return {
-    users: parsePasswd(Deno.readTextFileSync(`${etc}/passwd`)),
-    groups: parseGroup(Deno.readTextFileSync(`${etc}/group`)),
+    users: parsePasswd(Deno.readTextFileSync(passwdFile)),
+    groups: parseGroup(Deno.readTextFileSync(groupFile)),
   };
 }
 

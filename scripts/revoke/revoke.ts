@@ -25,7 +25,7 @@ import {
   policyFileNames,
   policyNames,
 } from "../../services/common/policy/mod.ts";
-import { type Accounts, parseGroup, parsePasswd } from "../provision/system.ts";
+import { type Accounts, readAccounts } from "../provision/system.ts";
 import { INSTALLED } from "../validate/options.ts";
 import { expectedState, type Report, validate, type ValidateOptions } from "../validate/mod.ts";
 import {
@@ -122,13 +122,6 @@ export function checkPolicySet(texts: Record<string, string>, dir: string): Poli
   const cross = crossCheck(loaded as unknown as Policies);
   if (cross.length) throw new PolicyError(cross);
   return loaded as unknown as Policies;
-}
-
-function readAccounts(passwd: string, group: string): Accounts {
-  return {
-    users: parsePasswd(Deno.readTextFileSync(passwd)),
-    groups: parseGroup(Deno.readTextFileSync(group)),
-  };
 }
 
 /** Computes the plan without changing anything. */

@@ -13,7 +13,7 @@
  */
 import { productionLayout } from "../../services/common/permissions.ts";
 import { renderUnits } from "../../services/common/units.ts";
-import { type Accounts, parseGroup, parsePasswd } from "../provision/system.ts";
+import { type Accounts, readAccounts } from "../provision/system.ts";
 import { checkAccounts } from "./accounts_check.ts";
 import { productionAddressesFrom } from "./addresses.ts";
 import { expectedState } from "./expected.ts";
@@ -47,12 +47,9 @@ export interface Report {
   summary: Summary;
 }
 
-function readAccounts(passwd: string, group: string, f: Findings): Accounts | undefined {
+function tryReadAccounts(passwd: string, group: string, f: Findings): Accounts | undefined {
   try {
-    return {
-      users: parsePasswd(Deno.readTextFileSync(passwd)),
-      groups: parseGroup(Deno.readTextFileSync(group)),
-    };
+    return readAccounts(passwd, group);
   } catch (e) {
     f.error(
       "accounts_unreadable",
@@ -106,7 +103,7 @@ export function validate(options: ValidateOptions = {}): Report {
   all.push(...policy.findings.list);
   const p = policy.policies;
   const base = new Findings();
-  const accounts = readAccounts(paths.passwdFile, paths.groupFile, base);
+  const accounts = tryReadAccounts(paths.passwdFile, paths.groupFile, base);
   all.push(...base.list);
   const empty: Accounts = { users: new Map(), groups: new Map() };
 
