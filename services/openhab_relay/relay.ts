@@ -260,7 +260,7 @@ export class Relay {
       });
       let status = 0;
       try {
-        const raw = new TextEncoder().encode(body);
+        const raw = encoder.encode(body);
         const headers: Record<string, string> = { "content-type": "application/json" };
         if (this.#o.signingKey) {
           Object.assign(
@@ -269,7 +269,7 @@ export class Relay {
               key: this.#o.signingKey,
               direction: "openhab_to_joi",
               method: "POST",
-              path: new URL(url).pathname,
+              path: url.pathname,
               body: raw,
               timestamp: this.#now(),
             }),
@@ -304,7 +304,7 @@ export class Relay {
         continue;
       }
       this.stats.postFailures++;
-      await this.#sleep(backoff).then(() => {});
+      await this.#sleep(backoff);
       backoff = Math.min(max, backoff * 2);
     }
   }
