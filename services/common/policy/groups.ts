@@ -6,15 +6,12 @@
  * @module
  */
 import { z } from "zod";
-import { BASE64 } from "./identities.ts";
+import { signalGroupId } from "./identities.ts";
 import { channelName, identifier, positiveInt } from "./primitives.ts";
 
 /** One monitored group, keyed by its channel. */
 export const MonitoredGroupSchema = z.object({
-  signal_group_id: z.string().regex(BASE64, {
-    error: (iss) =>
-      `${JSON.stringify(iss.input)} is not a base64 Signal group id (as signal-cli prints it)`,
-  }),
+  signal_group_id: signalGroupId,
   expected_members: z.array(identifier("recipient id")),
   alert_on_change: z.boolean(),
 }).strict();

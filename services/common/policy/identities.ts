@@ -28,7 +28,8 @@ const phone = z.string().regex(E164, {
     `("+" then 7 to 15 digits, quoted in YAML: "+15550000001")`,
 });
 
-const groupId = z.string().regex(BASE64, {
+/** A Signal group id, base64 as signal-cli prints it. */
+export const signalGroupId = z.string().regex(BASE64, {
   error: (iss) =>
     `${JSON.stringify(iss.input)} is not a base64 Signal group id (as signal-cli prints it)`,
 });
@@ -52,7 +53,7 @@ export const IdentityGroupSchema = z.object({
 /** The whole `identities.yaml`. */
 export const IdentitiesSchema = z.object({
   identities: z.record(phone, IdentitySchema),
-  groups: z.record(groupId, IdentityGroupSchema),
+  groups: z.record(signalGroupId, IdentityGroupSchema),
 }).strict();
 
 /** A validated `identities.yaml`. */
