@@ -13,6 +13,7 @@
  * @module
  */
 import { type Envelope, parseEnvelope } from "./envelope.ts";
+import { readCapped } from "./read_capped.ts";
 import { type Direction, HEADERS, signedHeaders } from "./sign.ts";
 
 /** The answer to one request. */
@@ -77,6 +78,7 @@ export interface SignedClientOptions extends JsonClientOptions {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 type Signer = (
@@ -90,30 +92,6 @@ type Try =
   | { kind: "answer"; status: number; envelope: Envelope; retryAfterMs?: number }
   | { kind: "bad_answer"; status: number; problem: string }
   | { kind: "network"; error: unknown };
-
-async function readCapped(response: Response, max: number): Promise<string | undefined> {
-  if (response.body === null) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.length;
-  }
-  return new TextDecoder().decode(bytes);
-}
 
 /** An unsigned JSON client with the retry rules of this module. */
 export class JsonClient {
@@ -262,20 +240,20 @@ export class JsonClient {
     } catch (error) {
       return { kind: "network", error };
     }
-    let text: string | undefined;
+    let answer: Uint8Array | undefined;
     try {
-      text = await readCapped(response, o.maxResponseBytes);
+      answer = await readCapped(response.body, o.maxResponseBytes);
     } catch (error) {
       return { kind: "network", error };
     }
-    if (text === undefined) {
+    if (answer === undefined) {
       return {
         kind: "bad_answer",
         status: response.status,
         problem: `response larger than ${o.maxResponseBytes} bytes`,
       };
     }
-    const parsed = parseEnvelope(text);
+    const parsed = parseEnvelope(decoder.decode(answer));
     if (!parsed.ok) return { kind: "bad_answer", status: response.status, problem: parsed.problem };
     let retryAfterMs: number | undefined;
     if (response.status === 429) {

@@ -24,6 +24,7 @@ import type { Logger } from "../log.ts";
 import { fail } from "./envelope.ts";
 import { requestId } from "./envelope.ts";
 import type { NonceStore } from "./nonce_store.ts";
+import { readCapped } from "./read_capped.ts";
 import {
   type Direction,
   HEADERS,
@@ -139,53 +140,21 @@ async function readBody(c: Context, options: BodyOptions): Promise<BodyResult> {
       return { ok: false, response: tooLarge(`of ${declared} bytes (Content-Length)`) };
     }
   }
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    reader.cancel().catch(() => {});
-  }, options.bodyTimeoutMs ?? 10_000);
+  const timeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), timeoutMs);
+  let bytes: Uint8Array | undefined;
   try {
-    while (true) {
-      let step: ReadableStreamReadResult<Uint8Array>;
-      try {
-        step = await reader.read();
-      } catch {
-        if (timedOut) break;
-        return {
-          ok: false,
-          response: fail(c, "invalid_request", "the request body could not be read"),
-        };
-      }
-      if (step.done) break;
-      total += step.value.length;
-      if (total > max) {
-        reader.cancel().catch(() => {});
-        return { ok: false, response: tooLarge("stream") };
-      }
-      chunks.push(step.value);
-    }
+    bytes = await readCapped(req.body, max, timeout.signal);
+  } catch {
+    const problem = timeout.signal.aborted
+      ? `the request body did not arrive within ${timeoutMs} ms`
+      : "the request body could not be read";
+    return { ok: false, response: fail(c, "invalid_request", problem) };
   } finally {
     clearTimeout(timer);
   }
-  if (timedOut) {
-    return {
-      ok: false,
-      response: fail(
-        c,
-        "invalid_request",
-        `the request body did not arrive within ${options.bodyTimeoutMs ?? 10_000} ms`,
-      ),
-    };
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
+  if (bytes === undefined) return { ok: false, response: tooLarge("stream") };
   return { ok: true, bytes };
 }
 
