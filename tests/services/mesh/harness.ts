@@ -20,7 +20,7 @@ import {
   signedRoutes,
   type WireResponse,
 } from "../../../services/common/wire/mod.ts";
-import { testSocketPaths } from "../../../services/common/permissions.ts";
+import { type Layout, localLayout, testSocketPaths } from "../../../services/common/permissions.ts";
 import type { MeshConfig } from "../../../services/mesh/config.ts";
 import type { IdentitiesConfig } from "../../../services/mesh/identity.ts";
 import { hashIdentities, validateIdentities } from "../../../services/mesh/main.ts";
@@ -150,6 +150,56 @@ export async function writeConfigDir(dir: string, meshYaml = FAST_MESH_YAML): Pr
     await Deno.copyFile(`policies/${f}`, `${dir}/${f}`);
   }
   await Deno.writeTextFile(`${dir}/mesh.yaml`, meshYaml);
+}
+
+/**
+ * The layout of a mesh child process whose files all live under `dir`
+ * (`config/`, `state/`, `log/`, `secrets/`), talking to joi at `joiPort`,
+ * listening on `meshPort` and reaching signal-cli at `signalSocket`.
+ */
+export function meshLayout(
+  dir: string,
+  o: { joiPort: number; meshPort: number; signalSocket: string },
+): Layout {
+  return {
+    ...localLayout({ varDir: dir }),
+    meshConfigDir: `${dir}/config`,
+    meshStateDir: `${dir}/state`,
+    logDir: `${dir}/log`,
+    secretsDir: () => `${dir}/secrets`,
+    joiInbound: { host: "127.0.0.1", port: o.joiPort },
+    meshOutbound: { host: "127.0.0.1", port: o.meshPort },
+    signal: { kind: "socket", path: o.signalSocket },
+  };
+}
+
+/** The `data` of a mesh's `/health` answer, or null while it does not answer. */
+export async function meshHealth(port: number): Promise<Record<string, unknown> | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+    return (await r.json()).data;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Polls the mesh's `/health` until `pred` holds and returns that answer;
+ * throws `failure` after `limitMs` (a safety net, not a timed assertion).
+ */
+export async function waitForHealth(
+  port: number,
+  pred: (health: Record<string, unknown>) => boolean,
+  failure: string,
+  limitMs = 30_000,
+): Promise<Record<string, unknown>> {
+  const start = Date.now();
+  while (true) {
+    const h = await meshHealth(port);
+    if (h && pred(h)) return h;
+    if (Date.now() - start > limitMs) throw new Error(failure);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** One inbound message as joi received it. */

@@ -10,20 +10,21 @@ import {
   localLayout,
   programSpec,
 } from "../../../services/common/permissions.ts";
-import { dataEnvelope } from "../../peers/signal_cli/peer.ts";
+import { dataEnvelope, SignalCliPeer } from "../../peers/signal_cli/peer.ts";
 import {
   claimSocket,
   expectedGroups,
   FakeJoi,
   freePort,
   makeKeys,
+  meshLayout,
   outboundBody,
   OWNER,
   STRANGER,
+  waitForHealth,
   waitUntil,
   writeConfigDir,
 } from "./harness.ts";
-import { SignalCliPeer } from "../../peers/signal_cli/peer.ts";
 
 interface Child {
   process: Deno.ChildProcess;
@@ -45,16 +46,6 @@ function spawnMesh(layout: Layout): Child {
   return { process, stderr };
 }
 
-async function health(port: number): Promise<Record<string, unknown> | null> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-    const b = await r.json();
-    return b.data;
-  } catch {
-    return null;
-  }
-}
-
 async function setup() {
   const dir = await Deno.makeTempDir({ prefix: "mesh-proc-" });
   const sock = await claimSocket();
@@ -62,34 +53,64 @@ async function setup() {
   await writeConfigDir(`${dir}/config`);
   const joi = new FakeJoi(keys, dir);
   const meshPort = freePort();
-  const layout: Layout = {
-    ...localLayout({ varDir: dir }),
-    meshConfigDir: `${dir}/config`,
-    meshStateDir: `${dir}/state`,
-    logDir: `${dir}/log`,
-    secretsDir: () => `${dir}/secrets`,
-    joiInbound: { host: "127.0.0.1", port: joi.port },
-    meshOutbound: { host: "127.0.0.1", port: meshPort },
-    signal: { kind: "socket", path: sock.path },
-  };
+  const layout = meshLayout(dir, { joiPort: joi.port, meshPort, signalSocket: sock.path });
   const peer = SignalCliPeer.start({ path: sock.path });
   peer.groups = expectedGroups();
   return { dir, sock, keys, joi, meshPort, layout, peer };
 }
 
+type Setup = Awaited<ReturnType<typeof setup>>;
+
+/** Stops the child, the peer and joi, and removes everything `setup` made. */
+async function teardown(t: Setup, child: Child) {
+  await kill(child, "SIGTERM");
+  await t.peer.stop();
+  await t.joi.close();
+  t.sock.release();
+  await Deno.remove(t.dir, { recursive: true });
+}
+
+/**
+ * Writes a mesh.yaml with voice on (the test peer's whisper-cli and ffmpeg)
+ * and returns the voice section and the layout granting its tools.
+ */
+async function withVoice(t: Setup) {
+  const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
+  const att = `${t.dir}/attachments`;
+  await Deno.mkdir(att);
+  await Deno.writeTextFile(`${t.dir}/model.bin`, "m");
+  const voice = {
+    attachments_dir: att,
+    whisper: { bin: `${bin}/whisper-cli`, model: `${t.dir}/model.bin` },
+    ffmpeg: { bin: `${bin}/ffmpeg` },
+  };
+  await Deno.writeTextFile(
+    `${t.dir}/config/mesh.yaml`,
+    `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\nvoice: ${JSON.stringify(voice)}\n`,
+  );
+  const layout: Layout = {
+    ...t.layout,
+    signalAttachmentsDir: att,
+    meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: voice.ffmpeg.bin },
+  };
+  return { att, layout };
+}
+
 async function waitHealthy(child: Child, port: number) {
   try {
-    const start = Date.now();
-    while (true) {
-      const h = await health(port);
-      if (h && (h.signal as { state: string }).state === "connected") return h;
-      if (Date.now() - start > 60_000) throw new Error("mesh did not become healthy");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return await waitForHealth(
+      port,
+      (h) => (h.signal as { state: string }).state === "connected",
+      "mesh did not become healthy",
+      60_000,
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${child.stderr.join("")}`);
   }
 }
+
+/** The queue depth of a `/health` answer. */
+const depth = (h: Record<string, unknown>) => (h.queue as { depth: number }).depth;
 
 async function kill(child: Child, signal: Deno.Signal) {
   try {
@@ -116,11 +137,7 @@ Deno.test("end to end as a child process with its manifest flags: DM in, unknown
     assert.match(sec, /unknown_sender_dropped/);
     assert.ok(!sec.includes("intruder") && !sec.includes(STRANGER.number));
   } finally {
-    await kill(child, "SIGTERM");
-    await t.peer.stop();
-    await t.joi.close();
-    t.sock.release();
-    await Deno.remove(t.dir, { recursive: true });
+    await teardown(t, child);
   }
 });
 
@@ -133,11 +150,7 @@ Deno.test("mesh killed with SIGKILL and restarted: nothing accepted from Signal 
     for (let i = 0; i < 20; i++) {
       t.peer.push(dataEnvelope({ ...OWNER, timestamp: 100 + i, text: `k${i}` }));
     }
-    const start = Date.now();
-    while (((await health(t.meshPort))?.queue as { depth: number })?.depth !== 20) {
-      if (Date.now() - start > 30_000) throw new Error("queue did not fill");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForHealth(t.meshPort, (h) => depth(h) === 20, "queue did not fill");
     await kill(child, "SIGKILL");
     await t.peer.waitFor(() => !t.peer.connected);
     // arrives while the mesh is dead: signal-cli (on-connection) holds it
@@ -149,18 +162,10 @@ Deno.test("mesh killed with SIGKILL and restarted: nothing accepted from Signal 
     t.joi.start();
     await t.joi.waitFor(() => t.joi.received.length >= 21);
     const expected = [...Array.from({ length: 20 }, (_, i) => `k${i}`), "while dead"];
-    const drainStart = Date.now();
-    while (((await health(t.meshPort))?.queue as { depth: number })?.depth !== 0) {
-      if (Date.now() - drainStart > 30_000) throw new Error("queue did not drain");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForHealth(t.meshPort, (h) => depth(h) === 0, "queue did not drain");
     assert.deepEqual(t.joi.texts(), expected);
   } finally {
-    await kill(child, "SIGTERM");
-    await t.peer.stop();
-    await t.joi.close();
-    t.sock.release();
-    await Deno.remove(t.dir, { recursive: true });
+    await teardown(t, child);
   }
 });
 
@@ -190,11 +195,10 @@ Deno.test("local run: --terminal with ./policies; a typed line is accepted and q
   try {
     await waitHealthy(child, layout.meshOutbound.port);
     await writer.write(new TextEncoder().encode("hello from the terminal\n@nobody x\n"));
-    const start = Date.now();
-    while (((await health(layout.meshOutbound.port))?.queue as { depth: number }).depth !== 1) {
-      if (Date.now() - start > 30_000) throw new Error(`not queued\n${stderr.join("")}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForHealth(layout.meshOutbound.port, (h) => depth(h) === 1, "not queued")
+      .catch((e) => {
+        throw new Error(`${e.message}\n${stderr.join("")}`);
+      });
     await waitUntil(() => stdout.join("").includes("no group for @nobody"));
     // stdout carries only the chat: every log line went to stderr
     assert.ok(!stdout.join("").includes('"level"'));
@@ -209,19 +213,7 @@ Deno.test("local run: --terminal with ./policies; a typed line is accepted and q
 
 Deno.test("voice in the child process: the manifest grants exactly the configured tools", async () => {
   const t = await setup();
-  const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
-  const att = `${t.dir}/attachments`;
-  await Deno.mkdir(att);
-  await Deno.writeTextFile(`${t.dir}/model.bin`, "m");
-  const voice = {
-    attachments_dir: att,
-    whisper: { bin: `${bin}/whisper-cli`, model: `${t.dir}/model.bin` },
-    ffmpeg: { bin: `${bin}/ffmpeg` },
-  };
-  const yaml = `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\nvoice: ${
-    JSON.stringify(voice)
-  }\n`;
-  await Deno.writeTextFile(`${t.dir}/config/mesh.yaml`, yaml);
+  const { att, layout } = await withVoice(t);
   t.joi.start();
   // without meshVoice in the layout the sandbox lacks the tools: refused at start
   const refused = await new Deno.Command("deno", {
@@ -232,11 +224,6 @@ Deno.test("voice in the child process: the manifest grants exactly the configure
   }).output();
   assert.equal(refused.code, 1);
   assert.match(new TextDecoder().decode(refused.stderr), /--allow-run=.*whisper-cli/);
-  const layout: Layout = {
-    ...t.layout,
-    signalAttachmentsDir: att,
-    meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: voice.ffmpeg.bin },
-  };
   const child = spawnMesh(layout);
   try {
     await waitHealthy(child, t.meshPort);
@@ -252,35 +239,14 @@ Deno.test("voice in the child process: the manifest grants exactly the configure
     assert.equal(c.voice_transcription, "lights off");
     assert.deepEqual([...Deno.readDirSync(att)], [], "the note was deleted");
   } finally {
-    await kill(child, "SIGTERM");
-    await t.peer.stop();
-    await t.joi.close();
-    t.sock.release();
-    await Deno.remove(t.dir, { recursive: true });
+    await teardown(t, child);
   }
 });
 
 Deno.test("a voice note being transcribed when the mesh is SIGKILLed is resumed after restart", async () => {
   const t = await setup();
-  const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
-  const att = `${t.dir}/attachments`;
-  await Deno.mkdir(att);
-  await Deno.writeTextFile(`${t.dir}/model.bin`, "m");
-  const voice = {
-    attachments_dir: att,
-    whisper: { bin: `${bin}/whisper-cli`, model: `${t.dir}/model.bin` },
-    ffmpeg: { bin: `${bin}/ffmpeg` },
-  };
-  await Deno.writeTextFile(
-    `${t.dir}/config/mesh.yaml`,
-    `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\nvoice: ${JSON.stringify(voice)}\n`,
-  );
+  const { att, layout } = await withVoice(t);
   t.joi.start();
-  const layout: Layout = {
-    ...t.layout,
-    signalAttachmentsDir: att,
-    meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: voice.ffmpeg.bin },
-  };
   const gate = `${t.dir}/gate`;
   let child = spawnMesh(layout);
   try {
@@ -292,11 +258,11 @@ Deno.test("a voice note being transcribed when the mesh is SIGKILLed is resumed 
       text: null,
       attachments: [{ contentType: "audio/aac", filename: null, id: "v2", size: 40 }],
     }));
-    const start = Date.now();
-    while (((await health(t.meshPort))?.voice as { busy: boolean })?.busy !== true) {
-      if (Date.now() - start > 30_000) throw new Error("voice job did not start");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForHealth(
+      t.meshPort,
+      (h) => (h.voice as { busy: boolean } | undefined)?.busy === true,
+      "voice job did not start",
+    );
     await kill(child, "SIGKILL");
     await Deno.writeTextFile(gate, "");
     child = spawnMesh(layout);
@@ -306,10 +272,6 @@ Deno.test("a voice note being transcribed when the mesh is SIGKILLed is resumed 
     assert.equal(c.voice_transcription, "survived");
   } finally {
     await Deno.writeTextFile(gate, "").catch(() => {});
-    await kill(child, "SIGTERM");
-    await t.peer.stop();
-    await t.joi.close();
-    t.sock.release();
-    await Deno.remove(t.dir, { recursive: true });
+    await teardown(t, child);
   }
 });
