@@ -15,6 +15,8 @@
 import { deriveChannels, privateChannels } from "./channels.ts";
 import type { Issue } from "./errors.ts";
 import { type Policies, policyFileNames, type PolicyName } from "./files.ts";
+import { own } from "./own.ts";
+import type { PathSegment } from "./path.ts";
 import { locateIn, type RuleIssue } from "./source.ts";
 
 function list(names: Iterable<string>): string {
@@ -38,6 +40,17 @@ export function crossCheck(p: Policies): Issue[] {
   const listed = p.channelUsers.allowed_channel_users;
   const recipientIds = new Set(Object.keys(p.recipients.recipients));
   const privates = privateChannels(p.recipients);
+  const unknownMembers = (name: PolicyName, group: PathSegment[], members: readonly string[]) =>
+    members.forEach((m, i) => {
+      if (!recipientIds.has(m)) {
+        report(name, {
+          path: [...group, "expected_members", i],
+          message: `unknown recipient ${JSON.stringify(m)} (recipients.yaml has: ${
+            list(recipientIds)
+          })`,
+        });
+      }
+    });
 
   // channel_users.yaml <-> recipients.yaml
   for (const [channel, user] of Object.entries(listed)) {
@@ -91,34 +104,16 @@ export function crossCheck(p: Policies): Issue[] {
           `every member would read private knowledge`,
       });
     }
-    group.expected_members.forEach((m, i) => {
-      if (!recipientIds.has(m)) {
-        report("identities", {
-          path: ["groups", groupId, "expected_members", i],
-          message: `unknown recipient ${JSON.stringify(m)} (recipients.yaml has: ${
-            list(recipientIds)
-          })`,
-        });
-      }
-    });
+    unknownMembers("identities", ["groups", groupId], group.expected_members);
   }
 
   // groups.yaml <-> identities.yaml
   const monitoredIds = new Set<string>();
   for (const [channel, g] of Object.entries(p.groups.groups)) {
     monitoredIds.add(g.signal_group_id);
-    g.expected_members.forEach((m, i) => {
-      if (!recipientIds.has(m)) {
-        report("groups", {
-          path: ["groups", channel, "expected_members", i],
-          message: `unknown recipient ${JSON.stringify(m)} (recipients.yaml has: ${
-            list(recipientIds)
-          })`,
-        });
-      }
-    });
-    const identityGroup = p.identities.groups[g.signal_group_id];
-    if (!Object.hasOwn(p.identities.groups, g.signal_group_id) || identityGroup === undefined) {
+    unknownMembers("groups", ["groups", channel], g.expected_members);
+    const identityGroup = own(p.identities.groups, g.signal_group_id);
+    if (identityGroup === undefined) {
       report("groups", {
         path: ["groups", channel, "signal_group_id"],
         message: `group id ${
