@@ -6,7 +6,8 @@
  * @module
  */
 import { type Action, describe, type PathSpec } from "./plan.ts";
-import { checkSudoersFile, checkSudoersName } from "./sudoers.ts";
+import { replaceFile, writeNewFile } from "./replace.ts";
+import { checkSudoersFile, checkSudoersName, runasUsers } from "./sudoers.ts";
 import { type Accounts, readAccounts } from "./system.ts";
 
 /** Absolute paths of the tools provision runs (its manifest lists exactly these). */
@@ -126,15 +127,13 @@ function placePath(
     own(path);
     return;
   }
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  Deno.mkdirSync(parent, { recursive: true, mode: 0o755 }); // e.g. /var/lib under a staging root
   if (spec.type === "dir") {
-    const up = path.slice(0, path.lastIndexOf("/")) || "/";
-    Deno.mkdirSync(up, { recursive: true, mode: 0o755 }); // e.g. /var/lib under a staging root
     Deno.mkdirSync(path, { mode: 0o700 });
     own(path);
     return;
   }
-  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
-  Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
   if (spec.content === undefined) {
     Deno.writeFileSync(path, new Uint8Array(), { createNew: true, mode: 0o600 });
     own(path);
@@ -142,50 +141,25 @@ function placePath(
   }
   // content: stage beside the target under a dotted name, check, then rename
   if (spec.validate === "sudoers") checkSudoersName(path);
-  const name = path.slice(parent.length + 1);
-  const staged = `${parent}/.${name}.provision-new`;
-  try {
-    Deno.removeSync(staged);
-  } catch { /* none left over */ }
-  Deno.writeFileSync(staged, new TextEncoder().encode(spec.content), {
-    createNew: true,
-    mode: 0o600,
-  });
-  try {
+  const content = spec.content;
+  replaceFile(path, "provision-new", (staged) => {
+    writeNewFile(staged, content);
     own(staged);
     if (spec.validate === "sudoers") {
-      const runas = [...spec.content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1]);
       checkSudoersFile(
         staged,
-        runas,
+        runasUsers(content),
         (u) => root !== "" || accounts.users.has(u),
         tools.visudo,
       );
     }
-    Deno.renameSync(staged, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(staged);
-    } catch { /* already gone */ }
-    throw e;
-  }
+  });
 }
 
 function installEntry(source: string, path: string): void {
-  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
-  const staged = `${parent}/.${path.slice(parent.length + 1)}.provision-new`;
-  try {
-    Deno.removeSync(staged);
-  } catch { /* none left over */ }
-  Deno.copyFileSync(source, staged);
-  try {
+  replaceFile(path, "provision-new", (staged) => {
+    Deno.copyFileSync(source, staged);
     Deno.chownSync(staged, 0, 0);
     Deno.chmodSync(staged, 0o755);
-    Deno.renameSync(staged, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(staged);
-    } catch { /* already gone */ }
-    throw e;
-  }
+  });
 }

@@ -65,6 +65,11 @@ export function renderSudoers(i: SudoersInput): string {
   return lines.join("\n");
 }
 
+/** The runas users of a rendered sudoers file (the `(user)` of each rule line). */
+export function runasUsers(content: string): string[] {
+  return [...content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1]);
+}
+
 /** Checks a sudoers.d file name: sudo ignores names with a dot or ending in `~`. */
 export function checkSudoersName(path: string): void {
   const name = path.split("/").pop() ?? "";

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { checkSudoersFile } from "../provision/sudoers.ts";
+import { replaceFile, writeNewFile } from "../provision/replace.ts";
+import { checkSudoersFile, runasUsers } from "../provision/sudoers.ts";
 import type { Accounts } from "../provision/system.ts";
 import type { Revocation } from "./edit.ts";
 
@@ -148,28 +149,10 @@ export function replaceSudoers(
   userExists: (user: string) => boolean,
   visudo: string,
 ): void {
-  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-  const staged = `${dir}/.${path.slice(dir.length + 1)}.revoke-new`;
-  try {
-    Deno.removeSync(staged);
-  } catch { /* none left over */ }
-  const f = Deno.openSync(staged, { write: true, createNew: true, mode: 0o600 });
-  try {
-    f.writeSync(new TextEncoder().encode(content));
-    f.syncSync();
-  } finally {
-    f.close();
-  }
-  try {
+  replaceFile(path, "revoke-new", (staged) => {
+    writeNewFile(staged, content);
     Deno.chownSync(staged, 0, 0);
     Deno.chmodSync(staged, 0o440);
-    const runas = [...content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1]);
-    checkSudoersFile(staged, runas, userExists, visudo);
-    Deno.renameSync(staged, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(staged);
-    } catch { /* already gone */ }
-    throw e;
-  }
+    checkSudoersFile(staged, runasUsers(content), userExists, visudo);
+  });
 }
