@@ -65,7 +65,6 @@ export function recipientsRules(r: Recipients): RuleIssue[] {
   const users = channelUsersOf(r);
   const firstUse = new Map<string, string>();
   for (const { user, path } of users) {
-    const where = formatPath(path);
     const prior = firstUse.get(user);
     if (prior !== undefined) {
       issues.push({
@@ -73,7 +72,7 @@ export function recipientsRules(r: Recipients): RuleIssue[] {
         message: `channel user ${JSON.stringify(user)} is already used by ${prior}: ` +
           `each channel needs its own user, or the kernel cannot keep their knowledge apart`,
       });
-    } else firstUse.set(user, where);
+    } else firstUse.set(user, formatPath(path));
     if (user === r.service_user) {
       issues.push({
         path,
@@ -82,8 +81,7 @@ export function recipientsRules(r: Recipients): RuleIssue[] {
       });
     }
   }
-  const groupNames = new Map<string, PathSegment[]>();
-  groupNames.set(r.all_channels_group, ["all_channels_group"]);
+  const groupNames = new Set([r.all_channels_group]);
   const reader = (path: PathSegment[], name: string | undefined) => {
     if (name === undefined) return;
     if (groupNames.has(name) || firstUse.has(name)) {
@@ -92,7 +90,7 @@ export function recipientsRules(r: Recipients): RuleIssue[] {
         message: `group name ${JSON.stringify(name)} is already used in this file: ` +
           `every reader group needs its own name`,
       });
-    } else groupNames.set(name, path);
+    } else groupNames.add(name);
   };
   for (const [id, rec] of Object.entries(r.recipients)) {
     reader(["recipients", id, "reader_group"], rec.reader_group);
