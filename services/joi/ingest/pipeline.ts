@@ -84,9 +84,20 @@ export class EventPipeline {
   #o: PipelineOptions;
   #weather: WeatherSnapshot | null = null;
   #summariesDone = new Set<string>();
+  /** Local date and minute in the policy's zone; built once, not on every tick. */
+  #localClock: Intl.DateTimeFormat;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
+    this.#localClock = new Intl.DateTimeFormat("en-CA", {
+      timeZone: o.policy.timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hour12: false,
+    });
     this.eventIds = new EventIds(o.db, o.policy.eventIdWindowMinutes);
     this.batcher = new ReadingBatcher(o.policy.batchMinutes, o.now());
   }
@@ -224,15 +235,7 @@ export class EventPipeline {
   #summaries(now: number): void {
     const p = this.#o.policy;
     if (p.summaries.length === 0) return;
-    const parts = new Intl.DateTimeFormat("en-CA", {
-      timeZone: p.timeZone,
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      hour12: false,
-    }).formatToParts(new Date(now));
+    const parts = this.#localClock.formatToParts(new Date(now));
     const get = (t: string) => parts.find((x) => x.type === t)?.value ?? "";
     const hm = `${get("hour").replace("24", "00")}:${get("minute")}`;
     const day = `${get("year")}-${get("month")}-${get("day")}`;
