@@ -177,11 +177,13 @@ export async function sign(key: CryptoKey, fields: SignedFields): Promise<string
 }
 
 /**
- * True when `signature` (32 bytes) is the HMAC of `fields` under `key`.
+ * True when `signature` (32 bytes) is the HMAC of `fields` under `key`, or
+ * under any of several keys (a rotation): the canonical string, with its body
+ * hash, is built once, and every key is tried (no early exit).
  * Constant time: `timingSafeEqual` over two 32-byte MACs (the length is public).
  */
 export async function verify(
-  key: CryptoKey,
+  key: CryptoKey | readonly CryptoKey[],
   fields: SignedFields,
   signature: Uint8Array<ArrayBuffer>,
 ): Promise<boolean> {
@@ -191,8 +193,14 @@ export async function verify(
   } catch {
     return false;
   }
-  const expected = hmac(key, data);
-  return signature.length === expected.length && timingSafeEqual(expected, signature);
+  const keys: readonly CryptoKey[] = Array.isArray(key) ? key : [key];
+  let valid = false;
+  for (const k of keys) {
+    const expected = hmac(k, data);
+    valid = (signature.length === expected.length && timingSafeEqual(expected, signature)) ||
+      valid;
+  }
+  return valid;
 }
 
 /** Options of {@link signedHeaders}. */

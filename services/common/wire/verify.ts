@@ -378,9 +378,7 @@ export function signedRoutes(options: SignedRoutesOptions): MiddlewareHandler {
       nonce: nonce!,
       body: body.bytes,
     };
-    let valid = false;
-    for (const key of keys) valid = (await verify(key, fields, signature)) || valid;
-    if (!valid) {
+    if (!(await verify(keys, fields, signature))) {
       return refuse(fail(c, "auth_failed", "signature does not match"), "signature");
     }
 
