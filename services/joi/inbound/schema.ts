@@ -9,8 +9,19 @@ import { z } from "zod";
 const id = z.string().min(1).max(200);
 const time = z.union([z.string().min(1).max(64), z.number().int().nonnegative()]);
 
-/** Builds the schema with the policy's `content.max_inbound_chars`. */
-export function inboundMessageSchema(maxChars: number) {
+let built: { maxChars: number; schema: ReturnType<typeof buildSchema> } | undefined;
+
+/**
+ * The schema with the policy's `content.max_inbound_chars`, built once per
+ * limit: building (and zod's first-parse compilation) costs ~60 times a parse,
+ * so it must not happen per message.
+ */
+export function inboundMessageSchema(maxChars: number): ReturnType<typeof buildSchema> {
+  if (built?.maxChars !== maxChars) built = { maxChars, schema: buildSchema(maxChars) };
+  return built.schema;
+}
+
+function buildSchema(maxChars: number) {
   const text = z.string().max(maxChars, { error: `longer than max_inbound_chars (${maxChars})` });
   return z.object({
     transport: z.literal("signal"),
