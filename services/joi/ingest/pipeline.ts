@@ -86,6 +86,7 @@ export class EventPipeline {
   #summariesDone = new Set<string>();
   /** Local date and minute in the policy's zone; built once, not on every tick. */
   #localClock: Intl.DateTimeFormat;
+  #prunedAt: number;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
@@ -98,6 +99,7 @@ export class EventPipeline {
       minute: "2-digit",
       hour12: false,
     });
+    this.#prunedAt = o.now();
     this.eventIds = new EventIds(o.db, o.policy.eventIdWindowMinutes);
     this.batcher = new ReadingBatcher(o.policy.batchMinutes, o.now());
   }
@@ -226,7 +228,10 @@ export class EventPipeline {
     }
     for (const item of this.batcher.flush(now)) this.#o.context.push(item);
     this.#summaries(now);
-    if (now % 60_000 < 1_000) this.eventIds.prune(now);
+    if (now - this.#prunedAt >= 60_000) {
+      this.eventIds.prune(now);
+      this.#prunedAt = now;
+    }
     const next = this.#o.outbox.store.nextDue();
     if (queued > 0 || (next !== null && next <= now)) this.#o.outbox.kick();
     return queued;
