@@ -24,7 +24,8 @@ import {
   type ProgramName,
   programSpec,
 } from "./services/common/permissions.ts";
-import { type ChildSpec, Supervisor } from "./services/common/supervisor.ts";
+import { type ChildSpec, pumpLines, Supervisor } from "./services/common/supervisor.ts";
+import { exists } from "./services/common/fs.ts";
 import { SERVICE_ENV, webSearchAccess } from "./services/common/units.ts";
 import { loadPolicyFile } from "./services/common/policy/mod.ts";
 import { generateKeyFile } from "./services/common/wire/keys.ts";
@@ -52,13 +53,9 @@ export async function prepareVar(layout: Layout): Promise<string[]> {
   const created: string[] = [];
   for (const name of LOCAL_KEYS) {
     const path = `${layout.secretsDir("joi")}/${name}`;
-    try {
-      await Deno.lstat(path);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-      await generateKeyFile(path);
-      created.push(path);
-    }
+    if (await exists(path)) continue;
+    await generateKeyFile(path);
+    created.push(path);
   }
   return created;
 }
@@ -177,24 +174,15 @@ async function main(): Promise<number> {
     );
   }
 
-  // The terminal chat: every line typed goes to the mesh's terminal transport.
-  (async () => {
-    const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = "";
-    while (true) {
-      const { value, done: eof } = await reader.read();
-      if (eof) break;
-      buffered += value;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line && !(await supervisor.writeLine("mesh", line))) {
-          print("[main] the mesh is not running; message not sent");
-        }
-      }
-    }
-  })().catch(() => {});
+  // The terminal chat: every line typed goes to the mesh's terminal transport
+  // (writeLine queues the lines in order on the child's stdin writer).
+  pumpLines(Deno.stdin.readable, (typed) => {
+    const line = typed.trim();
+    if (!line) return;
+    supervisor.writeLine("mesh", line).then((sent) => {
+      if (!sent) print("[main] the mesh is not running; message not sent");
+    });
+  }).catch(() => {});
 
   await done;
   return 0;

@@ -69,7 +69,11 @@ interface Slot {
 
 const encoder = new TextEncoder();
 
-async function pumpLines(
+/**
+ * Calls `onLine` with each line of `stream` (without its newline; a last
+ * unterminated line too) until the stream ends or fails.
+ */
+export async function pumpLines(
   stream: ReadableStream<Uint8Array>,
   onLine: (line: string) => void,
 ): Promise<void> {
