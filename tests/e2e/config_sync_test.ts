@@ -28,29 +28,12 @@ import {
 } from "../services/mesh/harness.ts";
 import { stageHousehold } from "../scripts/validate/household.ts";
 import { runRevoke } from "../scripts/revoke/harness.ts";
+import { Child, waitUntil } from "./topology.ts";
 
-interface Child {
-  name: string;
-  process: Deno.ChildProcess;
-  stderr: string[];
-  exited: boolean;
-}
-
-function spawn(name: string, layout: Layout): Child {
-  const process = new Deno.Command("deno", {
-    args: denoRunArgs(programSpec(name as "joi" | "mesh", layout)),
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
+function spawn(name: "joi" | "mesh", layout: Layout): Child {
+  return new Child(name, "deno", denoRunArgs(programSpec(name, layout)), {
     env: { NO_COLOR: "1" },
-  }).spawn();
-  const child: Child = { name, process, stderr: [], exited: false };
-  (async () => {
-    const dec = new TextDecoder();
-    for await (const c of process.stderr) child.stderr.push(dec.decode(c));
-  })().catch(() => {});
-  process.status.then(() => (child.exited = true));
-  return child;
+  });
 }
 
 /** JSON-lines events of a log file (empty when it does not exist yet). */
@@ -67,20 +50,9 @@ function events(path: string): Record<string, unknown>[] {
 const named = (path: string, event: string) =>
   events(path).filter((e) => e.event === event || e.msg === event || e.message === event);
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, children: Child[]) {
-  for (let i = 0; i < 2400; i++) {
-    if (await cond()) return;
-    for (const c of children) {
-      if (c.exited) {
-        throw new Error(`${c.name} exited while waiting for ${what}:\n${c.stderr.join("")}`);
-      }
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(
-    `gave up waiting for ${what}\n` +
-      children.map((c) => `${c.name}: ${c.stderr.join("")}`).join("\n"),
-  );
+/** Waits for `cond` (at most 60 s), failing early when a child exits. */
+function until(what: string, cond: () => boolean | Promise<boolean>, children: Child[]) {
+  return waitUntil(what, cond, 60_000, children);
 }
 
 async function health(port: number): Promise<Record<string, unknown> | undefined> {
@@ -211,12 +183,7 @@ Deno.test({
       const logText = Deno.readTextFileSync(meshLog) + Deno.readTextFileSync(meshSec);
       assert.ok(!logText.includes("partner after"), "message text must never be logged");
     } finally {
-      for (const c of children) {
-        try {
-          c.process.kill("SIGTERM");
-        } catch { /* exited */ }
-        await c.process.status;
-      }
+      await Promise.all(children.map((c) => c.stop("SIGTERM")));
       await peer.stop();
       await llm.close();
       signalSock.release();

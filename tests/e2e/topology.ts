@@ -218,6 +218,39 @@ export class Child {
   }
 }
 
+/**
+ * Polls `cond` every 50 ms for at most `limitMs`; fails early when a child of
+ * `watch` exits. The error names `what` and shows the children's output.
+ */
+export async function waitUntil(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  limitMs = 30_000,
+  watch: Child[] = [],
+): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (true) {
+    if (await cond()) return;
+    const exited = watch.filter((c) => c.exited);
+    if (exited.length > 0) {
+      // give the others a moment to report too: several can fail for one cause
+      await new Promise((r) => setTimeout(r, 1_000));
+      throw new Error(
+        watch.filter((c) => c.exited).map((c) =>
+          `${c.name} exited while waiting for ${what}:\n${c.tail()}`
+        ).join("\n"),
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `gave up after ${limitMs} ms waiting for ${what}\n` +
+          watch.map((c) => `--- ${c.name}:\n${c.tail()}`).join("\n"),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A probe agent ({@link ./ns_agent.ts}) inside one host namespace. */
 export class NsAgent {
   readonly child: Child;
@@ -442,34 +475,14 @@ export class Topology {
     });
   }
 
-  /** Polls `cond` every 50 ms for at most `limitMs`; the error names `what`. */
-  async until(
+  /** {@link waitUntil}, for the topology's tests. */
+  until(
     what: string,
     cond: () => boolean | Promise<boolean>,
     limitMs = 30_000,
     watch: Child[] = [],
   ): Promise<void> {
-    const deadline = Date.now() + limitMs;
-    while (true) {
-      if (await cond()) return;
-      const exited = watch.filter((c) => c.exited);
-      if (exited.length > 0) {
-        // give the others a moment to report too: several can fail for one cause
-        await new Promise((r) => setTimeout(r, 1_000));
-        throw new Error(
-          watch.filter((c) => c.exited).map((c) =>
-            `${c.name} exited while waiting for ${what}:\n${c.tail()}`
-          ).join("\n"),
-        );
-      }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `gave up after ${limitMs} ms waiting for ${what}\n` +
-            watch.map((c) => `--- ${c.name}:\n${c.tail()}`).join("\n"),
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return waitUntil(what, cond, limitMs, watch);
   }
 
   /** Kills every child, then deletes every namespace this run created. */
