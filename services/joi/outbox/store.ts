@@ -72,6 +72,8 @@ export class OutboxStore {
   #sent: StatementSync;
   #retry: StatementSync;
   #final: StatementSync;
+  #depth: StatementSync;
+  #nextDue: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -88,6 +90,11 @@ export class OutboxStore {
       "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
     );
     this.#final = db.prepare("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?");
+    this.#depth = db.prepare(`SELECT count(*) AS n,
+      coalesce(sum(priority = 'critical'), 0) AS c FROM outbox WHERE status = 'queued'`);
+    this.#nextDue = db.prepare(
+      "SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'queued'",
+    );
   }
 
   /** Inserts a message; returns its id. */
@@ -138,17 +145,13 @@ export class OutboxStore {
 
   /** Messages queued (depth for /health). */
   depth(): { queued: number; critical: number } {
-    const r = this.#db.prepare(`SELECT count(*) AS n,
-      coalesce(sum(priority = 'critical'), 0) AS c FROM outbox WHERE status = 'queued'`)
-      .get() as Row;
+    const r = this.#depth.get() as Row;
     return { queued: Number(r.n), critical: Number(r.c) };
   }
 
   /** The earliest next attempt of a queued message, if any. */
   nextDue(): number | null {
-    const r = this.#db.prepare(
-      "SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'queued'",
-    ).get() as Row;
+    const r = this.#nextDue.get() as Row;
     return r.t === null ? null : Number(r.t);
   }
 
