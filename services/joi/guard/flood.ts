@@ -127,6 +127,8 @@ export function ensureGuardSchema(db: DatabaseSync): void {
 
 type Row = Record<string, unknown>;
 
+const ALL_DEVICES = "SELECT * FROM guard_devices ORDER BY device";
+
 function fromRow(r: Row): DeviceState {
   const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {
@@ -192,6 +194,7 @@ export class FloodGuard {
   #keep: number;
   #upsert: StatementSync;
   #get: StatementSync;
+  #all: StatementSync;
 
   constructor(options: FloodGuardOptions) {
     validateIotPolicy(options.policy);
@@ -205,6 +208,7 @@ export class FloodGuard {
     this.#windowMs = options.policy.flapping.window_minutes * 60_000;
     this.#keep = options.policy.flapping.suppress_transitions + 1;
     this.#get = this.#db.prepare("SELECT * FROM guard_devices WHERE device = ?");
+    this.#all = this.#db.prepare(ALL_DEVICES);
     this.#upsert = this.#db.prepare(`
       INSERT INTO guard_devices (device, device_type, state, state_at, transitions, flapping,
         suppressed, malfunction_sent_at, suppress_warned_at, alerting, alert_started_at,
@@ -529,8 +533,7 @@ export class FloodGuard {
 
   /** Every device's state, for the operator view and health. */
   devices(): DeviceState[] {
-    const rows = this.#db.prepare("SELECT * FROM guard_devices ORDER BY device").all() as Row[];
-    return rows.map(fromRow);
+    return (this.#all.all() as Row[]).map(fromRow);
   }
 
   /** One device's state. */
@@ -545,5 +548,5 @@ export function readDeviceStates(db: DatabaseSync): DeviceState[] {
     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'guard_devices'",
   ).get();
   if (!has) return [];
-  return (db.prepare("SELECT * FROM guard_devices ORDER BY device").all() as Row[]).map(fromRow);
+  return (db.prepare(ALL_DEVICES).all() as Row[]).map(fromRow);
 }
