@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import type { Groups } from "../common/policy/groups.ts";
 import { parseYaml } from "../common/policy/parse_yaml.ts";
 import type { RateLimit } from "../common/rate_limit.ts";
 import type { IdentitiesConfig } from "./identity.ts";
@@ -94,15 +95,8 @@ export function parseMeshSettings(text: string, filename = "mesh.yaml"): MeshSet
   return r.data;
 }
 
-/** groups.yaml: expected Signal group membership. */
-export interface GroupsConfig {
-  check_interval_hours: number;
-  groups: Record<string, {
-    signal_group_id: string;
-    expected_members: string[];
-    alert_on_change?: boolean;
-  }>;
-}
+/** groups.yaml: expected Signal group membership, as validated by the policy schema. */
+export type GroupsConfig = Groups;
 
 /** The rate limits the mesh enforces (policy.yaml `rate_limits`). */
 export interface MeshLimits {
