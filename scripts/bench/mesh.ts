@@ -15,12 +15,7 @@
 import { SERVICE_ENV } from "../../services/common/units.ts";
 import { Hono } from "hono";
 import { createLogger } from "../../services/common/log.ts";
-import {
-  denoRunArgs,
-  type Layout,
-  localLayout,
-  programSpec,
-} from "../../services/common/permissions.ts";
+import { denoRunArgs, programSpec } from "../../services/common/permissions.ts";
 import {
   jsonBody,
   ok,
@@ -36,8 +31,10 @@ import {
   FakeJoi,
   freePort,
   makeKeys,
+  meshLayout,
   outboundBody,
   OWNER,
+  waitForHealth,
   writeConfigDir,
 } from "../../tests/services/mesh/harness.ts";
 
@@ -113,16 +110,7 @@ export async function bench(): Promise<void> {
   const peer = SignalCliPeer.start({ path: sock.path });
   peer.groups = expectedGroups();
   const meshPort = freePort();
-  const layout: Layout = {
-    ...localLayout({ varDir: dir }),
-    meshConfigDir: `${dir}/config`,
-    meshStateDir: `${dir}/state`,
-    logDir: `${dir}/log`,
-    secretsDir: () => `${dir}/secrets`,
-    joiInbound: { host: "127.0.0.1", port: joi.port },
-    meshOutbound: { host: "127.0.0.1", port: meshPort },
-    signal: { kind: "socket", path: sock.path },
-  };
+  const layout = meshLayout(dir, { joiPort: joi.port, meshPort, signalSocket: sock.path });
   const child = new Deno.Command("deno", {
     args: denoRunArgs(programSpec("mesh", layout)),
     env: { ...SERVICE_ENV }, // as the unit runs it
@@ -136,15 +124,12 @@ export async function bench(): Promise<void> {
       delivery: { target: "group" },
     });
   try {
-    const start = Date.now();
-    while (true) {
-      try {
-        const h = await health(meshPort);
-        if (h.signal.state === "connected") break;
-      } catch { /* not up yet */ }
-      if (Date.now() - start > 60_000) throw new Error("mesh did not start");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForHealth(
+      meshPort,
+      (h) => (h.signal as Health["signal"]).state === "connected",
+      "mesh did not start",
+      60_000,
+    );
     const idle = (await health(meshPort)).memory.rss_mb;
 
     // --- through the mesh
