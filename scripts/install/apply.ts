@@ -74,15 +74,31 @@ async function copyTree(from: string, to: string): Promise<number> {
   return n;
 }
 
-/** Applies `plan` and returns the lines describing what changed. */
+/**
+ * Writes `path` through `<path>.tmp` (the name the manifest admits): parent
+ * created, `write` fills the temporary file, mode set, renamed into place.
+ */
+async function placeViaTmp(
+  path: string,
+  mode: number,
+  write: (tmp: string) => Promise<void>,
+): Promise<void> {
+  await Deno.mkdir(path.replace(/\/[^/]+$/, ""), { recursive: true, mode: 0o755 });
+  await write(`${path}.tmp`);
+  await Deno.chmod(`${path}.tmp`, mode);
+  await Deno.rename(`${path}.tmp`, path);
+}
+
+/** Applies `plan`, printing (through `o.print`) a line for each change. */
 export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> {
   const real = o.root === "/";
   const at = (p: string) => (real ? p : `${o.root}${p}`);
-  const users = () => ids(at("/etc/passwd"));
-  const groups = () => ids(at("/etc/group"));
+  // read once, and again only after a user or group was added
+  let known: { users: Map<string, number>; groups: Map<string, number> } | undefined;
+  const accounts = () => known ??= { users: ids(at("/etc/passwd")), groups: ids(at("/etc/group")) };
   const chown = async (path: string, owner: string, group: string) => {
-    const uid = owner === "root" ? 0 : users().get(owner);
-    const gid = group === "root" ? 0 : groups().get(group);
+    const uid = owner === "root" ? 0 : accounts().users.get(owner);
+    const gid = group === "root" ? 0 : accounts().groups.get(group);
     if (uid === undefined || gid === undefined) {
       o.print(`  (ownership ${owner}:${group} of ${path} not applied: no such user/group here)`);
       return;
@@ -93,8 +109,9 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
     switch (a.kind) {
       case "group":
         if (!real) break;
-        if (!groups().has(a.name)) {
+        if (!accounts().groups.has(a.name)) {
           await run("/usr/sbin/groupadd", ["--system", a.name]);
+          known = undefined;
           o.print(`created group ${a.name}`);
         }
         break;
@@ -103,7 +120,7 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
           o.print(`staging: user ${a.name} not created`);
           break;
         }
-        if (!users().has(a.name)) {
+        if (!accounts().users.has(a.name)) {
           await run("/usr/sbin/useradd", [
             "--system",
             "--user-group",
@@ -115,6 +132,7 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
             ...(a.groups.length ? ["--groups", a.groups.join(",")] : []),
             a.name,
           ]);
+          known = undefined;
           o.print(`created user ${a.name}`);
         }
         break;
@@ -134,10 +152,9 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
           o.print(`kept ${at(a.to)}`);
           break;
         }
-        await Deno.mkdir(at(a.to).replace(/\/[^/]+$/, ""), { recursive: true, mode: 0o755 });
-        await Deno.copyFile(await Deno.realPath(a.from), at(a.to) + ".tmp");
-        await Deno.chmod(at(a.to) + ".tmp", a.mode);
-        await Deno.rename(at(a.to) + ".tmp", at(a.to));
+        await placeViaTmp(at(a.to), a.mode, async (tmp) => {
+          await Deno.copyFile(await Deno.realPath(a.from), tmp);
+        });
         o.print(`installed ${at(a.to)}`);
         break;
       case "file":
@@ -145,10 +162,9 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
           o.print(`kept ${at(a.path)}`);
           break;
         }
-        await Deno.mkdir(at(a.path).replace(/\/[^/]+$/, ""), { recursive: true, mode: 0o755 });
-        await Deno.writeTextFile(at(a.path) + ".tmp", a.content, { mode: a.mode });
-        await Deno.chmod(at(a.path) + ".tmp", a.mode);
-        await Deno.rename(at(a.path) + ".tmp", at(a.path));
+        await placeViaTmp(at(a.path), a.mode, async (tmp) => {
+          await Deno.writeTextFile(tmp, a.content, { mode: a.mode });
+        });
         if (Deno.uid() === 0) await chown(at(a.path), a.owner, a.group);
         o.print(`wrote ${at(a.path)}`);
         break;
