@@ -29,12 +29,11 @@ import {
 import { createLogger } from "../../services/common/log.ts";
 import { LlmTestServer } from "../../tests/peers/llm_server.ts";
 import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts";
+import { freePort } from "../../tests/services/mesh/harness.ts";
 
 const LATENCY_RUNS = 300;
 const VOLUME = 10_000;
 const RSS_TARGET_MB = 120;
-/** As the systemd unit should set it: fewer glibc malloc arenas for a many-threaded runtime. */
-const MALLOC_ENV = { ...SERVICE_ENV }; // as the unit runs it
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -42,22 +41,6 @@ function pct(xs: number[], p: number): number {
 }
 
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
-
-function freeBase(): number {
-  for (let tries = 0; tries < 50; tries++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const held: Deno.Listener[] = [];
-    try {
-      for (let i = 0; i < 3; i++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
-      return base;
-    } catch {
-      // taken: try another
-    } finally {
-      for (const l of held) l.close();
-    }
-  }
-  throw new Error("bench joi: no three free consecutive ports");
-}
 
 async function relaxedPolicies(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
@@ -83,11 +66,12 @@ async function relaxedPolicies(dir: string): Promise<void> {
 /** Runs the benchmark and prints its figures. */
 export async function bench(): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "joi-bench-" });
-  const base = freeBase();
   const llm = await LlmTestServer.start({ reply: () => "Sure, done.", keepRequests: 0 });
   const llmPort = Number(new URL(llm.origin).port);
   const layout = {
-    ...localLayout({ basePort: base, varDir: tmp }),
+    ...localLayout({ varDir: tmp }),
+    joiInbound: { host: "127.0.0.1", port: freePort() },
+    joiIngest: { host: "127.0.0.1", port: freePort() },
     joiConfigDir: `${tmp}/policies`,
     llm: { host: "127.0.0.1", port: llmPort },
   };
@@ -133,10 +117,8 @@ export async function bench(): Promise<void> {
       delivered: false,
     });
   });
-  const mesh = Deno.serve(
-    { ...layout.meshOutbound, hostname: "127.0.0.1", onListen() {} },
-    meshApp.fetch,
-  );
+  const mesh = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, meshApp.fetch);
+  layout.meshOutbound = { host: "127.0.0.1", port: mesh.addr.port };
 
   const spec = programSpec("joi", layout);
   const child = new Deno.Command("deno", {
@@ -144,7 +126,7 @@ export async function bench(): Promise<void> {
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-    env: MALLOC_ENV,
+    env: { ...SERVICE_ENV }, // as the systemd unit runs it
   })
     .spawn();
   // joi's log: keep its warnings and errors (never message text) to explain a bad run
