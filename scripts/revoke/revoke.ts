@@ -29,7 +29,6 @@ import { type Accounts, readAccounts } from "../provision/system.ts";
 import { INSTALLED } from "../validate/options.ts";
 import { expectedState, type Report, validate, type ValidateOptions } from "../validate/mod.ts";
 import {
-  EDITED_FILES,
   type EditedFile,
   editTexts,
   type Revocation,
@@ -136,15 +135,12 @@ export function planRevoke(o: RevokeOptions, configDir: string, accounts: Accoun
     );
   }
   const revocation = revocationOf(policies.recipients, o.recipient);
-  const texts = Object.fromEntries(
-    EDITED_FILES.map((f) => [f, Deno.readTextFileSync(`${configDir}/${f}`)]),
-  ) as Record<EditedFile, string>;
-  const edits = editTexts(texts, revocation);
-  const all: Record<string, string> = {};
-  for (const name of policyNames) {
-    const f = policyFileNames[name];
-    all[f] = (edits as Record<string, string>)[f] ?? Deno.readTextFileSync(`${configDir}/${f}`);
-  }
+  const current: Record<string, string> = Object.fromEntries(
+    policyNames.map((n) => policyFileNames[n])
+      .map((f) => [f, Deno.readTextFileSync(`${configDir}/${f}`)]),
+  );
+  const edits = editTexts(current as Record<EditedFile, string>, revocation);
+  const all: Record<string, string> = { ...current, ...edits };
   let after: Policies;
   try {
     after = checkPolicySet(all, configDir);
