@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { loadPolicyFile } from "../../services/common/policy/mod.ts";
+import { deriveChannels, loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { type Layout, localLayout } from "../../services/common/permissions.ts";
-import { channelsOf, type RecipientsConfig } from "../../services/joi/knowledge/folders.ts";
+import type { RecipientsConfig } from "../../services/joi/knowledge/folders.ts";
 import {
   retrieveFixedArgv,
   retrieveSpec,
@@ -81,7 +81,7 @@ export function provisionLayout(o: ProvisionOptions): Layout {
 export function loadHousehold(configDir: string): RecipientsConfig {
   const recipients = loadPolicyFile("recipients", `${configDir}/recipients.yaml`);
   const channelUsers = loadPolicyFile("channelUsers", `${configDir}/channel_users.yaml`);
-  const want = channelsOf(recipients);
+  const want = deriveChannels(recipients);
   const have = channelUsers.allowed_channel_users;
   const problems: string[] = [];
   for (const [c, u] of Object.entries(want)) {
