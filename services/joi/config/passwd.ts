@@ -14,12 +14,17 @@ export async function systemUsers(passwdPath = "/etc/passwd"): Promise<Set<strin
 
 /** The user names of passwd-format text (malformed lines are skipped). */
 export function parsePasswd(text: string): Set<string> {
-  const out = new Set<string>();
+  return new Set(passwdUids(text).keys());
+}
+
+/** User name -> uid of passwd-format text (malformed lines are skipped). */
+export function passwdUids(text: string): Map<string, number> {
+  const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
     const fields = line.split(":");
-    if (fields.length < 7 || fields[0] === "") continue;
-    out.add(fields[0]);
+    if (fields.length < 7 || fields[0] === "" || !/^\d+$/.test(fields[2])) continue;
+    out.set(fields[0], Number(fields[2]));
   }
   return out;
 }

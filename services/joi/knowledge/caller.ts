@@ -25,6 +25,7 @@ import {
   validateQuery,
 } from "../../../scripts/retrieve.ts";
 import { knowledgeFolders, type RecipientsConfig } from "./folders.ts";
+import { passwdUids } from "../config/passwd.ts";
 
 /** Default timeout of one retrieval. */
 export const RETRIEVE_TIMEOUT_MS = 30_000;
@@ -75,11 +76,7 @@ export interface RetrieveCallerOptions {
 
 /** Reads `/etc/passwd` for a user's uid. */
 export function passwdUid(user: string, passwd = "/etc/passwd"): number | undefined {
-  for (const line of Deno.readTextFileSync(passwd).split("\n")) {
-    const f = line.split(":");
-    if (f[0] === user && f.length >= 3) return Number(f[2]);
-  }
-  return undefined;
+  return passwdUids(Deno.readTextFileSync(passwd)).get(user);
 }
 
 const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex").slice(0, 16);
