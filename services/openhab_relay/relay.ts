@@ -89,6 +89,8 @@ export class Relay {
   #o: RelayOptions;
   #filter;
   #buffer: RelayedEvent[] = [];
+  /** Events ever trimmed from the front of the buffer by overflow. */
+  #trimmed = 0;
   #stopped = false;
   #abort: AbortController | null = null;
   #wake: (() => void) | null = null;
@@ -151,6 +153,7 @@ export class Relay {
     if (this.#buffer.length > max) {
       const n = this.#buffer.length - max;
       this.#buffer.splice(0, n);
+      this.#trimmed += n;
       this.stats.dropped += n;
       this.#o.log.warn("relay_buffer_full", { dropped: n });
     }
@@ -251,6 +254,7 @@ export class Relay {
         continue;
       }
       const batch = this.#buffer.slice(0, this.#o.maxBatch);
+      const trimmedBefore = this.#trimmed;
       const body = JSON.stringify({
         event_id: crypto.randomUUID(),
         event_type: "openhab_events",
@@ -289,15 +293,19 @@ export class Relay {
           buffered: this.#buffer.length,
         });
       }
+      // Overflow during the post may have trimmed part of `batch` off the front
+      // already: remove only what is left of it, never events not yet sent.
+      const settle = () =>
+        this.#buffer.splice(0, Math.max(0, batch.length - (this.#trimmed - trimmedBefore)));
       if (status >= 200 && status < 300) {
-        this.#buffer.splice(0, batch.length);
+        settle();
         this.stats.forwarded += batch.length;
         this.stats.buffered = this.#buffer.length;
         backoff = min;
         continue;
       }
       if (status >= 400 && status < 500 && status !== 429 && status !== 408) {
-        this.#buffer.splice(0, batch.length);
+        settle();
         this.stats.dropped += batch.length;
         this.stats.buffered = this.#buffer.length;
         this.#o.log.error("relay_batch_refused", { status, events: batch.length });
