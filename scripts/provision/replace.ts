@@ -15,7 +15,7 @@ function removeIfPresent(path: string): void {
 }
 
 /** The staged name of `path`: `<dir>/.<name>.<suffix>`. */
-export function stagedPath(path: string, suffix: string): string {
+function stagedPath(path: string, suffix: string): string {
   const parent = path.slice(0, path.lastIndexOf("/")) || "/";
   return `${parent}/.${path.slice(parent.length + 1)}.${suffix}`;
 }
