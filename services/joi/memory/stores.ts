@@ -103,13 +103,23 @@ export function verifyAll(
   chainKey: Uint8Array,
 ): ChannelVerifyReport[] {
   const paths = memoryPaths(recipients);
+  // The heads in joi.db anchor each chain's newest record. A missing joi.db is
+  // tolerated here (a store with records then fails below: its anchor is
+  // gone); one that exists but cannot be opened is an error, never skipped.
   let heads: ChainHeads | undefined;
   let stateDb;
+  const statePath = `${stateDir}/${STATE_DB}`;
+  let stateExists = true;
   try {
-    Deno.statSync(`${stateDir}/${STATE_DB}`);
-    stateDb = openDb(`${stateDir}/${STATE_DB}`, { readOnly: true });
+    Deno.statSync(statePath);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    stateExists = false;
+  }
+  if (stateExists) {
+    stateDb = openDb(statePath, { readOnly: true });
     heads = new ChainHeads(stateDb, true);
-  } catch { /* no joi.db: verify the chains alone */ }
+  }
   const out: ChannelVerifyReport[] = [];
   try {
     for (const [channel, rel] of Object.entries(paths)) {
@@ -140,11 +150,28 @@ export function verifyAll(
       }
       const db = openDb(path, { readOnly: true });
       try {
+        const head = heads?.get(channel);
+        const report = verifyChain(db, chainKey, head);
+        // every append anchors its record: records without an anchor mean the
+        // anchor (joi.db or its heads table) was removed, hiding any tail deletion
         out.push({
           channel,
           path,
           exists: true,
-          ...verifyChain(db, chainKey, heads?.get(channel)),
+          ...(report.ok && report.records > 0 && !head
+            ? {
+              ...report,
+              ok: false,
+              broken: {
+                id: report.lastId,
+                reason: "no chain head is anchored in joi.db for these records " +
+                  "(joi.db or its memory_chain_heads table was removed); the newest records " +
+                  "may have been deleted",
+                expected: `a head in ${statePath}`,
+                found: stateExists ? "none" : "no joi.db",
+              },
+            }
+            : report),
         });
       } finally {
         db.close();

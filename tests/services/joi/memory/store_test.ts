@@ -356,3 +356,32 @@ Deno.test("memory verify: a deletion hidden by rebuilding the chain without the 
     await Deno.remove(t.dir, { recursive: true });
   }
 });
+
+Deno.test("memory verify: removing the chain-head anchor cannot hide a tail deletion", async () => {
+  for (const removeAnchor of ["DROP TABLE memory_chain_heads", "delete joi.db"]) {
+    const t = await setup();
+    try {
+      await fill(t, 12);
+      t.stores.close();
+      await sqlite(
+        `${t.dir}/state/data/owner/private.db`,
+        "DELETE FROM memory_records WHERE id>=10",
+      );
+      if (removeAnchor === "delete joi.db") {
+        for (const f of ["joi.db", "joi.db-wal", "joi.db-shm"]) {
+          await Deno.remove(`${t.dir}/state/${f}`).catch(() => {});
+        }
+      } else {
+        await sqlite(`${t.dir}/state/joi.db`, removeAnchor);
+      }
+      const r = reportOf(t);
+      assert.equal(r.ok, false, removeAnchor);
+      assert.equal(r.broken?.id, 9, removeAnchor);
+      assert.match(r.broken!.reason, /no chain head is anchored/);
+      // a channel that never held a record needs no anchor
+      assert.equal(reportOf(t, "family_group").ok, true);
+    } finally {
+      await Deno.remove(t.dir, { recursive: true });
+    }
+  }
+});
