@@ -372,6 +372,7 @@ async function main(): Promise<number> {
   let conversation;
   try {
     conversation = await createConversation({
+      policies, // validated once above; SIGHUP reloads read the files again
       configDir: values["config-dir"]!,
       stateDir: values["state-dir"]!,
       secretsDir: values["secrets-dir"] ?? "",

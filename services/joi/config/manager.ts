@@ -40,6 +40,11 @@ export interface ConfigSnapshot {
 export interface ConfigManagerOptions {
   /** Loads and validates every policy (`loadPolicies(dir)`); throws on any problem. */
   load: () => Policies | Promise<Policies>;
+  /**
+   * Policies already loaded and validated by the caller (joi's main), used
+   * for the first snapshot instead of loading the files a second time.
+   */
+  initial?: Policies;
   /** The identities hash (`identitiesHash` of the policy module). */
   hash: (identities: Policies["identities"]) => string;
   /** Whether every channel user must exist (production: true). */
@@ -158,7 +163,7 @@ export class ConfigManager {
 async function build(opts: ConfigManagerOptions, generation: number): Promise<ConfigSnapshot> {
   let policies: Policies;
   try {
-    policies = await opts.load();
+    policies = generation === 1 && opts.initial ? opts.initial : await opts.load();
   } catch (e) {
     throw new ConfigError(`configuration invalid: ${(e as Error).message}`);
   }

@@ -59,6 +59,8 @@ export interface ConversationOptions {
   webSearch?: WebSearchOptions;
   /** Logger. */
   log: Logger;
+  /** Policies joi's main already loaded and validated (the first snapshot). */
+  policies?: Policies;
   /** Loads the policies (default `loadPolicies(configDir)`). */
   load?: () => Policies;
   /** passwd file (default `/etc/passwd`). */
@@ -99,6 +101,7 @@ export async function createConversation(o: ConversationOptions): Promise<Conver
   const now = o.now ?? Date.now;
   const config = await ConfigManager.create({
     load: o.load ?? (() => loadPolicies(o.configDir)),
+    ...(o.policies ? { initial: o.policies } : {}),
     hash: identitiesHash,
     requireSystemUsers: o.mode === "production",
     passwdPath: o.passwdPath,
