@@ -42,7 +42,10 @@ export function channelOfGroup<G extends string>(group: G): `${G}_group` {
 }
 
 /** Every channel that follows from `recipients.yaml`, with its channel user. */
-export function deriveChannels(recipients: Recipients): Record<string, string> {
+export function deriveChannels(recipients: {
+  recipients: Readonly<Record<string, { private_user: string; public_user: string }>>;
+  groups: Readonly<Record<string, { user: string }>>;
+}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [id, r] of Object.entries(recipients.recipients)) {
     out[channelOfRecipient(id, "private")] = r.private_user;

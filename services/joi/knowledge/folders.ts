@@ -58,17 +58,6 @@ export function channelUsers(config: RecipientsConfig): string[] {
   return [...users].sort();
 }
 
-/** Channel name -> channel user, as `channel_users.yaml` must list them. */
-export function channelsOf(config: RecipientsConfig): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [id, r] of Object.entries(config.recipients)) {
-    out[`${id}_private_dm`] = r.private_user;
-    out[`${id}_regular_dm`] = r.public_user;
-  }
-  for (const [id, g] of Object.entries(config.groups)) out[`${id}_group`] = g.user;
-  return out;
-}
-
 /** The critical channel user, or undefined when the household has none. */
 export function criticalUser(config: RecipientsConfig): string | undefined {
   return config.groups[CRITICAL_GROUP]?.user;

@@ -10,8 +10,8 @@
  * @module
  */
 import { stringify } from "yaml";
+import { deriveChannels } from "../../../services/common/policy/mod.ts";
 import {
-  channelsOf,
   knowledgeFolders,
   type RecipientsConfig,
 } from "../../../services/joi/knowledge/folders.ts";
@@ -106,7 +106,7 @@ function writeConfig(dir: string, r: RecipientsConfig): void {
   Deno.writeTextFileSync(`${dir}/recipients.yaml`, stringify(r));
   Deno.writeTextFileSync(
     `${dir}/channel_users.yaml`,
-    stringify({ allowed_channel_users: channelsOf(r) }),
+    stringify({ allowed_channel_users: deriveChannels(r) }),
   );
 }
 
@@ -179,7 +179,7 @@ export function createHousehold(options: { ownerSharesWithFamily?: boolean } = {
     stateDir,
     root: `${stateDir}/knowledge`,
     recipients,
-    channels: channelsOf(recipients),
+    channels: deriveChannels(recipients),
     users,
     groups,
     retrieveBin,

@@ -1,8 +1,7 @@
 /** The folder table derived from recipients.yaml (shipped example and edge cases). */
 import assert from "node:assert/strict";
-import { loadPolicyFile } from "../../../../services/common/policy/mod.ts";
+import { deriveChannels, loadPolicyFile } from "../../../../services/common/policy/mod.ts";
 import {
-  channelsOf,
   channelUsers,
   knowledgeFolders,
   type RecipientsConfig,
@@ -62,7 +61,7 @@ Deno.test("writes route by channel user; shared has no writer; channels follow r
     "channelUsers",
     new URL("../../../../policies/channel_users.yaml", import.meta.url).pathname,
   );
-  assert.deepEqual(channelsOf(r), shippedChannels.allowed_channel_users);
+  assert.deepEqual(deriveChannels(r), shippedChannels.allowed_channel_users);
   assert.equal(channelUsers(r).length, 6);
 });
 
