@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { loadOptionalKey } from "../common/wire/keys.ts";
+import { loadOptionalKey, readSecretFile } from "../common/wire/keys.ts";
 import { parseArgs } from "node:util";
 import { createLogger } from "../common/log.ts";
 import { loadPolicyFile } from "../common/policy/mod.ts";
@@ -14,18 +14,13 @@ import { Relay } from "./relay.ts";
 
 /** Reads the API token file, refusing group/other access and symlinks. */
 export async function readTokenFile(path: string): Promise<string> {
-  const info = await Deno.lstat(path).catch((e) => {
-    throw new Error(`token file ${path}: ${(e as Error).message}; create it with mode 0600`);
-  });
-  if (!info.isFile) throw new Error(`token file ${path} is not a regular file`);
-  if (info.mode !== null && (info.mode & 0o077) !== 0) {
-    throw new Error(
-      `token file ${path} has mode ${
-        (info.mode & 0o777).toString(8)
-      }; fix it with chmod 600 ${path}`,
-    );
-  }
-  const token = (await Deno.readTextFile(path)).trim();
+  const token = new TextDecoder().decode(
+    await readSecretFile(path, {
+      what: "token file",
+      howToCreate: () =>
+        "create it with mode 0600 holding an openHAB API token (Settings > API Security)",
+    }),
+  ).trim();
   if (!/^[\x21-\x7e]{8,512}$/.test(token)) {
     throw new Error(`token file ${path} does not hold an openHAB API token (one printable line)`);
   }

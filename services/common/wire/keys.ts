@@ -110,11 +110,29 @@ export function decodeKeyMaterial(path: string, bytes: Uint8Array): Uint8Array {
   );
 }
 
+/** What a secret file is called in errors, and how to create one. */
+export interface SecretFileKind {
+  /** E.g. "key file", "token file". */
+  what: string;
+  /** The fix for a missing file. */
+  howToCreate: (path: string) => string;
+}
+
+const KEY_FILE: SecretFileKind = {
+  what: "key file",
+  howToCreate: (p) => `create it with \`openssl rand -hex 32 > ${p} && chmod 600 ${p}\``,
+};
+
 /**
- * Reads and checks a key file (see the module doc) and returns its bytes.
- * Prefer {@link loadKey}, which never hands the bytes out.
+ * The raw bytes of a secret file (a key, an API token), read only when it is
+ * a regular file (not a symlink) granting no group/other access, and still
+ * the same file once opened. Errors name the file and the fix.
  */
-export async function readKeyFile(path: string): Promise<Uint8Array> {
+export async function readSecretFile(
+  path: string,
+  kind: SecretFileKind = KEY_FILE,
+): Promise<Uint8Array> {
+  const what = kind.what;
   let info: Deno.FileInfo;
   try {
     info = await Deno.lstat(path);
@@ -122,31 +140,30 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
     if (e instanceof Deno.errors.NotFound) {
       throw new KeyFileError(
         path,
-        `key file ${path} does not exist: create it with \`openssl rand -hex 32 > ${path} && chmod 600 ${path}\``,
+        `${what} ${path} does not exist: ${kind.howToCreate(path)}`,
       );
     }
-    throw new KeyFileError(path, `cannot inspect key file ${path}: ${(e as Error).message}`);
+    throw new KeyFileError(path, `cannot inspect ${what} ${path}: ${(e as Error).message}`);
   }
   if (info.isSymlink) {
     throw new KeyFileError(
       path,
-      `key file ${path} is a symlink; refusing to follow it: replace it with the key file itself`,
+      `${what} ${path} is a symlink; refusing to follow it: replace it with the file itself`,
     );
   }
   if (!info.isFile) {
-    throw new KeyFileError(path, `key file ${path} is not a regular file`);
+    throw new KeyFileError(path, `${what} ${path} is not a regular file`);
   }
-  checkMode(path, info);
+  checkMode(path, info, what);
   const file = await Deno.open(path, { read: true });
   try {
     // The path may have been swapped between lstat and open: check the open file is the same.
     const opened = await file.stat();
     if (opened.ino !== info.ino || opened.dev !== info.dev || !opened.isFile) {
-      throw new KeyFileError(path, `key file ${path} changed while it was being opened; retry`);
+      throw new KeyFileError(path, `${what} ${path} changed while it was being opened; retry`);
     }
-    checkMode(path, opened);
-    const bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
-    return decodeKeyMaterial(path, bytes);
+    checkMode(path, opened, what);
+    return new Uint8Array(await new Response(file.readable).arrayBuffer());
   } finally {
     try {
       file.close();
@@ -156,13 +173,21 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
   }
 }
 
-function checkMode(path: string, info: Deno.FileInfo): void {
+/**
+ * Reads and decodes a key file, refusing it when it is a symlink, not a
+ * regular file, readable by group/other, or not 32+ bytes of key material.
+ */
+export async function readKeyFile(path: string): Promise<Uint8Array> {
+  return decodeKeyMaterial(path, await readSecretFile(path, KEY_FILE));
+}
+
+function checkMode(path: string, info: Deno.FileInfo, what = "key file"): void {
   if (info.mode === null) return; // not reported on this platform (Windows)
   const loose = info.mode & 0o077;
   if (loose !== 0) {
     throw new KeyFileError(
       path,
-      `key file ${path} has mode ${(info.mode & 0o777).toString(8).padStart(4, "0")}, ` +
+      `${what} ${path} has mode ${(info.mode & 0o777).toString(8).padStart(4, "0")}, ` +
         `which grants group/other access; fix it with \`chmod 600 ${path}\``,
     );
   }
