@@ -16,10 +16,9 @@
  * @module
  */
 import {
-  checkPolicyText,
-  crossCheck,
   formatIssue,
   loadPolicies,
+  parsePolicySet,
   type Policies,
   PolicyError,
   policyFileNames,
@@ -107,22 +106,6 @@ export interface RevokeResult {
   reloaded: boolean;
 }
 
-/** Checks a complete set of policy texts in memory; throws {@link PolicyError}. */
-export function checkPolicySet(texts: Record<string, string>, dir: string): Policies {
-  const issues = [];
-  const loaded: Record<string, unknown> = {};
-  for (const name of policyNames) {
-    const file = policyFileNames[name];
-    const r = checkPolicyText(name, texts[file], `${dir}/${file}`);
-    issues.push(...r.issues);
-    if (r.config) loaded[name] = r.config;
-  }
-  if (issues.length) throw new PolicyError(issues);
-  const cross = crossCheck(loaded as unknown as Policies);
-  if (cross.length) throw new PolicyError(cross);
-  return loaded as unknown as Policies;
-}
-
 /** Computes the plan without changing anything. */
 export function planRevoke(o: RevokeOptions, configDir: string, accounts: Accounts): RevokePlan {
   let policies: Policies;
@@ -143,7 +126,7 @@ export function planRevoke(o: RevokeOptions, configDir: string, accounts: Accoun
   const all: Record<string, string> = { ...current, ...edits };
   let after: Policies;
   try {
-    after = checkPolicySet(all, configDir);
+    after = parsePolicySet(all, configDir);
   } catch (e) {
     const detail = e instanceof PolicyError ? e.issues.map(formatIssue).join("\n") : String(e);
     throw new RevokeUsageError(

@@ -187,11 +187,32 @@ function joinPath(dir: string, file: string): string {
  * every issue of every file.
  */
 export function loadPolicies(dir: string): Policies {
+  return validateSet(dir, readText);
+}
+
+/**
+ * Validates a whole policy set given as texts (file name -> text, e.g. files
+ * about to be written) as if they lay in `dir`: each file, then the cross-file
+ * checks, exactly as {@link loadPolicies}. Throws {@link PolicyError}.
+ */
+export function parsePolicySet(texts: Readonly<Record<string, string>>, dir: string): Policies {
+  return validateSet(dir, (file) => {
+    const name = file.slice(file.lastIndexOf("/") + 1);
+    return Object.hasOwn(texts, name)
+      ? { text: texts[name] }
+      : { issue: readIssue(file, new Deno.errors.NotFound(`${name} is not in the set`)) };
+  });
+}
+
+function validateSet(
+  dir: string,
+  read: (file: string) => { text?: string; issue?: Issue },
+): Policies {
   const issues: Issue[] = [];
   const loaded: Partial<Record<PolicyName, unknown>> = {};
   for (const name of policyNames) {
     const file = joinPath(dir, policyFileNames[name]);
-    const { text, issue } = readText(file);
+    const { text, issue } = read(file);
     if (text === undefined) {
       issues.push(issue!);
       continue;

@@ -30,6 +30,7 @@ export {
   loadInfra,
   loadPolicies,
   loadPolicyFile,
+  parsePolicySet,
   parsePolicyText,
   type ParseResult,
 } from "./loader.ts";
