@@ -143,7 +143,7 @@ async function main(): Promise<number> {
   const supervisor = new Supervisor(localChildren(layout, print), {
     print: (line) => {
       const m = line.match(/^(\[[^\]]+\] )(.*)$/);
-      print(m ? m[1] + humanize(m[2]) : line);
+      print(m ? `${m[1]}${humanize(m[2] ?? "")}` : line);
     },
   });
   supervisor.start();

@@ -22,7 +22,8 @@ export function deviceFlags(d: DeviceState): string[] {
 
 /** Formats the states as an aligned text table. */
 export function formatDevices(devices: DeviceState[], now: number): string {
-  const rows = [["DEVICE", "TYPE", "STATE", "CHANGES/WINDOW", "SINCE", "FLAGS"]];
+  const header = ["DEVICE", "TYPE", "STATE", "CHANGES/WINDOW", "SINCE", "FLAGS"];
+  const rows = [header];
   for (const d of devices) {
     const since = d.stateAt === null ? "-" : `${Math.round((now - d.stateAt) / 60_000)} min`;
     rows.push([
@@ -34,8 +35,9 @@ export function formatDevices(devices: DeviceState[], now: number): string {
       deviceFlags(d).join(",") || "-",
     ]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => [...(r[i] ?? "")].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd())
+    .join("\n");
 }
 
 async function main(): Promise<number> {

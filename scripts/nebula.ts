@@ -22,11 +22,11 @@ const USAGE = `usage: deno task nebula --underlay mesh=IP,joi=IP,openhab=IP [--o
 export function parseUnderlay(text: string): Record<NodeName, string> {
   const out: Partial<Record<NodeName, string>> = {};
   for (const part of text.split(",")) {
-    const [name, ip] = part.split("=");
-    if (!(name in NODES)) {
+    const [name = "", ip] = part.split("=");
+    if (!Object.hasOwn(NODES, name)) {
       throw new Error(`--underlay: unknown node "${name}" (mesh, joi, openhab)`);
     }
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip ?? "")) {
+    if (ip === undefined || !/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) {
       throw new Error(`--underlay: ${name}=${ip ?? ""} is not an IPv4 address`);
     }
     out[name as NodeName] = ip;

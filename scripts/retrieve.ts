@@ -396,12 +396,12 @@ export function renderOutput(out: Output, maxBytes = MAX_OUTPUT_BYTES): string {
     const text = JSON.stringify({ status: "ok", results, truncated });
     if (enc.encode(text).length <= maxBytes) return text;
     truncated = true;
-    if (results.length === 0) return JSON.stringify({ status: "ok", results: [], truncated });
+    const [only] = results;
+    if (only === undefined) return JSON.stringify({ status: "ok", results: [], truncated });
     if (results.length === 1) {
       // a single huge document: cut its snippet
-      const r = results[0];
-      const cut = Math.max(0, r.snippet.length - (enc.encode(text).length - maxBytes) - 64);
-      results = cut > 0 ? [{ ...r, snippet: r.snippet.slice(0, cut) }] : [];
+      const cut = Math.max(0, only.snippet.length - (enc.encode(text).length - maxBytes) - 64);
+      results = cut > 0 ? [{ ...only, snippet: only.snippet.slice(0, cut) }] : [];
     } else {
       results = results.slice(0, Math.max(1, Math.floor(results.length / 2)));
     }
@@ -413,10 +413,11 @@ export function parseArgv(argv: string[]): { root: string; type: string; json: s
   const rest = [...argv];
   let root = "";
   if (rest[0]?.startsWith("--root=")) root = rest.shift()!.slice("--root=".length);
-  if (root === "" || !root.startsWith("/") || rest.length !== 2) {
+  const [type, json] = rest;
+  if (root === "" || !root.startsWith("/") || rest.length !== 2 || !type || json === undefined) {
     throw new QueryError("usage: joi-retrieve --root=<absolute dir> <search|get|list> '<json>'");
   }
-  return { root, type: rest[0], json: rest[1] };
+  return { root, type, json };
 }
 
 function currentUid(): string {

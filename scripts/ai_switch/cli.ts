@@ -82,14 +82,14 @@ export function realIo(): CliIo {
 /** Parsed options. */
 interface Options {
   command: "switch" | "status" | "history";
-  domain?: string;
+  domain?: string | undefined;
   flush: boolean;
   dryRun: boolean;
   json: boolean;
-  limit?: number;
+  limit?: number | undefined;
   infra: string;
-  stateFile?: string;
-  logFile?: string;
+  stateFile?: string | undefined;
+  logFile?: string | undefined;
   lockFile: string;
   lockTimeoutMs: number;
   bins: Bins;

@@ -53,7 +53,7 @@ export function parseComputeApps(text: string): ComputeApp[] {
     const line = raw.trim();
     if (line === "" || /^No running/i.test(line)) continue;
     const parts = line.split(",").map((s) => s.trim());
-    const [pid, mem] = parts;
+    const [pid = "", mem = ""] = parts;
     if (parts.length !== 2 || !INT.test(pid) || !(INT.test(mem) || mem === "[N/A]")) {
       throw new FlushError(
         `nvidia-smi compute-apps line ${i + 1} is not "pid, used_memory": ${JSON.stringify(line)}`,

@@ -57,7 +57,8 @@ function oneLine(s: string): string {
 export function parseEntry(line: string): HistoryEntry {
   const m = LINE.exec(line);
   if (!m) throw new Error(`not an ai-switch log line: ${JSON.stringify(line.slice(0, 80))}`);
-  const [, time, from, to, flush, result, rest] = m;
+  // every group of LINE is mandatory, so none is undefined once it matched
+  const [, time = "", from = "", to = "", flush, result, rest = ""] = m;
   if (Number.isNaN(Date.parse(time))) throw new Error(`bad time ${JSON.stringify(time)}`);
   if (!RESULTS.includes(result as SwitchResult)) {
     throw new Error(`bad result ${JSON.stringify(result)}`);
@@ -75,8 +76,9 @@ export function parseEntry(line: string): HistoryEntry {
     FIELD.lastIndex = pos;
     const f = FIELD.exec(rest);
     if (!f) throw new Error(`bad field at ${JSON.stringify(rest.slice(pos, pos + 40))}`);
-    const value = f[2].startsWith('"') ? JSON.parse(f[2]) as string : f[2];
-    entry[f[1] as "step" | "error" | "warning"] = value;
+    const [, key, raw = ""] = f;
+    const value = raw.startsWith('"') ? JSON.parse(raw) as string : raw;
+    entry[key as "step" | "error" | "warning"] = value;
     pos = FIELD.lastIndex;
   }
   return entry;

@@ -27,8 +27,8 @@ async function run(
 function stats(ms: number[]): { median: number; p95: number } {
   const s = [...ms].sort((a, b) => a - b);
   return {
-    median: s[Math.floor(s.length / 2)],
-    p95: s[Math.min(s.length - 1, Math.floor(s.length * 0.95))],
+    median: s[Math.floor(s.length / 2)] ?? NaN,
+    p95: s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] ?? NaN,
   };
 }
 

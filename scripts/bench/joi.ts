@@ -37,7 +37,7 @@ const RSS_TARGET_MB = 120;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;

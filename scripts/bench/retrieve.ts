@@ -95,7 +95,7 @@ async function timeRun(args: string[]): Promise<number> {
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
 };
 const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms`;
 
@@ -141,7 +141,7 @@ export async function bench(): Promise<void> {
       }
       const inProc: number[] = [];
       for (let i = 0; i < QUERIES_IN_PROCESS; i++) {
-        const word = i % 2 === 0 ? needle : VOCAB[(i * 37) % VOCAB.length];
+        const word = i % 2 === 0 ? needle : VOCAB[(i * 37) % VOCAB.length]!;
         const t = performance.now();
         runQuery(root, { type: "search", q: word, limit: 10 }, "uid:0");
         inProc.push(performance.now() - t);

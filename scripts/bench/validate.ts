@@ -67,6 +67,7 @@ function populate(root: string): void {
   const folders = want.paths.filter((s) => s.type === "dir" && s.mode === 0o2750);
   for (let i = 0; i < 200; i++) {
     const f = folders[i % folders.length];
+    if (!f) throw new Error("bench: the household plan has no knowledge folders");
     const at = `${root}${f.path}/note-${i}.md`;
     Deno.writeTextFileSync(at, `# note ${i}\n`);
     Deno.chownSync(at, users.get(p.recipients.service_user)!.uid, groups.get(f.group)!.gid);

@@ -60,7 +60,7 @@ async function drive(
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
   return { name, rps: count / elapsed, p50: pct(0.5), p99: pct(0.99) };
 }
 
@@ -132,7 +132,7 @@ export async function bench(): Promise<void> {
     rows.push(await drive("signed, nonces FULL", REQUESTS, signed("FULL")));
     rows.push(await drive("signed, nonces NORMAL", REQUESTS, signed("NORMAL")));
     rows.push(await drive("SignedClient (zod), NORMAL", REQUESTS, viaClient));
-    const baseline = rows[0];
+    const baseline = rows[0]!; // the bare row, pushed first above
     console.log(
       `wire: ${REQUESTS} requests per row, ${CONCURRENCY} concurrent clients, ` +
         `${body.length}-byte JSON body, loopback HTTP/1.1`,

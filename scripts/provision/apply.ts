@@ -35,11 +35,11 @@ export interface ApplyOptions {
   /** Staging root ("" for the live system). */
   root: string;
   /** Tools (default {@link DEFAULT_TOOLS}). */
-  tools?: Tools;
+  tools?: Tools | undefined;
   /** Where `passwd`/`group` are read after account changes (default `/etc`). */
-  etc?: string;
+  etc?: string | undefined;
   /** Progress (one line per action). */
-  onAction?: (line: string) => void;
+  onAction?: ((line: string) => void) | undefined;
 }
 
 function run(bin: string, args: string[]): void {
@@ -99,7 +99,11 @@ export function applyActions(actions: Action[], options: ApplyOptions): Accounts
   return acc();
 }
 
-function ids(spec: PathSpec, accounts: Accounts, root: string): { uid?: number; gid?: number } {
+function ids(
+  spec: PathSpec,
+  accounts: Accounts,
+  root: string,
+): { uid: number | undefined; gid: number | undefined } {
   const uid = spec.owner === "root" ? 0 : accounts.users.get(spec.owner)?.uid;
   const gid = spec.group === "root" ? 0 : accounts.groups.get(spec.group)?.gid;
   if (root === "" && (uid === undefined || gid === undefined)) {

@@ -10,11 +10,11 @@ import {
   channelUsers,
   criticalUser,
   knowledgeFolders,
-  type RecipientsConfig,
 } from "../../services/joi/knowledge/folders.ts";
 import { renderAuditRules } from "./audit.ts";
 import { renderSudoers } from "./sudoers.ts";
 import { type Accounts, type PathState, pathState } from "./system.ts";
+import type { Recipients } from "../../services/common/policy/recipients.ts";
 
 /** A directory or file the household needs. */
 export interface PathSpec {
@@ -51,7 +51,7 @@ export interface DesiredState {
 /** Inputs of {@link desiredState}. */
 export interface ProvisionInput {
   /** recipients.yaml. */
-  recipients: RecipientsConfig;
+  recipients: Recipients;
   /** joi's state directory (absolute). */
   stateDir: string;
   /** joi's configuration directory (absolute, for the audit rules). */
@@ -67,7 +67,7 @@ export interface ProvisionInput {
   /** sudo's log for the service user (`/var/log/joi-sudo.log`). */
   sudoLog: string;
   /** The Deno binary to install as the entry point (omit to leave it alone). */
-  entrySource?: string;
+  entrySource?: string | undefined;
 }
 
 /** Mode of knowledge folders: rwx joi, r-x group, setgid (new files keep the group). */

@@ -8,7 +8,6 @@
  */
 import { deriveChannels, loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { type Layout, localLayout } from "../../services/common/permissions.ts";
-import type { RecipientsConfig } from "../../services/joi/knowledge/folders.ts";
 import {
   retrieveFixedArgv,
   retrieveSpec,
@@ -24,6 +23,7 @@ import {
   systemView,
 } from "./plan.ts";
 import { pathState, readAccounts } from "./system.ts";
+import type { Recipients } from "../../services/common/policy/recipients.ts";
 
 /** Options of {@link provision}. */
 export interface ProvisionOptions {
@@ -34,23 +34,23 @@ export interface ProvisionOptions {
   /** The code directory holding scripts/retrieve.ts (root-owned in production). */
   codeDir: string;
   /** The retrieve entry point (default `/usr/local/bin/joi-retrieve`). */
-  retrieveBin?: string;
+  retrieveBin?: string | undefined;
   /** sudoers file (default `/etc/sudoers.d/joi`). */
-  sudoersPath?: string;
+  sudoersPath?: string | undefined;
   /** audit rules (default `/etc/audit/rules.d/joi.rules`). */
-  auditRulesPath?: string;
+  auditRulesPath?: string | undefined;
   /** sudo log (default `/var/log/joi-sudo.log`). */
-  sudoLog?: string;
+  sudoLog?: string | undefined;
   /** A Deno binary to install as the entry point (omit: leave it as it is). */
-  entrySource?: string;
+  entrySource?: string | undefined;
   /** Staging prefix: files only, no account changes. */
-  root?: string;
+  root?: string | undefined;
   /** Print the plan, change nothing. */
-  dryRun?: boolean;
+  dryRun?: boolean | undefined;
   /** Tools (tests may not override; the defaults are the Debian paths). */
-  tools?: Tools;
+  tools?: Tools | undefined;
   /** Progress lines. */
-  onAction?: (line: string) => void;
+  onAction?: ((line: string) => void) | undefined;
 }
 
 /** What a run did. */
@@ -78,7 +78,7 @@ export function provisionLayout(o: ProvisionOptions): Layout {
 }
 
 /** Loads recipients.yaml and checks channel_users.yaml lists exactly its channels. */
-export function loadHousehold(configDir: string): RecipientsConfig {
+export function loadHousehold(configDir: string): Recipients {
   const recipients = loadPolicyFile("recipients", `${configDir}/recipients.yaml`);
   const channelUsers = loadPolicyFile("channelUsers", `${configDir}/channel_users.yaml`);
   const want = deriveChannels(recipients);

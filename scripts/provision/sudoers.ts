@@ -67,7 +67,7 @@ export function renderSudoers(i: SudoersInput): string {
 
 /** The runas users of a rendered sudoers file (the `(user)` of each rule line). */
 export function runasUsers(content: string): string[] {
-  return [...content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1]);
+  return [...content.matchAll(/^\S+ ALL=\(([^)]+)\)/gm)].map((m) => m[1] ?? "");
 }
 
 /** Checks a sudoers.d file name: sudo ignores names with a dot or ending in `~`. */

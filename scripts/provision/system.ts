@@ -38,9 +38,9 @@ export interface Accounts {
 export function parsePasswd(text: string): Map<string, PasswdEntry> {
   const out = new Map<string, PasswdEntry>();
   for (const line of text.split("\n")) {
-    const f = line.split(":");
-    if (f.length < 4 || f[0] === "" || line.startsWith("#")) continue;
-    out.set(f[0], { name: f[0], uid: Number(f[2]), gid: Number(f[3]) });
+    const [name = "", , uid, gid] = line.split(":");
+    if (gid === undefined || name === "" || line.startsWith("#")) continue;
+    out.set(name, { name, uid: Number(uid), gid: Number(gid) });
   }
   return out;
 }
@@ -49,12 +49,12 @@ export function parsePasswd(text: string): Map<string, PasswdEntry> {
 export function parseGroup(text: string): Map<string, GroupEntry> {
   const out = new Map<string, GroupEntry>();
   for (const line of text.split("\n")) {
-    const f = line.split(":");
-    if (f.length < 4 || f[0] === "" || line.startsWith("#")) continue;
-    out.set(f[0], {
-      name: f[0],
-      gid: Number(f[2]),
-      members: f[3].split(",").map((s) => s.trim()).filter((s) => s !== ""),
+    const [name = "", , gid, members] = line.split(":");
+    if (members === undefined || name === "" || line.startsWith("#")) continue;
+    out.set(name, {
+      name,
+      gid: Number(gid),
+      members: members.split(",").map((s) => s.trim()).filter((s) => s !== ""),
     });
   }
   return out;

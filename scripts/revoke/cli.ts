@@ -101,7 +101,7 @@ export async function main(args: string[], io: Io = consoleIo): Promise<number> 
   }
   try {
     const result = await revoke({
-      recipient: positionals[0],
+      recipient: positionals[0]!, // exactly one, checked with the arguments above
       configDir,
       root: values.root,
       passwdFile: values["passwd-file"],

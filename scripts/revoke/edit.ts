@@ -47,7 +47,9 @@ export function revocationOf(recipients: Recipients, id: string): Revocation {
   }
   const before = deriveChannels(recipients);
   const users = [r.private_user, r.public_user];
-  const channels = Object.keys(before).filter((c) => users.includes(before[c]));
+  const channels = Object.entries(before).filter(([, user]) => users.includes(user)).map(([c]) =>
+    c
+  );
   return { id, users, readerGroup: r.reader_group, channels };
 }
 
@@ -63,7 +65,7 @@ export class RevokeUsageError extends Error {
 function doc(text: string, file: string): Document.Parsed {
   const d = parseYaml(text).doc;
   if (d.errors.length > 0) {
-    throw new Error(`${file}: cannot parse: ${d.errors[0].message}; fix it before revoking`);
+    throw new Error(`${file}: cannot parse: ${d.errors[0]!.message}; fix it before revoking`);
   }
   return d;
 }

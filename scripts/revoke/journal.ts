@@ -90,9 +90,8 @@ export function stage(
   Deno.mkdirSync(dir, { mode: 0o700 });
   for (const name of allFiles) {
     const like = statOrUndefined(`${configDir}/${name}`);
-    const text = Object.hasOwn(changes, name)
-      ? changes[name]
-      : Deno.readTextFileSync(`${configDir}/${name}`);
+    const text = (Object.hasOwn(changes, name) ? changes[name] : undefined) ??
+      Deno.readTextFileSync(`${configDir}/${name}`);
     writeSynced(`${dir}/${name}`, text, like);
   }
   fsyncDir(dir);

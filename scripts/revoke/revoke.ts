@@ -61,21 +61,21 @@ export interface RevokeOptions extends ValidateOptions {
   /** The recipient id. */
   recipient: string;
   /** joi's policy folder (default `<root>/etc/joi`). */
-  configDir?: string;
+  configDir?: string | undefined;
   /** joi's pid file, used when systemd is not running (default `/run/joi/joi.pid`). */
-  pidFile?: string;
+  pidFile?: string | undefined;
   /** Only print the plan. */
-  dryRun?: boolean;
+  dryRun?: boolean | undefined;
   /** Binaries. */
-  tools?: Tools;
+  tools?: Tools | undefined;
   /** Whether systemd runs (default: detected). */
-  systemd?: boolean;
+  systemd?: boolean | undefined;
   /** Clock (backup names). */
-  now?: () => Date;
+  now?: (() => Date) | undefined;
   /** Progress lines. */
-  log?: (line: string) => void;
+  log?: ((line: string) => void) | undefined;
   /** Test barrier at each step. */
-  hook?: StepHook;
+  hook?: StepHook | undefined;
 }
 
 /** The plan of a revocation. */

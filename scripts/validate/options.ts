@@ -9,15 +9,15 @@
 /** Options of a validation run (all optional; defaults are production). */
 export interface ValidateOptions {
   /** Prefix of every system path (default "": the live system). */
-  root?: string;
+  root?: string | undefined;
   /** joi's policy folder (default `<root>/etc/joi`). */
-  configDir?: string;
+  configDir?: string | undefined;
   /** The passwd file (default `<root>/etc/passwd`). */
-  passwdFile?: string;
+  passwdFile?: string | undefined;
   /** The group file (default `<root>/etc/group`). */
-  groupFile?: string;
+  groupFile?: string | undefined;
   /** `lsattr` binary (default `/usr/bin/lsattr`); `""` skips the immutability check. */
-  lsattrBin?: string;
+  lsattrBin?: string | undefined;
 }
 
 /** Installed (production) paths, before the root prefix. */

@@ -23,7 +23,7 @@ export function lsattrFlags(lsattrBin: string, path: string): { flags?: string; 
     if (!out.success || text === "") {
       return { error: new TextDecoder().decode(out.stderr).trim() || `exit ${out.code}` };
     }
-    return { flags: text.split(/\s+/)[0] };
+    return { flags: text.split(/\s+/)[0] ?? "" };
   } catch (e) {
     return { error: e instanceof Error ? e.message : String(e) };
   }

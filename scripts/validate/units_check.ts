@@ -35,7 +35,7 @@ export function parseUnit(text: string): UnitEntry[] {
   let section = "";
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    let line = lines[i].trim();
+    let line = (lines[i] ?? "").trim();
     const start = i + 1;
     if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
     if (line.startsWith("[") && line.endsWith("]")) {
@@ -43,7 +43,7 @@ export function parseUnit(text: string): UnitEntry[] {
       continue;
     }
     while (line.endsWith("\\") && i + 1 < lines.length) {
-      line = line.slice(0, -1) + " " + lines[++i].trim();
+      line = line.slice(0, -1) + " " + (lines[++i] ?? "").trim();
     }
     const eq = line.indexOf("=");
     if (eq < 0) continue;
@@ -64,7 +64,7 @@ export function splitExec(value: string): string[] {
   let has = false;
   let quote: string | null = null;
   for (let i = 0; i < value.length; i++) {
-    const c = value[i];
+    const c = value.charAt(i);
     if (quote) {
       if (c === "\\" && i + 1 < value.length) cur += value[++i];
       else if (c === quote) quote = null;
@@ -100,13 +100,14 @@ export function allowFlags(argv: string[], entry: string): {
     }
     const m = a.match(/^--allow-([a-z-]+)(?:=(.*))?$/);
     if (!m) continue;
-    if (m[2] === undefined || m[2] === "") {
+    const [, kind = "", values] = m;
+    if (values === undefined || values === "") {
       unscoped.push(a);
       continue;
     }
-    const set = flags.get(m[1]) ?? new Set<string>();
-    for (const v of m[2].split(",")) set.add(v);
-    flags.set(m[1], set);
+    const set = flags.get(kind) ?? new Set<string>();
+    for (const v of values.split(",")) set.add(v);
+    flags.set(kind, set);
   }
   return { flags, unscoped };
 }
@@ -157,14 +158,14 @@ export function checkUnits(unitsDir: string, layout: Layout): Findings {
     const parsed = parseUnit(text);
     const service = parsed.filter((e) => e.section === "Service");
     if (program === "joi") {
-      const umask = service.filter((e) => e.key === "UMask");
-      if (umask.length === 0 || umask[umask.length - 1].value !== "0027") {
+      const umask = service.filter((e) => e.key === "UMask").at(-1);
+      if (umask?.value !== "0027") {
         f.error(
           "umask_missing",
-          umask.length === 0
+          umask === undefined
             ? `${unit} has no UMask=0027 (new knowledge files would be world-readable)`
-            : `${unit} has UMask=${umask[umask.length - 1].value}, expected 0027`,
-          umask.length ? `${path}:${umask[umask.length - 1].line}` : path,
+            : `${unit} has UMask=${umask.value}, expected 0027`,
+          umask ? `${path}:${umask.line}` : path,
           `set UMask=0027 in the [Service] section of ${path}`,
         );
       }
@@ -189,8 +190,8 @@ export function checkUnits(unitsDir: string, layout: Layout): Findings {
       }
       const want = new Map<string, Set<string>>();
       for (const flag of permissionFlags(spec.permissions)) {
-        const m = flag.match(/^--allow-([a-z-]+)=(.*)$/)!;
-        want.set(m[1], new Set(m[2].split(",")));
+        const [, kind = "", values = ""] = flag.match(/^--allow-([a-z-]+)=(.*)$/)!;
+        want.set(kind, new Set(values.split(",")));
       }
       for (const kind of new Set([...flags.keys(), ...want.keys()])) {
         const have = flags.get(kind) ?? new Set<string>();

@@ -51,7 +51,7 @@ export class CircuitBreaker {
   #openMs: number;
   #probes: number;
   #now: () => number;
-  #onChange?: (from: BreakerState, to: BreakerState) => void;
+  #onChange: ((from: BreakerState, to: BreakerState) => void) | undefined;
   #state: BreakerState = "closed";
   #consecutive = 0;
   #openedAt = 0;

@@ -727,7 +727,10 @@ export function permissionFlags(p: Permissions): string[] {
 }
 
 /** The arguments after `deno` that run `spec`: `run --no-prompt <flags> entry args`. */
-export function denoRunArgs(spec: ProgramSpec, extra: { cachedOnly?: boolean } = {}): string[] {
+export function denoRunArgs(
+  spec: ProgramSpec,
+  extra: { cachedOnly?: boolean } = {},
+): ["run", ...string[]] {
   return [
     "run",
     "--no-prompt",

@@ -44,9 +44,9 @@ export interface RateVerdict {
 /** Options of {@link RateLimiter}. */
 export interface RateLimiterOptions {
   /** Clock (ms since the epoch) used when `check` gets no time. Default `Date.now`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Keys idle longer than the largest window are forgotten once this many keys exist. */
-  maxIdleKeys?: number;
+  maxIdleKeys?: number | undefined;
 }
 
 const MINUTE = 60_000;
@@ -68,9 +68,11 @@ class HitQueue {
     return this.times.length - this.head;
   }
 
-  /** The i-th newest hit (0 = newest). */
+  /** The i-th newest hit (0 = newest); callers keep `i < size`. */
   fromEnd(i: number): number {
-    return this.times[this.times.length - 1 - i];
+    const t = this.times[this.times.length - 1 - i];
+    if (t === undefined) throw new RangeError(`hit ${i} of ${this.size} does not exist`);
+    return t;
   }
 
   last(): number | undefined {
@@ -82,7 +84,7 @@ class HitQueue {
   }
 
   dropBefore(cutoff: number): void {
-    while (this.head < this.times.length && this.times[this.head] <= cutoff) this.head++;
+    while (this.head < this.times.length && this.times[this.head]! <= cutoff) this.head++;
     if (this.head > 64 && this.head * 2 > this.times.length) {
       this.times = this.times.slice(this.head);
       this.head = 0;

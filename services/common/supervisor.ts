@@ -192,7 +192,7 @@ export class Supervisor {
     try {
       child = new Deno.Command(spec.command, {
         args: spec.args,
-        cwd: spec.cwd,
+        ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
         ...(spec.env ? { env: { ...spec.env } } : {}),
         stdin: spec.stdin ? "piped" : "null",
         stdout: "piped",

@@ -20,6 +20,7 @@ import {
   UNIT_NAMES,
   type WebSearchAccess,
 } from "./permissions.ts";
+import type { Tools } from "./policy/tools.ts";
 
 /** A rendered unit file. */
 export interface UnitFile {
@@ -412,24 +413,11 @@ export function endpointOf(url: string): { host: string; port: number } {
   return { host: u.hostname.replace(/^\[|\]$/g, ""), port };
 }
 
-/** The tools.yaml shape {@link webSearchAccess} reads. */
-export interface ToolsShape {
-  tools: Record<
-    string,
-    {
-      enabled: boolean;
-      transport: string;
-      endpoint: string;
-      policy: { allowed_domains?: string[] };
-    }
-  >;
-}
-
 /**
  * What joi must be allowed to dial for web search, or undefined when
  * tools.yaml does not enable it: the proxy and each allowed domain on 443.
  */
-export function webSearchAccess(tools: ToolsShape): WebSearchAccess | undefined {
+export function webSearchAccess(tools: Tools): WebSearchAccess | undefined {
   const t = Object.hasOwn(tools.tools, "web_search") ? tools.tools.web_search : undefined;
   if (!t?.enabled || t.transport !== "http_proxy") return undefined;
   return {
@@ -448,7 +436,7 @@ export function productionAddressesFrom(
     nebula: { underlay_cidr: string; port: number };
   },
   llm: { endpoint: string },
-  tools?: ToolsShape,
+  tools?: Tools,
 ): ProductionAddresses {
   const webSearch = tools ? webSearchAccess(tools) : undefined;
   return {

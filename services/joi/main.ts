@@ -50,7 +50,7 @@ export interface JoiConfig {
   /** joi->mesh HMAC key. */
   meshKey?: CryptoKey;
   /** The identities hash sent to the mesh as `X-Config-Hash` (config sync). */
-  configHash?: () => string | undefined;
+  configHash?: (() => string | undefined) | undefined;
   /** openHAB->joi HMAC key: when set, ingest accepts only events the relay signed. */
   ingestKey?: CryptoKey;
   /** Replaces the HTTP transport (tests). */
@@ -218,7 +218,7 @@ export function parseListen(value: string, flag: string): Listen {
   if (!m || port > 65535) {
     throw new Error(`--${flag}: "${value}" is not host:port (e.g. 127.0.0.1:8445)`);
   }
-  const hostname = m[1].replace(/^\[|\]$/g, "");
+  const hostname = m[1]!.replace(/^\[|\]$/g, "");
   if (hostname === "0.0.0.0" || hostname === "::") {
     throw new Error(`--${flag}: refusing to bind ${hostname}; give the Nebula or loopback address`);
   }

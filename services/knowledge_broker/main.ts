@@ -25,7 +25,7 @@ export interface BrokerArgs {
   socket: string;
   retrieveBin: string;
   sudoBin: string;
-  logDir?: string;
+  logDir?: string | undefined;
 }
 
 /** Parses the broker's arguments, naming the missing one. */

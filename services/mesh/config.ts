@@ -78,8 +78,8 @@ export function parseMeshSettings(text: string, filename = "mesh.yaml"): MeshSet
     const { doc, lineCounter } = parseYaml(text);
     if (doc.errors.length) {
       const e = doc.errors[0];
-      const pos = lineCounter.linePos(e.pos[0]);
-      throw new Error(`${filename}:${pos.line}:${pos.col}: not valid YAML: ${e.message}`);
+      const pos = lineCounter.linePos(e!.pos[0]);
+      throw new Error(`${filename}:${pos.line}:${pos.col}: not valid YAML: ${e!.message}`);
     }
     raw = doc.toJS() ?? {};
   } catch (e) {

@@ -48,11 +48,11 @@ export interface InboundOptions {
   /** Called after each enqueue (wakes the forwarder). */
   onQueued: () => void;
   /** Voice transcription; absent when voice is not configured. */
-  transcribe?: Transcribe;
+  transcribe?: Transcribe | undefined;
   /** Deletes an attachment file by id; absent when the folder is not configured. */
-  deleteAttachment?: (id: string) => Promise<void>;
+  deleteAttachment?: ((id: string) => Promise<void>) | undefined;
   /** Clock (ms). */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** A voice note accepted and waiting for transcription (persisted as JSON). */

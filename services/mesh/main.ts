@@ -82,7 +82,7 @@ export function parseMeshArgs(args: string[]): MeshArgs {
   if (!m || Number(m[2]) > 65535) {
     throw new UsageError(`--listen=${listen}: expected IP:PORT, e.g. 10.42.0.1:8444`);
   }
-  const host = m[1].replace(/^\[|\]$/g, "");
+  const host = m[1]!.replace(/^\[|\]$/g, "");
   if (host === "0.0.0.0" || host === "::") {
     throw new UsageError(
       `--listen=${listen}: refusing to bind every interface; give the Nebula address`,

@@ -63,10 +63,10 @@ export interface OutboundOptions {
   limits: MeshLimits;
   settings: MeshSettings;
   log: Logger;
-  speak?: Speak;
-  now?: () => number;
+  speak?: Speak | undefined;
+  now?: (() => number) | undefined;
   /** Waits before a rate-limited retry (tests). */
-  sleep?: (ms: number) => Promise<void>;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
 }
 
 type LimitClass = keyof MeshLimits["outbound"] | "unlimited";

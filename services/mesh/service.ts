@@ -45,11 +45,11 @@ export interface MeshOptions {
   validateIdentities: ValidateIdentities;
   hashIdentities: HashIdentities;
   log: Logger;
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Waits before rate-limited send retries (tests). */
-  sleep?: (ms: number) => Promise<void>;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Disable periodic timers (group check, sync poll, sweeps) for tests. */
-  timers?: boolean;
+  timers?: boolean | undefined;
 }
 
 /** A running mesh. */

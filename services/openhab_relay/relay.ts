@@ -107,14 +107,17 @@ export class Relay {
   /** Decides whether a bus event is forwarded (topic kind, action, item filter). */
   admits(topic: string): boolean {
     const s = topic.split("/");
-    if (s[0] !== "openhab" || s.length < 4) return false;
-    const action = s[s.length - 1];
+    const [root, kind, first, second] = s;
+    const action = s.at(-1);
+    // four segments at least: openhab/<kind>/<name>/<action>
+    if (root !== "openhab" || first === undefined || second === undefined) return false;
+    if (action === undefined) return false;
     if (!FORWARD.has(action) && !(this.#o.forwardUpdates && UPDATES.has(action))) return false;
-    if (s[1] === "items") {
-      const names = s.length === 5 ? [s[2], s[3]] : [s[2]];
+    if (kind === "items") {
+      const names = s.length === 5 ? [first, second] : [first];
       return names.every((n) => this.#filter.admits(n));
     }
-    return s[1] === "things" || s[1] === "channels";
+    return kind === "things" || kind === "channels";
   }
 
   /** Accepts one SSE `message` data line (a JSON `{topic, payload, type}`). */

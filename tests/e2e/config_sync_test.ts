@@ -160,10 +160,10 @@ Deno.test({
         children,
       );
       const synced = named(meshSec, "config_synced")[0];
-      assert.equal(synced.reason, "joi request carried a new X-Config-Hash");
-      assert.equal(synced.old_hash, oldHash);
-      assert.equal(synced.new_hash, newHash);
-      assert.deepEqual(synced.removed, ["partner"]);
+      assert.equal(synced!.reason, "joi request carried a new X-Config-Hash");
+      assert.equal(synced!.old_hash, oldHash);
+      assert.equal(synced!.new_hash, newHash);
+      assert.deepEqual(synced!.removed, ["partner"]);
 
       // from now on the mesh itself drops the partner: joi never sees the message
       say(PARTNER, "partner after");

@@ -50,8 +50,8 @@ export interface StageOptions {
 export function loadCredentials(unitText: string): { name: string; path: string }[] {
   const out: { name: string; path: string }[] = [];
   for (const line of unitText.split("\n")) {
-    const m = /^LoadCredential=([^:]+):(.+)$/.exec(line.trim());
-    if (m) out.push({ name: m[1], path: m[2] });
+    const [, name, path] = /^LoadCredential=([^:]+):(.+)$/.exec(line.trim()) ?? [];
+    if (name !== undefined && path !== undefined) out.push({ name, path });
   }
   return out;
 }

@@ -136,7 +136,7 @@ Deno.test({
         const unit = Deno.readTextFileSync(
           `${stage.root}/etc/systemd/system/${UNIT_NAMES[program]}`,
         );
-        const exec = /^ExecStart=(.+)$/m.exec(unit)?.[1].split(" ") ?? [];
+        const exec = /^ExecStart=(.+)$/m.exec(unit)?.[1]?.split(" ") ?? [];
         const ours = serviceArgs(program, layout).map((a) =>
           a.replaceAll(stage!.root, "").replaceAll(sock.path, addresses.signalSocket)
         );
@@ -263,7 +263,7 @@ Deno.test({
 
       // --- 2. an openHAB smoke alarm reaches the critical group
       const criticalId = (groupsPolicy.groups as Record<string, { signal_group_id: string }>)
-        .critical_group.signal_group_id;
+        .critical_group!.signal_group_id;
       const toCritical = (item: string) =>
         sends(peer).filter((s) =>
           s.params.groupId === criticalId && String(s.params.message).includes(item)
@@ -275,7 +275,7 @@ Deno.test({
         60_000,
         services,
       );
-      assert.match(String(toCritical("Kitchen_Smoke")[0].params.message), /smoke/i);
+      assert.match(String(toCritical("Kitchen_Smoke")[0]!.params.message), /smoke/i);
 
       // --- 3. the Nebula firewall: each port is open to its one group only
       const ohTo8443 = await fromOpenhab.connect(hosts.joi, ports.joi_inbound);

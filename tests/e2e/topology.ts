@@ -70,7 +70,8 @@ export function hostAddresses(cidr: string, n: number): { ips: string[]; prefix:
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
   if (!m) throw new Error(`topology: ${cidr} is not an IPv4 CIDR`);
   const prefix = Number(m[5]);
-  const base = ((+m[1] << 24) | (+m[2] << 16) | (+m[3] << 8) | +m[4]) >>> 0;
+  const base = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) |
+    Number(m[4])) >>> 0;
   const size = 2 ** (32 - prefix);
   if (n > size - 2) throw new Error(`topology: ${cidr} has fewer than ${n} host addresses`);
   const ips = Array.from({ length: n }, (_, i) => {
@@ -110,9 +111,9 @@ export class Child {
     this.name = name;
     this.process = new Deno.Command(cmd, {
       args,
-      cwd: o.cwd,
-      env: o.env,
-      clearEnv: o.clearEnv,
+      ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+      ...(o.env !== undefined ? { env: o.env } : {}),
+      ...(o.clearEnv !== undefined ? { clearEnv: o.clearEnv } : {}),
       stdin: o.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
@@ -326,7 +327,9 @@ export class Topology {
     this.switchNs = `je2e${this.tag}sw`;
     this.ns = { mesh: `je2e${this.tag}m`, joi: `je2e${this.tag}j`, openhab: `je2e${this.tag}o` };
     const { ips, prefix } = hostAddresses(o.underlayCidr, HOSTS.length);
-    this.underlay = { mesh: ips[0], joi: ips[1], openhab: ips[2] };
+    const [mesh, joi, openhab] = ips;
+    if (!mesh || !joi || !openhab) throw new Error(`topology: ${o.underlayCidr} is too small`);
+    this.underlay = { mesh, joi, openhab };
     this.underlayPrefix = prefix;
   }
 

@@ -29,9 +29,9 @@ export interface RecordedRequest {
   /** The messages sent. */
   messages: { role: string; content: string }[];
   /** Ollama options (num_ctx, num_gpu). */
-  options?: { num_ctx?: number; num_gpu?: number };
+  options?: { num_ctx?: number; num_gpu?: number } | undefined;
   /** max_tokens, if any. */
-  max_tokens?: number;
+  max_tokens?: number | undefined;
   /** Raw body. */
   body: Record<string, unknown>;
 }
@@ -229,7 +229,7 @@ async function readRequest(
   }
   const head = decoder.decode(buf.subarray(0, headerEnd));
   const [requestLine, ...headerLines] = head.split("\r\n");
-  const [method, path] = requestLine.split(" ");
+  const [method = "", path = ""] = (requestLine ?? "").split(" ");
   let length = 0;
   for (const line of headerLines) {
     const i = line.indexOf(":");

@@ -51,7 +51,7 @@ Deno.test("materialize: fresh event ids and times relative to now, scaled by spe
   assert.notEqual(b.event_id, "x");
   assert.equal(b.timestamp, new Date(now).toISOString());
   const d = b.data as { readings: { measured_at: string }[]; expires_at: string };
-  assert.equal(d.readings[0].measured_at, new Date(now - 1000).toISOString());
+  assert.equal(d.readings[0]!.measured_at, new Date(now - 1000).toISOString());
   assert.equal(d.expires_at, new Date(now + 4 * 60_000).toISOString());
 });
 
@@ -66,10 +66,10 @@ Deno.test("replaying the recorded day into joi: storm and smoke alarms, one flap
       sleep: () => Promise.resolve(),
     });
     await h.settle();
-    assert.equal(tally.sensors[200], h.policy.rate_limits.openhab.sensors);
-    assert.equal(tally.sensors[429], 288 - h.policy.rate_limits.openhab.sensors);
-    assert.equal(tally.presence[200], 8);
-    assert.equal(tally.alert[200], 1);
+    assert.equal(tally.sensors![200], h.policy.rate_limits.openhab.sensors);
+    assert.equal(tally.sensors![429], 288 - h.policy.rate_limits.openhab.sensors);
+    assert.equal(tally.presence![200], 8);
+    assert.equal(tally.alert![200], 1);
     const crit = criticalTexts(h.mesh);
     assert.ok(
       crit.some((t) => t.startsWith("ALERT: Storm")),

@@ -166,7 +166,7 @@ export function infraRuleIssues(infra: Infra): RuleIssue[] {
     .filter(({ p }) => targetsAiTools(p));
   if (exclusive && targeting.length > 1) {
     issues.push({
-      path: ["network_policies", targeting[1].i],
+      path: ["network_policies", targeting[1]!.i],
       message: INFRA_MESSAGES.tooManyPolicies(targeting.length),
     });
   }

@@ -159,7 +159,10 @@ function readIssue(file: string, e: unknown): Issue {
   return { file, line: 1, col: 1, path: ROOT_PATH, message: `cannot read the file: ${reason}` };
 }
 
-function readText(file: string): { text?: string; issue?: Issue } {
+/** A policy file's text, or the issue that kept it from being read. */
+type ReadResult = { text: string } | { text?: undefined; issue: Issue };
+
+function readText(file: string): ReadResult {
   try {
     return { text: Deno.readTextFileSync(file) };
   } catch (e) {
@@ -172,9 +175,9 @@ function readText(file: string): { text?: string; issue?: Issue } {
  * checks). Throws {@link PolicyError}.
  */
 export function loadPolicyFile<N extends PolicyName>(name: N, path: string): Policies[N] {
-  const { text, issue } = readText(path);
-  if (text === undefined) throw new PolicyError([issue!]);
-  return parsePolicyText(name, text, path);
+  const read = readText(path);
+  if (read.text === undefined) throw new PolicyError([read.issue]);
+  return parsePolicyText(name, read.text, path);
 }
 
 function joinPath(dir: string, file: string): string {
@@ -198,26 +201,27 @@ export function loadPolicies(dir: string): Policies {
 export function parsePolicySet(texts: Readonly<Record<string, string>>, dir: string): Policies {
   return validateSet(dir, (file) => {
     const name = file.slice(file.lastIndexOf("/") + 1);
-    return Object.hasOwn(texts, name)
-      ? { text: texts[name] }
+    const text = Object.hasOwn(texts, name) ? texts[name] : undefined;
+    return text !== undefined
+      ? { text }
       : { issue: readIssue(file, new Deno.errors.NotFound(`${name} is not in the set`)) };
   });
 }
 
 function validateSet(
   dir: string,
-  read: (file: string) => { text?: string; issue?: Issue },
+  read: (file: string) => ReadResult,
 ): Policies {
   const issues: Issue[] = [];
   const loaded: Partial<Record<PolicyName, unknown>> = {};
   for (const name of policyNames) {
     const file = joinPath(dir, policyFileNames[name]);
-    const { text, issue } = read(file);
-    if (text === undefined) {
-      issues.push(issue!);
+    const got = read(file);
+    if (got.text === undefined) {
+      issues.push(got.issue);
       continue;
     }
-    const result = checkPolicyText(name, text, file);
+    const result = checkPolicyText(name, got.text, file);
     issues.push(...result.issues);
     if (result.config !== undefined) loaded[name] = result.config;
   }

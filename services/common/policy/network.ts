@@ -49,8 +49,9 @@ export function networkRules(n: Network): RuleIssue[] {
       });
     }
   }
-  const [overlayBase] = n.nebula.cidr.split("/");
-  const [underlayBase] = n.nebula.underlay_cidr.split("/");
+  // split always yields at least one element
+  const overlayBase = n.nebula.cidr.split("/")[0]!;
+  const underlayBase = n.nebula.underlay_cidr.split("/")[0]!;
   if (inCidr(overlayBase, n.nebula.underlay_cidr) || inCidr(underlayBase, n.nebula.cidr)) {
     issues.push({
       path: ["nebula", "underlay_cidr"],

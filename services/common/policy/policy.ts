@@ -156,7 +156,7 @@ export function policyRules(p: Policy): RuleIssue[] {
     });
   }
   p.iot.confirmation.alert_minutes.forEach((m, i, all) => {
-    if (i > 0 && m <= all[i - 1]) {
+    if (i > 0 && m <= all[i - 1]!) {
       issues.push({
         path: ["iot", "confirmation", "alert_minutes", i],
         message: `alert times must increase, got ${m} after ${all[i - 1]}`,

@@ -122,12 +122,12 @@ export function ipv4ToInt(ip: string): number {
 /** An IPv4 CIDR block such as `10.42.0.0/24`. */
 export const ipv4Cidr = z.string().refine((s) => {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
-  return m !== null && isIPv4(m[1]) && Number(m[2]) <= 32;
+  return m !== null && isIPv4(m[1]!) && Number(m[2]) <= 32;
 }, { error: (iss) => `${shown(iss.input)} is not an IPv4 CIDR block (e.g. "10.42.0.0/24")` });
 
 /** True when `ip` lies in `cidr`. */
 export function inCidr(ip: string, cidr: string): boolean {
-  const [base, bits] = cidr.split("/");
+  const [base = "", bits = "32"] = cidr.split("/");
   const n = Number(bits);
   const mask = n === 0 ? 0 : (~0 << (32 - n)) >>> 0;
   return ((ipv4ToInt(ip) & mask) >>> 0) === ((ipv4ToInt(base) & mask) >>> 0);

@@ -92,25 +92,26 @@ export function allowedKeys(schema: unknown, path: readonly PathSegment[]): stri
 
 /** Levenshtein distance, for "did you mean" hints. */
 export function editDistance(a: string, b: string): number {
+  // prev has b.length + 1 entries, so every index below is in range.
   const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
+    let diag = prev[0]!;
     prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
       diag = tmp;
     }
   }
-  return prev[b.length];
+  return prev[b.length]!;
 }
 
 /** `unknown key "x" (did you mean "y"?)` or `unknown key "x" (allowed: a, b)`. */
 export function unknownKeyMessage(key: string, allowed: readonly string[]): string {
-  if (allowed.length === 0) return `unknown key ${JSON.stringify(key)}`;
   const best = allowed
     .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
     .sort((a, b) => a.d - b.d)[0];
+  if (best === undefined) return `unknown key ${JSON.stringify(key)}`;
   if (best.d <= Math.max(1, Math.floor(best.k.length / 4))) {
     return `unknown key ${JSON.stringify(key)} (did you mean ${JSON.stringify(best.k)}?)`;
   }
@@ -165,9 +166,9 @@ function convert(issue: ZodIssue, data: unknown, schema: unknown): RuleIssue[] {
     }
     case "invalid_type": {
       const parent = valueAt(data, path.slice(0, -1));
-      const missing = actual === undefined && path.length > 0 &&
-        (parent === null || typeof parent !== "object" ||
-          !Object.hasOwn(parent, path[path.length - 1]));
+      const last = path.at(-1);
+      const missing = actual === undefined && last !== undefined &&
+        (parent === null || typeof parent !== "object" || !Object.hasOwn(parent, last));
       if (missing) {
         return [{
           path,

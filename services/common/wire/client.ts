@@ -89,7 +89,7 @@ type Signer = (
 ) => Promise<Record<string, string>>;
 
 type Try =
-  | { kind: "answer"; status: number; envelope: Envelope; retryAfterMs?: number }
+  | { kind: "answer"; status: number; envelope: Envelope; retryAfterMs?: number | undefined }
   | { kind: "bad_answer"; status: number; problem: string }
   | { kind: "network"; error: unknown };
 
@@ -234,7 +234,7 @@ export class JsonClient {
       response = await o.fetch(url, {
         method,
         headers,
-        body: bytes.length > 0 ? (bytes as Uint8Array<ArrayBuffer>) : undefined,
+        body: bytes.length > 0 ? (bytes as Uint8Array<ArrayBuffer>) : null,
         signal: AbortSignal.timeout(o.timeoutMs),
       });
     } catch (error) {

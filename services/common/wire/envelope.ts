@@ -116,9 +116,9 @@ export type ErrorBody = z.infer<typeof errorBodySchema>;
 /** Options of {@link fail}. */
 export interface FailOptions {
   /** Seconds the caller should wait (rate_limited); also sent as `Retry-After`. */
-  retryAfter?: number;
+  retryAfter?: number | undefined;
   /** Use 413 or 415 for an `invalid_request` instead of 400. */
-  status?: ErrorStatus;
+  status?: ErrorStatus | undefined;
 }
 
 /** Answers `{status: "ok", request_id, timestamp, data}` with `status` (default 200). */
@@ -209,8 +209,8 @@ const STATUS_CODE: Record<number, ErrorCode> = {
 export function installEnvelopeHandlers(app: Hono<any, any, any>, logger?: Logger): void {
   app.notFound((c) => fail(c, "not_found", `no route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
-    if (err instanceof HTTPException && STATUS_CODE[err.status] !== undefined) {
-      const code = STATUS_CODE[err.status];
+    const code = err instanceof HTTPException ? STATUS_CODE[err.status] : undefined;
+    if (err instanceof HTTPException && code !== undefined) {
       const status = err.status as ErrorStatus;
       return fail(c, code, err.message || code, { status });
     }

@@ -216,9 +216,9 @@ export interface SignOptions {
   /** Raw body bytes (empty for none). */
   body: Uint8Array;
   /** Epoch ms; defaults to `Date.now()`. */
-  timestamp?: number;
+  timestamp?: number | undefined;
   /** Defaults to a fresh `crypto.randomUUID()`. */
-  nonce?: string;
+  nonce?: string | undefined;
 }
 
 /**

@@ -80,7 +80,7 @@ export interface BodyOptions {
   /** Longest wait for the whole body once headers arrived (default 10 000 ms). */
   bodyTimeoutMs?: number;
   /** Where refusals are logged (security stream); nothing secret is logged. */
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 type BodyResult =
@@ -226,7 +226,7 @@ export interface SignedRoutesOptions extends BodyOptions {
   /** Largest accepted `|server clock - X-Timestamp|` in ms. */
   toleranceMs: number;
   /** Server clock (epoch ms), for tests. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 const IPV4 =
@@ -237,7 +237,7 @@ export function normalizeAddress(address: string): string {
   let a = address.trim().toLowerCase();
   if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  return mapped ? mapped[1] : a;
+  return mapped?.[1] ?? a;
 }
 
 function checkSources(sources: readonly string[]): Set<string> {

@@ -70,23 +70,23 @@ export interface AgentOptions {
   /** The outbox. */
   outbox: AgentOutbox;
   /** Knowledge retrieval for a channel (run as its channel user by the knowledge caller). */
-  retrieve?: (channel: string, query: string) => Promise<KnowledgeSnippet[]>;
+  retrieve?: ((channel: string, query: string) => Promise<KnowledgeSnippet[]>) | undefined;
   /** Knowledge write to the current channel's folder. */
-  saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
+  saveKnowledge?: ((channel: string, doc: { title: string; body: string }) => void) | undefined;
   /** External tools (web search). */
-  tools?: ToolRouter;
+  tools?: ToolRouter | undefined;
   /** Logger. */
   log: Logger;
   /** The owner's canonical id (default `owner`). */
-  ownerId?: string;
+  ownerId?: string | undefined;
   /** The critical channel (default `critical_group`). */
-  criticalChannel?: string;
+  criticalChannel?: string | undefined;
   /** Most queued messages per channel before new ones are refused (default 50). */
-  maxQueuePerChannel?: number;
+  maxQueuePerChannel?: number | undefined;
   /** Home context items kept (default 50). */
-  maxContextItems?: number;
+  maxContextItems?: number | undefined;
   /** Clock. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** Tokens reserved for the model's answer inside the LLM context. */
@@ -359,7 +359,7 @@ export class Agent implements MessageSink {
       await store.appendSummary({
         conversationId: conv,
         text: res.content.slice(0, 2000),
-        coversThroughId: old[old.length - 1].id,
+        coversThroughId: old[old.length - 1]!.id,
       });
     } catch (e) {
       // the window stays bounded by its budget; summarizing is retried on the next turn

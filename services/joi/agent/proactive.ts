@@ -19,6 +19,7 @@ export interface QuietHours {
 
 function minutes(hhmm: string): number {
   const [h, m] = hhmm.split(":").map(Number);
+  if (h === undefined || m === undefined) throw new RangeError(`"${hhmm}" is not HH:MM`);
   return h * 60 + m;
 }
 

@@ -34,7 +34,7 @@ export interface KnowledgeSnippet {
 /** Everything a prompt is built from. */
 export interface PromptParts {
   /** The system prompt (default {@link SYSTEM_PROMPT}). */
-  system?: string;
+  system?: string | undefined;
   /** What kind of conversation this is, e.g. "a private chat with owner". */
   conversation: string;
   /** Recent home context as summarized facts (already cleaned by ingest). */
@@ -42,11 +42,11 @@ export interface PromptParts {
   /** Retrieved knowledge. */
   knowledge: readonly KnowledgeSnippet[];
   /** The summary of older turns, if any. */
-  summary?: string;
+  summary?: string | undefined;
   /** Facts remembered in this channel. */
   facts: readonly string[];
   /** Search results (tools), already sanitized. */
-  searchResults?: string;
+  searchResults?: string | undefined;
   /** Token budget of the whole system message. */
   budget: number;
 }
@@ -67,7 +67,7 @@ function block(tag: string, lines: readonly string[], budget: number): string {
   const kept: string[] = [];
   // newest data is last; keep from the end
   for (let i = lines.length - 1; i >= 0 && room > 0; i--) {
-    const line = cutToTokens(escapeData(lines[i]), room);
+    const line = cutToTokens(escapeData(lines[i]!), room);
     if (line === "") break;
     kept.unshift(line);
     room -= estimateTokens(line + "\n");
@@ -122,7 +122,7 @@ export function parseReply(raw: string): ParsedReply {
   const lines: string[] = [];
   for (const line of raw.split("\n")) {
     const m = /^\s*REMEMBER:\s*(.+)$/i.exec(line);
-    if (m) remember.push(m[1].trim().slice(0, 500));
+    if (m) remember.push(m[1]!.trim().slice(0, 500));
     else lines.push(line);
   }
   let text = lines.join("\n").trim();

@@ -39,8 +39,8 @@ export function buildWindow(
   }
   let room = budget - messageTokens(sys);
   const kept: ChatMessage[] = [];
-  for (let i = turns.length - 1; i >= 0; i--) {
-    const m: ChatMessage = { role: turns[i].role, content: turns[i].text };
+  for (const turn of [...turns].reverse()) {
+    const m: ChatMessage = { role: turn.role, content: turn.text };
     const cost = messageTokens(m);
     if (cost <= room) {
       kept.unshift(m);

@@ -44,19 +44,19 @@ export interface ConfigManagerOptions {
    * Policies already loaded and validated by the caller (joi's main), used
    * for the first snapshot instead of loading the files a second time.
    */
-  initial?: Policies;
+  initial?: Policies | undefined;
   /** The identities hash (`identitiesHash` of the policy module). */
   hash: (identities: Policies["identities"]) => string;
   /** Whether every channel user must exist (production: true). */
   requireSystemUsers: boolean;
   /** passwd file (default `/etc/passwd`). */
-  passwdPath?: string;
+  passwdPath?: string | undefined;
   /** Logger. */
   log: Logger;
   /** Raises an alert to the owner (a refused reload). */
-  alert?: (message: string) => void;
+  alert?: ((message: string) => void) | undefined;
   /** Clock. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** Result of {@link ConfigManager.reload}. */

@@ -23,8 +23,8 @@ export function passwdUids(text: string): Map<string, number> {
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
     const fields = line.split(":");
-    if (fields.length < 7 || fields[0] === "" || !/^\d+$/.test(fields[2])) continue;
-    out.set(fields[0], Number(fields[2]));
+    if (fields.length < 7 || fields[0] === "" || !/^\d+$/.test(fields[2]!)) continue;
+    out.set(fields[0]!, Number(fields[2]));
   }
   return out;
 }

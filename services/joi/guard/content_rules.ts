@@ -8,12 +8,10 @@
  *
  * @module
  */
+import type { Policy } from "../../common/policy/policy.ts";
 
 /** policy.yaml `content`, as the outbound rules use it. */
-export interface ContentPolicy {
-  max_outbound_chars: number;
-  blocked_patterns: { name: string; pattern: string; proactive_only?: boolean }[];
-}
+export type ContentPolicy = Pick<Policy["content"], "max_outbound_chars" | "blocked_patterns">;
 
 /** How a message is checked. */
 export interface CheckOptions {
@@ -30,10 +28,10 @@ export type ContentVerdict =
 
 // controls except \t \n; bidi embeddings/overrides/isolates; unassigned, private use, surrogates
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");
-const CONTROL_RANGES = [[0x00, 0x08], [0x0b, 0x1f], [0x7f, 0x9f], [0x202a, 0x202e], [
+const CONTROL_RANGES = ([[0x00, 0x08], [0x0b, 0x1f], [0x7f, 0x9f], [0x202a, 0x202e], [
   0x2066,
   0x2069,
-]].map(([a, b]) => `\\u${hex4(a)}-\\u${hex4(b)}`).join("");
+]] as const).map(([a, b]) => `\\u${hex4(a)}-\\u${hex4(b)}`).join("");
 const UNPRINTABLE = new RegExp(`[${CONTROL_RANGES}\\p{Cn}\\p{Co}\\p{Cs}]`, "u");
 
 /** The outbound rules compiled from the policy. */

@@ -85,16 +85,18 @@ function classify(name: string, hint?: string): string {
   }
   const tokens = nameTokens(name);
   const found = new Set<string>();
-  for (let i = 0; i < tokens.length; i++) {
-    const t = SYNONYMS[tokens[i]];
+  tokens.forEach((token, i) => {
+    const t = SYNONYMS[token];
     if (t) found.add(t);
-    if (i + 1 < tokens.length) {
-      const pair = SYNONYMS[tokens[i] + tokens[i + 1]];
+    const next = tokens[i + 1];
+    if (next !== undefined) {
+      const pair = SYNONYMS[token + next];
       if (pair) found.add(pair);
     }
-  }
+  });
   for (const p of PRIORITY) if (found.has(p)) return p;
-  if (found.size > 0) return [...found][0];
+  const [first] = found;
+  if (first !== undefined) return first;
   if (hint === "OpenClosed") return "contact";
   if (hint === "OnOff") return "switch";
   return hint ? hint.toLowerCase().replace(/[^a-z0-9_]/g, "_").slice(0, 32) : "unknown";

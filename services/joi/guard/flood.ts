@@ -167,7 +167,7 @@ export function validateIotPolicy(p: IotPolicy): void {
     );
   }
   const m = p.confirmation.alert_minutes;
-  if (m.length === 0 || m[0] !== 0 || m.some((x, i) => i > 0 && !(x > m[i - 1]))) {
+  if (m.length === 0 || m[0] !== 0 || m.some((x, i) => i > 0 && !(x > m[i - 1]!))) {
     throw new RangeError(
       "iot.confirmation.alert_minutes must start at 0 and increase, e.g. [0, 5, 15]",
     );
@@ -427,7 +427,7 @@ export class FloodGuard {
         s.alertsSent = 1;
         s.acknowledgedAt = null;
         s.demoted = false;
-        s.nextAlertAt = schedule.length > 1 ? now + schedule[1] * 60_000 : null;
+        s.nextAlertAt = schedule.length > 1 ? now + schedule[1]! * 60_000 : null;
         s.clearAt = ev.kind === "alert" ? (expiresAt ?? now + this.#windowMs) : null;
         actions.push({
           type: "critical_alert",
@@ -490,12 +490,11 @@ export class FloodGuard {
         });
         // the next step; after a restart, never a burst of catch-up alerts
         const k = s.alertsSent;
-        const gap = k < schedule.length
-          ? schedule[k] - schedule[k - 1]
-          : schedule[k - 1] - schedule[k - 2];
+        const at = (i: number): number => schedule[i] ?? 0; // minute 0 before the schedule
+        const gap = k < schedule.length ? at(k) - at(k - 1) : at(k - 1) - at(k - 2);
         const planned = k < schedule.length
-          ? started + schedule[k] * 60_000
-          : started + (schedule[k - 1] + gap) * 60_000;
+          ? started + at(k) * 60_000
+          : started + (at(k - 1) + gap) * 60_000;
         s.nextAlertAt = Math.max(planned, now + gap * 60_000);
       } else if (!s.demoted) {
         s.demoted = true;

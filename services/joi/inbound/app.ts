@@ -62,17 +62,17 @@ export interface InboundAppOptions {
   /** The agent. */
   sink: MessageSink;
   /** Inbound limit for non-owner senders (policy `rate_limits.inbound.others`). */
-  inboundLimiter?: RateLimiter;
+  inboundLimiter?: RateLimiter | undefined;
   /** Repeated message ids. */
-  ledger?: InboundLedger;
+  ledger?: InboundLedger | undefined;
   /** Acknowledges active alerts on the owner's ack words (guard's `createAcknowledger`). */
-  acknowledge?: Acknowledge;
+  acknowledge?: Acknowledge | undefined;
   /** The owner's canonical id (unlimited, ack words). Default `owner`. */
-  ownerId?: string;
+  ownerId?: string | undefined;
   /** The critical channel (unlimited). Default `critical_group`. */
-  criticalChannel?: string;
+  criticalChannel?: string | undefined;
   /** Extra /health fields (LLM, GPU, queues). */
-  health?: () => Record<string, unknown>;
+  health?: (() => Record<string, unknown>) | undefined;
   /** Logger. */
   log: Logger;
 }
@@ -117,8 +117,8 @@ export function createInboundApp(o: InboundAppOptions): Hono {
       const parsed = schema.safeParse(jsonBody(c));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        const where = issue.path.length ? issue.path.join(".") : "(body)";
-        return fail(c, "invalid_request", `${where}: ${issue.message}`);
+        const where = issue?.path.length ? issue.path.join(".") : "(body)";
+        return fail(c, "invalid_request", `${where}: ${issue?.message ?? "invalid body"}`);
       }
       const m = parsed.data;
       const refuse = (event: string, message: string, fields: Record<string, unknown> = {}) => {

@@ -41,38 +41,38 @@ export interface ConversationOptions {
   /** The outbox of the ingest side. */
   outbox: AgentOutbox;
   /** The ingest side's acknowledger. */
-  acknowledge?: Acknowledge;
+  acknowledge?: Acknowledge | undefined;
   /** The ingest side's /health fields. */
-  health?: () => Record<string, unknown>;
+  health?: (() => Record<string, unknown>) | undefined;
   /** `--llm-url` (overrides llm.yaml's endpoint). */
-  llmUrl?: string;
+  llmUrl?: string | undefined;
   /** Knowledge retrieval for a channel (default: the broker at `knowledgeSocket`, if given). */
-  retrieve?: (channel: string, query: string) => Promise<KnowledgeSnippet[]>;
+  retrieve?: ((channel: string, query: string) => Promise<KnowledgeSnippet[]>) | undefined;
   /** The knowledge broker's socket (`--knowledge-socket`). */
-  knowledgeSocket?: string;
+  knowledgeSocket?: string | undefined;
   /**
    * Knowledge write to a channel's folder. Default: the knowledge module's
    * writer on `<stateDir>/knowledge` (current channel only, UUIDv4 ids, indexed).
    */
-  saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
+  saveKnowledge?: ((channel: string, doc: { title: string; body: string }) => void) | undefined;
   /** Web search runner options (tests: the search URL). */
-  webSearch?: WebSearchOptions;
+  webSearch?: WebSearchOptions | undefined;
   /** Logger. */
   log: Logger;
   /** Policies joi's main already loaded and validated (the first snapshot). */
-  policies?: Policies;
+  policies?: Policies | undefined;
   /** Loads the policies (default `loadPolicies(configDir)`). */
-  load?: () => Policies;
+  load?: (() => Policies) | undefined;
   /** passwd file (default `/etc/passwd`). */
-  passwdPath?: string;
+  passwdPath?: string | undefined;
   /** LLM fetch / sleep, for tests. */
-  llmFetch?: typeof fetch;
+  llmFetch?: typeof fetch | undefined;
   /** Backoff sleep, for tests. */
-  sleep?: (ms: number) => Promise<void>;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Overrides of llm.yaml figures, for tests (e.g. a short timeout). */
-  llmOverrides?: Partial<Policies["llm"]>;
+  llmOverrides?: Partial<Policies["llm"]> | undefined;
   /** Clock. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** The composed conversation side. */

@@ -13,7 +13,7 @@ export class IngestError extends Error {
   /** HTTP status. */
   readonly status: ErrorStatus;
   /** The offending field (`data.readings[3].value`), when there is one. */
-  readonly field?: string;
+  readonly field: string | undefined;
   constructor(
     message: string,
     options: { code?: ErrorCode; status?: ErrorStatus; field?: string } = {},

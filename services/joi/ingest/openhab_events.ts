@@ -165,15 +165,16 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
       { field: `${field}.topic` },
     );
   }
+  // from here on segs has at least four non-empty segments
   const base = { eventId: ctx.eventId, endpoint: "events" as const, source: ctx.source };
   const at = ctx.receivedAt;
   if (segs[1] === "items") {
     if (segs.length > 5) {
       throw new IngestError("item topics have 4 or 5 segments", { field: `${field}.topic` });
     }
-    const action = segs[segs.length - 1];
+    const action = segs.at(-1)!;
     const group = segs.length === 5 ? segs[2] : undefined;
-    const item = segs.length === 5 ? segs[3] : segs[2];
+    const item = segs.length === 5 ? segs[3]! : segs[2]!;
     const kind = ITEM_ACTIONS[action];
     if (!kind) {
       return { events: [], skipped: `item action "${cleanIdentifier(action, 32)}" unused` };
@@ -214,7 +215,7 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
     if (segs.length !== 4) {
       throw new IngestError("thing topics have 4 segments", { field: `${field}.topic` });
     }
-    const action = segs[3];
+    const action = segs[3]!;
     if (action !== "statuschanged" && action !== "status") {
       return { events: [], skipped: `thing action "${cleanIdentifier(action, 32)}" unused` };
     }
@@ -240,7 +241,7 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
       }
       return r.status;
     };
-    const device = cleanIdentifier(segs[2]);
+    const device = cleanIdentifier(segs[2]!);
     const state = status(now, `${field}.payload[0].status`);
     return {
       events: [{
@@ -270,7 +271,7 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
         field: `${field}.payload.event`,
       });
     }
-    const device = cleanIdentifier(segs[2]);
+    const device = cleanIdentifier(segs[2]!);
     return {
       events: [{
         ...base,
@@ -283,5 +284,5 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
       }],
     };
   }
-  return { events: [], skipped: `topic kind "${cleanIdentifier(segs[1], 32)}" unused` };
+  return { events: [], skipped: `topic kind "${cleanIdentifier(segs[1]!, 32)}" unused` };
 }

@@ -70,11 +70,11 @@ export interface PipelineOptions {
 /** Per-request extras. */
 export interface HandleOptions {
   /** Contract `event_id` to record (repeat refused by the caller beforehand). */
-  eventId?: string;
+  eventId?: string | undefined;
   /** An alert's end time. */
-  expiresAt?: number;
+  expiresAt?: number | undefined;
   /** Latest weather carried by this request. */
-  weather?: Omit<WeatherSnapshot, "at">;
+  weather?: Omit<WeatherSnapshot, "at"> | undefined;
 }
 
 /** The event pipeline. */

@@ -156,5 +156,5 @@ export function formatIssues(error: z.ZodError, max = 5): string {
 
 /** The first offending field of a zod error. */
 export function firstField(error: z.ZodError): string {
-  return error.issues.length ? formatPath(error.issues[0].path) : "(body)";
+  return error.issues.length ? formatPath(error.issues[0]!.path) : "(body)";
 }

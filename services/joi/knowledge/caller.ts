@@ -24,8 +24,9 @@ import {
   type Result,
   validateQuery,
 } from "../../../scripts/retrieve.ts";
-import { knowledgeFolders, type RecipientsConfig } from "./folders.ts";
+import { knowledgeFolders } from "./folders.ts";
 import { passwdUids } from "../config/passwd.ts";
+import type { Recipients } from "../../common/policy/recipients.ts";
 
 /** Default timeout of one retrieval. */
 export const RETRIEVE_TIMEOUT_MS = 30_000;
@@ -65,7 +66,7 @@ export interface RetrieveCallerOptions {
   /** channel_users.yaml's `allowed_channel_users` (default deny). */
   allowedChannelUsers: Record<string, string>;
   /** recipients.yaml, to check each result comes from a folder the user may read. */
-  recipients: RecipientsConfig;
+  recipients: Recipients;
   /** uid of a user name, undefined when it does not exist (default: /etc/passwd). */
   uidOf?: (user: string) => number | undefined;
   /** Logger. */

@@ -6,27 +6,7 @@
  *
  * @module
  */
-
-/** The part of `recipients.yaml` this module reads (keys as in the file). */
-export interface RecipientsConfig {
-  /** The only writer; runs joi and calls sudo. */
-  service_user: string;
-  /** Group of every channel user; owns `shared/`. */
-  all_channels_group: string;
-  /** People: each has a private and a public channel user. */
-  recipients: Record<string, {
-    private_user: string;
-    public_user: string;
-    reader_group: string;
-    public_readers?: string[] | null;
-  }>;
-  /** Groups (family, critical): one channel user each. */
-  groups: Record<string, {
-    user: string;
-    reader_group?: string | null;
-    readers?: string[] | null;
-  }>;
-}
+import type { Recipients } from "../../common/policy/recipients.ts";
 
 /** The name of the group in `recipients.yaml` that reads every public folder. */
 export const CRITICAL_GROUP = "critical";
@@ -48,7 +28,7 @@ export interface KnowledgeFolder {
 }
 
 /** The channel users of a household (every user joi may switch to), sorted. */
-export function channelUsers(config: RecipientsConfig): string[] {
+export function channelUsers(config: Recipients): string[] {
   const users = new Set<string>();
   for (const r of Object.values(config.recipients)) {
     users.add(r.private_user);
@@ -59,7 +39,7 @@ export function channelUsers(config: RecipientsConfig): string[] {
 }
 
 /** The critical channel user, or undefined when the household has none. */
-export function criticalUser(config: RecipientsConfig): string | undefined {
+export function criticalUser(config: Recipients): string | undefined {
   return config.groups[CRITICAL_GROUP]?.user;
 }
 
@@ -71,7 +51,7 @@ const uniqSorted = (xs: (string | undefined)[]): string[] =>
  * every public and group folder and never a private one, whatever the file
  * says; throws if the configuration names an unknown reader.
  */
-export function knowledgeFolders(config: RecipientsConfig): KnowledgeFolder[] {
+export function knowledgeFolders(config: Recipients): KnowledgeFolder[] {
   const users = new Set(channelUsers(config));
   const critical = criticalUser(config);
   const checkReaders = (list: string[] | null | undefined, where: string): string[] => {
@@ -147,6 +127,6 @@ export function knowledgeFolders(config: RecipientsConfig): KnowledgeFolder[] {
 }
 
 /** The folder a channel user's channel writes into, or undefined (no such writer). */
-export function writeFolderOf(config: RecipientsConfig, user: string): KnowledgeFolder | undefined {
+export function writeFolderOf(config: Recipients, user: string): KnowledgeFolder | undefined {
   return knowledgeFolders(config).find((f) => f.writer === user);
 }

@@ -36,10 +36,9 @@ export const DEFAULT_CATEGORY = "general";
 
 /** A UUIDv4-shaped id derived from `seed` (stable; for hand-written files). */
 export function derivedId(seed: string): string {
-  const h = createHash("sha256").update(seed).digest("hex").split("");
-  h[12] = "4";
-  h[16] = "89ab"[parseInt(h[16], 16) & 3];
-  const s = h.join("");
+  const hex = createHash("sha256").update(seed).digest("hex"); // 64 hex digits
+  const variant = "89ab".charAt(parseInt(hex.charAt(16), 16) & 3);
+  const s = `${hex.slice(0, 12)}4${hex.slice(13, 16)}${variant}${hex.slice(17)}`;
   return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${
     s.slice(20, 32)
   }`;
@@ -61,9 +60,11 @@ export function parseDocument(text: string, source: string): KnowledgeDocument {
   const meta: Record<string, string> = {};
   const fm = body.match(/^---\r?\n([\s\S]*?)\r?\n---\r?\n?/);
   if (fm) {
-    for (const line of fm[1].split(/\r?\n/)) {
-      const m = line.match(/^([a-z_]+):\s*(.*)$/);
-      if (m) meta[m[1]] = m[2].replace(/^["']|["']$/g, "").trim();
+    for (const line of (fm[1] ?? "").split(/\r?\n/)) {
+      const [, key, value] = line.match(/^([a-z_]+):\s*(.*)$/) ?? [];
+      if (key !== undefined && value !== undefined) {
+        meta[key] = value.replace(/^["']|["']$/g, "").trim();
+      }
     }
     body = body.slice(fm[0].length);
   }

@@ -70,8 +70,8 @@ export function retrieveSpec(layout: Layout, cwd: string): ProgramSpec {
       write: spec.permissions.write.map(abs),
     },
     args: spec.args.map((a) => {
-      const m = a.match(/^(--[a-z-]+=)(.*)$/);
-      return m && !m[2].startsWith("/") && m[2] !== "" ? `${m[1]}${abs(m[2])}` : a;
+      const [, flag, value = ""] = a.match(/^(--[a-z-]+=)(.*)$/) ?? [];
+      return flag && !value.startsWith("/") && value !== "" ? `${flag}${abs(value)}` : a;
     }),
   };
 }

@@ -15,8 +15,9 @@ import type { Logger } from "../../common/log.ts";
 import { isCategory } from "../../../scripts/retrieve.ts";
 import { INDEX_MODE, type IndexWriter, openIndexWriter } from "./index_writer.ts";
 import { DEFAULT_CATEGORY, newId, renderDocument } from "./markdown.ts";
-import { knowledgeFolders, type RecipientsConfig } from "./folders.ts";
+import { knowledgeFolders } from "./folders.ts";
 import { createHash } from "node:crypto";
+import type { Recipients } from "../../common/policy/recipients.ts";
 
 /** Largest document body joi writes, in bytes. */
 export const MAX_WRITE_BYTES = 256 * 1024;
@@ -55,7 +56,7 @@ export interface KnowledgeWriterOptions {
   /** The knowledge root (`<state dir>/knowledge`). */
   root: string;
   /** recipients.yaml. */
-  recipients: RecipientsConfig;
+  recipients: Recipients;
   /** channel_users.yaml's `allowed_channel_users` (default deny). */
   allowedChannelUsers: Record<string, string>;
   /** Logger (security events for refused writes). */

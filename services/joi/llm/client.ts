@@ -84,21 +84,21 @@ export interface LlmClientOptions {
   /** llm.yaml. */
   config: LlmConfig;
   /** Overrides `config.endpoint` (the `--llm-url` flag). */
-  endpoint?: string;
+  endpoint?: string | undefined;
   /** Call budget (policy.yaml `rate_limits.llm`). */
-  budget?: LlmCallBudget;
+  budget?: LlmCallBudget | undefined;
   /** Logger. */
-  log?: Logger;
+  log?: Logger | undefined;
   /** fetch, for tests. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Sleep, for tests (backoff). */
-  sleep?: (ms: number) => Promise<void>;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Clock, ms. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Called once per degradation episode when joi falls back to CPU. */
-  onDegraded?: (info: DegradedInfo) => void;
+  onDegraded?: ((info: DegradedInfo) => void) | undefined;
   /** Called when GPU inference works again after an episode. */
-  onRecovered?: () => void;
+  onRecovered?: (() => void) | undefined;
 }
 
 /** Options of one chat call. */
@@ -140,10 +140,10 @@ export class LlmClient {
   #sleep: (ms: number) => Promise<void>;
   #now: () => number;
   #cpu = false;
-  #lastError?: string;
-  #lastInferenceMs?: number;
-  #lastModel?: string;
-  #lastOkAt?: number;
+  #lastError: string | undefined;
+  #lastInferenceMs: number | undefined;
+  #lastModel: string | undefined;
+  #lastOkAt: number | undefined;
   #consecutiveFailures = 0;
 
   /** Creates the client; throws for a banned or missing model. */
@@ -172,10 +172,10 @@ export class LlmClient {
   state(): {
     mode: InferenceMode;
     degraded: boolean;
-    last_model?: string;
-    last_inference_ms?: number;
-    last_ok_at?: string;
-    last_error?: string;
+    last_model: string | undefined;
+    last_inference_ms: number | undefined;
+    last_ok_at: string | undefined;
+    last_error: string | undefined;
     consecutive_failures: number;
     budget_paused: boolean;
   } {
@@ -211,7 +211,7 @@ export class LlmClient {
     let attempts = 0;
     while (true) {
       attempts++;
-      const model = models[modelIndex];
+      const model = models[modelIndex]!; // modelIndex only grows while below models.length
       const reserve = Math.min(options.maxTokens ?? 512, Math.floor(ctx / 4));
       const prompt = trimToBudget(messages, ctx - reserve);
       const started = this.#now();

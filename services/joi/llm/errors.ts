@@ -21,7 +21,7 @@ export class LlmError extends Error {
   /** The classified kind. */
   readonly kind: LlmErrorKind;
   /** When `busy`: seconds until calls resume. */
-  readonly retryAfterSeconds?: number;
+  readonly retryAfterSeconds: number | undefined;
 
   /** Creates the error. */
   constructor(kind: LlmErrorKind, message: string, retryAfterSeconds?: number) {

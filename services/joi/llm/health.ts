@@ -32,11 +32,11 @@ export interface GpuHealthOptions {
   /** policy.yaml `gpu_health.check_interval_seconds`. */
   intervalSeconds: number;
   /** fetch, for tests. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Clock. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Logger. */
-  log?: Logger;
+  log?: Logger | undefined;
 }
 
 /** Periodic GPU health checks. */
@@ -44,7 +44,7 @@ export class GpuHealthMonitor {
   #o: GpuHealthOptions;
   #fetch: typeof fetch;
   #now: () => number;
-  #timer?: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setInterval> | undefined;
   #snap: GpuHealth = {
     gpu_available: true,
     inference_time_ms: null,

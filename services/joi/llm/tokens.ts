@@ -45,21 +45,22 @@ export function promptTokens(messages: readonly ChatMessage[]): number {
  * If that is still too large, the final message is cut from its start.
  */
 export function trimToBudget(messages: readonly ChatMessage[], budget: number): ChatMessage[] {
-  if (promptTokens(messages) <= budget) return [...messages];
+  const last = messages.at(-1);
+  if (last === undefined || promptTokens(messages) <= budget) return [...messages];
   let head = 0;
-  while (head < messages.length - 1 && messages[head].role === "system") head++;
+  while (head < messages.length - 1 && messages[head]!.role === "system") head++;
   const system = messages.slice(0, head);
-  const last = messages[messages.length - 1];
   const middle = messages.slice(head, messages.length - 1);
   let total = promptTokens(system) + messageTokens(last) + promptTokens(middle);
   while (middle.length > 0 && total > budget) {
     total -= messageTokens(middle.shift()!);
   }
-  const out = [...system, ...middle, last];
-  if (total <= budget) return out;
+  if (total <= budget) return [...system, ...middle, last];
   const room = budget - promptTokens(system) - MESSAGE_OVERHEAD_TOKENS;
-  out[out.length - 1] = { ...last, content: cutToTokens(last.content, Math.max(0, room), true) };
-  return out;
+  return [...system, ...middle, {
+    ...last,
+    content: cutToTokens(last.content, Math.max(0, room), true),
+  }];
 }
 
 /** Cuts `text` to at most `tokens` estimated tokens, keeping its end (or start). */

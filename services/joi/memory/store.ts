@@ -50,7 +50,7 @@ export interface Turn {
 /** The stored state of one conversation: its latest summary and the turns after it. */
 export interface ConversationState {
   /** The newest summary, if any, and the last turn id it covers. */
-  summary?: { text: string; coversThroughId: number };
+  summary?: { text: string; coversThroughId: number } | undefined;
   /** Turns newer than the summary, oldest first (at most `limit`). */
   turns: Turn[];
 }
@@ -66,9 +66,9 @@ export interface PruneResult {
 /** Options of {@link MemoryStore.open}. */
 export interface MemoryStoreOptions {
   /** Where the chain head is anchored outside this file (joi.db). */
-  heads?: ChainHeads;
+  heads?: ChainHeads | undefined;
   /** Clock (Unix ms), for tests. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** One channel's encrypted, hash-chained memory. */
@@ -76,7 +76,7 @@ export class MemoryStore {
   #db: DatabaseSync;
   #channel: string;
   #key: MemoryKey;
-  #heads?: ChainHeads;
+  #heads: ChainHeads | undefined;
   #now: () => number;
   #queue: Promise<unknown> = Promise.resolve();
   #statements = new Map<string, StatementSync>();

@@ -58,13 +58,15 @@ export function verifyChain(
       },
     };
   }
+  const first = rows[0];
+  const last = rows.at(-1);
   const report = (broken: BrokenLink, i: number): VerifyReport => ({
     ok: false,
     records: i,
-    lastId: rows.length ? Number(rows[rows.length - 1].id) : 0,
+    lastId: last ? Number(last.id) : 0,
     broken,
   });
-  if (rows.length === 0) {
+  if (first === undefined || last === undefined) {
     if (head && head.lastId > 0) {
       return report({
         id: head.lastId,
@@ -75,22 +77,23 @@ export function verifyChain(
     }
     return { ok: true, records: 0, lastId: 0 };
   }
-  const start = chainStart(rows);
-  for (let i = 0; i < rows.length; i++) {
-    const r = { ...rows[i], id: Number(rows[i].id), created_at: Number(rows[i].created_at) };
-    if (i > 0 && r.id !== Number(rows[i - 1].id) + 1) {
+  const start = chainStart(first, rows);
+  let prev: ChainRecord | undefined;
+  for (const [i, row] of rows.entries()) {
+    const r = { ...row, id: Number(row.id), created_at: Number(row.created_at) };
+    if (prev && r.id !== Number(prev.id) + 1) {
       return report({
         id: r.id,
-        reason: `record(s) #${Number(rows[i - 1].id) + 1}..#${r.id - 1} were deleted`,
-        expected: `#${Number(rows[i - 1].id) + 1}`,
+        reason: `record(s) #${Number(prev.id) + 1}..#${r.id - 1} were deleted`,
+        expected: `#${Number(prev.id) + 1}`,
         found: `#${r.id}`,
       }, i);
     }
-    const expectedPrev = i === 0 ? start.prev : rows[i - 1].hash;
+    const expectedPrev = prev ? prev.hash : start.prev;
     if (r.prev_hash !== expectedPrev) {
       return report({
         id: r.id,
-        reason: i === 0 ? start.reason : `prev_hash does not match record #${rows[i - 1].id}`,
+        reason: prev ? `prev_hash does not match record #${prev.id}` : start.reason,
         expected: expectedPrev,
         found: r.prev_hash,
       }, i);
@@ -105,8 +108,8 @@ export function verifyChain(
         found: hash,
       }, i);
     }
+    prev = row;
   }
-  const last = rows[rows.length - 1];
   if (head) {
     const lastId = Number(last.id);
     if (lastId < head.lastId) {
@@ -133,15 +136,17 @@ export function verifyChain(
 }
 
 /** The prev_hash the first remaining record must carry. */
-function chainStart(rows: ChainRecord[]): { prev: string; reason: string } {
-  const first = rows[0];
+function chainStart(
+  first: ChainRecord,
+  rows: readonly ChainRecord[],
+): { prev: string; reason: string } {
   if (Number(first.id) === 1) {
     return { prev: GENESIS_HASH, reason: "the first record does not start from the genesis hash" };
   }
-  for (let i = rows.length - 1; i >= 0; i--) {
-    if (rows[i].kind !== "prune") continue;
+  for (const row of rows.toReversed()) {
+    if (row.kind !== "prune") continue;
     try {
-      const meta = JSON.parse(rows[i].meta) as {
+      const meta = JSON.parse(row.meta) as {
         first_kept_id?: number;
         first_kept_prev_hash?: string;
       };

@@ -91,7 +91,7 @@ export function deliveryOf(channel: string): MeshOutboundBody["delivery"] {
 /** The recipient of a channel: `<r>_private_dm`/`<r>_regular_dm` -> r, groups -> `owner`. */
 export function recipientOf(channel: string, owner: string): string {
   const m = /^(.+)_(?:private|regular)_dm$/.exec(channel);
-  return m ? m[1] : owner;
+  return m?.[1] ?? owner;
 }
 
 /** Builds the mesh body of a queued message with its final text. */

@@ -17,32 +17,17 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../../common/log.ts";
-import { type RateLimit, RateLimiter } from "../../common/rate_limit.ts";
+import { RateLimiter } from "../../common/rate_limit.ts";
 import { CircuitBreaker } from "../../common/circuit_breaker.ts";
 import { ContentRules } from "../guard/content_rules.ts";
-import type { ContentPolicy } from "../guard/content_rules.ts";
+import type { Policy } from "../../common/policy/policy.ts";
 import { delayedPrefix } from "../guard/templates.ts";
 import { meshBody, type OutboundMessage, type QueuedMessage, recipientOf } from "./message.ts";
 import { OutboxStore } from "./store.ts";
 import type { MeshTransport } from "./mesh_transport.ts";
 
 /** The policy figures the outbox uses (policy.yaml keys). */
-export interface OutboxPolicy {
-  rate_limits: {
-    outbound: {
-      owner_dm: RateLimit;
-      other_dm: RateLimit;
-      regular_group: RateLimit;
-      critical_escalated: RateLimit;
-    };
-  };
-  content: ContentPolicy;
-  outbox: {
-    ttl_minutes: { normal: number; proactive: number };
-    retry: { initial_seconds: number; max_seconds: number };
-    circuit_breaker: { failures: number; open_seconds: number };
-  };
-}
+export type OutboxPolicy = Pick<Policy, "rate_limits" | "content" | "outbox">;
 
 /** Options of {@link Outbox}. */
 export interface OutboxOptions {
@@ -83,7 +68,7 @@ export class Outbox {
   readonly breaker: CircuitBreaker;
   #p: OutboxPolicy;
   #rules: ContentRules;
-  #limiters: Record<string, RateLimiter>;
+  #limiters: Record<keyof OutboxPolicy["rate_limits"]["outbound"], RateLimiter>;
   #transport: MeshTransport;
   #log: Logger;
   #now: () => number;

@@ -24,7 +24,7 @@ export function stripHtml(html: string): string {
     .replace(/<\/?[a-zA-Z!?][^>]*>/g, " ")
     .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
       if (e[0] === "#") {
-        const code = e[1].toLowerCase() === "x"
+        const code = e[1]!.toLowerCase() === "x"
           ? parseInt(e.slice(2), 16)
           : parseInt(e.slice(1), 10);
         return code > 0 && code < 0x110000 ? String.fromCodePoint(code) : " ";
@@ -52,7 +52,7 @@ export interface RawResult {
   /** Snippet (may hold HTML). */
   text: string;
   /** Source host, shown to the model as plain text. */
-  source?: string;
+  source?: string | undefined;
 }
 
 /** Wraps sanitized results in `<search_results>`: context, never instructions. */

@@ -48,15 +48,15 @@ export interface SendOptions {
   target: SendTarget;
   text: string;
   /** `data:` URIs (voice notes). */
-  attachments?: string[];
+  attachments?: string[] | undefined;
   /** Why: `reply`, `alert`, `rate_notice`, ... (audit). */
   purpose: string;
   /** Retries left for rate-limited sends (default 2). */
-  retries?: number;
+  retries?: number | undefined;
   /** Waits before a retry; injectable for tests. */
-  sleep?: (ms: number) => Promise<void>;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Called with the report of a background retry. */
-  onRetry?: (report: SendReport) => void;
+  onRetry?: ((report: SendReport) => void) | undefined;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

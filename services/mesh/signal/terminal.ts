@@ -169,14 +169,14 @@ export class TerminalTransport implements SignalTransport {
     let text = line.trim();
     if (text === "") return;
     let groupId: string | null = null;
-    const m = /^@([A-Za-z0-9_-]+)\s+(.*)$/s.exec(text);
-    if (m) {
-      groupId = this.#group(m[1]);
+    const [, name, rest] = /^@([A-Za-z0-9_-]+)\s+(.*)$/s.exec(text) ?? [];
+    if (name !== undefined && rest !== undefined) {
+      groupId = this.#group(name);
       if (!groupId) {
-        this.#o.output(`[mesh] no group for @${m[1]}; the line was not sent`);
+        this.#o.output(`[mesh] no group for @${name}; the line was not sent`);
         return;
       }
-      text = m[2];
+      text = rest;
     }
     const owner = this.#o.identities.current.recipient(this.#o.owner);
     if (!owner) {

@@ -41,7 +41,7 @@ const io = {
 };
 const nft = new Nft(runCommand, parseOptions([...cliArgs, "status"]).bins.nft);
 for (let i = 0; i < Number(values.rounds); i++) {
-  const d = domains[i % domains.length];
+  const d = domains[i % domains.length]!; // split always yields at least one element
   const t0 = performance.now();
   if (values["non-atomic"]) {
     const bin = parseOptions([...cliArgs, "status"]).bins.nft;

@@ -25,7 +25,7 @@
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({ args: Deno.args, options: { listen: { type: "string" } } });
-const [lhost, lport] = (values.listen ?? "").split(":");
+const [lhost = "", lport] = (values.listen ?? "").split(":");
 const listener = Deno.listen({ hostname: lhost, port: Number(lport) });
 const accepted: { from: string; lines: number }[] = [];
 const enc = new TextEncoder();

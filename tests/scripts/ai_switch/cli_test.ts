@@ -47,7 +47,7 @@ function indexOf(calls: string[], line: string): number {
 async function lastEntry(w: Workdir) {
   const lines = await w.log();
   assert.ok(lines.length > 0, "log is empty");
-  return parseEntry(lines[lines.length - 1]);
+  return parseEntry(lines[lines.length - 1]!);
 }
 
 rootTest(
@@ -277,9 +277,9 @@ rootTest("two switches started at once do not interleave", async (ns, w) => {
   assert.deepEqual(svc, [...one_switch, ...one_switch]);
   const entries = (await w.log()).map(parseEntry);
   assert.equal(entries.length, 2);
-  assert.equal(entries[1].from, entries[0].to, "the second switch saw the first one's result");
-  assert.equal(await w.state(), entries[1].to + "\n");
-  assert.equal(await liveTable(ns), renderTable(entries[1].to));
+  assert.equal(entries[1]!.from, entries[0]!.to, "the second switch saw the first one's result");
+  assert.equal(await w.state(), entries[1]!.to + "\n");
+  assert.equal(await liveTable(ns), renderTable(entries[1]!.to));
 });
 
 rootTest("the incus service manager drives the services inside the GPU machine", async (ns, w) => {

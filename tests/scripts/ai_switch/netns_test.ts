@@ -17,7 +17,7 @@ async function reach(t: Topology, from: Domain, to: Domain): Promise<boolean> {
 /** Connectivity from each `from` to `to`, probed concurrently. */
 async function matrix(t: Topology, pairs: [Domain, Domain][]): Promise<Record<string, boolean>> {
   const results = await Promise.all(pairs.map(([f, to]) => reach(t, f, to)));
-  return Object.fromEntries(pairs.map(([f, to], i) => [`${f}->${to}`, results[i]]));
+  return Object.fromEntries(pairs.map(([f, to], i) => [`${f}->${to}`, results[i] ?? false]));
 }
 
 /** One test: the four-domain topology and a workdir, cleaned up whatever happens. */

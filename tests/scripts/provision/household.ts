@@ -11,16 +11,14 @@
  */
 import { stringify } from "yaml";
 import { deriveChannels } from "../../../services/common/policy/mod.ts";
-import {
-  knowledgeFolders,
-  type RecipientsConfig,
-} from "../../../services/joi/knowledge/folders.ts";
+import { knowledgeFolders } from "../../../services/joi/knowledge/folders.ts";
 import { retrieveFixedArgv, retrieveSpec } from "../../../services/joi/knowledge/retrieve_argv.ts";
 import {
   provision,
   provisionLayout,
   type ProvisionResult,
 } from "../../../scripts/provision/provision.ts";
+import type { Recipients } from "../../../services/common/policy/recipients.ts";
 
 /** The repository root (the code directory sudoers pins). */
 export const REPO = new URL("../../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -43,7 +41,7 @@ export interface Household {
   /** Knowledge root. */
   root: string;
   /** recipients.yaml as written. */
-  recipients: RecipientsConfig;
+  recipients: Recipients;
   /** Channel -> channel user. */
   channels: Record<string, string>;
   /** Role -> user name. */
@@ -71,13 +69,13 @@ export interface Household {
   /** Result of the provisioning run. */
   provisioned: ProvisionResult;
   /** Re-runs provision (e.g. after editing recipients.yaml). */
-  reprovision(recipients?: RecipientsConfig): ProvisionResult;
+  reprovision(recipients?: Recipients): ProvisionResult;
   /** Removes users, groups, files. */
   cleanup(): Promise<void>;
 }
 
 /** The recipients.yaml of a test household. */
-export function testRecipients(p: string, ownerSharesWithFamily = true): RecipientsConfig {
+export function testRecipients(p: string, ownerSharesWithFamily = true): Recipients {
   return {
     service_user: `${p}-svc`,
     all_channels_group: `${p}-all`,
@@ -97,12 +95,12 @@ export function testRecipients(p: string, ownerSharesWithFamily = true): Recipie
     },
     groups: {
       family: { user: `${p}-fam`, reader_group: `${p}-fread`, readers: [`${p}-crit`] },
-      critical: { user: `${p}-crit` },
+      critical: { user: `${p}-crit`, readers: [] },
     },
   };
 }
 
-function writeConfig(dir: string, r: RecipientsConfig): void {
+function writeConfig(dir: string, r: Recipients): void {
   Deno.writeTextFileSync(`${dir}/recipients.yaml`, stringify(r));
   Deno.writeTextFileSync(
     `${dir}/channel_users.yaml`,
@@ -188,7 +186,7 @@ export function createHousehold(options: { ownerSharesWithFamily?: boolean } = {
     sudoLog,
     fixedArgv,
     provisioned,
-    reprovision(r?: RecipientsConfig) {
+    reprovision(r?: Recipients) {
       if (r) {
         writeConfig(configDir, r);
         h.recipients = r;

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { loadPolicyFile } from "../../../services/common/policy/mod.ts";
-import type { RecipientsConfig } from "../../../services/joi/knowledge/folders.ts";
 import {
   type Accounts,
   type Action,
@@ -19,8 +18,9 @@ import {
 } from "../../../scripts/provision/mod.ts";
 import { main } from "../../../scripts/provision.ts";
 import { isRoot, REPO } from "./household.ts";
+import type { Recipients } from "../../../services/common/policy/recipients.ts";
 
-const recipients = (): RecipientsConfig =>
+const recipients = (): Recipients =>
   structuredClone(loadPolicyFile("recipients", `${REPO}/policies/recipients.yaml`));
 
 const input = (r = recipients()) => ({
@@ -76,12 +76,12 @@ Deno.test("memberships: critical reads every public folder, never a private grou
   assert.deepEqual(m["joi-owner-readers"], ["joi-critical", "joi-family", "joi-owner-public"]);
   assert.deepEqual(m["joi-partner-readers"], ["joi-critical", "joi-partner-public"]);
   assert.deepEqual(m["joi-family-readers"], ["joi-critical", "joi-family"]);
-  assert.equal(m["joi-all-channels"].length, 6);
+  assert.equal(m["joi-all-channels"]!.length, 6);
   for (const g of ["joi-owner-private", "joi-partner-private", "joi-critical", "joi-family"]) {
     assert.deepEqual(m[g], [], `${g} has no supplementary member`);
   }
   const r = recipients();
-  r.recipients.owner.public_readers = ["joi-critical"];
+  r.recipients.owner!.public_readers = ["joi-critical"];
   assert.deepEqual(desiredState(input(r)).memberships["joi-owner-readers"], [
     "joi-critical",
     "joi-owner-public",

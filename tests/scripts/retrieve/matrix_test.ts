@@ -118,7 +118,7 @@ Deno.test({
 
       await t.step("each cell of the matrix (search)", async () => {
         for (const p of placed) {
-          for (const role of ROLES) await assertCell(h, role, p, MATRIX[p.folder].includes(role));
+          for (const role of ROLES) await assertCell(h, role, p, MATRIX[p.folder]!.includes(role));
         }
       });
 
@@ -133,7 +133,7 @@ Deno.test({
             );
             assert.equal(r.code, 0, r.stderr);
             const n = JSON.parse(r.stdout).results.length;
-            assert.equal(n, MATRIX[p.folder].includes(role) ? 1 : 0, `${role} get ${p.folder}`);
+            assert.equal(n, MATRIX[p.folder]!.includes(role) ? 1 : 0, `${role} get ${p.folder}`);
           }
         }
       });

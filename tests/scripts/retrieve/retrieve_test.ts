@@ -155,7 +155,7 @@ Deno.test("renderOutput keeps stdout under 1 MB and says it truncated", () => {
   assert.ok(out.results.length >= 1 && out.results.length < 8);
   const one = renderOutput({
     status: "ok",
-    results: [{ ...results[0], snippet: "y".repeat(2_000_000) }],
+    results: [{ ...results[0]!, snippet: "y".repeat(2_000_000) }],
     truncated: false,
   });
   assert.ok(new TextEncoder().encode(one).length <= MAX_OUTPUT_BYTES);

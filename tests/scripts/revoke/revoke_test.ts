@@ -84,7 +84,7 @@ Deno.test({
       // accounts
       for (const u of [priv, pub]) {
         const sh = shadowOf(u);
-        assert.ok(sh[1].startsWith("!"), `${u} must be locked (shadow: ${sh[1]})`);
+        assert.ok(sh[1]!.startsWith("!"), `${u} must be locked (shadow: ${sh[1]})`);
         assert.equal(sh[7], "1", `${u} must be expired`);
         assert.deepEqual(groupsHolding(u), [], `${u} must be in no group`);
       }
@@ -118,9 +118,9 @@ Deno.test({
       // a timestamped backup holds the originals
       const backups = [...Deno.readDirSync(`${h.configDir}/backup`)];
       assert.equal(backups.length, 1);
-      assert.match(backups[0].name, /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-revoke-partner$/);
+      assert.match(backups[0]!.name, /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-revoke-partner$/);
       const saved = Deno.readTextFileSync(
-        `${h.configDir}/backup/${backups[0].name}/identities.yaml`,
+        `${h.configDir}/backup/${backups[0]!.name}/identities.yaml`,
       );
       assert.match(saved, /recipient_id: partner/);
       // a second revoke of the same id is refused and changes nothing

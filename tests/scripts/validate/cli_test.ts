@@ -49,10 +49,10 @@ Deno.test("validate CLI: passes a provisioned household with exactly its manifes
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const lines = r.stdout.trim().split("\n");
     assert.match(
-      lines[lines.length - 1],
+      lines[lines.length - 1]!,
       /^Configuration validation passed \(0 critical, 0 errors, 1 warnings\)$/,
     );
-    assert.match(lines[0], /^WARNING retrieve_not_immutable: .*joi-retrieve is not immutable/);
+    assert.match(lines[0]!, /^WARNING retrieve_not_immutable: .*joi-retrieve is not immutable/);
   } finally {
     await h.cleanup();
   }

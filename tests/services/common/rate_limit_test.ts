@@ -99,7 +99,7 @@ Deno.test("rate limit: property — never more than the limit in any window", ()
           }
         }
         for (let i = 0; i + perMinute < accepted.length; i++) {
-          assert.ok(accepted[i + perMinute] - accepted[i] >= 60_000);
+          assert.ok(accepted[i + perMinute]! - accepted[i]! >= 60_000);
         }
       },
     ),

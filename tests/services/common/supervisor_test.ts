@@ -29,7 +29,7 @@ Deno.test("supervisor prefixes output, pipes stdin and stops cleanly", async () 
   assert.equal(await sup.writeLine("echo", "hi there"), true);
   await until(() => chat.includes("echo:hi there"), "echo");
   await sup.stop();
-  assert.equal(sup.status()[0].running, false);
+  assert.equal(sup.status()[0]!.running, false);
   assert.equal(await sup.writeLine("echo", "late"), false);
 });
 
@@ -48,7 +48,7 @@ Deno.test("supervisor restarts a crashing child with growing delays", async () =
     Number(l.match(/in (\d+) ms/)![1])
   );
   assert.deepEqual(delays.slice(0, 4), [10, 20, 40, 40]);
-  assert.equal(sup.status()[0].lastExitCode, 3);
+  assert.equal(sup.status()[0]!.lastExitCode, 3);
 });
 
 Deno.test("supervisor kills a child that ignores SIGTERM after the grace period", async () => {
@@ -59,6 +59,6 @@ Deno.test("supervisor kills a child that ignores SIGTERM after the grace period"
   sup.start();
   await until(() => out.includes("ready"), "ready");
   await sup.stop("SIGTERM", 200);
-  assert.equal(sup.status()[0].running, false);
-  assert.equal(sup.status()[0].restarts, 0, "a stopped supervisor does not restart");
+  assert.equal(sup.status()[0]!.running, false);
+  assert.equal(sup.status()[0]!.restarts, 0, "a stopped supervisor does not restart");
 });

@@ -16,19 +16,19 @@ Deno.test("systemd/ holds exactly the units the manifest renders (run `deno task
 Deno.test("units: each Deno service runs as its own user, bound to its Nebula address, secrets as credentials", () => {
   const units = Object.fromEntries(shippedUnits(`${ROOT}policies`).map((u) => [u.name, u.text]));
   const joi = units["joi.service"];
-  assert.match(joi, /^User=joi$/m);
-  assert.match(joi, /^UMask=0027$/m);
-  assert.match(joi, /^ExecStartPre=\+\/usr\/local\/bin\/deno run .*scripts\/validate\.ts/m);
-  assert.match(joi, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
-  assert.match(joi, /--listen=10\.42\.0\.10:8443/);
-  assert.match(joi, /^LoadCredential=mesh_to_joi\.key:\/etc\/joi\/secrets\/mesh_to_joi\.key$/m);
-  assert.match(units["joi-mesh.service"], /^User=joi-mesh$/m);
-  assert.match(units["joi-mesh.service"], /^SupplementaryGroups=signal-cli$/m);
-  assert.match(units["joi-openhab-relay.service"], /^User=joi-relay$/m);
-  assert.match(units["signal-cli.socket"], /^SocketGroup=signal-cli$/m);
-  assert.match(units["signal-cli.socket"], /^SocketMode=0660$/m);
-  assert.match(units["signal-cli.service"], /--receive-mode=on-connection/);
-  assert.match(units["joi-validate.timer"], /^OnCalendar=daily$/m);
+  assert.match(joi!, /^User=joi$/m);
+  assert.match(joi!, /^UMask=0027$/m);
+  assert.match(joi!, /^ExecStartPre=\+\/usr\/local\/bin\/deno run .*scripts\/validate\.ts/m);
+  assert.match(joi!, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+  assert.match(joi!, /--listen=10\.42\.0\.10:8443/);
+  assert.match(joi!, /^LoadCredential=mesh_to_joi\.key:\/etc\/joi\/secrets\/mesh_to_joi\.key$/m);
+  assert.match(units["joi-mesh.service"]!, /^User=joi-mesh$/m);
+  assert.match(units["joi-mesh.service"]!, /^SupplementaryGroups=signal-cli$/m);
+  assert.match(units["joi-openhab-relay.service"]!, /^User=joi-relay$/m);
+  assert.match(units["signal-cli.socket"]!, /^SocketGroup=signal-cli$/m);
+  assert.match(units["signal-cli.socket"]!, /^SocketMode=0660$/m);
+  assert.match(units["signal-cli.service"]!, /--receive-mode=on-connection/);
+  assert.match(units["joi-validate.timer"]!, /^OnCalendar=daily$/m);
   for (const [name, text] of Object.entries(units)) {
     assert.doesNotMatch(text, /(^|[^\d.])0\.0\.0\.0([^\d/]|$)/m, `${name} binds or allows 0.0.0.0`);
     assert.doesNotMatch(text, /--allow-all|(\s)-A(\s)/, name);

@@ -46,7 +46,7 @@ Deno.test("web search on: joi's unit admits the proxy and exactly the allowed do
   const units = renderUnits(productionAddressesFrom(network, llm, enabled));
   const joi = units.find((u) => u.name === "joi.service")!.text;
   const exec = joi.split("\n").find((l) => l.startsWith("ExecStart="))!;
-  const allowNet = exec.match(/--allow-net=(\S+)/)![1].split(",");
+  const allowNet = exec.match(/--allow-net=(\S+)/)![1]!.split(",");
   assert.ok(allowNet.includes("10.42.0.1:3128"), allowNet.join(","));
   assert.ok(allowNet.includes("api.duckduckgo.com:443"), allowNet.join(","));
   // the mesh (the proxy's host) is already joi's only IP peer besides loopback and openHAB

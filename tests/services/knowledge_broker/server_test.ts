@@ -11,7 +11,7 @@ import { KnowledgeClient } from "../../../services/joi/knowledge/broker_client.t
 import { type Retriever, serveKnowledge } from "../../../services/knowledge_broker/server.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
-const SOCK = testSocketPaths()[12];
+const SOCK = testSocketPaths()[12]!;
 await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
 
 const ok = (title: string): RetrieveOutcome => ({
@@ -64,7 +64,7 @@ Deno.test("broker answers requests by id, refuses malformed and oversized lines"
     const client = new KnowledgeClient({ socketPath: SOCK });
     const r = await client.retrieve("family_group", "search", { q: "boiler", limit: 3 });
     assert.equal(r.status, "ok");
-    assert.equal(r.status === "ok" && r.results[0].title, "for family_group");
+    assert.equal(r.status === "ok" && r.results[0]!.title, "for family_group");
     assert.deepEqual(seen, [{
       channel: "family_group",
       type: "search",

@@ -63,7 +63,11 @@ export function expectedGroups(): PeerGroup[] {
   return Object.entries(groups).map(([channel, g]) => ({
     id: g.signal_group_id,
     name: channel,
-    members: g.expected_members.map((m) => ({ ...people[m] })),
+    members: g.expected_members.map((m) => {
+      const person = people[m];
+      if (!person) throw new Error(`harness: no test identity for group member ${m}`);
+      return { ...person };
+    }),
   }));
 }
 

@@ -23,22 +23,22 @@ Deno.test("a known sender's DM and group message reach joi with the right channe
     await s.joi.waitFor(() => s.joi.received.length === 2);
     const [dm, group] = s.joi.received;
     // the FakeJoi only records requests its signedRoutes middleware verified
-    assert.equal(dm.headers["x-validated-channel"], "owner_private_dm");
-    assert.equal(dm.headers["x-validated-sender"], "owner");
-    assert.equal(dm.headers["x-signal-sender-hash"], sha(OWNER.number));
-    assert.equal(dm.headers["x-config-hash"], s.joi.hash);
-    assert.equal(dm.body.transport, "signal");
-    assert.deepEqual(dm.body.sender, {
+    assert.equal(dm!.headers["x-validated-channel"], "owner_private_dm");
+    assert.equal(dm!.headers["x-validated-sender"], "owner");
+    assert.equal(dm!.headers["x-signal-sender-hash"], sha(OWNER.number));
+    assert.equal(dm!.headers["x-config-hash"], s.joi.hash);
+    assert.equal(dm!.body.transport, "signal");
+    assert.deepEqual(dm!.body.sender, {
       id: "owner",
       transport_id: OWNER.number,
       display_name: "Owner",
     });
-    assert.deepEqual(dm.body.conversation, { type: "direct", id: "owner_private_dm" });
-    assert.equal((dm.body.content as Record<string, unknown>).text, "hello joi");
-    assert.equal(dm.body.priority, "normal");
-    assert.equal(group.headers["x-validated-channel"], "family_group");
-    assert.equal(group.headers["x-validated-sender"], "partner");
-    assert.deepEqual(group.body.conversation, { type: "group", id: "family_group" });
+    assert.deepEqual(dm!.body.conversation, { type: "direct", id: "owner_private_dm" });
+    assert.equal((dm!.body.content as Record<string, unknown>).text, "hello joi");
+    assert.equal(dm!.body.priority, "normal");
+    assert.equal(group!.headers["x-validated-channel"], "family_group");
+    assert.equal(group!.headers["x-validated-sender"], "partner");
+    assert.deepEqual(group!.body.conversation, { type: "group", id: "family_group" });
   } finally {
     await s.stop();
   }
@@ -49,9 +49,9 @@ Deno.test("sourceNumber null is matched by uuid; a uuid that contradicts the num
   try {
     s.peer.push(dataEnvelope({ number: null, uuid: PARTNER.uuid, timestamp: 11, text: "hidden" }));
     await s.joi.waitFor(() => s.joi.received.length === 1);
-    assert.equal(s.joi.received[0].headers["x-validated-channel"], "partner_private_dm");
+    assert.equal(s.joi.received[0]!.headers["x-validated-channel"], "partner_private_dm");
     assert.equal(
-      (s.joi.received[0].body.sender as { transport_id: string }).transport_id,
+      (s.joi.received[0]!.body.sender as { transport_id: string }).transport_id,
       PARTNER.number,
     );
     // owner's number claimed by another account: dropped
@@ -117,7 +117,7 @@ Deno.test("duplicates arrive once; receipts, typing, sync never reach joi; excep
     assert.deepEqual(s.joi.texts(), ["once", "twice"]);
     const exc = events(s.logs, "signal_exception");
     assert.equal(exc.length, 1);
-    assert.equal(exc[0].level, "security");
+    assert.equal(exc[0]!.level, "security");
     assert.equal(s.mesh.transport.status().state, "connected");
   } finally {
     await s.stop();
@@ -147,9 +147,9 @@ Deno.test("long text is capped at inbound_max_chars; critical group messages are
       groupId: GROUPS.critical_group,
     }));
     await s.joi.waitFor(() => s.joi.received.length === 2);
-    assert.equal(Array.from(s.joi.texts()[0]).length, 1500);
-    assert.equal(s.joi.received[1].body.priority, "critical");
-    assert.equal(s.joi.received[1].headers["x-validated-channel"], "critical_group");
+    assert.equal(Array.from(s.joi.texts()[0]!).length, 1500);
+    assert.equal(s.joi.received[1]!.body.priority, "critical");
+    assert.equal(s.joi.received[1]!.headers["x-validated-channel"], "critical_group");
   } finally {
     await s.stop();
   }
@@ -173,8 +173,8 @@ Deno.test("a non-owner over the inbound limit is dropped and told once how long 
     assert.equal(partner.length, 20);
     const notices = s.peer.calls("send");
     assert.equal(notices.length, 1, "told once");
-    assert.deepEqual(notices[0].params.recipient, [PARTNER.number]);
-    assert.match(String(notices[0].params.message), /wait \d+ seconds/);
+    assert.deepEqual(notices[0]!.params.recipient, [PARTNER.number]);
+    assert.match(String(notices[0]!.params.message), /wait \d+ seconds/);
     assert.equal(events(s.logs, "inbound_rate_limited").length, 5);
     // after the window, the partner gets through again
     now += 61_000;

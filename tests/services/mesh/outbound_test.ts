@@ -43,7 +43,7 @@ Deno.test("outbound: canonical id and channels are resolved by the mesh; audited
       assert.ok(!line.includes("good morning") && !line.includes("dinner"), "no text in audit");
       assert.ok(!line.includes(OWNER.number) && !line.includes(PARTNER.number), "hashed");
     }
-    assert.equal(audit[0].recipient_hash, sha(OWNER.number));
+    assert.equal(audit[0]!.recipient_hash, sha(OWNER.number));
   } finally {
     await s.stop();
   }
@@ -189,7 +189,7 @@ Deno.test("partial failures are reported; identity failures raise a security eve
     ]);
     const sec = events(s.logs, "untrusted_identity");
     assert.equal(sec.length, 1);
-    assert.equal(sec[0].level, "security");
+    assert.equal(sec[0]!.level, "security");
     // -4: nothing delivered, untrusted identity
     s.peer.onSend = () => ({ error: { code: -4, message: "Untrusted identity" } });
     const r2 = await s.joi.outbound(s.url, outboundBody("partner", "x"));
@@ -240,7 +240,7 @@ Deno.test("error -5 is retried after retryAfterSeconds", async () => {
     assert.equal(data.retry_after_seconds, 7);
     await s.peer.waitFor(() => s.peer.calls("send").length === 2);
     assert.deepEqual(waits, [7000]);
-    assert.equal(s.peer.calls("send")[1].params.message, "hello");
+    assert.equal(s.peer.calls("send")[1]!.params.message, "hello");
   } finally {
     await s.stop();
   }
@@ -285,7 +285,7 @@ Deno.test("config sync: a recipient revoked on joi is dropped from the next mess
     assert.deepEqual(s.joi.texts(), ["before", "marker"]);
     const synced = events(s.logs, "config_synced");
     assert.equal(synced.length, 1);
-    assert.deepEqual(synced[0].removed, ["partner"]);
+    assert.deepEqual(synced[0]!.removed, ["partner"]);
     // outbound to the revoked partner is refused too
     const o = await s.joi.outbound(s.url, outboundBody("partner", "x"));
     assert.equal(o.status, 403);
@@ -346,11 +346,11 @@ Deno.test("group membership drift produces exactly one alert to the critical gro
     assert.equal(second.length, 0);
     const sends = s.peer.calls("send");
     assert.equal(sends.length, 1);
-    assert.equal(sends[0].params.groupId, GROUPS.critical_group);
-    assert.match(String(sends[0].params.message), /family_group/);
+    assert.equal(sends[0]!.params.groupId, GROUPS.critical_group);
+    assert.match(String(sends[0]!.params.message), /family_group/);
     const sec = events(s.logs, "group_membership_changed");
     assert.equal(sec.length, 1);
-    assert.equal(sec[0].level, "security");
+    assert.equal(sec[0]!.level, "security");
     // back to normal, then a removal: a new alert
     s.peer.groups = s.peer.groups.map((g) =>
       g.name === "family_group" ? { ...g, members: g.members.slice(0, 2) } : g

@@ -128,11 +128,11 @@ Deno.test("end to end as a child process with its manifest flags: DM in, unknown
     t.peer.push(dataEnvelope({ ...STRANGER, timestamp: 1, text: "intruder" }));
     t.peer.push(dataEnvelope({ ...OWNER, timestamp: 2, text: "hello from the phone" }));
     await t.joi.waitFor(() => t.joi.received.length === 1);
-    assert.equal(t.joi.received[0].headers["x-validated-channel"], "owner_private_dm");
+    assert.equal(t.joi.received[0]!.headers["x-validated-channel"], "owner_private_dm");
     assert.deepEqual(t.joi.texts(), ["hello from the phone"]);
     const r = await t.joi.outbound(`http://127.0.0.1:${t.meshPort}`, outboundBody("owner", "hi!"));
     assert.equal(r.status, 200);
-    assert.deepEqual(t.peer.calls("send")[0].params.recipient, [OWNER.number]);
+    assert.deepEqual(t.peer.calls("send")[0]!.params.recipient, [OWNER.number]);
     const sec = await Deno.readTextFile(`${t.dir}/log/mesh-security.log`);
     assert.match(sec, /unknown_sender_dropped/);
     assert.ok(!sec.includes("intruder") && !sec.includes(STRANGER.number));
@@ -235,7 +235,7 @@ Deno.test("voice in the child process: the manifest grants exactly the configure
       attachments: [{ contentType: "audio/aac", filename: null, id: "v1", size: 27 }],
     }));
     await t.joi.waitFor(() => t.joi.received.length === 1);
-    const c = t.joi.received[0].body.content as Record<string, unknown>;
+    const c = t.joi.received[0]!.body.content as Record<string, unknown>;
     assert.equal(c.voice_transcription, "lights off");
     assert.deepEqual([...Deno.readDirSync(att)], [], "the note was deleted");
   } finally {
@@ -268,7 +268,7 @@ Deno.test("a voice note being transcribed when the mesh is SIGKILLed is resumed 
     child = spawnMesh(layout);
     await waitHealthy(child, t.meshPort);
     await t.joi.waitFor(() => t.joi.received.length === 1);
-    const c = t.joi.received[0].body.content as Record<string, unknown>;
+    const c = t.joi.received[0]!.body.content as Record<string, unknown>;
     assert.equal(c.voice_transcription, "survived");
   } finally {
     await Deno.writeTextFile(gate, "").catch(() => {});

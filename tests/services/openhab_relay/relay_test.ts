@@ -62,7 +62,7 @@ Deno.test("relay: openHAB stream -> joi, keep-alives, filtering, a dropped conne
     await sse.waitConnections(2);
     for (const ev of itemChange("Kitchen_Smoke", "OnOff", "ON", "OFF")) sse.push(ev);
     await h.mesh.waitFor((r) => r.length === 1);
-    assert.match(h.mesh.received[0].body.content.text, /Smoke by Kitchen_Smoke/);
+    assert.match(h.mesh.received[0]!.body.content.text, /Smoke by Kitchen_Smoke/);
   } finally {
     relay.stop();
     await running;

@@ -18,9 +18,9 @@ Deno.test("every shipped policy file loads, with the figures of the files", () =
   assert.deepEqual(Object.keys(p).sort(), [...policyNames].sort());
   assert.equal(p.policy.rate_limits.outbound.owner_dm.per_hour, 120);
   assert.equal(p.channelUsers.allowed_channel_users.owner_private_dm, "joi-owner-private");
-  assert.equal(p.identities.identities["+15550000001"].recipient_id, "owner");
-  assert.deepEqual(p.recipients.recipients.partner.public_readers, ["joi-critical"]);
-  assert.deepEqual(p.recipients.groups.critical.readers, []); // default of an omitted list
+  assert.equal(p.identities.identities["+15550000001"]!.recipient_id, "owner");
+  assert.deepEqual(p.recipients.recipients.partner!.public_readers, ["joi-critical"]);
+  assert.deepEqual(p.recipients.groups.critical!.readers, []); // default of an omitted list
   assert.equal(p.infra.global.ai_access_default, "pro");
   assert.equal(p.network.ports.joi_inbound, 8443);
   assert.equal(p.llm.banned_families.includes("qwen"), true);
@@ -443,7 +443,7 @@ Deno.test("a missing policy file is named, and the other files are still checked
     const err = policyErrorOf(() => loadPolicies(dir));
     const lines = err.issues.map(formatIssue).map((l) => l.replace(`${dir}/`, ""));
     assert.equal(lines.length, 2);
-    assert.match(lines[0], /^llm\.yaml:2:1: endpoint: YAML: /);
+    assert.match(lines[0]!, /^llm\.yaml:2:1: endpoint: YAML: /);
     assert.equal(lines[1], "network.yaml:1:1: (root): cannot read the file: file not found");
   } finally {
     await Deno.remove(dir, { recursive: true });

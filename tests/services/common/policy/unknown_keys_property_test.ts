@@ -71,13 +71,13 @@ Deno.test("property: a random unknown key anywhere is refused, naming its path a
         assert.ok(err instanceof PolicyError, `accepted unknown key ${JSON.stringify(key)}`);
         assert.equal(err.issues.length, 1, err.message);
         const [issue] = err.issues;
-        assert.equal(issue.path, formatPath([...spot.path, key]));
-        assert.ok(issue.message.startsWith(`unknown key ${JSON.stringify(key)}`), issue.message);
+        assert.equal(issue!.path, formatPath([...spot.path, key]));
+        assert.ok(issue!.message.startsWith(`unknown key ${JSON.stringify(key)}`), issue!.message);
         if (PLAIN.test(key)) {
-          const line = text.split("\n")[issue.line - 1] ?? "";
+          const line = text.split("\n")[issue!.line - 1] ?? "";
           assert.ok(
-            line.slice(issue.col - 1).startsWith(key),
-            `${issue.line}:${issue.col} in ${line}`,
+            line.slice(issue!.col - 1).startsWith(key),
+            `${issue!.line}:${issue!.col} in ${line}`,
           );
         }
       },

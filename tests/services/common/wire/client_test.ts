@@ -244,8 +244,8 @@ Deno.test("JsonClient sends unsigned JSON with X-Request-ID and X-Timestamp", as
     const c = new JsonClient({ baseUrl: s.server.url, now: () => 1234 });
     const res = await c.request("POST", "/ingest/event", { event_id: "x" });
     assert.equal(res.status, 200);
-    assert.equal(s.hits[0].signed, false);
-    assert.equal(s.hits[0].requestId, res.requestId);
+    assert.equal(s.hits[0]!.signed, false);
+    assert.equal(s.hits[0]!.requestId, res.requestId);
     assert.throws(() => new JsonClient({ baseUrl: "not a url" }), /is not a URL/);
     await assert.rejects(
       () => c.request("GET", "http://evil.example/x"),

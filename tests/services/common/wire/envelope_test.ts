@@ -82,7 +82,7 @@ Deno.test("invalid_request may use 413/415; other codes may not borrow statuses"
   const misuse = await a.request("/misuse"); // fail() threw: a programming error
   assert.equal(misuse.status, 500);
   assert.equal((await misuse.json()).error.code, "internal_error");
-  assert.match(String(sink.lines[0].error), /HTTP 413 is not a status of error code forbidden/);
+  assert.match(String(sink.lines[0]!.error), /HTTP 413 is not a status of error code forbidden/);
 });
 
 Deno.test("thrown errors and unknown routes still answer envelopes; detail goes to the log only", async () => {

@@ -31,8 +31,8 @@ const MUTATIONS = ["flip_body", "path", "method", "timestamp", "nonce", "signatu
 type Mutation = typeof MUTATIONS[number] | "none";
 
 const nonceArb = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => {
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
   const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 });
@@ -137,7 +137,7 @@ Deno.test("property: exactly the exactly-signed, fresh, unseen requests from all
   // The property is not vacuous: every outcome happened, passes most of all.
   console.log(`property: ${total} requests, outcomes ${JSON.stringify(tally)}`);
   assert.ok(total >= 2000, `only ${total} requests generated`);
-  for (const s of [200, 401, 403, 409]) assert.ok(tally[s] > 50, `too few ${s}: ${tally[s]}`);
+  for (const s of [200, 401, 403, 409]) assert.ok(tally[s]! > 50, `too few ${s}: ${tally[s]}`);
 });
 
 async function exchange(
@@ -151,7 +151,7 @@ async function exchange(
   const bodyText = hasBody ? g.body : "";
   let body = enc.encode(bodyText);
   const nonce = g.reuse !== undefined && used.length > 0 ? used[g.reuse % used.length] : g.fresh;
-  used.push(nonce);
+  used.push(nonce!);
   const timestamp = NOW + g.offset;
   let method = g.method;
   let path = g.path;
@@ -171,7 +171,7 @@ async function exchange(
   switch (mutation) {
     case "flip_body": {
       body = body.slice();
-      body[g.mutationAt % body.length] ^= 1 << (g.mutationAt % 8);
+      body[g.mutationAt % body.length]! ^= 1 << (g.mutationAt % 8);
       break;
     }
     case "path":
@@ -184,14 +184,14 @@ async function exchange(
       headers.set("X-Timestamp", String(timestamp + 1 + (g.mutationAt % 1000)));
       break;
     case "nonce": {
-      const last = nonce.at(-1) === "0" ? "1" : "0";
-      headers.set("X-Nonce", nonce.slice(0, -1) + last);
+      const last = nonce!.at(-1) === "0" ? "1" : "0";
+      headers.set("X-Nonce", nonce!.slice(0, -1) + last);
       break;
     }
     case "signature": {
       const sig = headers.get("X-HMAC-SHA256")!;
       const i = g.mutationAt % sig.length;
-      const flipped = ((parseInt(sig[i], 16) + 1 + (g.mutationAt % 15)) % 16).toString(16);
+      const flipped = ((parseInt(sig[i]!, 16) + 1 + (g.mutationAt % 15)) % 16).toString(16);
       headers.set("X-HMAC-SHA256", sig.slice(0, i) + flipped + sig.slice(i + 1));
       break;
     }
@@ -204,15 +204,15 @@ async function exchange(
   const signedRight = g.key === "right" && g.signDirection === "mesh_to_joi" && mutation === "none";
   if (!allowed) expected = 403;
   else if (!signedRight) expected = 401;
-  else if (seen.has(nonce)) expected = 409;
+  else if (seen.has(nonce!)) expected = 409;
   else {
-    seen.add(nonce);
+    seen.add(nonce!);
     expected = Math.abs(g.offset) > TOL ? 401 : 200;
   }
 
   const res = await app.request(
     `http://127.0.0.1${path}`,
-    { method, headers, body: body.length > 0 ? body : undefined },
+    { method, headers, body: body.length > 0 ? body : null },
     { remoteAddr: { hostname: g.source, port: 40000, transport: "tcp" } },
   );
   await res.body?.cancel();

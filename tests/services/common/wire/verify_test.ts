@@ -47,7 +47,7 @@ async function send(url: string, o: SendOptions) {
   const res = await fetch(url + r.path, {
     method: r.method,
     headers: r.headers,
-    body: r.body.length > 0 ? r.body : undefined,
+    body: r.body.length > 0 ? r.body : null,
   });
   const json = await res.json();
   return { status: res.status, json, headers: res.headers, sent: r.headers };
@@ -187,7 +187,7 @@ Deno.test("tampering after signing is refused: body byte, path, method, directio
         key: f.keys.meshToJoi,
         tamper: (r) => {
           r.body = r.body.slice();
-          r.body[3] ^= 0x01;
+          r.body[3]! ^= 0x01;
         },
       }],
       ["body replayed to another path", {

@@ -27,7 +27,7 @@ Deno.test("window: any turns, any budget -> never over budget, newest message ke
       (turns, sys, budget) => {
         const out = buildWindow({ role: "system", content: sys }, turns, budget);
         assert.ok(promptTokens(out) <= budget);
-        assert.equal(out[0].role, "system");
+        assert.equal(out[0]!.role, "system");
         const last = turns.at(-1)!;
         assert.ok(
           last.text.endsWith(out.at(-1)!.content) || out.length === 1 ||

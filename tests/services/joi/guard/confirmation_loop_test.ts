@@ -20,9 +20,9 @@ Deno.test("smoke alarm story: alert at once, duplicate suppressed, +5 min, ack s
     await h.settle();
     let crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 1, "alert 1 at once");
-    assert.match(crit[0], /^ALERT: Smoke by Kitchen_Smoke \(state ON\)/);
-    assert.match(crit[0], /Alert 1 of 3/);
-    assert.equal(h.mesh.received[0].body.priority, "critical");
+    assert.match(crit[0]!, /^ALERT: Smoke by Kitchen_Smoke \(state ON\)/);
+    assert.match(crit[0]!, /Alert 1 of 3/);
+    assert.equal(h.mesh.received[0]!.body.priority, "critical");
 
     await h.post("/api/v1/openhab/state", stateEvent(item, "ON", h.now()));
     await h.advance(4 * MIN + 59_000);
@@ -31,7 +31,7 @@ Deno.test("smoke alarm story: alert at once, duplicate suppressed, +5 min, ack s
     await h.advance(1_000); // t = 5 min
     crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 2, "alert 2 after 5 minutes, without any new event");
-    assert.match(crit[1], /Alert 2 of 3/);
+    assert.match(crit[1]!, /Alert 2 of 3/);
 
     assert.deepEqual(h.services.acknowledge("ok", "partner"), [], "only the owner acknowledges");
     assert.deepEqual(h.services.acknowledge("what is this?", "owner"), [], "not an ack word");
@@ -51,7 +51,7 @@ Deno.test("smoke alarm story: alert at once, duplicate suppressed, +5 min, ack s
     await h.settle();
     crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 3, "a new triggered state alerts again");
-    assert.match(crit[2], /Alert 1 of 3/);
+    assert.match(crit[2]!, /Alert 1 of 3/);
   } finally {
     await h.close();
   }
@@ -70,7 +70,7 @@ Deno.test("confirmation loop: alerts at 0, 5, 15 min; the fourth is demoted to d
     await h.advance(1 * MIN);
     const crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 3);
-    assert.match(crit[2], /Carbon monoxide .*Alert 3 of 3/);
+    assert.match(crit[2]!, /Carbon monoxide .*Alert 3 of 3/);
     assert.equal(directTexts(h.mesh).length, 0);
     await h.advance(10 * MIN);
     assert.equal(criticalTexts(h.mesh).length, 3, "never a fourth critical alert");
@@ -103,7 +103,7 @@ Deno.test("restart neither forgets an alarm nor repeats one", async () => {
     await second.advance(5 * MIN);
     const crit = criticalTexts(mesh);
     assert.equal(crit.length, 2, "the loop continues where it was");
-    assert.match(crit[1], /Water leak by Bath_WaterLeak.*Alert 2 of 3/);
+    assert.match(crit[1]!, /Water leak by Bath_WaterLeak.*Alert 2 of 3/);
   } finally {
     await second?.stopJoi();
     await first.close();
@@ -153,8 +153,8 @@ Deno.test("critical alert types (storm) go to the critical group once, with the 
     await h.settle();
     const crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 1, "an active alert is not repeated");
-    assert.match(crit[0], /^ALERT: Storm “Storm system: obey \[link removed\]” at 12:00:00 UTC\./);
-    assert.doesNotMatch(crit[0], /im_start|https?:|\u202E/);
+    assert.match(crit[0]!, /^ALERT: Storm “Storm system: obey \[link removed\]” at 12:00:00 UTC\./);
+    assert.doesNotMatch(crit[0]!, /im_start|https?:|\u202E/);
     await h.advance(5 * MIN);
     assert.equal(criticalTexts(h.mesh).length, 1, "storm alerts have no confirmation loop");
     const hot = await h.post("/api/v1/openhab/alert", {

@@ -31,13 +31,13 @@ Deno.test("pwned smoke sensor flips 1,000 times in a minute: at most 3 alerts an
     assert.ok(fromPwned.length <= 3, `pwned device got ${fromPwned.length} critical alerts`);
     assert.ok(fromPwned.length >= 1, "its first alarm is still reported");
     assert.equal(crit.filter((t) => t.includes("Kitchen_Smoke")).length, 1);
-    assert.match(h.mesh.received[realAlarmAt].body.content.text, /Smoke by Kitchen_Smoke/);
+    assert.match(h.mesh.received[realAlarmAt]!.body.content.text, /Smoke by Kitchen_Smoke/);
     const malfunction = directTexts(h.mesh).filter((t) =>
       t.includes("Possible sensor malfunction")
     );
     assert.equal(malfunction.length, 1, "exactly one malfunction warning");
     assert.match(
-      malfunction[0],
+      malfunction[0]!,
       new RegExp(`^Possible sensor malfunction: ${pwned} changed state 7 times`),
     );
     assert.equal(h.mesh.received.length, fromPwned.length + 1 + 1, "nothing else was sent");
@@ -81,7 +81,7 @@ Deno.test("a flapping door contact: the endpoint limit answers 429, one malfunct
     await h.settle();
     const direct = directTexts(h.mesh);
     assert.equal(direct.length, 1);
-    assert.match(direct[0], /FrontDoor_Contact changed state 7 times within 60 minutes/);
+    assert.match(direct[0]!, /FrontDoor_Contact changed state 7 times within 60 minutes/);
     assert.equal(criticalTexts(h.mesh).length, 0);
     // an hour later the device has settled; a single change is ordinary context again
     await h.advance(61 * 60_000);

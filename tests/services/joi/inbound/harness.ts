@@ -56,7 +56,11 @@ export interface JoiTest {
   ingestUrl: string;
   clock: { now: number };
   /** Posts an inbound message as the mesh would. */
-  post(m: InboundSpec): Promise<{ status: number; data?: Record<string, unknown>; code?: string }>;
+  post(
+    m: InboundSpec,
+  ): Promise<
+    { status: number; data?: Record<string, unknown> | undefined; code?: string | undefined }
+  >;
   /** Waits for the agent and drains the outbox (advancing the test clock past cooldowns). */
   settle(): Promise<void>;
   close(): Promise<void>;

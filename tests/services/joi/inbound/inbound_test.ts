@@ -16,14 +16,14 @@ Deno.test("inbound: a DM gets its reply in the same DM", async () => {
     await j.settle();
     assert.equal(j.sent.length, 1);
     const out = j.sent[0];
-    assert.deepEqual(out.delivery, { target: "direct" });
-    assert.equal(out.recipient.id, "owner");
-    assert.equal(out.content.text, "Hi! The kitchen is 21 degrees.");
-    assert.equal(out.conversation_id, "owner_private_dm");
+    assert.deepEqual(out!.delivery, { target: "direct" });
+    assert.equal(out!.recipient.id, "owner");
+    assert.equal(out!.content.text, "Hi! The kitchen is 21 degrees.");
+    assert.equal(out!.conversation_id, "owner_private_dm");
     const req = j.llm.requests[0];
-    assert.equal(req.messages[0].role, "system");
-    assert.match(req.messages[0].content, /You are Joi/);
-    assert.equal(req.messages.at(-1)?.content, "how warm is the kitchen?");
+    assert.equal(req!.messages[0]!.role, "system");
+    assert.match(req!.messages[0]!.content, /You are Joi/);
+    assert.equal(req!.messages.at(-1)?.content, "how warm is the kitchen?");
   } finally {
     await j.close();
   }
@@ -36,8 +36,8 @@ Deno.test("inbound: a group message is answered in the same group", async () => 
     assert.equal(r.status, 200);
     await j.settle();
     assert.equal(j.sent.length, 1);
-    assert.deepEqual(j.sent[0].delivery, { target: "group", group_id: "family_group" });
-    assert.equal(j.sent[0].content.text, "Dinner is at seven.");
+    assert.deepEqual(j.sent[0]!.delivery, { target: "group", group_id: "family_group" });
+    assert.equal(j.sent[0]!.content.text, "Dinner is at seven.");
   } finally {
     await j.close();
   }
@@ -215,7 +215,7 @@ Deno.test("inbound: prompt injection changes neither channel, recipient nor limi
     assert.ok(j.sent.some((m) => m.content.text === NOTICES.refused));
     assert.ok(j.logs.some((l) => l.level === "security" && l.event === "outbound_refused"));
     // the system prompt told the model data is data, and the model has no way to pick a channel
-    assert.match(j.llm.requests[0].messages[0].content, /cannot choose another recipient/);
+    assert.match(j.llm.requests[0]!.messages[0]!.content, /cannot choose another recipient/);
   } finally {
     await j.close();
   }

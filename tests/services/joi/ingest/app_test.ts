@@ -93,7 +93,7 @@ Deno.test("the five contract endpoints accept their shapes and normalize them", 
       "Living_Temperature (temperature): last 22.5 °C, min 21.5 °C, max 22.5 °C over 2 readings",
     );
     assert.ok(!JSON.stringify(ctx.latest(100)).includes("hunter2"));
-    assert.equal(h.services.pipeline.weather?.forecast[0].condition, "rain");
+    assert.equal(h.services.pipeline.weather?.forecast[0]?.condition, "rain");
     assert.equal(h.mesh.received.length, 0, "nothing here is critical");
   } finally {
     await h.close();
@@ -327,7 +327,7 @@ Deno.test("scheduled forecast summaries come from the latest weather event, once
     h.services.tick(sixFiftyNine + 61_000);
     assert.equal(summaries().length, 1, "07:00 fires once");
     assert.match(
-      summaries()[0].summary,
+      summaries()[0]!.summary,
       /^Forecast at 07:00 .*now fog, 6 °C, humidity 95%\. 2026-03-31: sunny, 5 to 15 °C, rain 5%$/,
     );
   } finally {

@@ -64,7 +64,7 @@ Deno.test("ItemStateChangedEvent normalizes with previous state and unit", () =>
     "ItemStateChangedEvent",
   );
   assert.equal(r.events.length, 1);
-  const e = r.events[0];
+  const e = r.events[0]!;
   assert.equal(e.device, "Living_Temperature");
   assert.equal(e.deviceType, "temperature");
   assert.equal(e.kind, "state");
@@ -79,7 +79,7 @@ Deno.test("ItemStateChangedEvent normalizes with previous state and unit", () =>
 Deno.test("ItemStateEvent / ItemStateUpdatedEvent with NULL and UNDEF mean unknown", () => {
   for (const value of ["NULL", "UNDEF"]) {
     const r = bus("openhab/items/Hall_Smoke/state", { type: "UnDef", value }, "ItemStateEvent");
-    assert.equal(r.events[0].state, null);
+    assert.equal(r.events[0]!.state, null);
   }
   const u = bus(
     "openhab/items/Hall_Smoke/stateupdated",
@@ -90,8 +90,8 @@ Deno.test("ItemStateEvent / ItemStateUpdatedEvent with NULL and UNDEF mean unkno
     },
     "ItemStateUpdatedEvent",
   );
-  assert.equal(u.events[0].state, "OFF");
-  assert.equal(u.events[0].deviceType, "smoke");
+  assert.equal(u.events[0]!.state, "OFF");
+  assert.equal(u.events[0]!.deviceType, "smoke");
 });
 
 Deno.test("group member events (five segments) report the group as the device", () => {
@@ -100,9 +100,9 @@ Deno.test("group member events (five segments) report the group as the device", 
     { type: "OnOff", value: "ON", oldType: "OnOff", oldValue: "OFF" },
     "GroupItemStateChangedEvent",
   );
-  assert.equal(r.events[0].device, "gSmokeDetectors");
-  assert.equal(r.events[0].state, "ON");
-  assert.equal(r.events[0].deviceType, "smoke");
+  assert.equal(r.events[0]!.device, "gSmokeDetectors");
+  assert.equal(r.events[0]!.state, "ON");
+  assert.equal(r.events[0]!.deviceType, "smoke");
 });
 
 Deno.test("thing status arrays [new, old] normalize; UNKNOWN is unknown", () => {
@@ -118,7 +118,7 @@ Deno.test("thing status arrays [new, old] normalize; UNKNOWN is unknown", () => 
     ],
     "ThingStatusInfoChangedEvent",
   );
-  const e = r.events[0];
+  const e = r.events[0]!;
   assert.equal(e.device, "zwave:device:ctrl:node5");
   assert.equal(e.kind, "thing_status");
   assert.equal(e.state, "OFFLINE");
@@ -129,7 +129,7 @@ Deno.test("thing status arrays [new, old] normalize; UNKNOWN is unknown", () => 
     [{ status: "UNKNOWN", statusDetail: "NONE" }, { status: "ONLINE", statusDetail: "NONE" }],
     "ThingStatusInfoChangedEvent",
   );
-  assert.equal(unk.events[0].state, null);
+  assert.equal(unk.events[0]!.state, null);
 });
 
 Deno.test("channel triggers normalize to trigger events", () => {
@@ -138,9 +138,9 @@ Deno.test("channel triggers normalize to trigger events", () => {
     { event: "START", channel: "astro:sun:local:rise#event" },
     "ChannelTriggeredEvent",
   );
-  assert.equal(r.events[0].kind, "trigger");
-  assert.equal(r.events[0].state, "START");
-  assert.equal(r.events[0].device, "astro:sun:local:rise#event".replace("#", "_"));
+  assert.equal(r.events[0]!.kind, "trigger");
+  assert.equal(r.events[0]!.state, "START");
+  assert.equal(r.events[0]!.device, "astro:sun:local:rise#event".replace("#", "_"));
 });
 
 Deno.test("blocked items are skipped and never stored; Raw images dropped", () => {

@@ -10,13 +10,11 @@
  * @module
  */
 import { createLogger, type Fields } from "../../../../services/common/log.ts";
-import {
-  knowledgeFolders,
-  type RecipientsConfig,
-} from "../../../../services/joi/knowledge/folders.ts";
+import { knowledgeFolders } from "../../../../services/joi/knowledge/folders.ts";
 import { scanFolder } from "../../../../services/joi/knowledge/scan.ts";
 import { KnowledgeWriteError, KnowledgeWriter } from "../../../../services/joi/knowledge/writer.ts";
 import { RetrieveCaller } from "../../../../services/joi/knowledge/caller.ts";
+import type { Recipients } from "../../../../services/common/policy/recipients.ts";
 
 /** The fixture's input. */
 export interface AsServiceInput {
@@ -25,7 +23,7 @@ export interface AsServiceInput {
   /** Knowledge root. */
   root: string;
   /** recipients.yaml. */
-  recipients: RecipientsConfig;
+  recipients: Recipients;
   /** allowed_channel_users. */
   allowed: Record<string, string>;
   /** write/retrieve: the channel. */
@@ -46,7 +44,7 @@ export interface AsServiceInput {
   timeoutMs?: number;
 }
 
-const input = JSON.parse(Deno.args[0]) as AsServiceInput;
+const input = JSON.parse(Deno.args[0]!) as AsServiceInput;
 const events: Fields[] = [];
 const logger = createLogger("as_service", {
   quiet: true,

@@ -93,8 +93,8 @@ Deno.test({
             doc: { title: "x", body: "y" },
           });
           assert.equal((cross.result as { refused: string }).refused, "cross_channel");
-          assert.equal(cross.events[0].level, "security");
-          assert.equal(cross.events[0].event, "cross_channel_write_blocked");
+          assert.equal(cross.events[0]!.level, "security");
+          assert.equal(cross.events[0]!.event, "cross_channel_write_blocked");
           const unknown = await asService(h, {
             mode: "write",
             channel: "stranger_dm",
@@ -142,7 +142,7 @@ Deno.test({
             query: { q: word },
           });
           assert.deepEqual(unknown.result, { status: "error", results: [], reason: "denied" });
-          assert.equal(unknown.events[0].level, "security");
+          assert.equal(unknown.events[0]!.level, "security");
           const bad = await asService(h, {
             mode: "retrieve",
             channel: "family_group",

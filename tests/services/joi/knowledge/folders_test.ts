@@ -4,11 +4,11 @@ import { deriveChannels, loadPolicyFile } from "../../../../services/common/poli
 import {
   channelUsers,
   knowledgeFolders,
-  type RecipientsConfig,
   writeFolderOf,
 } from "../../../../services/joi/knowledge/folders.ts";
+import type { Recipients } from "../../../../services/common/policy/recipients.ts";
 
-const shipped = (): RecipientsConfig =>
+const shipped = (): Recipients =>
   structuredClone(loadPolicyFile(
     "recipients",
     new URL("../../../../policies/recipients.yaml", import.meta.url).pathname,
@@ -25,25 +25,25 @@ Deno.test("shipped household: folders, groups and readers follow the architectur
     "partner/private",
     "shared",
   ]);
-  assert.deepEqual(byPath["owner/private"].readers, ["joi-owner-private"]);
-  assert.equal(byPath["owner/private"].group, "joi-owner-private");
-  assert.deepEqual(byPath["group/owner_public"].readers, [
+  assert.deepEqual(byPath["owner/private"]!.readers, ["joi-owner-private"]);
+  assert.equal(byPath["owner/private"]!.group, "joi-owner-private");
+  assert.deepEqual(byPath["group/owner_public"]!.readers, [
     "joi-critical",
     "joi-family",
     "joi-owner-public",
   ]);
-  assert.equal(byPath["group/owner_public"].group, "joi-owner-readers");
-  assert.deepEqual(byPath["group/partner_public"].readers, ["joi-critical", "joi-partner-public"]);
-  assert.deepEqual(byPath["group/family"].readers, ["joi-critical", "joi-family"]);
-  assert.deepEqual(byPath["critical/safety"].readers, ["joi-critical"]);
-  assert.equal(byPath["shared"].group, "joi-all-channels");
-  assert.equal(byPath["shared"].readers.length, 6);
+  assert.equal(byPath["group/owner_public"]!.group, "joi-owner-readers");
+  assert.deepEqual(byPath["group/partner_public"]!.readers, ["joi-critical", "joi-partner-public"]);
+  assert.deepEqual(byPath["group/family"]!.readers, ["joi-critical", "joi-family"]);
+  assert.deepEqual(byPath["critical/safety"]!.readers, ["joi-critical"]);
+  assert.equal(byPath["shared"]!.group, "joi-all-channels");
+  assert.equal(byPath["shared"]!.readers.length, 6);
 });
 
 Deno.test("critical reads every public folder even if the file forgets it, never a private one", () => {
   const r = shipped();
-  r.recipients.partner.public_readers = [];
-  r.groups.family.readers = [];
+  r.recipients.partner!.public_readers = [];
+  r.groups.family!.readers = [];
   for (const f of knowledgeFolders(r)) {
     const reads = f.readers.includes("joi-critical");
     assert.equal(reads, f.kind !== "private", f.path);
@@ -67,9 +67,9 @@ Deno.test("writes route by channel user; shared has no writer; channels follow r
 
 Deno.test("an unknown reader or a group without reader_group is refused with its location", () => {
   const r = shipped();
-  r.recipients.owner.public_readers = ["joi-nobody"];
+  r.recipients.owner!.public_readers = ["joi-nobody"];
   assert.throws(() => knowledgeFolders(r), /recipients\.owner\.public_readers names "joi-nobody"/);
   const g = shipped();
-  delete g.groups.family.reader_group;
+  delete g.groups.family!.reader_group;
   assert.throws(() => knowledgeFolders(g), /groups\.family\.reader_group is required/);
 });

@@ -27,7 +27,7 @@ Deno.test("a valid output is accepted and accessed_as becomes the channel user",
   );
   assert.ok(typeof out !== "string");
   assert.equal(out.status, "ok");
-  assert.equal(out.status === "ok" && out.results[0].accessed_as, "joi-family");
+  assert.equal(out.status === "ok" && out.results[0]!.accessed_as, "joi-family");
 });
 
 Deno.test("outputs that are malformed, from another uid or from an unreadable folder are refused", () => {

@@ -106,11 +106,11 @@ Deno.test("scanFolder indexes, follows changes and deletions, skips links", asyn
       0,
     );
     const w = runQuery(root, { type: "search", q: "wednesday", limit: 5 }, "uid:0");
-    assert.equal(w.results[0].title, "Bins");
+    assert.equal(w.results[0]!.title, "Bins");
     const listed = runQuery(root, { type: "list", category: "general", limit: 5 }, "uid:0");
     assert.equal(listed.results.length, 1);
-    const got = runQuery(root, { type: "get", id: w.results[0].id }, "uid:0");
-    assert.match(got.results[0].snippet, /Wednesday/);
+    const got = runQuery(root, { type: "get", id: w.results[0]!.id }, "uid:0");
+    assert.match(got.results[0]!.snippet, /Wednesday/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -178,7 +178,7 @@ Deno.test("scripts/index.ts indexes every folder of recipients.yaml and refuses 
       { type: "search", q: "jabuticaba", limit: 5 },
       "uid:0",
     );
-    assert.equal(r.results[0].source, "group/family/picnic.md");
+    assert.equal(r.results[0]!.source, "group/family/picnic.md");
     assert.equal(
       indexMain([`--config-dir=${policies}`, `--state-dir=${state}`, "--folder=../etc"]),
       2,

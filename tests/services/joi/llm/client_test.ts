@@ -43,8 +43,8 @@ Deno.test("llm: answers in OpenAI format on GPU", () =>
     const r = await c.chat(msgs);
     assert.equal(r.content, "Hello from llama3.1:8b-instruct-q4_K_M.");
     assert.equal(r.mode, "gpu");
-    assert.equal(s.requests[0].api, "openai", "a normal call uses the OpenAI-compatible API");
-    assert.equal(s.requests[0].options, undefined, "which ignores Ollama options: none are sent");
+    assert.equal(s.requests[0]!.api, "openai", "a normal call uses the OpenAI-compatible API");
+    assert.equal(s.requests[0]!.options, undefined, "which ignores Ollama options: none are sent");
     assert.equal(c.degraded, false);
   }));
 
@@ -61,8 +61,8 @@ Deno.test("llm: GPU error falls back to CPU (num_gpu 0), one degraded notice per
     const r1 = await c.chat(msgs);
     assert.equal(r1.mode, "cpu");
     assert.equal(s.requests.length, 2);
-    assert.equal(s.requests[1].options?.num_gpu, 0);
-    assert.equal(s.requests[1].api, "native", "num_gpu only takes effect on Ollama's /api/chat");
+    assert.equal(s.requests[1]!.options?.num_gpu, 0);
+    assert.equal(s.requests[1]!.api, "native", "num_gpu only takes effect on Ollama's /api/chat");
     const r2 = await c.chat(msgs);
     assert.equal(r2.mode, "cpu");
     assert.equal(s.requests.length, 3, "a degraded client goes straight to CPU");
@@ -114,10 +114,10 @@ Deno.test("llm: out of memory retries with half the context and a prompt that fi
       ["openai", undefined],
       ["native", 4096],
     ]);
-    const sent = s.requests[1].messages;
+    const sent = s.requests[1]!.messages;
     assert.ok(promptTokens(sent as typeof long) <= 4096);
-    assert.equal(sent[0].content, "You are joi.");
-    assert.equal(sent[sent.length - 1].content, "the question");
+    assert.equal(sent[0]!.content, "You are joi.");
+    assert.equal(sent[sent.length - 1]!.content, "the question");
   }, { oomAboveCtx: 4096 }));
 
 Deno.test("llm: out of memory at every size fails with kind oom", () =>

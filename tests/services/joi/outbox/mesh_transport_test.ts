@@ -51,5 +51,5 @@ Deno.test("mesh transport omits X-Config-Hash when joi has no identities hash", 
   const seen: Headers[] = [];
   const t = httpMeshTransport({ baseUrl: "http://127.0.0.1:1", fetch: recordingFetch(seen) });
   await t.send(body, crypto.randomUUID());
-  assert.equal(seen[0].get("x-config-hash"), null);
+  assert.equal(seen[0]!.get("x-config-hash"), null);
 });

@@ -37,7 +37,7 @@ Deno.test("mesh unreachable: critical alerts arrive afterwards marked delayed, s
     const crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 1 + 1, "the alarm plus its 5-minute reminder, both delivered");
     assert.match(
-      crit[0],
+      crit[0]!,
       /^\[delayed; first raised at 12:00:00 UTC\] ALERT: Smoke by Kitchen_Smoke/,
     );
     const texts = h.mesh.received.map((m) => m.body.content.text);
@@ -150,7 +150,7 @@ Deno.test("mesh 5xx is retried with exponential backoff, then delivered marked d
     await h.advance(4000);
     assert.equal(ob.store.get(r.id)!.status, "sent");
     assert.equal(criticalTexts(h.mesh).length, 1);
-    assert.match(criticalTexts(h.mesh)[0], /^\[delayed; first raised at/);
+    assert.match(criticalTexts(h.mesh)[0]!, /^\[delayed; first raised at/);
   } finally {
     await h.close();
   }

@@ -22,10 +22,10 @@ function startProxy(answer: (url: URL) => unknown) {
 
 function tools(endpoint: string, enabled = true, maxPerHour = 20): Tools {
   const t = structuredClone(loadPolicies("./policies").tools);
-  t.tools.web_search.enabled = enabled;
-  t.tools.web_search.endpoint = endpoint;
-  t.tools.web_search.policy.max_per_hour = maxPerHour;
-  t.tools.web_search.policy.allowed_domains = [SEARCH_HOST];
+  t.tools.web_search!.enabled = enabled;
+  t.tools.web_search!.endpoint = endpoint;
+  t.tools.web_search!.policy.max_per_hour = maxPerHour;
+  t.tools.web_search!.policy.allowed_domains = [SEARCH_HOST];
   return t;
 }
 

@@ -63,10 +63,10 @@ Deno.test("data messages: null sourceNumber, groups, voice notes", () => {
     text: null,
     attachments: [voiceAttachment("abc", 10)],
   }));
-  assert.ok(v.kind === "message" && isVoiceNote(v.attachments[0]));
+  assert.ok(v.kind === "message" && isVoiceNote(v.attachments[0]!));
   const file = { ...voiceAttachment("abc", 10), filename: "song.aac" };
   const f = recv(dataEnvelope({ ...OWNER, timestamp: 9, text: null, attachments: [file] }));
-  assert.ok(f.kind === "message" && !isVoiceNote(f.attachments[0]), "a named audio file");
+  assert.ok(f.kind === "message" && !isVoiceNote(f.attachments[0]!), "a named audio file");
   assert.equal(
     recv({ ...dataEnvelope({ ...OWNER, timestamp: 9, text: "x" }), timestamp: -1 }).kind,
     "malformed",

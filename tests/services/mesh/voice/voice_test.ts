@@ -74,12 +74,12 @@ Deno.test("voice: a voice note is transcribed and reaches joi as text; files are
   try {
     const id = await v.note("DURATION 3 SAY turn on the heating please");
     await v.s.joi.waitFor(() => v.s.joi.received.length === 1);
-    const c = contentOf(v.s.joi.received[0].body);
+    const c = contentOf(v.s.joi.received[0]!.body);
     assert.equal(c.type, "voice");
     assert.equal(c.voice_transcription, "turn on the heating please");
     assert.equal(c.voice_transcription_failed, false);
     assert.ok(Math.abs((c.voice_duration_ms as number) - 3000) < 50, String(c.voice_duration_ms));
-    assert.equal(v.s.joi.received[0].headers["x-validated-channel"], "owner_private_dm");
+    assert.equal(v.s.joi.received[0]!.headers["x-validated-channel"], "owner_private_dm");
     assert.deepEqual(await files(`${v.dir}/attachments`), [], `${id} deleted`);
     assert.deepEqual(await files(`${v.s.dir}/state/voice`), [], "no temp file left");
   } finally {
@@ -92,7 +92,7 @@ Deno.test("voice: a whisper that hangs is killed at the timeout; joi gets a stru
   try {
     await v.note("DURATION 2 HANG");
     await v.s.joi.waitFor(() => v.s.joi.received.length === 1);
-    const body = v.s.joi.received[0].body;
+    const body = v.s.joi.received[0]!.body;
     const c = contentOf(body);
     assert.equal(c.type, "voice");
     assert.equal(c.voice_transcription, null);
@@ -130,7 +130,7 @@ Deno.test("voice: oversize (declared or on disk), too long, and whisper errors a
       "conversion_failed",
     ]);
     // ffmpeg stops reading at max + 1 s: the mesh never converts a whole long note
-    const long = contentOf(v.s.joi.received[2].body).voice_duration_ms as number;
+    const long = contentOf(v.s.joi.received[2]!.body).voice_duration_ms as number;
     assert.ok(long > 120_000 && long < 122_000, String(long));
     assert.deepEqual(await files(`${v.dir}/attachments`), []);
   } finally {
@@ -150,7 +150,7 @@ Deno.test("voice: one job at a time, at most 3 waiting; overflow drops the oldes
     assert.ok(v.s.mesh.voice!.busy);
     const over = events(v.s.logs, "voice_queue_overflow");
     assert.equal(over.length, 2);
-    assert.equal(over[0].level, "security");
+    assert.equal(over[0]!.level, "security");
     await Deno.writeTextFile(gate, "");
     await v.s.joi.waitFor(() => v.s.joi.received.length === 6);
     const got = v.s.joi.received.map((r) => contentOf(r.body));
@@ -179,12 +179,12 @@ Deno.test("voice response: piper speaks, ffmpeg encodes Ogg, signal-cli gets a d
     );
     assert.equal(r.status, 200);
     await v.s.peer.waitFor(() => v.s.peer.calls("send").length === 1);
-    const p = v.s.peer.calls("send")[0].params;
+    const p = v.s.peer.calls("send")[0]!.params;
     assert.equal(p.message, "dobré ráno");
-    const att = (p.attachment as string[])[0];
+    const att = (p.attachment as string[])[0]!;
     assert.match(att, /^data:audio\/ogg;filename=voice\.ogg;base64,/);
     const decoded = new TextDecoder().decode(
-      Uint8Array.from(atob(att.split(",")[1]), (ch) => ch.charCodeAt(0)),
+      Uint8Array.from(atob(att.split(",")[1]!), (ch) => ch.charCodeAt(0)),
     );
     assert.equal(decoded, "OggSTTS dobré ráno\n");
     assert.deepEqual(await files(`${v.s.dir}/state/voice`), []);
@@ -204,9 +204,9 @@ Deno.test("voice response: a piper that hangs is killed; the text still goes out
     await v.s.mesh.outbound.settled();
     const sends = v.s.peer.calls("send");
     assert.equal(sends.length, 1);
-    assert.equal(sends[0].params.message, "please HANG");
-    assert.equal(sends[0].params.attachment, undefined);
-    assert.equal(events(v.s.logs, "voice_response_not_spoken")[0].reason, "tts_timeout");
+    assert.equal(sends[0]!.params.message, "please HANG");
+    assert.equal(sends[0]!.params.attachment, undefined);
+    assert.equal(events(v.s.logs, "voice_response_not_spoken")[0]!.reason, "tts_timeout");
     assert.deepEqual(await files(`${v.s.dir}/state/voice`), []);
   } finally {
     await v.stop();
