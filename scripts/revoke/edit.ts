@@ -63,9 +63,10 @@ export class RevokeUsageError extends Error {
 }
 
 function doc(text: string, file: string): Document.Parsed {
-  const d = parseYaml(text).doc;
-  if (d.errors.length > 0) {
-    throw new Error(`${file}: cannot parse: ${d.errors[0]!.message}; fix it before revoking`);
+  const { doc: d, problems } = parseYaml(text);
+  const first = problems[0]?.message ?? d.errors[0]?.message;
+  if (first !== undefined) {
+    throw new Error(`${file}: cannot parse: ${first}; fix it before revoking`);
   }
   return d;
 }

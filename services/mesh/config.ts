@@ -10,7 +10,8 @@
  */
 import { z } from "zod";
 import type { Groups } from "../common/policy/groups.ts";
-import { parseYaml } from "../common/policy/parse_yaml.ts";
+import { PolicyError } from "../common/policy/errors.ts";
+import { checkYamlText, readYamlText } from "../common/policy/loader.ts";
 import type { RateLimit } from "../common/rate_limit.ts";
 import type { IdentitiesConfig } from "./identity.ts";
 
@@ -71,28 +72,23 @@ export type MeshSettings = z.infer<typeof meshSettingsSchema>;
 /** Parsed voice section. */
 export type VoiceSettings = z.infer<typeof voiceSchema>;
 
-/** Parses mesh.yaml text; throws an Error naming the file, field and problem. */
+/**
+ * Parses mesh.yaml text through the policy loader's YAML path (same limits,
+ * `file:line:col` positions); an empty text gives the defaults. Throws a
+ * {@link PolicyError} listing every issue.
+ */
 export function parseMeshSettings(text: string, filename = "mesh.yaml"): MeshSettings {
-  let raw: unknown;
-  try {
-    const { doc, lineCounter } = parseYaml(text);
-    if (doc.errors.length) {
-      const e = doc.errors[0];
-      const pos = lineCounter.linePos(e!.pos[0]);
-      throw new Error(`${filename}:${pos.line}:${pos.col}: not valid YAML: ${e!.message}`);
-    }
-    raw = doc.toJS() ?? {};
-  } catch (e) {
-    throw new Error(`${filename}: ${(e as Error).message}`);
-  }
-  const r = meshSettingsSchema.safeParse(raw);
-  if (!r.success) {
-    const lines = r.error.issues.map((i) =>
-      `${filename}: ${i.path.join(".") || "(root)"}: ${i.message}`
-    );
-    throw new Error(lines.join("\n"));
-  }
-  return r.data;
+  const { config, issues } = checkYamlText(meshSettingsSchema, () => [], text, filename, {});
+  if (config === undefined) throw new PolicyError(issues);
+  return config;
+}
+
+/** Reads and parses `path` (absent: the defaults). Throws a {@link PolicyError}. */
+export function loadMeshSettings(path: string): MeshSettings {
+  const read = readYamlText(path);
+  if (read.text !== undefined) return parseMeshSettings(read.text, path);
+  if (read.missing) return parseMeshSettings("", path);
+  throw new PolicyError([read.issue]);
 }
 
 /** groups.yaml: expected Signal group membership, as validated by the policy schema. */

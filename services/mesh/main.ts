@@ -23,7 +23,7 @@ import { createLogger, fileSink, type Logger } from "../common/log.ts";
 import { identitiesHash, IdentitiesSchema, loadPolicyFile } from "../common/policy/mod.ts";
 import { identitiesRules } from "../common/policy/identities.ts";
 import { loadKey, openNonceStore, SignedClient, signedRoutes } from "../common/wire/mod.ts";
-import { type MeshConfig, parseMeshSettings } from "./config.ts";
+import { loadMeshSettings, type MeshConfig } from "./config.ts";
 import type { IdentitiesConfig, IdentityStore, IdentityView } from "./identity.ts";
 import { createMesh } from "./service.ts";
 import { JsonRpcClient } from "./signal/jsonrpc_client.ts";
@@ -139,13 +139,7 @@ export function loadMeshConfig(dir: string): MeshConfig {
   const identities = loadPolicyFile("identities", `${dir}/identities.yaml`);
   const groups = loadPolicyFile("groups", `${dir}/groups.yaml`);
   const policy = loadPolicyFile("policy", `${dir}/policy.yaml`);
-  let meshText = "";
-  try {
-    meshText = Deno.readTextFileSync(`${dir}/mesh.yaml`);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const settings = parseMeshSettings(meshText, `${dir}/mesh.yaml`);
+  const settings = loadMeshSettings(`${dir}/mesh.yaml`);
   return {
     identities,
     groups,

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { z } from "zod";
 import { crossCheck } from "./cross_checks.ts";
 import { type Issue, PolicyError } from "./errors.ts";
 import {
@@ -22,11 +23,10 @@ import {
 } from "./files.ts";
 import { effectiveInfra, type Infra } from "./infra.ts";
 import { formatPath, type PathSegment, ROOT_PATH } from "./path.ts";
-import { parseYaml } from "./parse_yaml.ts";
+import { decodeYamlBytes, parseYaml, readYamlBytes, type YamlProblem } from "./parse_yaml.ts";
 import {
   attachSource,
   locate,
-  offsetOf,
   pathAtOffset,
   positionAt,
   type RuleIssue,
@@ -50,22 +50,20 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function yamlIssues(src: SourceDoc): Issue[] {
+function yamlIssues(src: SourceDoc, problems: readonly YamlProblem[]): Issue[] {
   const out: Issue[] = [];
-  for (const e of [...src.doc.errors, ...src.doc.warnings]) {
+  for (const p of problems) {
+    const { line, col } = positionAt(src, p.offset);
+    const path = src.doc.contents ? pathAtOffset(src, p.offset) : [];
+    const message = p.plain ? p.message : `YAML: ${p.message}`;
+    out.push({ file: src.file, line, col, path: formatPath(path), message });
+  }
+  if (out.length > 0) return out;
+  for (const e of [...src.doc.errors, ...src.doc.warnings].slice(0, 50)) {
     const offset = e.pos[0];
     const { line, col } = positionAt(src, offset);
     const path = pathAtOffset(src, offset);
-    let message = `YAML: ${e.message}`;
-    if (e.code === "DUPLICATE_KEY") {
-      const key = path[path.length - 1];
-      // offsetOf follows the first pair with this key: where it was first defined
-      const first = positionAt(src, offsetOf(src, path, "key")).line;
-      message = key === undefined
-        ? "duplicate key"
-        : `duplicate key ${JSON.stringify(String(key))} (first defined at line ${first})`;
-    }
-    out.push({ file: src.file, line, col, path: formatPath(path), message });
+    out.push({ file: src.file, line, col, path: formatPath(path), message: `YAML: ${e.message}` });
   }
   return out;
 }
@@ -93,6 +91,48 @@ function protoKeys(value: unknown, path: PathSegment[]): RuleIssue[] {
 }
 
 /**
+ * Parses and validates one YAML text against `schema`, then `rules` on the
+ * validated value, without throwing: returns the (deeply frozen) value or
+ * every issue, positioned `file:line:col`. The one path from YAML text to a
+ * config: policy files and the mesh's own `mesh.yaml` both go through it.
+ * `filename` is used in issues only.
+ */
+export function checkYamlText<T>(
+  schema: z.ZodType<T>,
+  rules: (config: T) => RuleIssue[],
+  text: string,
+  filename: string,
+  empty?: unknown,
+): { config?: T; issues: Issue[] } {
+  const { doc, lineCounter, problems } = parseYaml(text);
+  const src: SourceDoc = { file: filename, doc, lineCounter };
+  const syntax = yamlIssues(src, problems);
+  if (syntax.length > 0) return { issues: syntax };
+
+  let data: unknown;
+  try {
+    // parseYaml bounded the expansion of every alias already
+    data = doc.contents === null && empty !== undefined ? empty : doc.toJS({ maxAliasCount: -1 });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return {
+      issues: [{ file: filename, line: 1, col: 1, path: ROOT_PATH, message: `YAML: ${message}` }],
+    };
+  }
+  const proto = protoKeys(data, []);
+  if (proto.length > 0) return { issues: proto.map((i) => locate(src, i)) };
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    return { issues: fromZodIssues(parsed.error.issues, data, schema).map((i) => locate(src, i)) };
+  }
+  const config = parsed.data;
+  const found = rules(config);
+  if (found.length > 0) return { issues: found.map((i) => locate(src, i)) };
+  if (config !== null && typeof config === "object") attachSource(config, src);
+  return { config: deepFreeze(config), issues: [] };
+}
+
+/**
  * Parses and validates one policy text without throwing: returns the config
  * or every issue. `filename` is used in issues only.
  */
@@ -106,32 +146,12 @@ export function checkPolicyText<N extends PolicyName>(
       `unknown policy name ${JSON.stringify(name)} (known: ${policyNames.join(", ")})`,
     );
   }
-  const { doc, lineCounter } = parseYaml(text);
-  const src: SourceDoc = { file: filename, doc, lineCounter };
-  const syntax = yamlIssues(src);
-  if (syntax.length > 0) return { issues: syntax };
-
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    return {
-      issues: [{ file: filename, line: 1, col: 1, path: ROOT_PATH, message: `YAML: ${message}` }],
-    };
-  }
-  const proto = protoKeys(data, []);
-  if (proto.length > 0) return { issues: proto.map((i) => locate(src, i)) };
-  const schema = policySchemas[name];
-  const parsed = schema.safeParse(data);
-  if (!parsed.success) {
-    return { issues: fromZodIssues(parsed.error.issues, data, schema).map((i) => locate(src, i)) };
-  }
-  const config = parsed.data as Policies[N];
-  const rules = (policyRulesByName[name] as (c: Policies[N]) => RuleIssue[])(config);
-  if (rules.length > 0) return { issues: rules.map((i) => locate(src, i)) };
-  attachSource(config as object, src);
-  return { config: deepFreeze(config), issues: [] };
+  return checkYamlText(
+    policySchemas[name] as z.ZodType<Policies[N]>,
+    policyRulesByName[name] as (c: Policies[N]) => RuleIssue[],
+    text,
+    filename,
+  );
 }
 
 /**
@@ -159,15 +179,27 @@ function readIssue(file: string, e: unknown): Issue {
   return { file, line: 1, col: 1, path: ROOT_PATH, message: `cannot read the file: ${reason}` };
 }
 
-/** A policy file's text, or the issue that kept it from being read. */
-type ReadResult = { text: string } | { text?: undefined; issue: Issue };
+/** A YAML file's text, or the issue that kept it from being read (`missing`: it does not exist). */
+export type ReadResult = { text: string } | { text?: undefined; issue: Issue; missing: boolean };
 
-function readText(file: string): ReadResult {
+/**
+ * Reads a YAML file for the loader: at most the size limit, valid UTF-8
+ * (the first bad byte is named by line and column), or an issue.
+ */
+export function readYamlText(file: string): ReadResult {
+  let bytes: Uint8Array;
   try {
-    return { text: Deno.readTextFileSync(file) };
+    bytes = readYamlBytes(file);
   } catch (e) {
-    return { issue: readIssue(file, e) };
+    return { issue: readIssue(file, e), missing: e instanceof Deno.errors.NotFound };
   }
+  const decoded = decodeYamlBytes(bytes);
+  if ("text" in decoded) return { text: decoded.text };
+  const { line, col, message } = decoded.problem;
+  return {
+    issue: { file, line, col, path: ROOT_PATH, message: `YAML: ${message}` },
+    missing: false,
+  };
 }
 
 /**
@@ -175,7 +207,7 @@ function readText(file: string): ReadResult {
  * checks). Throws {@link PolicyError}.
  */
 export function loadPolicyFile<N extends PolicyName>(name: N, path: string): Policies[N] {
-  const read = readText(path);
+  const read = readYamlText(path);
   if (read.text === undefined) throw new PolicyError([read.issue]);
   return parsePolicyText(name, read.text, path);
 }
@@ -190,7 +222,7 @@ function joinPath(dir: string, file: string): string {
  * every issue of every file.
  */
 export function loadPolicies(dir: string): Policies {
-  return validateSet(dir, readText);
+  return validateSet(dir, readYamlText);
 }
 
 /**
@@ -202,9 +234,10 @@ export function parsePolicySet(texts: Readonly<Record<string, string>>, dir: str
   return validateSet(dir, (file) => {
     const name = file.slice(file.lastIndexOf("/") + 1);
     const text = Object.hasOwn(texts, name) ? texts[name] : undefined;
-    return text !== undefined
-      ? { text }
-      : { issue: readIssue(file, new Deno.errors.NotFound(`${name} is not in the set`)) };
+    return text !== undefined ? { text } : {
+      issue: readIssue(file, new Deno.errors.NotFound(`${name} is not in the set`)),
+      missing: true,
+    };
   });
 }
 

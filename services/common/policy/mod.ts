@@ -27,12 +27,14 @@ export {
 } from "./files.ts";
 export {
   checkPolicyText,
+  checkYamlText,
   loadInfra,
   loadPolicies,
   loadPolicyFile,
   parsePolicySet,
   parsePolicyText,
   type ParseResult,
+  readYamlText,
 } from "./loader.ts";
 export { crossCheck } from "./cross_checks.ts";
 export {

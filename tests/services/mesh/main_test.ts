@@ -44,17 +44,18 @@ Deno.test("mesh.yaml: defaults, and errors that name the field", () => {
   assert.equal(d.voice, undefined);
   assert.throws(
     () => parseMeshSettings("inbound_max_chars: -1", "m.yaml"),
-    /m\.yaml: inbound_max_chars/,
+    /m\.yaml:1:20: inbound_max_chars: must be > 0/,
   );
   assert.throws(
     () =>
       parseMeshSettings(
         "voice: { attachments_dir: /a, whisper: { bin: whisper, model: m }, ffmpeg: { bin: /f } }",
       ),
-    /voice\.whisper\.bin: must be an absolute path/,
+    /^mesh\.yaml:1:47: voice\.whisper\.bin: must be an absolute path/m,
   );
   assert.throws(() => parseMeshSettings("surprise: 1"), /surprise|Unrecognized/);
-  assert.throws(() => parseMeshSettings("a: [", "m.yaml"), /m\.yaml/);
+  assert.throws(() => parseMeshSettings("surprise: 1", "m.yaml"), /^m\.yaml:1:1: surprise: /m);
+  assert.throws(() => parseMeshSettings("a: [", "m.yaml"), /^m\.yaml:1:\d+: .*YAML: /m);
 });
 
 Deno.test("the shipped policies/mesh.yaml is valid and states the defaults", () => {
