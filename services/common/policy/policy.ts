@@ -73,6 +73,8 @@ export const PolicySchema = z.object({
   content: z.object({
     max_outbound_chars: positiveInt,
     max_inbound_chars: positiveInt,
+    /** Refuse any link in outbound text, with or without a scheme (judged after normalising). */
+    block_links: z.boolean().default(true),
     blocked_patterns: z.array(BlockedPatternSchema),
     ack_words: z.array(nonEmpty).min(1),
   }).strict(),

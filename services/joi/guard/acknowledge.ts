@@ -6,10 +6,11 @@
  *
  * @module
  */
+import { normalizeForRules } from "./normalize.ts";
 
-/** Normalizes a reply for matching: NFKC, lower case, no surrounding punctuation. */
+/** Normalizes a reply for matching: the rules' normal form, lower case, no punctuation. */
 export function normalizeReply(text: string): string {
-  return text.normalize("NFKC").toLowerCase().replace(/[\s\p{P}\p{S}]+/gu, " ").trim();
+  return normalizeForRules(text).toLowerCase().replace(/[\s\p{P}\p{S}]+/gu, " ").trim();
 }
 
 /**

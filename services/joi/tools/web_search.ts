@@ -10,6 +10,7 @@
 import type { Tool } from "../../common/policy/mod.ts";
 import type { ToolRunner } from "./router.ts";
 import { ToolError } from "./router.ts";
+import { normalizeForRules } from "../guard/normalize.ts";
 import { type RawResult, wrapSearchResults } from "./sanitize.ts";
 
 /** Options of {@link webSearchRunner}. */
@@ -39,7 +40,7 @@ export function checkQuery(tool: Tool, query: string): void {
   if (query.trim() === "" || query.length > 300) {
     throw new ToolError("blocked_query", "web_search: the query must be 1-300 characters");
   }
-  const q = query.normalize("NFKC");
+  const q = normalizeForRules(query);
   for (const p of tool.policy.blocked_query_patterns ?? []) {
     if (new RegExp(p.pattern, "iu").test(q)) {
       throw new ToolError("blocked_query", `web_search: ${p.reason}`);

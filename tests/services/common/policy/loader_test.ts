@@ -313,11 +313,11 @@ const VARIANTS: [string, Edit[], string[]][] = [
     "blocked pattern that does not compile",
     [{
       file: "policy.yaml",
-      from: `pattern: "\\\\b(?:https?|ftp)://"`,
-      to: `pattern: "(?:https?|ftp://"`,
+      from: 'pattern: "```"',
+      to: 'pattern: "(?:```"',
     }],
     [
-      'policies/policy.yaml:43:16: content.blocked_patterns[0].pattern: "(?:https?|ftp://" is not a valid regular expression: Invalid regular expression: /(?:https?|ftp:///iu: Unterminated group',
+      'policies/policy.yaml:47:16: content.blocked_patterns[1].pattern: "(?:```" is not a valid regular expression: Invalid regular expression: /(?:```/iu: Unterminated group',
     ],
   ],
   [
