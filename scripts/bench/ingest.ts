@@ -23,8 +23,8 @@ import { openDb } from "../../services/common/db.ts";
 import { createLogger } from "../../services/common/log.ts";
 import { loadPolicies, type Policy } from "../../services/common/policy/mod.ts";
 import { importHmacKey, signedHeaders } from "../../services/common/wire/sign.ts";
-import { createServices } from "../../services/joi/main.ts";
 import { randomKeyBytes, startMeshPeer } from "../../tests/peers/mesh_peer.ts";
+import { createEventServices } from "../../tests/services/joi/harness.ts";
 
 const CONCURRENCY = 8;
 const BATCH = 50;
@@ -149,9 +149,8 @@ export async function bench(): Promise<void> {
   const mesh = await startMeshPeer({ keyBytes, dir });
   const policy = raiseLimits(loadPolicies("policies").policy);
   const log = createLogger("bench", { quiet: true });
-  const services = createServices({
+  const services = createEventServices({
     policy,
-    ownerId: "owner",
     stateDir: dir,
     meshUrl: mesh.url,
     meshKey: await importHmacKey(keyBytes),
@@ -164,9 +163,8 @@ export async function bench(): Promise<void> {
   // the same pipeline requiring the relay's openhab_to_joi signature (production)
   const ingestKey = await importHmacKey(randomKeyBytes());
   await Deno.mkdir(`${dir}/signed`);
-  const signedServices = createServices({
+  const signedServices = createEventServices({
     policy,
-    ownerId: "owner",
     stateDir: `${dir}/signed`,
     meshUrl: mesh.url,
     meshKey: await importHmacKey(keyBytes),

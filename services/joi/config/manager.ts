@@ -53,8 +53,6 @@ export interface ConfigManagerOptions {
   passwdPath?: string | undefined;
   /** Logger. */
   log: Logger;
-  /** Raises an alert to the owner (a refused reload). */
-  alert?: ((message: string) => void) | undefined;
   /** Clock. */
   now?: (() => number) | undefined;
 }
@@ -79,6 +77,7 @@ export class ConfigManager {
   #opts: ConfigManagerOptions;
   #reloading: Promise<ReloadResult> | undefined;
   #lastError: string | undefined;
+  #onAlert: ((message: string) => void)[] = [];
 
   private constructor(snap: ConfigSnapshot, opts: ConfigManagerOptions) {
     this.#snap = snap;
@@ -89,6 +88,11 @@ export class ConfigManager {
   static async create(opts: ConfigManagerOptions): Promise<ConfigManager> {
     const snap = await build(opts, 1);
     return new ConfigManager(snap, opts);
+  }
+
+  /** Calls `listener` with an alert for the owner (a refused reload). */
+  onAlert(listener: (message: string) => void): void {
+    this.#onAlert.push(listener);
   }
 
   /** The snapshot in force. Take it once per message. */
@@ -145,9 +149,9 @@ export class ConfigManager {
       const error = (e as Error).message;
       this.#lastError = error;
       log.error("config_reload_refused", { error, kept_generation: this.#snap.generation });
-      this.#opts.alert?.(
-        "Configuration reload refused; the previous configuration stays in force. See joi's log.",
-      );
+      const alert =
+        "Configuration reload refused; the previous configuration stays in force. See joi's log.";
+      for (const listener of this.#onAlert) listener(alert);
       return { ok: false, error };
     }
   }

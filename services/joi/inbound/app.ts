@@ -1,7 +1,7 @@
 /**
- * joi's inbound API on 8443, called by the mesh only:
+ * joi's inbound API on 8443, called by the mesh only (joi's composition
+ * root mounts it next to `GET /health`):
  *
- * - `GET /health` (no auth): liveness, LLM/GPU state, config state.
  * - `POST /api/v1/message/inbound` (alias `/api/v1/signal/inbound`), signed
  *   with the mesh->joi key. Defense in depth on top of the mesh's checks:
  *   the channel comes only from `X-Validated-Channel` and must be listed in
@@ -71,29 +71,18 @@ export interface InboundAppOptions {
   ownerId?: string | undefined;
   /** The critical channel (unlimited). Default `critical_group`. */
   criticalChannel?: string | undefined;
-  /** Extra /health fields (LLM, GPU, queues). */
-  health?: (() => Record<string, unknown>) | undefined;
   /** Logger. */
   log: Logger;
 }
 
 const INBOUND_PATHS = ["/api/v1/message/inbound", "/api/v1/signal/inbound"] as const;
 
-/** Builds the 8443 Hono app. Start it with `Deno.serve({hostname, port}, app.fetch)`. */
+/** Builds the signed routes of the 8443 app (mounted by joi's root with `app.route`). */
 export function createInboundApp(o: InboundAppOptions): Hono {
   const app = new Hono();
   const log = o.log;
   const ownerId = o.ownerId ?? "owner";
   const critical = o.criticalChannel ?? "critical_group";
-  let lastMeshContact: number | undefined;
-
-  app.get("/health", (c) =>
-    ok(c, {
-      service: "joi",
-      last_mesh_contact: lastMeshContact ? new Date(lastMeshContact).toISOString() : null,
-      config: o.config.status(),
-      ...(o.health?.() ?? {}),
-    }));
 
   app.use("/api/*", o.auth);
   app.use("/config/*", o.auth);
@@ -105,13 +94,11 @@ export function createInboundApp(o: InboundAppOptions): Hono {
       return fail(c, "forbidden", "only the mesh may read the identity configuration");
     }
     const snap = o.config.current();
-    lastMeshContact = Date.now();
     return ok(c, { hash: snap.identitiesHash, config: snap.policies.identities });
   });
 
   for (const path of INBOUND_PATHS) {
     app.post(path, (c) => {
-      lastMeshContact = Date.now();
       const snap = o.config.current(); // one snapshot for the whole message
       const schema = inboundMessageSchema(snap.policies.policy.content.max_inbound_chars);
       const parsed = schema.safeParse(jsonBody(c));

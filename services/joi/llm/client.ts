@@ -10,7 +10,7 @@
  *
  * - GPU error (CUDA / device text in an HTTP error): the same request is sent
  *   again with Ollama's `options.num_gpu: 0` (CPU inference). joi stays on CPU
- *   for the rest of the degradation episode and {@link LlmClientOptions.onDegraded}
+ *   for the rest of the degradation episode and {@link LlmClient.onDegraded}
  *   fires once per episode. If the CPU attempt fails with a GPU error too, the
  *   fallback models of llm.yaml are tried in order.
  * - Out of memory: the context (`options.num_ctx`) is halved and the prompt
@@ -71,7 +71,7 @@ export interface ChatResult {
   attempts: number;
 }
 
-/** Information passed to {@link LlmClientOptions.onDegraded}. */
+/** Information passed to {@link LlmClient.onDegraded}. */
 export interface DegradedInfo {
   /** The error kind that caused it. */
   cause: "gpu";
@@ -95,10 +95,6 @@ export interface LlmClientOptions {
   sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Clock, ms. */
   now?: (() => number) | undefined;
-  /** Called once per degradation episode when joi falls back to CPU. */
-  onDegraded?: ((info: DegradedInfo) => void) | undefined;
-  /** Called when GPU inference works again after an episode. */
-  onRecovered?: (() => void) | undefined;
 }
 
 /** Options of one chat call. */
@@ -145,6 +141,8 @@ export class LlmClient {
   #lastModel: string | undefined;
   #lastOkAt: number | undefined;
   #consecutiveFailures = 0;
+  #onDegraded: ((info: DegradedInfo) => void)[] = [];
+  #onRecovered: (() => void)[] = [];
 
   /** Creates the client; throws for a banned or missing model. */
   constructor(opts: LlmClientOptions) {
@@ -281,7 +279,7 @@ export class LlmClient {
 
   /**
    * While degraded: one small GPU request, outside the budget. Success ends
-   * the episode (and {@link LlmClientOptions.onRecovered} fires).
+   * the episode (and {@link LlmClient.onRecovered} fires).
    */
   async probeGpu(): Promise<boolean> {
     if (!this.#cpu) return true;
@@ -306,13 +304,23 @@ export class LlmClient {
     if (this.#cpu) return;
     this.#cpu = true;
     this.#opts.log?.warn("llm_degraded_cpu", { model });
-    this.#opts.onDegraded?.({ cause: "gpu", model });
+    for (const listener of this.#onDegraded) listener({ cause: "gpu", model });
   }
 
   #recover(): void {
     this.#cpu = false;
     this.#opts.log?.info("llm_gpu_recovered", {});
-    this.#opts.onRecovered?.();
+    for (const listener of this.#onRecovered) listener();
+  }
+
+  /** Calls `listener` once per degradation episode, when joi falls back to CPU. */
+  onDegraded(listener: (info: DegradedInfo) => void): void {
+    this.#onDegraded.push(listener);
+  }
+
+  /** Calls `listener` when GPU inference works again after an episode. */
+  onRecovered(listener: () => void): void {
+    this.#onRecovered.push(listener);
   }
 
   async #request(

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { DatabaseSync } from "node:sqlite";
 import { openDb } from "../../common/db.ts";
 import type { MemoryKey } from "./crypto.ts";
 import { ChainHeads } from "./heads.ts";
@@ -19,6 +20,11 @@ export interface MemoryStoresOptions {
   recipients: RecipientsShape;
   /** The encryption key. */
   key: MemoryKey;
+  /**
+   * joi.db (the chain heads), when the caller already holds it open (joi's
+   * composition root); otherwise it is opened here and closed by {@link MemoryStores.close}.
+   */
+  stateDb?: DatabaseSync | undefined;
   /** Clock (Unix ms), for tests. */
   now?: () => number;
 }
@@ -29,15 +35,17 @@ export class MemoryStores {
   #paths: Record<string, string>;
   #open = new Map<string, MemoryStore>();
   #heads: ChainHeads;
-  #stateDb;
+  /** joi.db when this object opened it (and so closes it). */
+  #ownStateDb: DatabaseSync | undefined;
 
-  /** Opens joi.db (for the chain heads); channel stores open on first use. */
+  /** Takes or opens joi.db (for the chain heads); channel stores open on first use. */
   constructor(opts: MemoryStoresOptions) {
     this.#opts = opts;
     this.#paths = memoryPaths(opts.recipients);
     Deno.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
-    this.#stateDb = openDb(`${opts.stateDir}/${STATE_DB}`);
-    this.#heads = new ChainHeads(this.#stateDb);
+    const stateDb = opts.stateDb ??
+      (this.#ownStateDb = openDb(`${opts.stateDir}/${STATE_DB}`));
+    this.#heads = new ChainHeads(stateDb);
   }
 
   /** The channels that have a store. */
@@ -82,7 +90,7 @@ export class MemoryStores {
   close(): void {
     for (const s of this.#open.values()) s.close();
     this.#open.clear();
-    this.#stateDb.close();
+    this.#ownStateDb?.close();
   }
 }
 

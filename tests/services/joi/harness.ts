@@ -1,15 +1,98 @@
 /**
- * Test harness for joi's event path: the real services (createServices) over
- * a SQLite file in a temp folder, the real ingest app on 127.0.0.1:0, a real
- * signed test mesh, and one controllable clock shared by all of them.
+ * Test harness for joi's event path: the real event path (createEventPath:
+ * flood guard, pipeline, ingest app) and outbox over a SQLite file in a temp
+ * folder, the real ingest app on 127.0.0.1:0, a real signed test mesh, and
+ * one controllable clock shared by all of them. Home context goes to a
+ * bounded buffer the tests read, in place of joi's agent.
  *
  * @module
  */
-import { createLogger, type Fields, memorySink } from "../../../services/common/log.ts";
+import type { DatabaseSync } from "node:sqlite";
+import { openDb } from "../../../services/common/db.ts";
+import {
+  createLogger,
+  type Fields,
+  type Logger,
+  memorySink,
+} from "../../../services/common/log.ts";
 import { loadPolicies, type Policy } from "../../../services/common/policy/mod.ts";
 import { importHmacKey } from "../../../services/common/wire/sign.ts";
-import { createServices, type Services } from "../../../services/joi/main.ts";
+import { type NonceStore, openNonceStore } from "../../../services/common/wire/nonce_store.ts";
+import { ContextBuffer } from "../../../services/joi/ingest/context.ts";
+import { createEventPath, type EventPath } from "../../../services/joi/ingest/event_path.ts";
+import { httpMeshTransport } from "../../../services/joi/outbox/mesh_transport.ts";
+import { Outbox } from "../../../services/joi/outbox/outbox.ts";
 import { type MeshPeer, randomKeyBytes, startMeshPeer } from "../../peers/mesh_peer.ts";
+
+/** joi's event side as the tests drive it: the event path, its outbox and database. */
+export interface Services extends Omit<EventPath, "tick"> {
+  db: DatabaseSync;
+  outbox: Outbox;
+  /** The home context the pipeline pushed (joi's agent in production). */
+  context: ContextBuffer;
+  /** Fires the timers (confirmation loop, batches, summaries). */
+  tick(now?: number): number;
+  /** Closes the database and the nonce store. */
+  close(): void;
+}
+
+/** Inputs of {@link createEventServices}. */
+export interface EventServicesOptions {
+  policy: Policy;
+  /** Folder of `joi.db` (and `ingest_nonces.db` when signing). */
+  stateDir: string;
+  meshUrl: string;
+  /** joi->mesh key. */
+  meshKey: CryptoKey;
+  /** openHAB->joi key: ingest then accepts signed events only. */
+  ingestKey?: CryptoKey | undefined;
+  log: Logger;
+  now?: (() => number) | undefined;
+}
+
+/** Builds joi's event side the way joi's root does, without the conversation side. */
+export function createEventServices(o: EventServicesOptions): Services {
+  const now = o.now ?? Date.now;
+  const { policy, log } = o;
+  const db = openDb(`${o.stateDir}/joi.db`);
+  const outbox = new Outbox({
+    db,
+    policy,
+    transport: httpMeshTransport({ baseUrl: o.meshUrl, key: o.meshKey, now }),
+    log: log.child("outbox"),
+    ownerId: "owner",
+    timeZone: policy.quiet_hours.timezone,
+    now,
+  });
+  const context = new ContextBuffer();
+  const nonceStore: NonceStore | undefined = o.ingestKey
+    ? openNonceStore(
+      `${o.stateDir}/ingest_nonces.db`,
+      policy.security.nonce_retention_minutes * 60_000,
+    )
+    : undefined;
+  const events = createEventPath({
+    db,
+    policy,
+    ownerId: "owner",
+    outbox,
+    context,
+    signing: o.ingestKey && nonceStore ? { key: o.ingestKey, nonceStore } : undefined,
+    log,
+    now,
+  });
+  return {
+    ...events,
+    db,
+    outbox,
+    context,
+    tick: (t?: number) => events.tick(t ?? now()),
+    close: () => {
+      nonceStore?.close?.();
+      db.close();
+    },
+  };
+}
 
 /** Options of {@link startHarness}. */
 export interface HarnessOptions {
@@ -67,9 +150,8 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   o.patch?.(policy);
   const sink = memorySink();
   const log = createLogger("joi-test", { quiet: true, sinks: [sink], now });
-  const services = createServices({
+  const services = createEventServices({
     policy,
-    ownerId: "owner",
     stateDir: dir,
     meshUrl: mesh.url,
     meshKey: await importHmacKey(keyBytes),

@@ -35,8 +35,8 @@ async function setup(extraUsers: string[]) {
     requireSystemUsers: true,
     passwdPath: passwd,
     log: createLogger("joi", { sinks: [sink], quiet: true }),
-    alert: (m) => alerts.push(m),
   });
+  manager.onAlert((m) => alerts.push(m));
   return { dir, manager, alerts, logs: sink.lines, writePasswd };
 }
 

@@ -1,8 +1,7 @@
 /**
- * A whole joi conversation side for tests: the real ingest services
- * (createServices: guard, outbox, pipeline, ingest app), the real
- * conversation side (createConversation: config manager, memory, LLM client,
- * agent, signed 8443 app) served over HTTP on loopback, the Ollama stand-in,
+ * A whole joi for tests, built by joi's composition root (createJoi: config
+ * manager, outbox, memory, LLM client, agent, event path, the signed 8443
+ * app and the ingest app) served over HTTP on loopback, the Ollama stand-in,
  * and a signed client playing the mesh. Only the mesh's own HTTP server is
  * replaced by a transport that records what the outbox hands it.
  */
@@ -10,13 +9,8 @@ import { createLogger, memorySink } from "../../../../services/common/log.ts";
 import { generateKeyFile, loadKey, SignedClient } from "../../../../services/common/wire/mod.ts";
 import { identitiesHash, loadPolicies } from "../../../../services/common/policy/mod.ts";
 import { generateMemoryKeyFile } from "../../../../services/joi/memory/mod.ts";
-import { createServices } from "../../../../services/joi/main.ts";
+import { createJoi, type Joi } from "../../../../services/joi/service.ts";
 import type { MeshOutboundBody } from "../../../../services/joi/outbox/message.ts";
-import {
-  type Conversation,
-  createConversation,
-} from "../../../../services/joi/inbound/conversation.ts";
-import type { ContextItem } from "../../../../services/joi/ingest/context.ts";
 import { type LlmServerOptions, LlmTestServer } from "../../../peers/llm_server.ts";
 
 /** Phone numbers of policies/identities.yaml. */
@@ -31,8 +25,7 @@ export interface JoiTestOptions {
   startAt?: number;
   /** Extra overrides of llm.yaml. */
   llmOverrides?: Record<string, unknown>;
-  retrieve?: Conversation["agent"] extends never ? never
-    : (channel: string, q: string) => Promise<{ title: string; text: string }[]>;
+  retrieve?: (channel: string, q: string) => Promise<{ title: string; text: string }[]>;
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
   /** The knowledge broker's socket. */
   knowledgeSocket?: string;
@@ -46,8 +39,10 @@ export interface JoiTestOptions {
 export interface JoiTest {
   dir: string;
   llm: LlmTestServer;
-  conv: Conversation;
-  services: ReturnType<typeof createServices>;
+  /** joi (named as the conversation side, its part the tests talk to). */
+  conv: Joi;
+  /** The same joi (named as the event side, its part the tests drive). */
+  services: Joi;
   /** What the outbox handed to the mesh, in order. */
   sent: MeshOutboundBody[];
   logs: ReturnType<typeof memorySink>["lines"];
@@ -121,12 +116,15 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
   const sent: MeshOutboundBody[] = [];
   const stateDir = `${dir}/state`;
   await Deno.mkdir(stateDir, { mode: 0o700 });
-  const ref: { agentSink?: (item: ContextItem) => void } = {};
-  const services = createServices({
-    policy: loadPolicies(policies).policy,
-    ownerId: "owner",
+  const joi = await createJoi({
+    configDir: policies,
+    policies: loadPolicies(policies),
+    load: () => loadPolicies(policies),
     stateDir,
+    secretsDir: secrets,
+    mode: "local",
     meshUrl: "http://127.0.0.1:9",
+    meshSources: ["127.0.0.1"],
     transport: {
       send(body) {
         if (o.countOnly) sent.length++;
@@ -134,32 +132,22 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
         return Promise.resolve({ ok: true, messageId: `m${sent.length}` });
       },
     },
-    context: { push: (item) => ref.agentSink?.(item) },
-    log: log.child("ingest"),
-    now,
-  });
-  const conv = await createConversation({
-    configDir: policies,
-    stateDir,
-    secretsDir: secrets,
-    mode: "local",
-    meshSources: ["127.0.0.1"],
-    outbox: services.outbox,
-    acknowledge: services.acknowledge,
-    health: services.health,
     llmUrl: llm.baseUrl,
     retrieve: o.retrieve,
     saveKnowledge: o.saveKnowledge,
     webSearch: o.webSearch,
     knowledgeSocket: o.knowledgeSocket,
     log,
-    load: () => loadPolicies(policies),
     sleep: () => Promise.resolve(),
     llmOverrides: { timeout_seconds: 1, ...(o.llmOverrides ?? {}) },
     now,
   });
-  ref.agentSink = (item) => conv.agent.push(item);
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, conv.app.fetch);
+  const conv = joi;
+  const services = joi;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    joi.messagesApp.fetch,
+  );
   const ingest = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     services.ingestApp.fetch,
@@ -200,8 +188,7 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
     async close() {
       await server.shutdown();
       await ingest.shutdown();
-      await conv.close();
-      services.close();
+      await joi.close();
       await llm.close();
       await Deno.remove(dir, { recursive: true });
     },

@@ -167,7 +167,7 @@ Deno.test("inbound: GET /config/identities serves the config with its hash, sign
     assert.equal(unsigned.status, 401);
     await unsigned.body?.cancel();
     // another address, even correctly signed, is refused before anything else
-    const other = await j.conv.app.request("/config/identities", {}, {
+    const other = await j.conv.messagesApp.request("/config/identities", {}, {
       remoteAddr: { hostname: "10.42.0.99", port: 1, transport: "tcp" },
     });
     assert.equal(other.status, 403);

@@ -52,11 +52,9 @@ Deno.test("llm: GPU error falls back to CPU (num_gpu 0), one degraded notice per
   withServer(async (s) => {
     const notices: string[] = [];
     let recovered = 0;
-    const c = new LlmClient({
-      config: config(s.baseUrl),
-      onDegraded: (i) => notices.push(i.model),
-      onRecovered: () => recovered++,
-    });
+    const c = new LlmClient({ config: config(s.baseUrl) });
+    c.onDegraded((i) => notices.push(i.model));
+    c.onRecovered(() => recovered++);
     s.mode = "gpu_error";
     const r1 = await c.chat(msgs);
     assert.equal(r1.mode, "cpu");
@@ -209,7 +207,8 @@ Deno.test("gpu health: VRAM from /api/ps, unreachable Ollama reported", () =>
 Deno.test("gpu health: while degraded the monitor probes the GPU and ends the episode", () =>
   withServer(async (s) => {
     let recovered = 0;
-    const c = new LlmClient({ config: config(s.baseUrl), onRecovered: () => recovered++ });
+    const c = new LlmClient({ config: config(s.baseUrl) });
+    c.onRecovered(() => recovered++);
     s.mode = "gpu_error";
     await c.chat(msgs);
     const m = new GpuHealthMonitor({ client: c, intervalSeconds: 60 });

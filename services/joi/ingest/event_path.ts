@@ -1,0 +1,137 @@
+/**
+ * joi's openHAB event path, as one unit: the flood guard over `joi.db`, the
+ * event pipeline (alarms to the outbox, everything else to home context),
+ * the ingest app (8445) and the acknowledger the inbound side calls with the
+ * owner's words. joi's composition root (`services/joi/service.ts`) builds it
+ * after the outbox and the agent; tests of the event path build it alone with
+ * a {@link ContextBuffer} as the context sink.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import type { Hono } from "hono";
+import type { Logger } from "../../common/log.ts";
+import type { Policy } from "../../common/policy/policy.ts";
+import type { NonceStore } from "../../common/wire/nonce_store.ts";
+import { type Acknowledge, createAcknowledger } from "../guard/acknowledge.ts";
+import { FloodGuard } from "../guard/flood.ts";
+import type { Outbox } from "../outbox/outbox.ts";
+import { createIngestApp } from "./app.ts";
+import type { ContextSink } from "./context.ts";
+import { EventPipeline } from "./pipeline.ts";
+import type { IngestEndpoint } from "./types.ts";
+
+/** Inputs of {@link createEventPath}. */
+export interface EventPathOptions {
+  /** joi's database (`joi.db`), opened once by the caller. */
+  db: DatabaseSync;
+  /** The validated `policy.yaml`. */
+  policy: Policy;
+  /** The owner's canonical id. */
+  ownerId: string;
+  /** The one way out to the mesh. */
+  outbox: Outbox;
+  /** Where home context goes (the agent in joi; a buffer in tests). */
+  context: ContextSink;
+  /** The relay's openhab_to_joi key and its nonce store: ingest then takes signed events only. */
+  signing?: { key: CryptoKey; nonceStore: NonceStore } | undefined;
+  /** Logger. */
+  log: Logger;
+  /** Clock (ms). */
+  now: () => number;
+}
+
+/** The built event path. */
+export interface EventPath {
+  guard: FloodGuard;
+  pipeline: EventPipeline;
+  /** openHAB ingest, port 8445. */
+  ingestApp: Hono;
+  /** The inbound side calls this with the owner's message text and canonical sender. */
+  acknowledge: Acknowledge;
+  /** Outbox and device state for /health. */
+  health(): Record<string, unknown>;
+  /** Fires timers (confirmation loop, batches, summaries); returns what it sent. */
+  tick(now: number): number;
+}
+
+/** The per-hour ingest limits of `rate_limits.openhab`. */
+export function openhabLimits(policy: Policy): Record<IngestEndpoint, number> {
+  const o = policy.rate_limits.openhab;
+  return {
+    presence: o.presence,
+    sensors: o.sensors,
+    weather: o.weather,
+    alert: o.alert,
+    state: o.state,
+    events: o.events,
+  };
+}
+
+/** Builds the event path over `o.db`, sending through `o.outbox`. */
+export function createEventPath(o: EventPathOptions): EventPath {
+  const { db, policy: p, outbox, log, now } = o;
+  const guard = new FloodGuard({ db, policy: p.iot, log: log.child("guard") });
+  const pipeline = new EventPipeline({
+    db,
+    guard,
+    outbox,
+    context: o.context,
+    log: log.child("pipeline"),
+    ownerId: o.ownerId,
+    now,
+    policy: {
+      batchMinutes: p.ingest.batch_minutes,
+      eventIdWindowMinutes: p.ingest.event_id_window_minutes,
+      summaries: p.ingest.summaries,
+      flappingWindowMinutes: p.iot.flapping.window_minutes,
+      timeZone: p.quiet_hours.timezone,
+      ackWord: p.content.ack_words[0] ?? "ok",
+    },
+  });
+  const health = () => {
+    const devices = guard.devices();
+    return {
+      queue: outbox.store.depth(),
+      mesh_breaker: outbox.breaker.state,
+      last_mesh_contact: outbox.lastMeshContact === null
+        ? null
+        : new Date(outbox.lastMeshContact).toISOString(),
+      devices: {
+        total: devices.length,
+        alerting: devices.filter((d) => d.alerting && d.acknowledgedAt === null).length,
+        flapping: devices.filter((d) => d.flapping).length,
+      },
+    };
+  };
+  const ingestApp = createIngestApp({
+    policy: {
+      ingest: p.ingest,
+      openhabPerHour: openhabLimits(p),
+      maxBodyBytes: p.security.max_body_bytes,
+    },
+    pipeline,
+    isCritical: (ev) => guard.isCritical(ev),
+    log: log.child("ingest"),
+    now,
+    health,
+    ...(o.signing
+      ? {
+        signing: {
+          ...o.signing,
+          toleranceMs: p.security.timestamp_tolerance_minutes * 60_000,
+        },
+      }
+      : {}),
+  });
+  const acknowledge = createAcknowledger({
+    ackWords: p.content.ack_words,
+    ownerIds: [o.ownerId],
+    acknowledgeAll: () => {
+      const devices = guard.acknowledgeAll(now());
+      if (devices.length) log.info("alerts_acknowledged", { devices });
+      return devices;
+    },
+  });
+  return { guard, pipeline, ingestApp, acknowledge, health, tick: (t) => pipeline.tick(t) };
+}

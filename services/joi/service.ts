@@ -1,0 +1,489 @@
+/**
+ * joi's composition root: every part of the joi process, built once and in
+ * dependency order, read top to bottom.
+ *
+ * 1. state: `joi.db`, opened once, and the two nonce stores;
+ * 2. configuration: the config manager (first snapshot, SIGHUP reloads);
+ * 3. keys: mesh<->joi, openHAB->joi, memory;
+ * 4. the outbox, the one way out to the mesh;
+ * 5. the conversation side: memory, LLM client, GPU monitor, tools,
+ *    knowledge, the agent;
+ * 6. the event path: flood guard, pipeline (home context to the agent),
+ *    ingest app;
+ * 7. HTTP: the messages app (8443: `/health` and the signed inbound routes,
+ *    composed with `app.route`) and the ingest app (8445).
+ *
+ * Each part receives what it depends on when it is built. The two callbacks
+ * that point back up (the config manager's alerts to the outbox, the LLM's
+ * degradation notices to the agent) are subscriptions made right after the
+ * listener exists, as the mesh's root does with its transport. `main.ts` is
+ * argument parsing plus {@link runJoi}; tests build with {@link createJoi}.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { Hono } from "hono";
+import { openDb } from "../common/db.ts";
+import type { Logger } from "../common/log.ts";
+import { identitiesHash, loadPolicies, type Policies } from "../common/policy/mod.ts";
+import { RateLimiter } from "../common/rate_limit.ts";
+import {
+  installEnvelopeHandlers,
+  loadKey,
+  type NonceStore,
+  ok,
+  openNonceStore,
+  signedRoutes,
+} from "../common/wire/mod.ts";
+import { loadOptionalKey } from "../common/wire/keys.ts";
+import { Agent } from "./agent/agent.ts";
+import type { KnowledgeSnippet } from "./agent/prompt.ts";
+import { ConfigManager } from "./config/manager.ts";
+import { createEventPath, type EventPath } from "./ingest/event_path.ts";
+import { createInboundApp } from "./inbound/app.ts";
+import { InboundLedger } from "./inbound/ledger.ts";
+import { KnowledgeClient } from "./knowledge/broker_client.ts";
+import { KnowledgeWriter } from "./knowledge/writer.ts";
+import { GpuHealthMonitor, LlmCallBudget, LlmClient } from "./llm/mod.ts";
+import { loadMemoryKey, MemoryStores } from "./memory/mod.ts";
+import { httpMeshTransport, type MeshTransport } from "./outbox/mesh_transport.ts";
+import { Outbox } from "./outbox/outbox.ts";
+import { ToolRouter, type WebSearchOptions, webSearchRunner } from "./tools/mod.ts";
+
+/** Inputs of {@link createJoi}. */
+export interface JoiOptions {
+  /** Policy folder (SIGHUP reloads read it). */
+  configDir: string;
+  /** The policies validated at start (the first snapshot; default: loaded from `configDir`). */
+  policies?: Policies | undefined;
+  /** Loads the policies on a reload (default `loadPolicies(configDir)`). */
+  load?: (() => Policies) | undefined;
+  /** joi's state folder: `joi.db`, the nonce stores, `data/`, `knowledge/`. */
+  stateDir: string;
+  /** Secrets folder: `mesh_to_joi.key`, `joi_to_mesh.key`, `openhab_to_joi.key`, `memory.key`. */
+  secretsDir: string;
+  /** `production` requires every channel user and the relay's signing key; `local` warns. */
+  mode: "local" | "production";
+  /** The mesh's base URL (`http://10.42.0.1:8444`). */
+  meshUrl: string;
+  /** The mesh's address(es), the only allowed callers of 8443's signed routes. */
+  meshSources: readonly string[];
+  /** Replaces the HTTP transport to the mesh (tests). */
+  transport?: MeshTransport | undefined;
+  /** `--llm-url` (overrides llm.yaml's endpoint). */
+  llmUrl?: string | undefined;
+  /** The knowledge broker's socket (`--knowledge-socket`). */
+  knowledgeSocket?: string | undefined;
+  /** Knowledge retrieval for a channel (default: the broker at `knowledgeSocket`, if given). */
+  retrieve?: ((channel: string, query: string) => Promise<KnowledgeSnippet[]>) | undefined;
+  /**
+   * Knowledge write to a channel's folder. Default: the knowledge module's
+   * writer on `<stateDir>/knowledge` (current channel only, UUIDv4 ids, indexed).
+   */
+  saveKnowledge?: ((channel: string, doc: { title: string; body: string }) => void) | undefined;
+  /** Web search runner options (tests: the search URL). */
+  webSearch?: WebSearchOptions | undefined;
+  /** passwd file (default `/etc/passwd`). */
+  passwdPath?: string | undefined;
+  /** LLM fetch, for tests. */
+  llmFetch?: typeof fetch | undefined;
+  /** Backoff sleep, for tests. */
+  sleep?: ((ms: number) => Promise<void>) | undefined;
+  /** Overrides of llm.yaml figures, for tests (e.g. a short timeout). */
+  llmOverrides?: Partial<Policies["llm"]> | undefined;
+  /** Logger. */
+  log: Logger;
+  /** Clock (ms). */
+  now?: (() => number) | undefined;
+}
+
+/** The composed joi process. */
+export interface Joi extends Omit<EventPath, "tick"> {
+  /** `joi.db`. */
+  db: DatabaseSync;
+  /** The configuration manager. */
+  config: ConfigManager;
+  /** The one way out to the mesh. */
+  outbox: Outbox;
+  /** Per-channel memory. */
+  memory: MemoryStores;
+  /** The LLM client. */
+  llm: LlmClient;
+  /** GPU health. */
+  gpu: GpuHealthMonitor;
+  /** The agent (also the event path's home context sink). */
+  agent: Agent;
+  /** The mesh-facing app, port 8443: `/health` and the signed inbound routes. */
+  messagesApp: Hono;
+  /** Fires the event path's timers (confirmation loop, batches, summaries). */
+  tick(now?: number): number;
+  /** Starts the timers: tick, GPU monitor, SIGHUP reloads, daily pruning; retries the queue. */
+  start(options?: { tickMs?: number }): void;
+  /** Stops the timers and closes every database (after the servers stopped). */
+  close(): Promise<void>;
+}
+
+/** Builds joi from `o`. Throws (joi must not start) on a bad configuration or key. */
+export async function createJoi(o: JoiOptions): Promise<Joi> {
+  const log = o.log;
+  const now = o.now ?? Date.now;
+  const load = o.load ?? (() => loadPolicies(o.configDir));
+
+  // 1. state
+  await Deno.mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+  const db = openDb(`${o.stateDir}/joi.db`);
+
+  // 2. configuration
+  const config = await ConfigManager.create({
+    load,
+    initial: o.policies ?? load(),
+    hash: identitiesHash,
+    requireSystemUsers: o.mode === "production",
+    passwdPath: o.passwdPath,
+    log: log.child("config"),
+    now,
+  });
+  const first = config.current().policies;
+  const policy = first.policy;
+  const sec = policy.security;
+  const ownerId = Object.keys(first.recipients.recipients)[0] ?? "owner";
+  const ownerDm = `${ownerId}_private_dm`;
+
+  // 3. keys
+  const keys = await loadJoiKeys(o.secretsDir, o.mode, log);
+
+  // 4. the outbox
+  const transport = o.transport ?? (keys.joiToMesh
+    ? httpMeshTransport({
+      baseUrl: o.meshUrl,
+      key: keys.joiToMesh,
+      configHash: () => config.current().identitiesHash,
+      now,
+    })
+    : queueOnly);
+  const outbox = new Outbox({
+    db,
+    policy,
+    transport,
+    log: log.child("outbox"),
+    ownerId,
+    timeZone: policy.quiet_hours.timezone,
+    now,
+  });
+  config.onAlert((text) => {
+    outbox.enqueue({
+      channel: ownerDm,
+      text,
+      priority: "normal",
+      kind: "proactive",
+      template: true,
+    });
+    outbox.kick();
+  });
+
+  // 5. the conversation side
+  const memory = new MemoryStores({
+    stateDir: o.stateDir,
+    stateDb: db,
+    recipients: first.recipients,
+    key: keys.memory,
+    now,
+  });
+  const llm = new LlmClient({
+    config: { ...first.llm, ...(o.llmOverrides ?? {}) },
+    endpoint: o.llmUrl,
+    budget: new LlmCallBudget(policy.rate_limits.llm, now),
+    log: log.child("llm"),
+    fetch: o.llmFetch,
+    sleep: o.sleep,
+    now,
+  });
+  const gpu = new GpuHealthMonitor({
+    client: llm,
+    intervalSeconds: policy.gpu_health.check_interval_seconds,
+    fetch: o.llmFetch,
+    now,
+    log: log.child("gpu"),
+  });
+  const tools = new ToolRouter({
+    tools: first.tools,
+    runners: { web_search: webSearchRunner(o.webSearch) },
+    log: log.child("tools"),
+    now,
+  });
+  const agent = new Agent({
+    config: () => config.current(),
+    memory,
+    llm,
+    outbox,
+    retrieve: o.retrieve ?? (o.knowledgeSocket ? brokerRetrieve(o.knowledgeSocket) : undefined),
+    saveKnowledge: o.saveKnowledge ?? knowledgeWriter(o.stateDir, first, log),
+    tools,
+    log: log.child("agent"),
+    ownerId,
+    now,
+  });
+  llm.onDegraded(() => agent.degraded());
+  llm.onRecovered(() => agent.recovered());
+
+  // 6. the event path
+  const ingestNonces = keys.openhabToJoi
+    ? openNonceStore(`${o.stateDir}/ingest_nonces.db`, sec.nonce_retention_minutes * 60_000)
+    : undefined;
+  const events = createEventPath({
+    db,
+    policy,
+    ownerId,
+    outbox,
+    context: agent,
+    signing: keys.openhabToJoi && ingestNonces
+      ? { key: keys.openhabToJoi, nonceStore: ingestNonces }
+      : undefined,
+    log,
+    now,
+  });
+
+  // 7. HTTP
+  const inboundNonces: NonceStore = openNonceStore(
+    `${o.stateDir}/nonces_inbound.db`,
+    sec.nonce_retention_minutes * 60_000,
+  );
+  const health = () => ({
+    service: "joi",
+    config: config.status(),
+    ...events.health(),
+    llm: llm.state(),
+    gpu: gpu.snapshot(),
+    agent_queue: agent.queueDepth(),
+    memory_mb: memoryMb(),
+  });
+  const messagesApp = new Hono();
+  installEnvelopeHandlers(messagesApp, log);
+  messagesApp.get("/health", (c) => ok(c, health()));
+  messagesApp.route(
+    "/",
+    createInboundApp({
+      config,
+      auth: signedRoutes({
+        key: keys.meshToJoi,
+        direction: "mesh_to_joi",
+        nonceStore: inboundNonces,
+        allowedSources: o.meshSources,
+        toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
+        maxBodyBytes: sec.max_body_bytes,
+        logger: log,
+        now,
+      }),
+      meshSources: o.meshSources.map((s) => s.toLowerCase()),
+      sink: agent,
+      inboundLimiter: new RateLimiter(policy.rate_limits.inbound.others, { now }),
+      ledger: new InboundLedger(db, 24 * 3_600_000, now),
+      acknowledge: events.acknowledge,
+      ownerId,
+      log: log.child("inbound"),
+    }),
+  );
+
+  const timers: ReturnType<typeof setInterval>[] = [];
+  let stopSighup: (() => void) | undefined;
+  const tick = (t?: number) => events.tick(t ?? now());
+  const prune = () =>
+    memory.pruneAll(config.current().policies.policy.memory.retention_days).then(
+      (n) => log.info("memory_pruned", { deleted: n }),
+      (e) => log.error("memory_prune_failed", { error: (e as Error).message }),
+    );
+  return {
+    ...events,
+    db,
+    config,
+    outbox,
+    memory,
+    llm,
+    gpu,
+    agent,
+    messagesApp,
+    health,
+    tick,
+    start(options = {}) {
+      timers.push(setInterval(() => {
+        try {
+          tick();
+        } catch (e) {
+          log.error("tick_failed", { error: String(e) });
+        }
+      }, options.tickMs ?? 1000));
+      gpu.start();
+      stopSighup = config.listenSighup();
+      void prune();
+      timers.push(setInterval(prune, 24 * 3_600_000));
+      outbox.kick(); // retry what a previous run left queued
+    },
+    async close() {
+      for (const t of timers) clearInterval(t);
+      gpu.stop();
+      stopSighup?.();
+      await agent.idle();
+      memory.close();
+      inboundNonces.close?.();
+      ingestNonces?.close?.();
+      db.close();
+    },
+  };
+}
+
+/** The keys joi holds. */
+interface JoiKeys {
+  /** mesh->joi: verifies the mesh's requests on 8443. */
+  meshToJoi: CryptoKey;
+  /** joi->mesh: signs the outbox's requests; absent means messages stay queued. */
+  joiToMesh: CryptoKey | undefined;
+  /** openHAB->joi: when present, ingest takes signed events only (required in production). */
+  openhabToJoi: CryptoKey | undefined;
+  /** Encrypts conversation memory. */
+  memory: Awaited<ReturnType<typeof loadMemoryKey>>;
+}
+
+async function loadJoiKeys(
+  secretsDir: string,
+  mode: JoiOptions["mode"],
+  log: Logger,
+): Promise<JoiKeys> {
+  let joiToMesh: CryptoKey | undefined;
+  try {
+    joiToMesh = await loadKey(secretsDir, "joi_to_mesh.key");
+  } catch (e) {
+    log.warn("mesh_key_missing", {
+      error: (e as Error).message,
+      effect: "outbound messages stay queued until the key exists and joi restarts",
+    });
+  }
+  // required exactly when provisioned: production loads it as a credential
+  const openhabToJoi = await loadOptionalKey(secretsDir, "openhab_to_joi.key");
+  if (!openhabToJoi) {
+    if (mode === "production") {
+      throw new Error(
+        "openhab_to_joi.key is missing: production ingest accepts signed events only",
+      );
+    }
+    log.warn("ingest_unsigned", {
+      reason: "no openhab_to_joi.key: ingest accepts unsigned events",
+    });
+  }
+  return {
+    meshToJoi: await loadKey(secretsDir, "mesh_to_joi.key"),
+    joiToMesh,
+    openhabToJoi,
+    memory: await loadMemoryKey(secretsDir),
+  };
+}
+
+/** The transport without `joi_to_mesh.key`: every send fails retryably, so messages stay queued. */
+const queueOnly: MeshTransport = {
+  send: () =>
+    Promise.resolve({ ok: false, retryable: true, error: "mesh unreachable: no joi_to_mesh.key" }),
+};
+
+/** Knowledge writes through the knowledge module's writer on `<stateDir>/knowledge`. */
+function knowledgeWriter(
+  stateDir: string,
+  policies: Policies,
+  log: Logger,
+): (channel: string, doc: { title: string; body: string }) => void {
+  const writer = new KnowledgeWriter({
+    root: `${stateDir}/knowledge`,
+    recipients: policies.recipients,
+    allowedChannelUsers: policies.channelUsers.allowed_channel_users,
+    logger: log.child("knowledge"),
+  });
+  return (channel, doc) => void writer.save(channel, doc);
+}
+
+/** Knowledge search through the broker (which runs retrieve as the channel's user). */
+function brokerRetrieve(
+  socketPath: string,
+): (channel: string, query: string) => Promise<KnowledgeSnippet[]> {
+  const client = new KnowledgeClient({ socketPath });
+  return async (channel, query) => {
+    const out = await client.retrieve(channel, "search", { q: query });
+    if (out.status !== "ok") throw new Error(`knowledge broker: ${out.reason}`);
+    return out.results.map((r) => ({ title: r.title, text: r.snippet }));
+  };
+}
+
+/** Resident and heap memory of this process, MiB (for /health and the benchmark). */
+function memoryMb(): { rss: number; heap_used: number } {
+  const m = Deno.memoryUsage();
+  return { rss: Math.round(m.rss / 1048576), heap_used: Math.round(m.heapUsed / 1048576) };
+}
+
+/** A listening address. */
+export interface Listen {
+  hostname: string;
+  port: number;
+}
+
+/** What {@link runJoi} needs: the parsed command line. */
+export interface JoiArgs {
+  configDir: string;
+  stateDir: string;
+  secretsDir: string;
+  mode: JoiOptions["mode"];
+  /** The mesh-facing address (8443). */
+  listen: Listen;
+  /** The openHAB ingest address (8445). */
+  ingestListen: Listen;
+  meshUrl: string;
+  /** The mesh's address, the only caller of 8443's signed routes. */
+  meshAddress: string;
+  llmUrl: string | undefined;
+  knowledgeSocket: string | undefined;
+}
+
+/**
+ * Runs joi until SIGTERM/SIGINT: validates the policies, builds joi, serves
+ * both ports and starts the timers. Resolves with the exit status (1 when
+ * joi must not start; the reason is on stderr).
+ */
+export async function runJoi(args: JoiArgs, log: Logger): Promise<number> {
+  let policies: Policies;
+  try {
+    policies = loadPolicies(args.configDir);
+  } catch (e) {
+    console.error(`joi: policies in ${args.configDir} refused:\n${(e as Error).message}`);
+    return 1;
+  }
+  let joi: Joi;
+  try {
+    joi = await createJoi({
+      configDir: args.configDir,
+      policies, // validated once here; SIGHUP reloads read the files again
+      stateDir: args.stateDir,
+      secretsDir: args.secretsDir,
+      mode: args.mode,
+      meshUrl: args.meshUrl,
+      meshSources: [args.meshAddress],
+      llmUrl: args.llmUrl,
+      knowledgeSocket: args.knowledgeSocket,
+      log,
+    });
+  } catch (e) {
+    console.error(`joi: refused to start: ${(e as Error).message}`);
+    return 1;
+  }
+  const onListen = () => {};
+  const ingest = Deno.serve({ ...args.ingestListen, onListen }, joi.ingestApp.fetch);
+  const messages = Deno.serve({ ...args.listen, onListen }, joi.messagesApp.fetch);
+  joi.start();
+  log.info("joi_started", {
+    ingest: `${args.ingestListen.hostname}:${ingest.addr.port}`,
+    messages: `${args.listen.hostname}:${messages.addr.port}`,
+  });
+  const done = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGTERM", done.resolve);
+  Deno.addSignalListener("SIGINT", done.resolve);
+  await done.promise;
+  log.info("joi_stopping", {});
+  await Promise.allSettled([ingest.shutdown(), messages.shutdown()]);
+  await joi.close();
+  return 0;
+}
