@@ -11,7 +11,7 @@
 import { z } from "zod";
 import type { Groups } from "../common/policy/groups.ts";
 import { PolicyError } from "../common/policy/errors.ts";
-import { checkYamlText, readYamlText } from "../common/policy/loader.ts";
+import { checkYamlText, loadPolicyFile, readYamlText } from "../common/policy/loader.ts";
 import type { RateLimit } from "../common/rate_limit.ts";
 import type { IdentitiesConfig } from "./identity.ts";
 
@@ -119,4 +119,27 @@ export interface MeshConfig {
   security: { toleranceMs: number; nonceRetentionMs: number; maxBodyBytes: number };
   /** mesh.yaml. */
   settings: MeshSettings;
+}
+
+/** Reads every configuration file the mesh needs from `dir`. */
+export function loadMeshConfig(dir: string): MeshConfig {
+  const identities = loadPolicyFile("identities", `${dir}/identities.yaml`);
+  const groups = loadPolicyFile("groups", `${dir}/groups.yaml`);
+  const policy = loadPolicyFile("policy", `${dir}/policy.yaml`);
+  const settings = loadMeshSettings(`${dir}/mesh.yaml`);
+  return {
+    identities,
+    groups,
+    limits: {
+      outbound: policy.rate_limits.outbound,
+      inbound: policy.rate_limits.inbound,
+    },
+    maxOutboundChars: policy.content.max_outbound_chars,
+    security: {
+      toleranceMs: policy.security.timestamp_tolerance_minutes * 60_000,
+      nonceRetentionMs: policy.security.nonce_retention_minutes * 60_000,
+      maxBodyBytes: policy.security.max_body_bytes,
+    },
+    settings,
+  };
 }

@@ -14,7 +14,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { Identities } from "../common/policy/identities.ts";
+import { type Identities, identitiesRules, IdentitiesSchema } from "../common/policy/identities.ts";
+import { identitiesHash } from "../common/policy/identities_hash.ts";
 
 /** identities.yaml, as validated by the policy schema. */
 export type IdentitiesConfig = Identities;
@@ -192,4 +193,26 @@ export class IdentityStore {
   get lastSync(): { at: number; result: string } | null {
     return this.#lastSync;
   }
+}
+
+/** Validates identities fetched from joi with the policy schema and its rules. */
+export function validateIdentities(raw: unknown): IdentitiesConfig {
+  const r = IdentitiesSchema.safeParse(raw);
+  if (!r.success) {
+    throw new Error(
+      "identities: " + r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    );
+  }
+  const issues = identitiesRules(r.data);
+  if (issues.length) {
+    throw new Error(
+      "identities: " + issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    );
+  }
+  return r.data;
+}
+
+/** sha256 of the canonical JSON of an identities config (`X-Config-Hash`). */
+export function hashIdentities(config: IdentitiesConfig): string {
+  return identitiesHash(config);
 }

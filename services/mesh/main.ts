@@ -10,7 +10,8 @@
  *   --joi-url=http://10.42.0.10:8443 --signal-socket=/run/signal-cli/socket
  * ```
  *
- * The config directory holds `identities.yaml`, `groups.yaml`, `policy.yaml`
+ * Argument parsing and the logs; the mesh itself is composed and run by
+ * {@link runMesh} (`service.ts`). The config directory holds `identities.yaml`, `groups.yaml`, `policy.yaml`
  * and optionally `mesh.yaml`; the secrets directory `mesh_to_joi.key` and
  * `joi_to_mesh.key`. Logs go to stderr and `<log-dir>/mesh.log` (security
  * events also to `<log-dir>/mesh-security.log`); stdout belongs to the
@@ -20,26 +21,9 @@
  */
 import { parseArgs } from "node:util";
 import { createLogger, fileSink, type Logger } from "../common/log.ts";
-import { identitiesHash, IdentitiesSchema, loadPolicyFile } from "../common/policy/mod.ts";
-import { identitiesRules } from "../common/policy/identities.ts";
-import { loadKey, openNonceStore, SignedClient, signedRoutes } from "../common/wire/mod.ts";
-import { loadMeshSettings, type MeshConfig } from "./config.ts";
-import type { IdentitiesConfig, IdentityStore, IdentityView } from "./identity.ts";
-import { createMesh } from "./service.ts";
-import { JsonRpcClient } from "./signal/jsonrpc_client.ts";
-import { TerminalTransport } from "./signal/terminal.ts";
-import type { SignalTransport } from "./signal/transport.ts";
+import { type MeshArgs, runMesh } from "./service.ts";
 
-/** Parsed command line. */
-export interface MeshArgs {
-  configDir: string;
-  stateDir: string;
-  logDir: string;
-  secretsDir: string | undefined;
-  listen: { host: string; port: number };
-  joiUrl: URL;
-  signal: { kind: "socket"; path: string } | { kind: "terminal" };
-}
+export type { MeshArgs } from "./service.ts";
 
 /** A command-line problem; the message says which option and how to fix it. */
 export class UsageError extends Error {
@@ -112,170 +96,6 @@ export function parseMeshArgs(args: string[]): MeshArgs {
   };
 }
 
-/** Validates identities fetched from joi with the policy schema and its rules. */
-export function validateIdentities(raw: unknown): IdentitiesConfig {
-  const r = IdentitiesSchema.safeParse(raw);
-  if (!r.success) {
-    throw new Error(
-      "identities: " + r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-    );
-  }
-  const issues = identitiesRules(r.data);
-  if (issues.length) {
-    throw new Error(
-      "identities: " + issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-    );
-  }
-  return r.data;
-}
-
-/** sha256 of the canonical JSON of an identities config (`X-Config-Hash`). */
-export function hashIdentities(config: IdentitiesConfig): string {
-  return identitiesHash(config);
-}
-
-/** Reads every configuration file the mesh needs from `dir`. */
-export function loadMeshConfig(dir: string): MeshConfig {
-  const identities = loadPolicyFile("identities", `${dir}/identities.yaml`);
-  const groups = loadPolicyFile("groups", `${dir}/groups.yaml`);
-  const policy = loadPolicyFile("policy", `${dir}/policy.yaml`);
-  const settings = loadMeshSettings(`${dir}/mesh.yaml`);
-  return {
-    identities,
-    groups,
-    limits: {
-      outbound: policy.rate_limits.outbound,
-      inbound: policy.rate_limits.inbound,
-    },
-    maxOutboundChars: policy.content.max_outbound_chars,
-    security: {
-      toleranceMs: policy.security.timestamp_tolerance_minutes * 60_000,
-      nonceRetentionMs: policy.security.nonce_retention_minutes * 60_000,
-      maxBodyBytes: policy.security.max_body_bytes,
-    },
-    settings,
-  };
-}
-
-const encoder = new TextEncoder();
-
-/**
- * Checks that the sandbox admits what mesh.yaml's voice section needs (the
- * manifest's `meshVoice`): running the three tools, reading and deleting in
- * the attachments folder. Throws naming the missing permission, so a
- * mismatch fails at start rather than at the first voice note.
- */
-export function checkVoicePermissions(voice: MeshConfig["settings"]["voice"]): void {
-  if (!voice) return;
-  const missing: string[] = [];
-  const bins = [voice.whisper.bin, voice.ffmpeg.bin, ...(voice.piper ? [voice.piper.bin] : [])];
-  for (const command of bins) {
-    if (Deno.permissions.querySync({ name: "run", command }).state !== "granted") {
-      missing.push(`--allow-run=${command}`);
-    }
-  }
-  for (const name of ["read", "write"] as const) {
-    if (Deno.permissions.querySync({ name, path: voice.attachments_dir }).state !== "granted") {
-      missing.push(`--allow-${name}=${voice.attachments_dir}`);
-    }
-  }
-  if (missing.length) {
-    throw new Error(
-      `mesh.yaml configures voice but the sandbox lacks ${missing.join(", ")}: set ` +
-        `Layout.meshVoice (and signalAttachmentsDir) to the same paths so the permission ` +
-        `manifest grants them, or remove the voice section`,
-    );
-  }
-}
-
-async function run(args: MeshArgs, log: Logger): Promise<void> {
-  const config = loadMeshConfig(args.configDir);
-  checkVoicePermissions(config.settings.voice);
-  await Deno.mkdir(args.stateDir, { recursive: true, mode: 0o700 });
-  const meshToJoi = await loadKey(args.secretsDir, "mesh_to_joi.key");
-  const joiToMesh = await loadKey(args.secretsDir, "joi_to_mesh.key");
-  const nonceStore = openNonceStore(`${args.stateDir}/nonces.db`, config.security.nonceRetentionMs);
-  const joiHost = args.joiUrl.hostname.replace(/^\[|\]$/g, "");
-  const verify = signedRoutes({
-    key: joiToMesh,
-    direction: "joi_to_mesh",
-    nonceStore,
-    allowedSources: [joiHost],
-    toleranceMs: config.security.toleranceMs,
-    maxBodyBytes: config.security.maxBodyBytes,
-    logger: log,
-  });
-  const joi = new SignedClient({
-    baseUrl: args.joiUrl.origin,
-    key: meshToJoi,
-    direction: "mesh_to_joi",
-    maxRetries: 0, // the forwarder paces retries and keeps order
-    timeoutMs: 15_000,
-  });
-  // the terminal needs the identities in force, which the mesh owns: read them through it
-  let meshRef: { identities: IdentityStore } | null = null;
-  let transport: SignalTransport;
-  if (args.signal.kind === "socket") {
-    transport = new JsonRpcClient({ path: args.signal.path, log: log.child("signal") });
-  } else {
-    const lazy = {
-      get current(): IdentityView {
-        return meshRef!.identities.current;
-      },
-    };
-    transport = new TerminalTransport({
-      identities: lazy,
-      owner: config.settings.owner_recipient,
-      input: Deno.stdin.readable,
-      output: (line) => {
-        try {
-          Deno.stdout.writeSync(encoder.encode(line + "\n"));
-        } catch { /* stdout closed */ }
-      },
-    });
-  }
-  const mesh = await createMesh({
-    config,
-    stateDir: args.stateDir,
-    transport,
-    joi,
-    verify,
-    validateIdentities,
-    hashIdentities,
-    log,
-  });
-  meshRef = mesh;
-  const ac = new AbortController();
-  const server = Deno.serve({
-    hostname: args.listen.host,
-    port: args.listen.port,
-    signal: ac.signal,
-    onListen: ({ hostname, port }) => log.info("listening", { address: `${hostname}:${port}` }),
-  }, mesh.app.fetch);
-  mesh.start();
-  log.info("mesh_started", {
-    signal: args.signal.kind,
-    identities_hash: mesh.identities.current.hash,
-    queued: mesh.store.depth(),
-    voice: config.settings.voice !== undefined,
-  });
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    log.info("mesh_stopping", {});
-    ac.abort();
-    await server.finished.catch(() => {});
-    await mesh.stop();
-    nonceStore.close();
-    Deno.exit(0);
-  };
-  for (const sig of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(sig, () => void stop());
-  }
-  await server.finished;
-}
-
 if (import.meta.main) {
   let args: MeshArgs;
   try {
@@ -298,7 +118,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   try {
-    await run(args, log);
+    await runMesh(args, log);
   } catch (e) {
     log.error("mesh_failed", { error: (e as Error).message });
     console.error(`mesh: ${(e as Error).message}`);

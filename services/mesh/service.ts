@@ -1,16 +1,20 @@
 /**
- * Assembles one mesh: state, identities, the Signal transport, the inbound
- * pipeline, the forwarder to joi, outbound sending, config sync, the group
- * monitor, voice, and the HTTP app. `main.ts` builds its inputs from the
- * command line and files; tests and the benchmark build them directly.
+ * The mesh's composition root: {@link createMesh} assembles one mesh (state,
+ * identities, the Signal transport, the inbound pipeline, the forwarder to
+ * joi, outbound sending, config sync, the group monitor, voice, and the HTTP
+ * app) in dependency order; the transport's notifications reach the inbound
+ * pipeline by subscription once both exist. {@link runMesh} reads the files
+ * and keys, builds the transport and serves; `main.ts` is argument parsing
+ * plus that call. Tests and the benchmark call {@link createMesh} directly.
  *
  * @module
  */
 import type { MiddlewareHandler } from "hono";
 import type { Hono } from "hono";
 import type { Logger } from "../common/log.ts";
+import { loadKey, openNonceStore, SignedClient, signedRoutes } from "../common/wire/mod.ts";
 import { createApp } from "./app.ts";
-import type { MeshConfig } from "./config.ts";
+import { loadMeshConfig, type MeshConfig } from "./config.ts";
 import {
   ConfigSync,
   type HashIdentities,
@@ -19,12 +23,14 @@ import {
 } from "./config_sync.ts";
 import { Forwarder } from "./forwarder.ts";
 import { GroupMonitor } from "./group_monitor.ts";
-import { IdentityStore, IdentityView } from "./identity.ts";
+import { hashIdentities, IdentityStore, IdentityView, validateIdentities } from "./identity.ts";
 import { InboundPipeline } from "./inbound.ts";
 import type { JoiClient } from "./joi_client.ts";
 import { Outbound } from "./outbound.ts";
 import { MeshStore } from "./queue.ts";
+import { JsonRpcClient } from "./signal/jsonrpc_client.ts";
 import { sendMessage } from "./signal/send.ts";
+import { TerminalTransport } from "./signal/terminal.ts";
 import type { SignalTransport } from "./signal/transport.ts";
 import { attachmentPath, removeQuietly, sweep } from "./voice/files.ts";
 import { JobQueue } from "./voice/jobs.ts";
@@ -36,8 +42,11 @@ export interface MeshOptions {
   config: MeshConfig;
   /** State folder: `mesh.db`, `identities.json`, `voice/`. */
   stateDir: string;
-  /** signal-cli (or the terminal). */
-  transport: SignalTransport;
+  /**
+   * signal-cli (or the terminal), or how to build it from the identities in
+   * force (the terminal reads them; the mesh loads them).
+   */
+  transport: SignalTransport | ((identities: IdentityStore) => SignalTransport);
   /** Signed client to joi (mesh->joi key). */
   joi: JoiClient;
   /** Signed-routes middleware for joi's requests (joi->mesh key). */
@@ -83,6 +92,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     log.info("identities_from_last_sync", { hash: persisted.hash, file_hash: fromFile.hash });
   }
   const identities = new IdentityStore(persisted ?? fromFile);
+  const transport = typeof o.transport === "function" ? o.transport(identities) : o.transport;
   const sync = new ConfigSync({
     client: o.joi,
     identities,
@@ -146,7 +156,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     log: log.child("inbound"),
     notify: async (sender, text) => {
       await sendMessage({
-        transport: o.transport,
+        transport,
         log: log.child("outbound"),
         target: {
           kind: "direct",
@@ -166,7 +176,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   });
   const outbound = new Outbound({
     identities,
-    transport: o.transport,
+    transport,
     limits: config.limits,
     settings,
     log: log.child("outbound"),
@@ -177,14 +187,14 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   const monitor = new GroupMonitor({
     groups: config.groups,
     identities,
-    transport: o.transport,
+    transport,
     store,
     log: log.child("groups"),
     criticalChannel: settings.critical_channel,
   });
 
   const versionInfo = () => {
-    const v = o.transport.status().version;
+    const v = transport.status().version;
     if (!v || v === "terminal") return { version: v, age_days: null, warning: null };
     const key = `signal_version_first_seen:${v}`;
     let first = Number(store.get(key));
@@ -214,7 +224,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   };
 
   const health = () => {
-    const t = o.transport.status();
+    const t = transport.status();
     const j = forwarder.status();
     const last = identities.lastSync;
     const v = versionInfo();
@@ -260,8 +270,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
 
   const timers: ReturnType<typeof setInterval>[] = [];
   let firstConnect = true;
-  o.transport.onNotification((n) => void inbound.handle(n));
-  o.transport.onConnect(() => {
+  transport.onNotification((n) => void inbound.handle(n));
+  transport.onConnect(() => {
     const v = versionInfo();
     if (v.warning) log.warn("signal_version_old", { version: v.version, age_days: v.age_days });
     if (firstConnect) {
@@ -280,12 +290,12 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     sync,
     monitor,
     voice: jobs,
-    transport: o.transport,
+    transport,
     health,
     start() {
       inbound.resumeVoice();
       forwarder.start();
-      o.transport.start();
+      transport.start();
       if (o.timers !== false) {
         monitor.start();
         const poll = settings.config_sync.poll_minutes;
@@ -305,11 +315,138 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     async stop() {
       for (const t of timers) clearInterval(t);
       monitor.stop();
-      await o.transport.close();
+      await transport.close();
       await forwarder.stop();
       await inbound.settled();
       await outbound.settled();
       store.close();
     },
   };
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Checks that the sandbox admits what mesh.yaml's voice section needs (the
+ * manifest's `meshVoice`): running the three tools, reading and deleting in
+ * the attachments folder. Throws naming the missing permission, so a
+ * mismatch fails at start rather than at the first voice note.
+ */
+export function checkVoicePermissions(voice: MeshConfig["settings"]["voice"]): void {
+  if (!voice) return;
+  const missing: string[] = [];
+  const bins = [voice.whisper.bin, voice.ffmpeg.bin, ...(voice.piper ? [voice.piper.bin] : [])];
+  for (const command of bins) {
+    if (Deno.permissions.querySync({ name: "run", command }).state !== "granted") {
+      missing.push(`--allow-run=${command}`);
+    }
+  }
+  for (const name of ["read", "write"] as const) {
+    if (Deno.permissions.querySync({ name, path: voice.attachments_dir }).state !== "granted") {
+      missing.push(`--allow-${name}=${voice.attachments_dir}`);
+    }
+  }
+  if (missing.length) {
+    throw new Error(
+      `mesh.yaml configures voice but the sandbox lacks ${missing.join(", ")}: set ` +
+        `Layout.meshVoice (and signalAttachmentsDir) to the same paths so the permission ` +
+        `manifest grants them, or remove the voice section`,
+    );
+  }
+}
+
+/** Parsed command line of the mesh (see `main.ts`). */
+export interface MeshArgs {
+  configDir: string;
+  stateDir: string;
+  logDir: string;
+  secretsDir: string | undefined;
+  listen: { host: string; port: number };
+  joiUrl: URL;
+  signal: { kind: "socket"; path: string } | { kind: "terminal" };
+}
+
+/**
+ * Runs the mesh until SIGTERM/SIGINT: reads the configuration and keys,
+ * builds the Signal transport and the mesh, and serves 8444. Throws when the
+ * mesh must not start.
+ */
+export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
+  const config = loadMeshConfig(args.configDir);
+  checkVoicePermissions(config.settings.voice);
+  await Deno.mkdir(args.stateDir, { recursive: true, mode: 0o700 });
+  const meshToJoi = await loadKey(args.secretsDir, "mesh_to_joi.key");
+  const joiToMesh = await loadKey(args.secretsDir, "joi_to_mesh.key");
+  const nonceStore = openNonceStore(`${args.stateDir}/nonces.db`, config.security.nonceRetentionMs);
+  const joiHost = args.joiUrl.hostname.replace(/^\[|\]$/g, "");
+  const verify = signedRoutes({
+    key: joiToMesh,
+    direction: "joi_to_mesh",
+    nonceStore,
+    allowedSources: [joiHost],
+    toleranceMs: config.security.toleranceMs,
+    maxBodyBytes: config.security.maxBodyBytes,
+    logger: log,
+  });
+  const joi = new SignedClient({
+    baseUrl: args.joiUrl.origin,
+    key: meshToJoi,
+    direction: "mesh_to_joi",
+    maxRetries: 0, // the forwarder paces retries and keeps order
+    timeoutMs: 15_000,
+  });
+  // the terminal reads the identities in force, which the mesh loads: it is built from them
+  const signal = args.signal;
+  const transport = signal.kind === "socket"
+    ? new JsonRpcClient({ path: signal.path, log: log.child("signal") })
+    : (identities: IdentityStore) =>
+      new TerminalTransport({
+        identities,
+        owner: config.settings.owner_recipient,
+        input: Deno.stdin.readable,
+        output: (line) => {
+          try {
+            Deno.stdout.writeSync(encoder.encode(line + "\n"));
+          } catch { /* stdout closed */ }
+        },
+      });
+  const mesh = await createMesh({
+    config,
+    stateDir: args.stateDir,
+    transport,
+    joi,
+    verify,
+    validateIdentities,
+    hashIdentities,
+    log,
+  });
+  const ac = new AbortController();
+  const server = Deno.serve({
+    hostname: args.listen.host,
+    port: args.listen.port,
+    signal: ac.signal,
+    onListen: ({ hostname, port }) => log.info("listening", { address: `${hostname}:${port}` }),
+  }, mesh.app.fetch);
+  mesh.start();
+  log.info("mesh_started", {
+    signal: args.signal.kind,
+    identities_hash: mesh.identities.current.hash,
+    queued: mesh.store.depth(),
+    voice: config.settings.voice !== undefined,
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log.info("mesh_stopping", {});
+    ac.abort();
+    await server.finished.catch(() => {});
+    await mesh.stop();
+    nonceStore.close();
+    Deno.exit(0);
+  };
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => void stop());
+  }
+  await server.finished;
 }

@@ -21,9 +21,9 @@ import {
   type WireResponse,
 } from "../../../services/common/wire/mod.ts";
 import { type Layout, localLayout, testSocketPaths } from "../../../services/common/permissions.ts";
-import type { MeshConfig } from "../../../services/mesh/config.ts";
+import { loadMeshConfig, type MeshConfig } from "../../../services/mesh/config.ts";
 import type { IdentitiesConfig } from "../../../services/mesh/identity.ts";
-import { hashIdentities, validateIdentities } from "../../../services/mesh/main.ts";
+import { hashIdentities, validateIdentities } from "../../../services/mesh/identity.ts";
 import { createMesh, type Mesh } from "../../../services/mesh/service.ts";
 import { JsonRpcClient } from "../../../services/mesh/signal/jsonrpc_client.ts";
 import { type PeerGroup, SignalCliPeer } from "../../peers/signal_cli/peer.ts";
@@ -379,10 +379,9 @@ export function outboundBody(
   };
 }
 
-/** Builds the MeshConfig of a config folder (as main.ts does). */
-export async function configOf(dir: string): Promise<MeshConfig> {
-  const { loadMeshConfig } = await import("../../../services/mesh/main.ts");
-  return loadMeshConfig(dir);
+/** Builds the MeshConfig of a config folder (as the mesh's root does). */
+export function configOf(dir: string): Promise<MeshConfig> {
+  return Promise.resolve(loadMeshConfig(dir));
 }
 
 /** An in-process mesh wired to a peer socket and a FakeJoi. */

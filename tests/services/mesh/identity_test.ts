@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { IdentityView } from "../../../services/mesh/identity.ts";
-import { hashIdentities } from "../../../services/mesh/main.ts";
+import { hashIdentities } from "../../../services/mesh/identity.ts";
 import { exampleIdentities, GROUPS, OWNER, PARTNER, STRANGER } from "./harness.ts";
 
 const view = () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseSse } from "../../../services/openhab_relay/sse.ts";
-import { readTokenFile } from "../../../services/openhab_relay/main.ts";
+import { readTokenFile } from "../../../services/openhab_relay/service.ts";
 import { itemChange, startOpenhabSse } from "../../peers/openhab_sse.ts";
 import { startHarness } from "../joi/harness.ts";
 import { relayFor, until } from "./relay_helpers.ts";

@@ -5,9 +5,8 @@ import {
   SignedClient,
   signedRoutes,
 } from "../../../../services/common/wire/mod.ts";
-import type { IdentityView } from "../../../../services/mesh/identity.ts";
-import { hashIdentities, validateIdentities } from "../../../../services/mesh/main.ts";
-import { createMesh, type Mesh } from "../../../../services/mesh/service.ts";
+import { hashIdentities, validateIdentities } from "../../../../services/mesh/identity.ts";
+import { createMesh } from "../../../../services/mesh/service.ts";
 import { TerminalTransport } from "../../../../services/mesh/signal/terminal.ts";
 import {
   configOf,
@@ -37,22 +36,17 @@ Deno.test("terminal transport: typed lines go through the same checks as Signal;
     },
   });
   const printed: string[] = [];
-  let meshRef: Mesh | null = null;
-  const transport = new TerminalTransport({
-    identities: {
-      get current(): IdentityView {
-        return meshRef!.identities.current;
-      },
-    },
-    owner: "owner",
-    input,
-    output: (l) => printed.push(l),
-  });
   const nonces = openNonceStore(`${dir}/n.db`, 900_000);
   const mesh = await createMesh({
     config,
     stateDir: `${dir}/state`,
-    transport,
+    transport: (identities) =>
+      new TerminalTransport({
+        identities,
+        owner: "owner",
+        input,
+        output: (l) => printed.push(l),
+      }),
     joi: new SignedClient({
       baseUrl: joi.url,
       key: keys.meshToJoi,
@@ -72,7 +66,6 @@ Deno.test("terminal transport: typed lines go through the same checks as Signal;
     log,
     timers: false,
   });
-  meshRef = mesh;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, mesh.app.fetch);
   mesh.start();
   try {

@@ -1,0 +1,84 @@
+/**
+ * The openHAB relay's composition root: reads the policy, the API token and
+ * the signing key, builds the {@link Relay} and runs it until SIGTERM/SIGINT.
+ * `main.ts` is argument parsing plus {@link runRelay}.
+ *
+ * The API token is read from `<secrets-dir>/openhab_token`, which must be a
+ * regular file with mode 0600 (or 0400): never from argv or the environment.
+ *
+ * @module
+ */
+import type { Logger } from "../common/log.ts";
+import { loadPolicyFile } from "../common/policy/mod.ts";
+import { loadOptionalKey, readSecretFile } from "../common/wire/keys.ts";
+import { Relay } from "./relay.ts";
+
+/** Reads the API token file, refusing group/other access and symlinks. */
+export async function readTokenFile(path: string): Promise<string> {
+  const token = new TextDecoder().decode(
+    await readSecretFile(path, {
+      what: "token file",
+      howToCreate: () =>
+        "create it with mode 0600 holding an openHAB API token (Settings > API Security)",
+    }),
+  ).trim();
+  if (!/^[\x21-\x7e]{8,512}$/.test(token)) {
+    throw new Error(`token file ${path} does not hold an openHAB API token (one printable line)`);
+  }
+  return token;
+}
+
+/** The relay's parsed command line. */
+export interface RelayArgs {
+  configDir: string;
+  secretsDir: string;
+  openhabUrl: string;
+  joiUrl: string;
+}
+
+/** Runs the relay until SIGTERM/SIGINT; resolves with the exit status (1: it must not start). */
+export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
+  let policy;
+  try {
+    policy = loadPolicyFile("policy", `${args.configDir}/policy.yaml`);
+  } catch (e) {
+    console.error(`openhab_relay: ${(e as Error).message}`);
+    return 1;
+  }
+  let token: string;
+  try {
+    token = await readTokenFile(`${args.secretsDir}/openhab_token`);
+  } catch (e) {
+    console.error(`openhab_relay: ${(e as Error).message}`);
+    return 1;
+  }
+  let signingKey: CryptoKey | undefined;
+  try {
+    signingKey = await loadOptionalKey(args.secretsDir, "openhab_to_joi.key");
+  } catch (e) {
+    console.error(`openhab_relay: ${(e as Error).message}`);
+    return 1;
+  }
+  if (!signingKey) {
+    log.warn("relay_unsigned", { reason: "no openhab_to_joi.key: posts are not signed" });
+  }
+  const source = policy.ingest.allowed_sources.find((s) => /[a-z]/i.test(s) && !s.includes(":")) ??
+    "openhab";
+  const relay = new Relay({
+    openhabUrl: args.openhabUrl,
+    joiUrl: args.joiUrl,
+    token,
+    source,
+    items: policy.ingest.items,
+    maxBatch: policy.ingest.max_readings,
+    maxEventBytes: policy.ingest.max_event_bytes,
+    ...(signingKey ? { signingKey } : {}),
+    log,
+  });
+  const stop = () => relay.stop();
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  log.info("relay_started", { source });
+  await relay.run();
+  return 0;
+}
