@@ -32,6 +32,12 @@ export interface PathSpec {
   content?: string;
   /** `sudoers`: validated with visudo before it is moved into place. */
   validate?: "sudoers";
+  /**
+   * `own`: everything inside (not itself managed) belongs to `owner` and is
+   * closed to group and others: joi's own stores (conversation memory, the
+   * outbox, nonces), which no channel user may open.
+   */
+  inside?: "own";
 }
 
 /** Everything a household needs. */
@@ -74,6 +80,8 @@ export interface ProvisionInput {
 export const FOLDER_MODE = 0o2750;
 /** Mode of the directories leading to the folders. */
 export const TREE_MODE = 0o750;
+/** Mode of joi's own data directory (conversation memory): no group, no others. */
+export const DATA_MODE = 0o700;
 
 /** The expected tree, users, groups and files of a household. */
 export function desiredState(i: ProvisionInput): DesiredState {
@@ -91,8 +99,8 @@ export function desiredState(i: ProvisionInput): DesiredState {
       memberships[f.group] = f.readers;
     }
   }
-  // each channel user's own group has no supplementary member: private folders,
-  // critical's folder and the 0600 databases stay theirs alone
+  // each channel user's own group has no supplementary member: private folders
+  // and critical's folder stay theirs alone
   for (const u of users) memberships[u] = [];
   if (critical) {
     for (const [g, members] of Object.entries(memberships)) {
@@ -104,7 +112,8 @@ export function desiredState(i: ProvisionInput): DesiredState {
   const k = `${i.stateDir}/knowledge`;
   const d = `${i.stateDir}/data`;
   const paths: PathSpec[] = [
-    { path: i.stateDir, type: "dir", owner: svc, group: all, mode: TREE_MODE },
+    // channel users pass through to knowledge/; joi.db and friends inside are joi's own
+    { path: i.stateDir, type: "dir", owner: svc, group: all, mode: TREE_MODE, inside: "own" },
     { path: k, type: "dir", owner: svc, group: all, mode: TREE_MODE },
   ];
   const seen = new Set(paths.map((p) => p.path));
@@ -121,23 +130,10 @@ export function desiredState(i: ProvisionInput): DesiredState {
     dir(`${k}/${f.path}`, f.group, FOLDER_MODE);
     for (const sub of f.subdirs) dir(`${k}/${f.path}/${sub}`, f.group, FOLDER_MODE);
   }
-  dir(d, all, TREE_MODE);
-  const file = (path: string, owner: string, group: string, mode: number) =>
-    paths.push({ path, type: "file", owner, group, mode });
-  for (const [id, rec] of Object.entries(r.recipients)) {
-    dir(`${d}/${id}`, all, TREE_MODE);
-    file(`${d}/${id}/private.db`, rec.private_user, rec.private_user, 0o600);
-    file(`${d}/${id}/public.db`, rec.public_user, rec.reader_group, 0o640);
-  }
-  for (const [id, g] of Object.entries(r.groups)) {
-    if (id === "critical") {
-      file(`${d}/critical.db`, g.user, g.user, 0o600);
-      continue;
-    }
-    dir(`${d}/group`, all, TREE_MODE);
-    file(`${d}/group/${id}.db`, g.user, g.reader_group ?? g.user, 0o640);
-  }
-  file(`${d}/shared.db`, svc, all, 0o640);
+  // Conversation memory is joi's own: joi writes every channel's store and no
+  // channel user reads one (retrieve reads knowledge indexes only), so data/
+  // is joi:joi 0700 and joi creates each store 0600 (memory/stores.ts).
+  paths.push({ path: d, type: "dir", owner: svc, group: svc, mode: DATA_MODE, inside: "own" });
   paths.push({
     path: i.sudoersPath,
     type: "file",
@@ -240,10 +236,13 @@ export function diff(want: DesiredState, sys: SystemView): Action[] {
       actions.push({ kind: "write", spec });
       continue;
     }
+    // An owner or group that does not exist yet (the plan creates it above)
+    // cannot be what the path has now: it needs the fix. Only a staging run,
+    // which creates no account, lets an unknown name pass.
     const wantUid = uid(spec.owner);
     const wantGid = gid(spec.group);
-    const ownerOk = wantUid === undefined || st.uid === wantUid;
-    const groupOk = wantGid === undefined || st.gid === wantGid;
+    const ownerOk = wantUid === undefined ? sys.filesOnly : st.uid === wantUid;
+    const groupOk = wantGid === undefined ? sys.filesOnly : st.gid === wantGid;
     if (!ownerOk || !groupOk || st.mode !== spec.mode) {
       actions.push({
         kind: "fix",

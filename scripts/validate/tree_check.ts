@@ -2,7 +2,10 @@
  * Check family: the knowledge and data trees. Every directory and file
  * provision creates has the expected owner, group, mode and setgid bit; every
  * file and folder inside a knowledge folder keeps the folder's group, is no
- * more open than 0640 (files) or 02750 (folders), and no symlink hides there.
+ * more open than 0640 (files) or 02750 (folders), and no symlink hides there;
+ * everything inside joi's own directories (`inside: "own"`: conversation
+ * memory, joi.db) belongs to the service user and is closed to group and
+ * others.
  *
  * @module
  */
@@ -124,8 +127,12 @@ export function checkTree(
     }
     ownership(f, at, st, spec, accounts, names);
     modes(f, at, st, spec.mode);
+    const isManaged = (p: string) => managed.has(p.slice(root.length));
     if (spec.type === "dir" && spec.mode === FOLDER_MODE) {
-      walkFolder(f, at, spec, accounts, names, (p) => managed.has(p.slice(root.length)));
+      walkFolder(f, at, spec, accounts, names, isManaged);
+    }
+    if (spec.type === "dir" && spec.inside === "own") {
+      walkOwn(f, at, spec.owner, accounts, names, isManaged);
     }
   }
   return f;
@@ -191,5 +198,67 @@ function walkFolder(
     } else {
       f.error("wrong_type", `${at} is a ${st.type} inside a knowledge folder`, at, `rm ${at}`);
     }
+  }
+}
+
+/**
+ * Checks everything inside one of joi's own directories (not itself managed):
+ * owned by `owner`, no group or other permission bit, no symlink.
+ */
+function walkOwn(
+  f: Findings,
+  dir: string,
+  owner: string,
+  accounts: Accounts,
+  names: Names,
+  isManaged: (path: string) => boolean,
+): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch (e) {
+    f.error(
+      "unreadable",
+      `cannot list ${dir}: ${e instanceof Error ? e.message : e}`,
+      dir,
+      "run joi-validate-config as root",
+    );
+    return;
+  }
+  const uid = accounts.users.get(owner)?.uid;
+  for (const e of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
+    const at = `${dir}/${e.name}`;
+    if (isManaged(at)) continue;
+    const st = pathState(at);
+    if (!st) continue;
+    if (st.type === "symlink") {
+      f.critical(
+        "unexpected_symlink",
+        `${at} is a symlink inside ${owner}'s own state (it could redirect a write)`,
+        at,
+        `rm ${at}`,
+      );
+      continue;
+    }
+    if (uid !== undefined && st.uid !== uid) {
+      f.error(
+        "wrong_owner",
+        `${at} is owned by ${names.user(st.uid)}, expected ${owner} (its own state: ` +
+          `${owner} must open it, no channel user may)`,
+        at,
+        `chown ${owner}:${owner} ${at}`,
+      );
+    }
+    if (st.mode & 0o077) {
+      f.add(
+        (st.mode & 0o007) !== 0 ? "CRITICAL" : "ERROR",
+        "wrong_mode",
+        `${at} has mode ${fmtMode(st.mode)}: ${owner}'s own state must be closed to group ` +
+          `and others (0600 files, 0700 folders)`,
+        at,
+        `chmod go-rwx ${at}`,
+      );
+    }
+    if (st.type === "dir") walkOwn(f, at, owner, accounts, names, isManaged);
   }
 }

@@ -48,11 +48,8 @@ Deno.test("the tree follows the architecture tables: owners, groups, modes, setg
     [`${k}/shared`, "joi", "joi-all-channels", 0o2750],
     [`${k}/shared/common`, "joi", "joi-all-channels", 0o2750],
     [k, "joi", "joi-all-channels", 0o750],
-    ["/var/lib/joi/data/owner/private.db", "joi-owner-private", "joi-owner-private", 0o600],
-    ["/var/lib/joi/data/owner/public.db", "joi-owner-public", "joi-owner-readers", 0o640],
-    ["/var/lib/joi/data/group/family.db", "joi-family", "joi-family-readers", 0o640],
-    ["/var/lib/joi/data/critical.db", "joi-critical", "joi-critical", 0o600],
-    ["/var/lib/joi/data/shared.db", "joi", "joi-all-channels", 0o640],
+    // conversation memory is joi's own: no channel user owns or reads a store
+    ["/var/lib/joi/data", "joi", "joi", 0o700],
     ["/etc/sudoers.d/joi", "root", "root", 0o440],
   ];
   for (const [path, owner, group, mode] of expect) {
@@ -62,6 +59,12 @@ Deno.test("the tree follows the architecture tables: owners, groups, modes, setg
       path,
     );
   }
+  assert.deepEqual(
+    want.paths.filter((p) => p.path.endsWith(".db")),
+    [],
+    "provision pre-creates no store: joi creates its own 0600",
+  );
+  assert.equal(by["/var/lib/joi/data"]?.inside, "own");
   const order = want.paths.map((p) => p.path);
   for (const p of order) {
     const parent = p.slice(0, p.lastIndexOf("/"));
@@ -187,6 +190,25 @@ Deno.test("diff: nothing on a matching system; exactly the drift otherwise", () 
       ),
     /is a symlink, expected a dir/,
   );
+});
+
+Deno.test("diff: a path whose group the plan still has to create is fixed, not assumed right", () => {
+  // The first provision on a fresh VM: install made /var/lib/joi joi:joi, and
+  // joi-all-channels does not exist yet. The path must be fixed after the
+  // group is added (the old diff let an unknown group pass, then failed with
+  // "still differs after applying").
+  const want = desiredState(input());
+  const view = fakeSystem(want, (s, a) => {
+    a.groups.delete("joi-all-channels");
+    s.get("/var/lib/joi")!.gid = a.groups.get("joi")!.gid;
+  });
+  const kinds = diff(want, view).map((x: Action) =>
+    x.kind === "fix" ? `fix ${x.spec.path}` : x.kind === "add_group" ? `add_group ${x.group}` : ""
+  ).filter((k) => k !== "");
+  assert.ok(kinds.includes("add_group joi-all-channels"), kinds.join(", "));
+  assert.ok(kinds.includes("fix /var/lib/joi"), kinds.join(", "));
+  // a staging run (no accounts are created) still lets the unknown group pass
+  assert.ok(!diff(want, { ...view, filesOnly: true }).some((x) => x.kind === "fix"));
 });
 
 Deno.test("sudoers checks visudo misses: dotted names, mode, missing runas users; and visudo itself", async () => {

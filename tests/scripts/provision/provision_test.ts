@@ -4,7 +4,7 @@
  * sudoers file; a second run changes nothing; drift is repaired exactly.
  */
 import assert from "node:assert/strict";
-import { createHousehold, isRoot, run } from "./household.ts";
+import { asService, createHousehold, isRoot, run } from "./household.ts";
 import { readAccounts } from "../../../scripts/provision/system.ts";
 import { sameFile } from "../../../scripts/provision/plan.ts";
 
@@ -66,6 +66,34 @@ Deno.test({
             sameFile(h.retrieveBin, Deno.execPath()),
             "entry point is a root:root 0755 copy of deno",
           );
+        },
+      );
+
+      await t.step(
+        "joi, as its own user, opens every channel's memory; no channel user reads one",
+        async () => {
+          // conversation memory is joi's own (data/ joi:joi 0700, stores 0600)
+          const out = await asService(h, { mode: "memory" });
+          const opened = out.result as Record<string, string>;
+          assert.deepEqual(Object.keys(opened).sort(), Object.keys(h.channels).sort());
+          for (const [channel, status] of Object.entries(opened)) {
+            assert.equal(status, "ok", `joi could not open ${channel}'s store: ${status}`);
+          }
+          const stores = [`${h.stateDir}/joi.db`];
+          for (const e of Deno.readDirSync(`${h.stateDir}/data`)) {
+            const p = `${h.stateDir}/data/${e.name}`;
+            if (e.isFile) stores.push(p);
+            else for (const f of Deno.readDirSync(p)) stores.push(`${p}/${f.name}`);
+          }
+          assert.ok(stores.length > Object.keys(h.channels).length, stores.join(" "));
+          for (const user of Object.values(h.channels)) {
+            for (const store of stores) {
+              const r = await run("sudo", ["-u", user, "test", "-r", store]);
+              assert.notEqual(r.code, 0, `${user} can read ${store}`);
+            }
+          }
+          // and provision, run again, leaves joi's stores alone
+          assert.deepEqual(h.reprovision().actions, []);
         },
       );
 

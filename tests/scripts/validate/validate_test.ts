@@ -338,3 +338,31 @@ Deno.test("fault 20: the code directory group-writable", () =>
     ["<root>/opt/joi/scripts (dir, root:root, 0775)"],
     (h) => Deno.chmodSync(`${h.root}/opt/joi/scripts`, 0o775),
   ));
+
+Deno.test("fault 21: a memory store a channel user could open (owned by it, or group-readable)", async () => {
+  await fault(
+    ["wrong_owner"],
+    ["<root>/var/lib/joi/data/owner/private.db is owned by joi-owner-private, expected joi"],
+    (h) => {
+      Deno.mkdirSync(`${h.root}/var/lib/joi/data/owner`, { mode: 0o700 });
+      Deno.writeFileSync(`${h.root}/var/lib/joi/data/owner/private.db`, new Uint8Array(), {
+        mode: 0o600,
+      });
+      Deno.chownSync(`${h.root}/var/lib/joi/data/owner`, uidOf(h, "joi"), gidOf(h, "joi"));
+      Deno.chownSync(
+        `${h.root}/var/lib/joi/data/owner/private.db`,
+        uidOf(h, "joi-owner-private"),
+        gidOf(h, "joi-owner-private"),
+      );
+    },
+  );
+  await fault(
+    ["wrong_mode"],
+    ["<root>/var/lib/joi/joi.db has mode 0640"],
+    (h) => {
+      Deno.writeFileSync(`${h.root}/var/lib/joi/joi.db`, new Uint8Array(), { mode: 0o640 });
+      Deno.chmodSync(`${h.root}/var/lib/joi/joi.db`, 0o640);
+      Deno.chownSync(`${h.root}/var/lib/joi/joi.db`, uidOf(h, "joi"), gidOf(h, "joi"));
+    },
+  );
+});

@@ -3,7 +3,7 @@
  * knowledge code with joi's account, so the kernel decides what it may do.
  * Imports nothing from npm (the service user has no Deno cache).
  *
- *   as_service.ts '<json>'  with {mode: "index"|"write"|"retrieve", ...}
+ *   as_service.ts '<json>'  with {mode: "index"|"write"|"retrieve"|"memory", ...}
  *
  * Prints one JSON line: the outcome.
  *
@@ -15,13 +15,17 @@ import { scanFolder } from "../../../../services/joi/knowledge/scan.ts";
 import { KnowledgeWriteError, KnowledgeWriter } from "../../../../services/joi/knowledge/writer.ts";
 import { RetrieveCaller } from "../../../../services/joi/knowledge/caller.ts";
 import type { Recipients } from "../../../../services/common/policy/recipients.ts";
+import { importMemoryKey } from "../../../../services/joi/memory/crypto.ts";
+import { MemoryStores } from "../../../../services/joi/memory/stores.ts";
 
 /** The fixture's input. */
 export interface AsServiceInput {
   /** What to do. */
-  mode: "index" | "write" | "retrieve";
+  mode: "index" | "write" | "retrieve" | "memory";
   /** Knowledge root. */
   root: string;
+  /** memory: joi's state directory (joi.db, data/). */
+  stateDir?: string;
   /** recipients.yaml. */
   recipients: Recipients;
   /** allowed_channel_users. */
@@ -72,6 +76,31 @@ switch (input.mode) {
     } finally {
       w.close();
     }
+    break;
+  }
+  case "memory": {
+    // joi's real memory code: open every channel's store and append a turn
+    const key = await importMemoryKey(crypto.getRandomValues(new Uint8Array(32)));
+    const stores = new MemoryStores({
+      stateDir: input.stateDir!,
+      recipients: input.recipients,
+      key,
+    });
+    const opened: Record<string, string> = {};
+    for (const channel of stores.channels()) {
+      try {
+        await stores.store(channel).appendTurn({
+          conversationId: "c1",
+          role: "user",
+          sender: "test",
+          text: "hello",
+        });
+        opened[channel] = "ok";
+      } catch (e) {
+        opened[channel] = (e as Error).message;
+      }
+    }
+    result = opened;
     break;
   }
   case "retrieve": {
