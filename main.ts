@@ -23,7 +23,7 @@ import {
   localLayout,
   type ProgramName,
   programSpec,
-} from "./services/common/permissions.ts";
+} from "./services/common/permissions/mod.ts";
 import { type ChildSpec, pumpLines, Supervisor } from "./services/common/supervisor.ts";
 import { exists } from "./services/common/fs.ts";
 import { SERVICE_ENV, webSearchAccess } from "./services/common/units.ts";

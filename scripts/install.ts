@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadPolicyFile } from "../services/common/policy/mod.ts";
-import { productionLayout } from "../services/common/permissions.ts";
+import { productionLayout } from "../services/common/permissions/mod.ts";
 import { renderTasks } from "../services/common/tasks.ts";
 import { productionAddressesFrom, renderUnits } from "../services/common/units.ts";
 import { applyPlan } from "./install/apply.ts";

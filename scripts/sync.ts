@@ -2,11 +2,11 @@
  * `deno task sync`: regenerates what is derived from the permission manifest:
  * the tasks in `deno.json` and the units in `systemd/` (rendered for the
  * production addresses of `policies/network.yaml` and `llm.yaml`). Run it after
- * changing `services/common/permissions.ts`; the tests fail until you do.
+ * changing `services/common/permissions/mod.ts`; the tests fail until you do.
  *
  * @module
  */
-import { localLayout } from "../services/common/permissions.ts";
+import { localLayout } from "../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../services/common/policy/mod.ts";
 import { renderTasks } from "../services/common/tasks.ts";
 import { productionAddressesFrom, renderUnits, type UnitFile } from "../services/common/units.ts";

@@ -14,7 +14,7 @@ import {
   localLayout,
   permissionFlags,
   programSpec,
-} from "../services/common/permissions.ts";
+} from "../services/common/permissions/mod.ts";
 
 /** Counts of one run. */
 export interface Tally {

@@ -6,7 +6,7 @@
  * cleanly on SIGTERM leaving no process behind.
  */
 import assert from "node:assert/strict";
-import { denoRunArgs, localLayout, programSpec } from "../services/common/permissions.ts";
+import { denoRunArgs, localLayout, programSpec } from "../services/common/permissions/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

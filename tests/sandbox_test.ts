@@ -15,7 +15,7 @@ import {
   type ProgramName,
   PROGRAMS,
   programSpec,
-} from "../services/common/permissions.ts";
+} from "../services/common/permissions/mod.ts";
 import { exists } from "../services/common/fs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

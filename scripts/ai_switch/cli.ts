@@ -267,7 +267,7 @@ export async function main(args: string[], io: CliIo = realIo()): Promise<number
     if (e instanceof Deno.errors.NotCapable) {
       io.err(
         `ai-switch: ${(e as Error).message}: the path is outside ai-switch's sandbox; ` +
-          `keep infra.yml's paths and the ai_switch entry of services/common/permissions.ts in step`,
+          `keep infra.yml's paths and the ai_switch entry of services/common/permissions/mod.ts in step`,
       );
       return EXIT.failed;
     }

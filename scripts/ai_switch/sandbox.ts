@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ProgramSpec } from "../../services/common/permissions.ts";
+import type { ProgramSpec } from "../../services/common/permissions/mod.ts";
 
 /**
  * Returns `spec` with each path of `map` (production -> replacement)
@@ -51,7 +51,7 @@ export function retargetSpec(spec: ProgramSpec, map: Record<string, string>): Pr
   if (missing.length) {
     throw new Error(
       `retargetSpec: ${missing.join(", ")} not found in the ${spec.name} manifest entry ` +
-        `(services/common/permissions.ts changed: update the caller's map)`,
+        `(services/common/permissions/mod.ts changed: update the caller's map)`,
     );
   }
   return out;

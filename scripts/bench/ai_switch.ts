@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions.ts";
+import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 import { retargetSpec } from "../ai_switch/sandbox.ts";
 
 const PEERS = new URL("../../tests/peers/ai_switch/", import.meta.url).pathname;

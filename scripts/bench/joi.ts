@@ -17,7 +17,7 @@
  */
 import { SERVICE_ENV } from "../../services/common/units.ts";
 import { Hono } from "hono";
-import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions.ts";
+import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 import {
   generateKeyFile,
   loadKey,

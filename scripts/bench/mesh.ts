@@ -15,7 +15,7 @@
 import { SERVICE_ENV } from "../../services/common/units.ts";
 import { Hono } from "hono";
 import { createLogger } from "../../services/common/log.ts";
-import { denoRunArgs, programSpec } from "../../services/common/permissions.ts";
+import { denoRunArgs, programSpec } from "../../services/common/permissions/mod.ts";
 import {
   jsonBody,
   ok,

@@ -13,7 +13,7 @@
  * @module
  */
 import { canonicalQueryJson, runQuery } from "../retrieve.ts";
-import { localLayout } from "../../services/common/permissions.ts";
+import { localLayout } from "../../services/common/permissions/mod.ts";
 import { openIndexWriter } from "../../services/joi/knowledge/index_writer.ts";
 import { retrieveFixedArgv, retrieveSpec } from "../../services/joi/knowledge/retrieve_argv.ts";
 

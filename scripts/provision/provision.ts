@@ -7,7 +7,7 @@
  * @module
  */
 import { deriveChannels, loadPolicyFile } from "../../services/common/policy/mod.ts";
-import { type Layout, localLayout } from "../../services/common/permissions.ts";
+import { type Layout, localLayout } from "../../services/common/permissions/mod.ts";
 import {
   retrieveFixedArgv,
   retrieveSpec,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ProductionAddresses } from "../../services/common/permissions.ts";
+import type { ProductionAddresses } from "../../services/common/permissions/mod.ts";
 import type { Llm, Network, Tools } from "../../services/common/policy/mod.ts";
 import { productionAddressesFrom as fromPolicies } from "../../services/common/units.ts";
 

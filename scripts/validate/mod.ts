@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { productionLayout } from "../../services/common/permissions.ts";
+import { productionLayout } from "../../services/common/permissions/mod.ts";
 import { renderUnits } from "../../services/common/units.ts";
 import { type Accounts, readAccounts } from "../provision/system.ts";
 import { checkAccounts } from "./accounts_check.ts";

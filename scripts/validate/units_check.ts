@@ -14,7 +14,7 @@ import {
   type ProgramSpec,
   programSpec,
   UNIT_NAMES,
-} from "../../services/common/permissions.ts";
+} from "../../services/common/permissions/mod.ts";
 import { Findings } from "./finding.ts";
 
 /** One `Key=value` of a unit file, with its section and line. */

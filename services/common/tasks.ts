@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permissions.ts";
+import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permissions/mod.ts";
 import { exists } from "./fs.ts";
 
 /**

@@ -19,7 +19,7 @@ import {
   programSpec,
   UNIT_NAMES,
   type WebSearchAccess,
-} from "./permissions.ts";
+} from "./permissions/mod.ts";
 import type { Tools } from "./policy/tools.ts";
 
 /** A rendered unit file. */

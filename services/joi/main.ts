@@ -1,6 +1,6 @@
 /**
  * joi's entry point: parses the arguments of the manifest's `joi` entry
- * (`services/common/permissions.ts`) and runs joi's composition root
+ * (`services/common/permissions/mod.ts`) and runs joi's composition root
  * ({@link runJoi} in `service.ts`). SIGTERM/SIGINT stop cleanly; SIGHUP
  * reloads the policies.
  *
@@ -72,7 +72,7 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
     const v = values[f];
     if (!v) {
       throw new UsageError(
-        `--${f} is required (see the joi entry of services/common/permissions.ts)`,
+        `--${f} is required (see the joi entry of services/common/permissions/mod.ts)`,
       );
     }
     return v;

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { createLogger, fileSink, type Logger } from "../common/log.ts";
-import { localLayout } from "../common/permissions.ts";
+import { localLayout } from "../common/permissions/mod.ts";
 import { loadPolicies } from "../common/policy/mod.ts";
 import { RetrieveCaller } from "../joi/knowledge/caller.ts";
 import { retrieveFixedArgv, retrieveSpec } from "../joi/knowledge/retrieve_argv.ts";

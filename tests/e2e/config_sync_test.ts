@@ -12,7 +12,7 @@ import {
   type Layout,
   localLayout,
   programSpec,
-} from "../../services/common/permissions.ts";
+} from "../../services/common/permissions/mod.ts";
 import { identitiesHash, loadPolicies } from "../../services/common/policy/mod.ts";
 import { generateMemoryKeyFile } from "../../services/joi/memory/crypto.ts";
 import { LlmTestServer } from "../peers/llm_server.ts";

@@ -5,7 +5,11 @@
  * underlay address plan, and (as root) the sweep of a killed run's leftovers.
  */
 import assert from "node:assert/strict";
-import { denoRunArgs, productionLayout, programSpec } from "../../services/common/permissions.ts";
+import {
+  denoRunArgs,
+  productionLayout,
+  programSpec,
+} from "../../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { productionAddressesFrom, renderUnits } from "../../services/common/units.ts";
 import { ignoreUnless, isRoot } from "../_helpers/requires.ts";

@@ -18,7 +18,7 @@ import {
   productionLayout,
   programSpec,
   UNIT_NAMES,
-} from "../../services/common/permissions.ts";
+} from "../../services/common/permissions/mod.ts";
 import { parsePolicyText } from "../../services/common/policy/mod.ts";
 import { sh } from "./topology.ts";
 

@@ -32,7 +32,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Layout, type ProgramName, UNIT_NAMES } from "../../services/common/permissions.ts";
+import {
+  type Layout,
+  type ProgramName,
+  UNIT_NAMES,
+} from "../../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { productionAddressesFrom } from "../../services/common/units.ts";
 import { hasExecutable, ignoreUnless, isRoot } from "../_helpers/requires.ts";

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { denoRunArgs, productionLayout, programSpec } from "../../services/common/permissions.ts";
+import {
+  denoRunArgs,
+  productionLayout,
+  programSpec,
+} from "../../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { productionAddressesFrom, renderUnits } from "../../services/common/units.ts";
 import { ROLES } from "../../scripts/install/plan.ts";
@@ -47,7 +51,7 @@ for (const role of ["joi", "mesh", "openhab"] as const) {
       assert.equal(first.code, 0, first.stderr + first.stdout);
       const r = ROLES[role];
       // code and npm packages, no tests and no local state
-      assert.ok((await Deno.stat(`${abs}/opt/joi/services/common/permissions.ts`)).isFile);
+      assert.ok((await Deno.stat(`${abs}/opt/joi/services/common/permissions/mod.ts`)).isFile);
       assert.ok((await Deno.stat(`${abs}/opt/joi/node_modules/hono/package.json`)).isFile);
       await assert.rejects(Deno.stat(`${abs}/opt/joi/tests`));
       assert.ok((await Deno.stat(`${abs}/opt/joi/.deno`)).isDirectory, "pre-filled Deno cache");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseYaml } from "../../services/common/policy/parse_yaml.ts";
-import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions.ts";
+import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 import { printCert } from "../../scripts/nebula/certs.ts";
 import { firewallOf, renderGuard } from "../../scripts/nebula/config.ts";
 import { parseUnderlay } from "../../scripts/nebula.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { materialize, parseRecording, replay } from "../../scripts/replay.ts";
 import { criticalTexts, directTexts, startHarness } from "../services/joi/harness.ts";
-import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions.ts";
+import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 
 const DAY = "scripts/data/household_day.jsonl";
 

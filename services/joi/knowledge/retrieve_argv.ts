@@ -17,7 +17,7 @@ import {
   permissionFlags,
   type ProgramSpec,
   programSpec,
-} from "../../common/permissions.ts";
+} from "../../common/permissions/mod.ts";
 import { QUERY_TYPES } from "../../../scripts/retrieve.ts";
 
 /** Deno flags that keep the retrieve run self-contained (no config, lock, remote or npm). */

@@ -10,7 +10,7 @@ import {
   localLayout,
   type ProgramSpec,
   programSpec,
-} from "../../../services/common/permissions.ts";
+} from "../../../services/common/permissions/mod.ts";
 import { retargetSpec } from "../../../scripts/ai_switch/sandbox.ts";
 
 const PEERS = new URL("../../peers/ai_switch/", import.meta.url).pathname;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { localLayout, programSpec } from "../../../services/common/permissions.ts";
+import { localLayout, programSpec } from "../../../services/common/permissions/mod.ts";
 import { retargetSpec } from "../../../scripts/ai_switch/sandbox.ts";
 import { parseOptions } from "../../../scripts/ai_switch/cli.ts";
 

@@ -16,7 +16,7 @@ import {
   runQuery,
   validateQuery,
 } from "../../../scripts/retrieve.ts";
-import { localLayout } from "../../../services/common/permissions.ts";
+import { localLayout } from "../../../services/common/permissions/mod.ts";
 import {
   QUERY_ARG_PATTERN,
   retrieveFixedArgv,

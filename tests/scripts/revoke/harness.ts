@@ -9,7 +9,7 @@ import {
   denoRunArgs,
   productionLayout,
   programSpec,
-} from "../../../services/common/permissions.ts";
+} from "../../../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../../../services/common/policy/mod.ts";
 import { productionAddressesFrom } from "../../../scripts/validate/mod.ts";
 import type { Household } from "../validate/household.ts";

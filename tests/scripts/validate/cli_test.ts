@@ -8,7 +8,7 @@ import {
   denoRunArgs,
   productionLayout,
   programSpec,
-} from "../../../services/common/permissions.ts";
+} from "../../../services/common/permissions/mod.ts";
 import { loadPolicies } from "../../../services/common/policy/mod.ts";
 import { productionAddressesFrom } from "../../../scripts/validate/mod.ts";
 import { type Household, stageHousehold } from "./household.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { localLayout, PROGRAMS, programSpec } from "../../../services/common/permissions.ts";
+import { localLayout, PROGRAMS, programSpec } from "../../../services/common/permissions/mod.ts";
 import { renderTasks } from "../../../services/common/tasks.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;

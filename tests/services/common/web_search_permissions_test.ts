@@ -10,7 +10,7 @@ import {
   localLayout,
   productionLayout,
   programSpec,
-} from "../../../services/common/permissions.ts";
+} from "../../../services/common/permissions/mod.ts";
 import { loadPolicyFile, parsePolicyText } from "../../../services/common/policy/mod.ts";
 import {
   productionAddressesFrom,

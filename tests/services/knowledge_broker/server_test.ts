@@ -5,7 +5,7 @@ import {
   localLayout,
   programSpec,
   testSocketPaths,
-} from "../../../services/common/permissions.ts";
+} from "../../../services/common/permissions/mod.ts";
 import type { RetrieveOutcome } from "../../../services/joi/knowledge/caller.ts";
 import { KnowledgeClient } from "../../../services/joi/knowledge/broker_client.ts";
 import { type Retriever, serveKnowledge } from "../../../services/knowledge_broker/server.ts";

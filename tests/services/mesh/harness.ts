@@ -20,7 +20,11 @@ import {
   signedRoutes,
   type WireResponse,
 } from "../../../services/common/wire/mod.ts";
-import { type Layout, localLayout, testSocketPaths } from "../../../services/common/permissions.ts";
+import {
+  type Layout,
+  localLayout,
+  testSocketPaths,
+} from "../../../services/common/permissions/mod.ts";
 import { loadMeshConfig, type MeshConfig } from "../../../services/mesh/config.ts";
 import type { IdentitiesConfig } from "../../../services/mesh/identity.ts";
 import { hashIdentities, validateIdentities } from "../../../services/mesh/identity.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { localLayout, programSpec } from "../../../services/common/permissions.ts";
+import { localLayout, programSpec } from "../../../services/common/permissions/mod.ts";
 import { parseMeshArgs, UsageError } from "../../../services/mesh/main.ts";
 import { parseMeshSettings } from "../../../services/mesh/config.ts";
 

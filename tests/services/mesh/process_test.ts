@@ -9,7 +9,7 @@ import {
   type Layout,
   localLayout,
   programSpec,
-} from "../../../services/common/permissions.ts";
+} from "../../../services/common/permissions/mod.ts";
 import { dataEnvelope, SignalCliPeer } from "../../peers/signal_cli/peer.ts";
 import {
   claimSocket,

@@ -457,7 +457,7 @@ Deno.test("a body that stalls is refused with 400 once bodyTimeoutMs passes", as
 });
 
 Deno.test("Unix socket peers pass only when `unix` is an allowed source", async () => {
-  const { testSocketPaths } = await import("../../../../services/common/permissions.ts");
+  const { testSocketPaths } = await import("../../../../services/common/permissions/mod.ts");
   const keys = await testKeys();
   for (const [sources, expected] of [[["127.0.0.1"], 403], [["unix"], 200]] as const) {
     const t = await tempStore();

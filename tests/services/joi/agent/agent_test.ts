@@ -338,7 +338,7 @@ Deno.test("agent: with web search enabled, a SEARCH request goes through the pro
 });
 
 Deno.test("agent: knowledge comes from the broker for the message's channel, as tagged data", async () => {
-  const { testSocketPaths } = await import("../../../../services/common/permissions.ts");
+  const { testSocketPaths } = await import("../../../../services/common/permissions/mod.ts");
   await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
   let listener: Deno.UnixListener | undefined;
   let path = "";

@@ -1,6 +1,6 @@
 /** The pinned retrieve command line and the sudoers pattern derived from the manifest. */
 import assert from "node:assert/strict";
-import { localLayout, programSpec } from "../../../../services/common/permissions.ts";
+import { localLayout, programSpec } from "../../../../services/common/permissions/mod.ts";
 import {
   retrieveFixedArgv,
   retrieveSpec,

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { denoRunArgs, localLayout, programSpec } from "../../../../services/common/permissions.ts";
+import {
+  denoRunArgs,
+  localLayout,
+  programSpec,
+} from "../../../../services/common/permissions/mod.ts";
 import {
   generateMemoryKeyFile,
   loadMemoryKey,

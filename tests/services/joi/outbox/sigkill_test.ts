@@ -4,7 +4,7 @@ import {
   type Layout,
   localLayout,
   programSpec,
-} from "../../../../services/common/permissions.ts";
+} from "../../../../services/common/permissions/mod.ts";
 import { type MeshPeer, randomKeyBytes, startMeshPeer } from "../../../peers/mesh_peer.ts";
 import { stateEvent } from "../harness.ts";
 

@@ -4,8 +4,9 @@
  *
  * This is the one place a program's sandbox is stated. `deno.json` tasks
  * (`deno task sync` writes them), `main.ts` (the local run) and the systemd
- * units in `systemd/` are all derived from it, and `tests/permissions_test.ts`
- * fails if any of them disagrees.
+ * units in `systemd/` are all derived from it (through `flags.ts`), and
+ * `tests/sandbox_test.ts`, `tests/services/common/tasks_test.ts` and
+ * `tests/services/common/units_test.ts` fail if any of them disagrees.
  *
  * Rules this module keeps:
  * - never `-A`, never an unscoped `--allow-*`;
@@ -16,6 +17,8 @@
  *
  * @module
  */
+
+import { type Endpoint, type Layout, testSocketPaths, UNIT_NAMES } from "./layout.ts";
 
 /** Every program joi ships. */
 export const PROGRAMS = [
@@ -41,82 +44,6 @@ export const PROGRAMS = [
 
 /** A program name of {@link PROGRAMS}. */
 export type ProgramName = typeof PROGRAMS[number];
-
-/** A host and port a service listens on or dials. */
-export interface Endpoint {
-  /** An IP literal (Deno matches net permissions as written). */
-  host: string;
-  /** TCP port. */
-  port: number;
-}
-
-/**
- * Web search through the mesh's HTTP proxy (tools.yaml `web_search`, when
- * enabled). Deno checks `--allow-net` for the proxy when the client is made
- * and for every destination when fetching through it, so both are listed.
- */
-export interface WebSearchAccess {
-  /** The proxy (the mesh's Squid). */
-  proxy: Endpoint;
-  /** Allowed destinations as `host:443` (tools.yaml `allowed_domains`). */
-  hosts: string[];
-}
-
-/** Where things are in one deployment: the local run or a production VM. */
-export interface Layout {
-  /** `local` for `deno task start`, `production` for the VMs. */
-  mode: "local" | "production";
-  /** The code (the repository, or `/opt/joi`). Paths below may be relative to the cwd. */
-  codeDir: string;
-  /** joi's policy files (`./policies` or `/etc/joi`). */
-  joiConfigDir: string;
-  /** The mesh's policy files (`./policies` or `/etc/mesh-proxy`). */
-  meshConfigDir: string;
-  /** The relay's policy files (`./policies` or `/etc/joi-relay`). */
-  relayConfigDir: string;
-  /** joi's state: `knowledge/`, `data/`, `joi.db` (`./var/joi` or `/var/lib/joi`). */
-  joiStateDir: string;
-  /** The mesh's state: queue, nonces (`./var/mesh` or `/var/lib/mesh-proxy`). */
-  meshStateDir: string;
-  /** The relay's buffer (`./var/relay` or `/var/lib/joi-relay`). */
-  relayStateDir: string;
-  /** JSON-lines logs (`./var/log` or `/var/log/joi`). */
-  logDir: string;
-  /**
-   * Secrets directory per program. Locally `./var/secrets`; in production the
-   * systemd credentials directory `/run/credentials/<unit>`.
-   */
-  secretsDir: (program: "joi" | "mesh" | "openhab_relay") => string;
-  /** joi's inbound API for the mesh (8443). */
-  joiInbound: Endpoint;
-  /** joi's openHAB ingest (8445). */
-  joiIngest: Endpoint;
-  /** The mesh's outbound API for joi (8444). */
-  meshOutbound: Endpoint;
-  /** Ollama's OpenAI-compatible endpoint as joi dials it. */
-  llm: Endpoint;
-  /** openHAB's REST API as the relay dials it. */
-  openhab: Endpoint;
-  /** signal-cli's JSON-RPC socket, or `terminal` for the local chat. */
-  signal: { kind: "socket"; path: string } | { kind: "terminal" };
-  /** Where signal-cli keeps attachments (voice notes), read by the mesh. */
-  signalAttachmentsDir: string;
-  /**
-   * Voice on the mesh (its `mesh.yaml` `voice` section), when configured: the
-   * exact executables it may run. Absent: the mesh runs nothing.
-   */
-  meshVoice?: { whisperBin: string; ffmpegBin: string; piperBin?: string };
-  /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
-  retrieveBin: string;
-  /** The knowledge broker's Unix socket (the only process that may sudo). */
-  knowledgeSocket: string;
-  /** Web search, when tools.yaml enables it (joi then dials the proxy and those hosts). */
-  webSearch?: WebSearchAccess;
-  /** sudo, as joi spawns it. */
-  sudoBin: string;
-  /** The Deno binary the units start (`/usr/local/bin/deno`); `deno` locally. */
-  denoBin: string;
-}
 
 /** The Deno permissions of one program. Every list is exact; empty means denied. */
 export interface Permissions {
@@ -150,140 +77,6 @@ const hostPort = (e: Endpoint): string => `${e.host}:${e.port}`;
 
 /** The local run's state root: the parent of the joi state directory. */
 const varRoot = (l: Layout): string => l.joiStateDir.replace(/\/joi$/, "");
-
-/** The slots tests may use for Unix sockets (Deno needs exact socket paths). */
-export const TEST_SOCKET_DIR = "/tmp/joi-test-sock";
-/** Number of socket slots `s0.sock`..`s15.sock` the test sandbox admits. */
-export const TEST_SOCKET_SLOTS = 16;
-
-/** The test socket slot paths. */
-export function testSocketPaths(): string[] {
-  return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${TEST_SOCKET_DIR}/s${i}.sock`);
-}
-
-/** Options of {@link localLayout}. */
-export interface LocalLayoutOptions {
-  /** joi's inbound port; the mesh gets +1 and the ingest +2 (default 8443). */
-  basePort?: number;
-  /** State directory (default `./var`). */
-  varDir?: string;
-  /** Web search, when tools.yaml enables it. */
-  webSearch?: WebSearchAccess;
-}
-
-/**
- * The layout of `deno task start`: everything under the repository, services
- * on loopback, state in `./var`, the terminal in place of signal-cli.
- */
-export function localLayout(options: LocalLayoutOptions = {}): Layout {
-  const base = options.basePort ?? 8443;
-  const v = options.varDir ?? "./var";
-  return {
-    mode: "local",
-    codeDir: ".",
-    joiConfigDir: "./policies",
-    meshConfigDir: "./policies",
-    relayConfigDir: "./policies",
-    joiStateDir: `${v}/joi`,
-    meshStateDir: `${v}/mesh`,
-    relayStateDir: `${v}/relay`,
-    logDir: `${v}/log`,
-    secretsDir: () => `${v}/secrets`,
-    joiInbound: { host: "127.0.0.1", port: base },
-    joiIngest: { host: "127.0.0.1", port: base + 2 },
-    meshOutbound: { host: "127.0.0.1", port: base + 1 },
-    llm: { host: "127.0.0.1", port: 11434 },
-    openhab: { host: "127.0.0.1", port: 8080 },
-    signal: { kind: "terminal" },
-    signalAttachmentsDir: `${v}/signal-cli/attachments`,
-    retrieveBin: "/usr/local/bin/joi-retrieve",
-    knowledgeSocket: `${v}/knowledge.sock`,
-    ...(options.webSearch ? { webSearch: options.webSearch } : {}),
-    sudoBin: "/usr/bin/sudo",
-    denoBin: "deno",
-  };
-}
-
-/** The addresses a production deployment is built from (`network.yaml`, `llm.yaml`). */
-export interface ProductionAddresses {
-  /** Nebula overlay addresses of the three VMs. */
-  hosts: { mesh: string; joi: string; openhab: string };
-  /** Ports of the APIs. */
-  ports: { joiInbound: number; meshOutbound: number; joiIngest: number };
-  /** Ollama as joi dials it (on the joi VM itself). */
-  llm: Endpoint;
-  /** openHAB's REST API as the relay dials it (on the openHAB VM itself). */
-  openhab: Endpoint;
-  /** signal-cli's socket on the mesh VM. */
-  signalSocket: string;
-  /** signal-cli's data directory (attachments are read from `<dir>/attachments`). */
-  signalDataDir: string;
-  /** The underlay Nebula's UDP runs over (vmbr1) and its port. */
-  underlay: { cidr: string; port: number };
-  /** Web search, when tools.yaml enables it. */
-  webSearch?: WebSearchAccess;
-}
-
-/** The systemd unit name of each long-running program. */
-export const UNIT_NAMES = {
-  joi: "joi.service",
-  knowledge: "joi-knowledge.service",
-  mesh: "joi-mesh.service",
-  openhab_relay: "joi-openhab-relay.service",
-} as const;
-
-/** Options of {@link productionLayout}. */
-export interface ProductionLayoutOptions {
-  /**
-   * A staging prefix (an absolute directory, e.g. a `deno task install --root`
-   * stage) put before every filesystem path the layout owns: the code,
-   * configuration, state, logs, secrets (credentials), the knowledge socket and
-   * the retrieve entry point. Not before the sudo and Deno binaries, nor the
-   * signal-cli paths of `addresses`. Default: none, the real system paths.
-   */
-  root?: string;
-}
-
-/**
- * The layout of the three production VMs: code in `/opt/joi`, configuration in
- * `/etc`, state in `/var/lib`, secrets as systemd credentials, services bound
- * to their Nebula addresses. With `options.root`, the same layout staged under
- * a prefix (the end-to-end test runs the staged tree this way).
- */
-export function productionLayout(
-  a: ProductionAddresses,
-  options: ProductionLayoutOptions = {},
-): Layout {
-  const root = (options.root ?? "").replace(/\/+$/, "");
-  if (root !== "" && !root.startsWith("/")) {
-    throw new Error(`productionLayout: root must be an absolute path (got ${options.root})`);
-  }
-  const at = (path: string): string => `${root}${path}`;
-  return {
-    mode: "production",
-    codeDir: at("/opt/joi"),
-    joiConfigDir: at("/etc/joi"),
-    meshConfigDir: at("/etc/mesh-proxy"),
-    relayConfigDir: at("/etc/joi-relay"),
-    joiStateDir: at("/var/lib/joi"),
-    meshStateDir: at("/var/lib/mesh-proxy"),
-    relayStateDir: at("/var/lib/joi-relay"),
-    logDir: at("/var/log/joi"),
-    secretsDir: (program) => at(`/run/credentials/${UNIT_NAMES[program]}`),
-    joiInbound: { host: a.hosts.joi, port: a.ports.joiInbound },
-    joiIngest: { host: a.hosts.joi, port: a.ports.joiIngest },
-    meshOutbound: { host: a.hosts.mesh, port: a.ports.meshOutbound },
-    llm: a.llm,
-    openhab: a.openhab,
-    signal: { kind: "socket", path: a.signalSocket },
-    signalAttachmentsDir: `${a.signalDataDir}/attachments`,
-    retrieveBin: at("/usr/local/bin/joi-retrieve"),
-    knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
-    ...(a.webSearch ? { webSearch: a.webSearch } : {}),
-    sudoBin: "/usr/bin/sudo",
-    denoBin: "/usr/local/bin/deno",
-  };
-}
 
 type Builder = (layout: Layout) => Omit<ProgramSpec, "name">;
 
@@ -702,42 +495,4 @@ const MANIFEST: Record<ProgramName, Builder> = {
 /** The full spec of `name` under `layout`. */
 export function programSpec(name: ProgramName, layout: Layout): ProgramSpec {
   return { name, ...MANIFEST[name](layout) };
-}
-
-/** The `--allow-*` flags of a permission set, in a stable order. */
-export function permissionFlags(p: Permissions): string[] {
-  const flags: string[] = [];
-  const add = (kind: keyof Permissions, flag: string) => {
-    const list = [...new Set(p[kind])];
-    if (list.length === 0) return;
-    for (const item of list) {
-      if (item === "" || item.includes(",")) {
-        throw new Error(`permission manifest: invalid ${kind} entry ${JSON.stringify(item)}`);
-      }
-    }
-    flags.push(`--allow-${flag}=${list.join(",")}`);
-  };
-  add("read", "read");
-  add("write", "write");
-  add("net", "net");
-  add("run", "run");
-  add("env", "env");
-  add("sys", "sys");
-  return flags;
-}
-
-/** The arguments after `deno` that run `spec`: `run --no-prompt <flags> entry args`. */
-export function denoRunArgs(
-  spec: ProgramSpec,
-  extra: { cachedOnly?: boolean } = {},
-): ["run", ...string[]] {
-  return [
-    "run",
-    "--no-prompt",
-    ...(extra.cachedOnly ? ["--cached-only"] : []),
-    ...(spec.v8Flags.length ? [`--v8-flags=${spec.v8Flags.join(",")}`] : []),
-    ...permissionFlags(spec.permissions),
-    spec.entry,
-    ...spec.args,
-  ];
 }

@@ -1,0 +1,219 @@
+/**
+ * Where things are in one deployment: the {@link Layout} of the local run
+ * (`deno task start`, everything under the repository) and of the three
+ * production VMs (code in `/opt/joi`, configuration in `/etc`, state in
+ * `/var/lib`, secrets as systemd credentials, services on Nebula addresses).
+ * The permission manifest (`manifest.ts`) is a function of a layout.
+ *
+ * @module
+ */
+
+/** A host and port a service listens on or dials. */
+export interface Endpoint {
+  /** An IP literal (Deno matches net permissions as written). */
+  host: string;
+  /** TCP port. */
+  port: number;
+}
+
+/**
+ * Web search through the mesh's HTTP proxy (tools.yaml `web_search`, when
+ * enabled). Deno checks `--allow-net` for the proxy when the client is made
+ * and for every destination when fetching through it, so both are listed.
+ */
+export interface WebSearchAccess {
+  /** The proxy (the mesh's Squid). */
+  proxy: Endpoint;
+  /** Allowed destinations as `host:443` (tools.yaml `allowed_domains`). */
+  hosts: string[];
+}
+
+/** Where things are in one deployment: the local run or a production VM. */
+export interface Layout {
+  /** `local` for `deno task start`, `production` for the VMs. */
+  mode: "local" | "production";
+  /** The code (the repository, or `/opt/joi`). Paths below may be relative to the cwd. */
+  codeDir: string;
+  /** joi's policy files (`./policies` or `/etc/joi`). */
+  joiConfigDir: string;
+  /** The mesh's policy files (`./policies` or `/etc/mesh-proxy`). */
+  meshConfigDir: string;
+  /** The relay's policy files (`./policies` or `/etc/joi-relay`). */
+  relayConfigDir: string;
+  /** joi's state: `knowledge/`, `data/`, `joi.db` (`./var/joi` or `/var/lib/joi`). */
+  joiStateDir: string;
+  /** The mesh's state: queue, nonces (`./var/mesh` or `/var/lib/mesh-proxy`). */
+  meshStateDir: string;
+  /** The relay's buffer (`./var/relay` or `/var/lib/joi-relay`). */
+  relayStateDir: string;
+  /** JSON-lines logs (`./var/log` or `/var/log/joi`). */
+  logDir: string;
+  /**
+   * Secrets directory per program. Locally `./var/secrets`; in production the
+   * systemd credentials directory `/run/credentials/<unit>`.
+   */
+  secretsDir: (program: "joi" | "mesh" | "openhab_relay") => string;
+  /** joi's inbound API for the mesh (8443). */
+  joiInbound: Endpoint;
+  /** joi's openHAB ingest (8445). */
+  joiIngest: Endpoint;
+  /** The mesh's outbound API for joi (8444). */
+  meshOutbound: Endpoint;
+  /** Ollama's OpenAI-compatible endpoint as joi dials it. */
+  llm: Endpoint;
+  /** openHAB's REST API as the relay dials it. */
+  openhab: Endpoint;
+  /** signal-cli's JSON-RPC socket, or `terminal` for the local chat. */
+  signal: { kind: "socket"; path: string } | { kind: "terminal" };
+  /** Where signal-cli keeps attachments (voice notes), read by the mesh. */
+  signalAttachmentsDir: string;
+  /**
+   * Voice on the mesh (its `mesh.yaml` `voice` section), when configured: the
+   * exact executables it may run. Absent: the mesh runs nothing.
+   */
+  meshVoice?: { whisperBin: string; ffmpegBin: string; piperBin?: string };
+  /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
+  retrieveBin: string;
+  /** The knowledge broker's Unix socket (the only process that may sudo). */
+  knowledgeSocket: string;
+  /** Web search, when tools.yaml enables it (joi then dials the proxy and those hosts). */
+  webSearch?: WebSearchAccess;
+  /** sudo, as joi spawns it. */
+  sudoBin: string;
+  /** The Deno binary the units start (`/usr/local/bin/deno`); `deno` locally. */
+  denoBin: string;
+}
+
+/** The slots tests may use for Unix sockets (Deno needs exact socket paths). */
+export const TEST_SOCKET_DIR = "/tmp/joi-test-sock";
+/** Number of socket slots `s0.sock`..`s15.sock` the test sandbox admits. */
+export const TEST_SOCKET_SLOTS = 16;
+
+/** The test socket slot paths. */
+export function testSocketPaths(): string[] {
+  return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${TEST_SOCKET_DIR}/s${i}.sock`);
+}
+
+/** Options of {@link localLayout}. */
+export interface LocalLayoutOptions {
+  /** joi's inbound port; the mesh gets +1 and the ingest +2 (default 8443). */
+  basePort?: number;
+  /** State directory (default `./var`). */
+  varDir?: string;
+  /** Web search, when tools.yaml enables it. */
+  webSearch?: WebSearchAccess;
+}
+
+/**
+ * The layout of `deno task start`: everything under the repository, services
+ * on loopback, state in `./var`, the terminal in place of signal-cli.
+ */
+export function localLayout(options: LocalLayoutOptions = {}): Layout {
+  const base = options.basePort ?? 8443;
+  const v = options.varDir ?? "./var";
+  return {
+    mode: "local",
+    codeDir: ".",
+    joiConfigDir: "./policies",
+    meshConfigDir: "./policies",
+    relayConfigDir: "./policies",
+    joiStateDir: `${v}/joi`,
+    meshStateDir: `${v}/mesh`,
+    relayStateDir: `${v}/relay`,
+    logDir: `${v}/log`,
+    secretsDir: () => `${v}/secrets`,
+    joiInbound: { host: "127.0.0.1", port: base },
+    joiIngest: { host: "127.0.0.1", port: base + 2 },
+    meshOutbound: { host: "127.0.0.1", port: base + 1 },
+    llm: { host: "127.0.0.1", port: 11434 },
+    openhab: { host: "127.0.0.1", port: 8080 },
+    signal: { kind: "terminal" },
+    signalAttachmentsDir: `${v}/signal-cli/attachments`,
+    retrieveBin: "/usr/local/bin/joi-retrieve",
+    knowledgeSocket: `${v}/knowledge.sock`,
+    ...(options.webSearch ? { webSearch: options.webSearch } : {}),
+    sudoBin: "/usr/bin/sudo",
+    denoBin: "deno",
+  };
+}
+
+/** The addresses a production deployment is built from (`network.yaml`, `llm.yaml`). */
+export interface ProductionAddresses {
+  /** Nebula overlay addresses of the three VMs. */
+  hosts: { mesh: string; joi: string; openhab: string };
+  /** Ports of the APIs. */
+  ports: { joiInbound: number; meshOutbound: number; joiIngest: number };
+  /** Ollama as joi dials it (on the joi VM itself). */
+  llm: Endpoint;
+  /** openHAB's REST API as the relay dials it (on the openHAB VM itself). */
+  openhab: Endpoint;
+  /** signal-cli's socket on the mesh VM. */
+  signalSocket: string;
+  /** signal-cli's data directory (attachments are read from `<dir>/attachments`). */
+  signalDataDir: string;
+  /** The underlay Nebula's UDP runs over (vmbr1) and its port. */
+  underlay: { cidr: string; port: number };
+  /** Web search, when tools.yaml enables it. */
+  webSearch?: WebSearchAccess;
+}
+
+/** The systemd unit name of each long-running program. */
+export const UNIT_NAMES = {
+  joi: "joi.service",
+  knowledge: "joi-knowledge.service",
+  mesh: "joi-mesh.service",
+  openhab_relay: "joi-openhab-relay.service",
+} as const;
+
+/** Options of {@link productionLayout}. */
+export interface ProductionLayoutOptions {
+  /**
+   * A staging prefix (an absolute directory, e.g. a `deno task install --root`
+   * stage) put before every filesystem path the layout owns: the code,
+   * configuration, state, logs, secrets (credentials), the knowledge socket and
+   * the retrieve entry point. Not before the sudo and Deno binaries, nor the
+   * signal-cli paths of `addresses`. Default: none, the real system paths.
+   */
+  root?: string;
+}
+
+/**
+ * The layout of the three production VMs: code in `/opt/joi`, configuration in
+ * `/etc`, state in `/var/lib`, secrets as systemd credentials, services bound
+ * to their Nebula addresses. With `options.root`, the same layout staged under
+ * a prefix (the end-to-end test runs the staged tree this way).
+ */
+export function productionLayout(
+  a: ProductionAddresses,
+  options: ProductionLayoutOptions = {},
+): Layout {
+  const root = (options.root ?? "").replace(/\/+$/, "");
+  if (root !== "" && !root.startsWith("/")) {
+    throw new Error(`productionLayout: root must be an absolute path (got ${options.root})`);
+  }
+  const at = (path: string): string => `${root}${path}`;
+  return {
+    mode: "production",
+    codeDir: at("/opt/joi"),
+    joiConfigDir: at("/etc/joi"),
+    meshConfigDir: at("/etc/mesh-proxy"),
+    relayConfigDir: at("/etc/joi-relay"),
+    joiStateDir: at("/var/lib/joi"),
+    meshStateDir: at("/var/lib/mesh-proxy"),
+    relayStateDir: at("/var/lib/joi-relay"),
+    logDir: at("/var/log/joi"),
+    secretsDir: (program) => at(`/run/credentials/${UNIT_NAMES[program]}`),
+    joiInbound: { host: a.hosts.joi, port: a.ports.joiInbound },
+    joiIngest: { host: a.hosts.joi, port: a.ports.joiIngest },
+    meshOutbound: { host: a.hosts.mesh, port: a.ports.meshOutbound },
+    llm: a.llm,
+    openhab: a.openhab,
+    signal: { kind: "socket", path: a.signalSocket },
+    signalAttachmentsDir: `${a.signalDataDir}/attachments`,
+    retrieveBin: at("/usr/local/bin/joi-retrieve"),
+    knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
+    ...(a.webSearch ? { webSearch: a.webSearch } : {}),
+    sudoBin: "/usr/bin/sudo",
+    denoBin: "/usr/local/bin/deno",
+  };
+}
