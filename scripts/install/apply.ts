@@ -4,11 +4,17 @@
  * for a real install; ownership is applied when the named user exists.
  * Existing household configuration and keys are never overwritten.
  *
+ * Owners and modes are set through `scripts/common/root_fs.ts` (its rule is
+ * binding here): on descriptors, never through a symlink, and below a
+ * directory a service user owns (its secrets folder, a re-run over
+ * `/var/lib/joi`) only while that directory is held frozen.
+ *
  * @module
  */
 import { generateKeyFile } from "../../services/common/wire/keys.ts";
 import type { Action } from "./plan.ts";
 import { exists } from "../../services/common/fs.ts";
+import { type Ownership, placePath, whileFrozen } from "../common/root_fs.ts";
 
 /** Options of {@link applyPlan}. */
 export interface ApplyOptions {
@@ -96,15 +102,20 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
   // read once, and again only after a user or group was added
   let known: { users: Map<string, number>; groups: Map<string, number> } | undefined;
   const accounts = () => known ??= { users: ids(at("/etc/passwd")), groups: ids(at("/etc/group")) };
-  const chown = async (path: string, owner: string, group: string) => {
+  /** The ids to give `owner:group` here, or null (left as they are) when unknown. */
+  const idsOf = (path: string, owner: string, group: string): Ownership | undefined => {
     const uid = owner === "root" ? 0 : accounts().users.get(owner);
     const gid = group === "root" ? 0 : accounts().groups.get(group);
     if (uid === undefined || gid === undefined) {
       o.print(`  (ownership ${owner}:${group} of ${path} not applied: no such user/group here)`);
-      return;
+      return undefined;
     }
-    await Deno.chown(path, uid, gid);
+    return { uid, gid, mode: 0 };
   };
+  const own = (path: string, kind: "dir" | "file", mode: number, ids?: Ownership) =>
+    placePath(path, kind, { uid: ids?.uid ?? null, gid: ids?.gid ?? null, mode }, {
+      create: kind === "dir",
+    });
   for (const a of plan) {
     switch (a.kind) {
       case "group":
@@ -136,11 +147,14 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
           o.print(`created user ${a.name}`);
         }
         break;
-      case "dir":
-        await Deno.mkdir(at(a.path), { recursive: true, mode: a.mode });
-        await Deno.chmod(at(a.path), a.mode);
-        if (real || (o.root !== "/" && Deno.uid() === 0)) await chown(at(a.path), a.owner, a.group);
+      case "dir": {
+        const path = at(a.path);
+        // the parents are root's (/var/lib, /etc, a staging prefix)
+        await Deno.mkdir(path.replace(/\/[^/]+$/, "") || "/", { recursive: true, mode: 0o755 });
+        const ids = real || Deno.uid() === 0 ? idsOf(path, a.owner, a.group) : undefined;
+        own(path, "dir", a.mode, ids);
         break;
+      }
       case "tree": {
         if (await exists(at(a.to))) await Deno.remove(at(a.to), { recursive: true });
         const n = await copyTree(a.from, at(a.to));
@@ -164,8 +178,8 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
         }
         await placeViaTmp(at(a.path), a.mode, async (tmp) => {
           await Deno.writeTextFile(tmp, a.content, { mode: a.mode });
+          if (Deno.uid() === 0) own(tmp, "file", a.mode, idsOf(at(a.path), a.owner, a.group));
         });
-        if (Deno.uid() === 0) await chown(at(a.path), a.owner, a.group);
         o.print(`wrote ${at(a.path)}`);
         break;
       case "key":
@@ -173,8 +187,16 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
           o.print(`kept key ${at(a.path)}`);
           break;
         }
-        await generateKeyFile(at(a.path));
-        if (Deno.uid() === 0) await chown(at(a.path), a.owner, a.owner);
+        {
+          // the secrets folder is the service user's: generate and chown while it is frozen
+          const path = at(a.path);
+          const dir = path.replace(/\/[^/]+$/, "");
+          const ids = Deno.uid() === 0 ? idsOf(path, a.owner, a.owner) : undefined;
+          await whileFrozen(dir, async () => {
+            await generateKeyFile(path);
+            own(path, "file", 0o600, ids);
+          });
+        }
         o.print(`generated key ${at(a.path)} (0600)`);
         break;
       case "cache":

@@ -3,10 +3,17 @@
  * and files with exact owners and modes, the sudoers file staged under a
  * dotted name (which sudo ignores), checked, then renamed into place.
  *
+ * Every file operation goes through `scripts/common/root_fs.ts`, whose rule
+ * is binding here: root runs this over the state tree the service user owns,
+ * so nothing is done by a path that user could change between the look and
+ * the act (symlinks are refused, naming them; owners and modes are set on
+ * descriptors of a walk made stable first).
+ *
  * @module
  */
+import { placePath, writeNewFile } from "../common/root_fs.ts";
 import { type Action, describe, type PathSpec } from "./plan.ts";
-import { replaceFile, writeNewFile } from "./replace.ts";
+import { replaceFile } from "./replace.ts";
 import { checkSudoersFile, checkSudoersName, runasUsers } from "./sudoers.ts";
 import { type Accounts, readAccounts } from "./system.ts";
 
@@ -38,6 +45,12 @@ export interface ApplyOptions {
   tools?: Tools | undefined;
   /** Where `passwd`/`group` are read after account changes (default `/etc`). */
   etc?: string | undefined;
+  /**
+   * Directories other users may write (the state directory, as installed,
+   * without the staging root): paths below one are walked from it (see
+   * root_fs). Paths elsewhere have root's parents (`/etc/sudoers.d`).
+   */
+  trees?: string[] | undefined;
   /** Progress (one line per action). */
   onAction?: ((line: string) => void) | undefined;
 }
@@ -89,7 +102,7 @@ export function applyActions(actions: Action[], options: ApplyOptions): Accounts
       case "create":
       case "fix":
       case "write":
-        placePath(a.spec, a.kind, options.root, acc(), tools);
+        place(a.spec, a.kind, options, acc(), tools);
         break;
       case "install_entry":
         installEntry(a.source, options.root + a.path);
@@ -114,41 +127,37 @@ function ids(
   return { uid, gid };
 }
 
-function placePath(
+function anchorOf(path: string, trees: readonly string[], root: string): string | undefined {
+  const tree = trees.find((t) => path.startsWith(`${t}/`));
+  return tree === undefined ? undefined : root + tree;
+}
+
+function place(
   spec: PathSpec,
   kind: "create" | "fix" | "write",
-  root: string,
+  options: ApplyOptions,
   accounts: Accounts,
   tools: Tools,
 ): void {
+  const root = options.root;
   const path = root + spec.path;
   const { uid, gid } = ids(spec, accounts, root);
-  const own = (p: string) => {
-    if (uid !== undefined || gid !== undefined) Deno.chownSync(p, uid ?? null, gid ?? null);
-    Deno.chmodSync(p, spec.mode); // after chown, which clears setgid
-  };
-  if (kind === "fix") {
-    own(path);
-    return;
+  const own = { uid: uid ?? null, gid: gid ?? null, mode: spec.mode };
+  const anchor = anchorOf(spec.path, options.trees ?? [], root);
+  const walk = anchor === undefined ? {} : { anchor, parents: true };
+  if (anchor === undefined) {
+    // root's folders (/etc/audit/rules.d, /var/lib, a staging prefix) may not exist yet
+    Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o755 });
   }
-  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
-  Deno.mkdirSync(parent, { recursive: true, mode: 0o755 }); // e.g. /var/lib under a staging root
-  if (spec.type === "dir") {
-    Deno.mkdirSync(path, { mode: 0o700 });
-    own(path);
-    return;
-  }
-  if (spec.content === undefined) {
-    Deno.writeFileSync(path, new Uint8Array(), { createNew: true, mode: 0o600 });
-    own(path);
+  if (kind === "fix" || spec.content === undefined) {
+    placePath(path, spec.type, own, { ...walk, create: kind === "create" });
     return;
   }
   // content: stage beside the target under a dotted name, check, then rename
   if (spec.validate === "sudoers") checkSudoersName(path);
   const content = spec.content;
   replaceFile(path, "provision-new", (staged) => {
-    writeNewFile(staged, content);
-    own(staged);
+    writeNewFile(staged, new TextEncoder().encode(content), own, walk);
     if (spec.validate === "sudoers") {
       checkSudoersFile(
         staged,
@@ -163,7 +172,7 @@ function placePath(
 function installEntry(source: string, path: string): void {
   replaceFile(path, "provision-new", (staged) => {
     Deno.copyFileSync(source, staged);
-    Deno.chownSync(staged, 0, 0);
-    Deno.chmodSync(staged, 0o755);
+    // /usr/local/bin is root's: the staged name cannot be swapped by anyone else
+    placePath(staged, "file", { uid: 0, gid: 0, mode: 0o755 });
   });
 }

@@ -148,7 +148,12 @@ export function provision(o: ProvisionOptions): ProvisionResult {
   const planned = diff(want, systemView(readAccounts(), root, staging));
   const actions = planned.map(describe);
   if (o.dryRun || planned.length === 0) return { actions, planned, want, applied: false };
-  applyActions(planned, { root, tools: o.tools, onAction: o.onAction });
+  applyActions(planned, {
+    root,
+    tools: o.tools,
+    onAction: o.onAction,
+    trees: [absolute(o.stateDir)],
+  });
   const left = diff(want, systemView(readAccounts(), root, staging));
   if (left.length && !staging) {
     throw new Error(

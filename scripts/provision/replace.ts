@@ -37,16 +37,3 @@ export function replaceFile(path: string, suffix: string, fill: (staged: string)
     throw e;
   }
 }
-
-/** Creates `path` (which must not exist) 0600 with `text`, flushed to disk. */
-export function writeNewFile(path: string, text: string): void {
-  const f = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
-  try {
-    const bytes = new TextEncoder().encode(text);
-    let off = 0;
-    while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
-    f.syncSync();
-  } finally {
-    f.close();
-  }
-}

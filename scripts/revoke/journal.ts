@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { writeNewFile } from "../common/root_fs.ts";
 
 /** The staging folder, inside the config folder (same filesystem: rename is atomic). */
 export const STAGING_DIR = ".revoke-staging";
@@ -45,21 +46,16 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes `text` to `path` (new file) with the owner and mode of `like`, and fsyncs it. */
+/**
+ * Writes `text` to `path` (new file) with the owner and mode of `like`, and
+ * fsyncs it; owner and mode are set on the descriptor (root_fs's rule).
+ */
 function writeSynced(path: string, text: string, like?: Deno.FileInfo): void {
-  const f = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
-  try {
-    const bytes = new TextEncoder().encode(text);
-    let off = 0;
-    while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
-    if (like) {
-      Deno.chownSync(path, like.uid, like.gid);
-      Deno.chmodSync(path, (like.mode ?? 0o644) & 0o7777);
-    } else Deno.chmodSync(path, 0o644);
-    f.syncSync();
-  } finally {
-    f.close();
-  }
+  writeNewFile(path, new TextEncoder().encode(text), {
+    uid: like?.uid ?? null,
+    gid: like?.gid ?? null,
+    mode: like ? (like.mode ?? 0o644) & 0o7777 : 0o644,
+  });
 }
 
 function statOrUndefined(path: string): Deno.FileInfo | undefined {

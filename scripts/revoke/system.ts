@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { replaceFile, writeNewFile } from "../provision/replace.ts";
+import { writeNewFile } from "../common/root_fs.ts";
+import { replaceFile } from "../provision/replace.ts";
 import { checkSudoersFile, runasUsers } from "../provision/sudoers.ts";
 import type { Accounts } from "../provision/system.ts";
 import type { Revocation } from "./edit.ts";
@@ -150,9 +151,7 @@ export function replaceSudoers(
   visudo: string,
 ): void {
   replaceFile(path, "revoke-new", (staged) => {
-    writeNewFile(staged, content);
-    Deno.chownSync(staged, 0, 0);
-    Deno.chmodSync(staged, 0o440);
+    writeNewFile(staged, new TextEncoder().encode(content), { uid: 0, gid: 0, mode: 0o440 });
     checkSudoersFile(staged, runasUsers(content), userExists, visudo);
   });
 }
