@@ -1,6 +1,6 @@
 /**
  * What a run of the end-to-end test creates outside its temp folder
- * (namespaces, system users, the staging tree) is written down before it is
+ * (namespaces, system users, cgroups, the staging tree) is written down before it is
  * created, in `/tmp/joi-e2e-runs/<tag>.json` with the test's pid. A run that
  * was killed (SIGKILL, a crashed runner) cannot clean up in `finally`; the
  * next run sweeps what such dead runs left: only the names they wrote down,
@@ -8,7 +8,9 @@
  *
  * @module
  */
-import { sh } from "./topology.ts";
+import { sh } from "./process.ts";
+import { deleteNamespaces } from "./vm/network.ts";
+import { removeCgroup, removeTree } from "./vm/vm.ts";
 
 /** Where run records live. */
 export const RUNS_DIR = "/tmp/joi-e2e-runs";
@@ -23,6 +25,8 @@ export interface RunRecord {
   users: string[];
   /** The staging tree (absolute or relative to the repository). */
   stage: string;
+  /** cgroups (the same name in every hierarchy) of booted VMs. */
+  cgroups?: string[];
 }
 
 /** Writes (or rewrites) the record of run `tag`. */
@@ -43,16 +47,10 @@ async function alive(pid: number): Promise<boolean> {
 /** Undoes what a record lists; returns what could not be undone. */
 export async function undo(record: RunRecord): Promise<string[]> {
   const problems: string[] = [];
-  const existing = (await sh("ip", ["netns", "list"], false)).stdout;
-  for (const ns of record.namespaces) {
-    if (!new RegExp(`^${ns}\\b`, "m").test(existing)) continue;
-    const pids = await sh("ip", ["netns", "pids", ns], false);
-    for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
-      await sh("kill", ["-KILL", pid], false);
-    }
-    const r = await sh("ip", ["netns", "del", ns], false);
-    if (r.code !== 0) problems.push(`ip netns del ${ns}: ${r.stderr.trim()}`);
-  }
+  // a booted VM's processes all live in its network namespace: killing them
+  // there ends the VM (its mounts go with its mount namespace)
+  problems.push(...(await deleteNamespaces(record.namespaces)).problems);
+  for (const cg of record.cgroups ?? []) problems.push(...await removeCgroup(cg));
   for (const u of record.users) {
     if ((await sh("getent", ["passwd", u], false)).code === 0) {
       const r = await sh("userdel", [u], false);
@@ -63,11 +61,7 @@ export async function undo(record: RunRecord): Promise<string[]> {
       if (r.code !== 0) problems.push(`groupdel ${u}: ${r.stderr.trim()}`);
     }
   }
-  try {
-    await Deno.remove(record.stage, { recursive: true });
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) problems.push(`remove ${record.stage}: ${e}`);
-  }
+  problems.push(...await removeTree(record.stage));
   return problems;
 }
 

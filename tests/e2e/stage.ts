@@ -20,7 +20,7 @@ import {
   UNIT_NAMES,
 } from "../../services/common/permissions/mod.ts";
 import { parsePolicyText } from "../../services/common/policy/mod.ts";
-import { sh } from "./topology.ts";
+import { sh } from "./process.ts";
 
 /** A staged deployment. */
 export interface Stage {

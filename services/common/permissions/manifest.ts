@@ -479,6 +479,10 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "kill",
         "chown",
         "sh",
+        // the booted end-to-end test (tests/e2e/vm/): VMs and commands inside them
+        "bash",
+        "unshare",
+        "nsenter",
         // stand-ins for whisper.cpp, ffmpeg and piper (the mesh's voice tests)
         "./tests/peers/signal_cli/bin/whisper-cli",
         "./tests/peers/signal_cli/bin/ffmpeg",
