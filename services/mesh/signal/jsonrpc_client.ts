@@ -8,11 +8,15 @@
  *   refuses connections, pending requests fail with
  *   {@link TransportUnavailableError} and the client reconnects with
  *   exponential backoff; it never gives up and never throws out of its loop.
- * - Lines longer than `maxLineBytes` are discarded (a confused peer cannot
- *   exhaust memory).
+ * - A line longer than `maxLineBytes` is skipped and logged with its size
+ *   (and its method or id when its first or last bytes name them); the lines
+ *   after it are read as usual and memory stays bounded (a confused peer can
+ *   neither exhaust memory nor kill the connection). An answer skipped this
+ *   way fails its request at once instead of after the timeout.
  *
  * @module
  */
+import { LineSplitter, type SkippedLine } from "../../common/line_reader.ts";
 import type { Logger } from "../../common/log.ts";
 import {
   RpcError,
@@ -34,7 +38,7 @@ export interface JsonRpcClientOptions {
   maxBackoffMs?: number;
   /** A request not answered within this fails (default 60 s). */
   requestTimeoutMs?: number;
-  /** Longest accepted line (default 8 MiB). */
+  /** Longest accepted line in bytes (default 1 MiB); a longer one is skipped and logged. */
   maxLineBytes?: number;
   /** Clock (ms), for tests. */
   now?: () => number;
@@ -73,7 +77,7 @@ export class JsonRpcClient implements SignalTransport {
       initialBackoffMs: 250,
       maxBackoffMs: 30_000,
       requestTimeoutMs: 60_000,
-      maxLineBytes: 8 * 1024 * 1024,
+      maxLineBytes: 1024 * 1024,
       now: Date.now,
       ...options,
     };
@@ -232,10 +236,8 @@ export class JsonRpcClient implements SignalTransport {
   }
 
   async #readLoop(conn: Deno.Conn): Promise<void> {
-    const decoder = new TextDecoder();
+    const lines = new LineSplitter({ maxLineBytes: this.#opts.maxLineBytes, terminators: "lf" });
     const chunk = new Uint8Array(64 * 1024);
-    let buf = "";
-    let discarding = false;
     while (true) {
       let n: number | null;
       try {
@@ -249,23 +251,36 @@ export class JsonRpcClient implements SignalTransport {
         } catch { /* closed */ }
         return;
       }
-      buf += decoder.decode(chunk.subarray(0, n), { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (discarding) {
-          discarding = false;
-          continue;
-        }
-        this.#line(line);
-      }
-      if (buf.length > this.#opts.maxLineBytes) {
-        this.#opts.log.warn("signal_line_too_long", { bytes: buf.length });
-        buf = "";
-        discarding = true;
+      for (const item of lines.push(chunk.subarray(0, n))) {
+        if ("line" in item) this.#line(item.line);
+        else this.#skipped(item);
       }
     }
+  }
+
+  /** An over-long line was skipped: say what it was; fail its request at once if it was an answer. */
+  #skipped(item: SkippedLine): void {
+    const method = /"method"\s*:\s*"([A-Za-z]{1,40})"/.exec(item.head)?.[1];
+    const idText = /"id"\s*:\s*(\d{1,15})\s*\}\s*$/.exec(item.tail)?.[1] ??
+      /"id"\s*:\s*(\d{1,15})\s*,/.exec(item.head)?.[1];
+    const id = idText === undefined ? undefined : Number(idText);
+    this.#opts.log.warn("signal_line_too_long", {
+      bytes: item.skipped,
+      limit: this.#opts.maxLineBytes,
+      ...(method ? { method } : {}),
+      ...(id !== undefined ? { id } : {}),
+    });
+    const p = id === undefined ? undefined : this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id!);
+    clearTimeout(p.timer);
+    p.reject(
+      new RpcError(
+        -32603,
+        `signal-cli's answer to ${p.method} was ${item.skipped} bytes, over the ` +
+          `${this.#opts.maxLineBytes}-byte line limit; it was skipped`,
+      ),
+    );
   }
 
   #line(line: string): void {
