@@ -174,6 +174,22 @@ export class RateLimiter {
     return verdict;
   }
 
+  /**
+   * Takes up to `n` hits for `key` at `now`, as many as the limit admits, and
+   * records them: a batch of `n` events counts `n`, never one. Returns how
+   * many were granted and, when fewer than `n`, how long until the next fits.
+   */
+  take(key: string, n: number, now: number = this.#now()): { granted: number } & RateVerdict {
+    let granted = 0;
+    while (granted < n) {
+      const v = this.peek(key, now);
+      if (!v.allowed) return { granted, ...v };
+      this.record(key, now);
+      granted++;
+    }
+    return { granted, allowed: true, retryAfterSeconds: 0 };
+  }
+
   /** Records a hit for `key` regardless of the limit (a send that bypassed it). */
   record(key: string, now: number = this.#now()): void {
     let q = this.#hits.get(key);

@@ -10,6 +10,12 @@
  * (409). Then the events are normalized and handled; the answer is
  * `{received: true, queued}`.
  *
+ * A relay batch (`events: [...]` on `/api/v1/openhab/events`) is answered per
+ * event instead (`batch.ts`): once its envelope passed the checks above, each
+ * event is judged on its own and the answer (200) lists the accepted indexes
+ * and each refused one with its code and reason; the rate limit counts events,
+ * not requests, and never a critical one.
+ *
  * @module
  */
 import { Hono } from "hono";
@@ -37,6 +43,7 @@ import {
   normalizeWeather,
 } from "./normalize.ts";
 import { type BusEvent, normalizeBusEvent } from "./openhab_events.ts";
+import { type BatchAnswer, type JudgedEvent, judgeEvents } from "./batch.ts";
 import type { EventPipeline, HandleOptions } from "./pipeline.ts";
 import type { DeviceEvent, IngestEndpoint } from "./types.ts";
 import { cleanUntrusted } from "./untrusted.ts";
@@ -196,6 +203,103 @@ export function createIngestApp(o: IngestAppOptions): Hono {
   };
 
   const receivedAt = () => o.now();
+
+  /** A relay batch: each event judged on its own, one answer listing every verdict. */
+  const batchAnswer = (c: Context): Response => {
+    const r = parse(c, schemas.busBatch);
+    if (!r.ok) return r.res;
+    const b = r.data;
+    if (!allowedNames.has(b.source.toLowerCase())) {
+      log.security("ingest_source_refused", { source: cleanUntrusted(b.source, 64) });
+      return fail(
+        c,
+        "forbidden",
+        `source "${cleanUntrusted(b.source, 64)}" is not an allowed openHAB node`,
+      );
+    }
+    const now = o.now();
+    const eventId = b.event_id.toLowerCase();
+    if (o.pipeline.eventIds.isRepeat(eventId, now)) {
+      log.security("ingest_replay", { endpoint: "events", event_id: eventId });
+      return fail(c, "replay_detected", `event_id ${eventId} was already received`);
+    }
+    const { passed, refused } = judgeEvents(b.events, {
+      schema: schemas.busEvent,
+      maxEventBytes: p.ingest.max_event_bytes,
+      batchId: eventId,
+      source: b.source,
+      stringMax: p.ingest.string_max_chars,
+      receivedAt,
+      refuse,
+    });
+    // rate limits count events (critical ones never count and are never refused)
+    const limiter = limiters.get("events")!;
+    const admitted: JudgedEvent[] = [];
+    for (const ev of passed) {
+      const cost = ev.events.filter((e) => !o.isCritical(e)).length;
+      const v = cost > 0 ? limiter.take("events", cost, now) : undefined;
+      if (v && v.granted < cost) {
+        refused.push({
+          index: ev.index,
+          ...(ev.item ? { item: ev.item } : {}),
+          code: "rate_limited",
+          reason: `events[${ev.index}]: over rate_limits.openhab.events ` +
+            `(${limiter.limit.per_hour} events per hour)`,
+          retry_after: v.retryAfterSeconds,
+        });
+        continue;
+      }
+      admitted.push(ev);
+    }
+    let handled;
+    try {
+      handled = o.pipeline.handleEach(admitted, { eventId });
+    } catch (e) {
+      log.error("ingest_handle_failed", { endpoint: "events", error: String(e) });
+      return fail(c, "internal_error", "could not store the events");
+    }
+    const accepted: number[] = [];
+    let duplicates = 0;
+    let events = 0;
+    admitted.forEach((ev, i) => {
+      const result = handled.results[i];
+      if (result === "failed") {
+        refused.push({
+          index: ev.index,
+          ...(ev.item ? { item: ev.item } : {}),
+          code: "internal_error",
+          reason: `events[${ev.index}]: could not be stored; send it again`,
+        });
+        return;
+      }
+      accepted.push(ev.index);
+      if (result === "duplicate") duplicates++;
+      else events += ev.events.length;
+    });
+    const skipped = admitted.filter((ev) => ev.skipped !== undefined);
+    for (const ev of skipped) {
+      log.info("ingest_item_skipped", { endpoint: "events", item: ev.item, reason: ev.skipped });
+    }
+    refused.sort((a, b) => a.index - b.index);
+    for (const f of refused) {
+      (f.code === "rate_limited" ? log.info : log.warn)("ingest_event_refused", {
+        index: f.index,
+        item: f.item,
+        code: f.code,
+        reason: f.reason,
+      });
+    }
+    const answer: BatchAnswer = {
+      received: true,
+      accepted: accepted.sort((a, b) => a - b),
+      refused,
+      duplicates,
+      skipped: skipped.length,
+      events,
+      queued: handled.queued,
+    };
+    return ok(c, answer);
+  };
   const ctx = () => ({ receivedAt: receivedAt(), stringMax: p.ingest.string_max_chars, refuse });
 
   app.post("/api/v1/openhab/presence", single, (c) => {
@@ -243,40 +347,7 @@ export function createIngestApp(o: IngestAppOptions): Hono {
   app.post("/api/v1/openhab/events", batch, (c) => {
     const raw = jsonBody(c) as Record<string, unknown> | undefined;
     const isBatch = typeof raw === "object" && raw !== null && "events" in raw;
-    if (isBatch) {
-      const r = parse(c, schemas.busBatch);
-      if (!r.ok) return r.res;
-      for (const [i, e] of r.data.events.entries()) {
-        // UTF-8 is at most 3 bytes per UTF-16 unit: measure only events that could be too big
-        const approx = e.topic.length + e.payload.length + e.type.length;
-        if (approx * 3 + 128 <= p.ingest.max_event_bytes) continue;
-        const size = new TextEncoder().encode(JSON.stringify(e)).length;
-        if (size > p.ingest.max_event_bytes) {
-          return fail(
-            c,
-            "invalid_request",
-            `events[${i}]: ${size} bytes exceeds the limit of ${p.ingest.max_event_bytes} bytes per event`,
-            { status: 413 },
-          );
-        }
-      }
-      return answer(c, "events", r.data, () => {
-        const out: Normalized = { events: [], skipped: [] };
-        r.data.events.forEach((e, i) => {
-          const at = e.received_at ?? receivedAt();
-          const res = normalizeBusEvent(e as BusEvent, `events[${i}]`, {
-            eventId: `${r.data.event_id}#${i}`,
-            source: r.data.source,
-            receivedAt: at,
-            stringMax: p.ingest.string_max_chars,
-            refuse,
-          });
-          out.events.push(...res.events.map((ev) => ({ ...ev, receivedAt: receivedAt() })));
-          if (res.skipped) out.skipped.push(res.skipped);
-        });
-        return out;
-      });
-    }
+    if (isBatch) return batchAnswer(c);
     const size = c.req.header("content-length");
     if (size !== undefined && Number(size) > p.ingest.max_event_bytes) {
       return fail(

@@ -45,6 +45,9 @@ const ENUM_TYPES = new Set([
   "IncreaseDecrease",
 ]);
 
+/** Longest trigger event kept (characters, after cleaning). */
+const TRIGGER_MAX = 64;
+
 const QUANTITY = /^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(\S.{0,15})?\s*$/u;
 
 /**
@@ -191,16 +194,26 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
     if (decoded.drop) return { events: [], skipped: "raw value dropped" };
     let previous: string | null | undefined;
     if (action === "statechanged" && typeof p.oldType === "string") {
-      previous = decodeValue(p.oldType, p.oldValue, `${field}.payload.oldValue`, ctx.stringMax)
-        .state;
+      try {
+        previous = decodeValue(p.oldType, p.oldValue, `${field}.payload.oldValue`, ctx.stringMax)
+          .state;
+      } catch {
+        // the previous value is informational: an odd one never refuses the event
+      }
     }
-    // a group event reports the group's own state; the group is the device
-    const device = cleanIdentifier(group ?? item);
+    // a group event reports the change of one member: the member is the device
+    // (its own event and its group's are one physical device), the group's class
+    // stands in when the member's name tells none
+    const device = cleanIdentifier(item);
+    const groupName = group === undefined ? undefined : cleanIdentifier(group);
     return {
       events: [{
         ...base,
         device,
         deviceType: deviceTypeOf(device, p.type),
+        ...(groupName !== undefined
+          ? { group: groupName, groupType: deviceTypeOf(groupName, p.type) }
+          : {}),
         kind,
         state: decoded.state,
         ...(previous !== undefined ? { previousState: previous } : {}),
@@ -266,8 +279,10 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
       });
     }
     const p = asRecord(parsePayload(event, field), `${field}.payload`);
-    if (typeof p.event !== "string" || !/^[A-Za-z0-9_]{1,40}$/.test(p.event)) {
-      throw new IngestError("expected a trigger name (PRESSED, LONG_PRESSED, ...)", {
+    // a trigger's event is any string the binding chooses (PRESSED, 1002.0, "x y",
+    // on-press, empty): untrusted text, bounded and cleaned, never an enum
+    if (typeof p.event !== "string") {
+      throw new IngestError("expected the trigger's event as a string", {
         field: `${field}.payload.event`,
       });
     }
@@ -278,7 +293,7 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
         device,
         deviceType: "trigger",
         kind: "trigger",
-        state: p.event.toUpperCase(),
+        state: cleanUntrusted(p.event, TRIGGER_MAX) || "(empty)",
         observedAt: at,
         receivedAt: at,
       }],

@@ -77,6 +77,9 @@ export interface HandleOptions {
   weather?: Omit<WeatherSnapshot, "at"> | undefined;
 }
 
+/** What became of one item of {@link EventPipeline.handleEach}. */
+export type ItemResult = "handled" | "duplicate" | "failed";
+
 /** The event pipeline. */
 export class EventPipeline {
   readonly eventIds: EventIds;
@@ -131,16 +134,59 @@ export class EventPipeline {
    * messages were queued. Throws only on storage failure (answer 500).
    */
   handle(events: DeviceEvent[], opts: HandleOptions = {}): number {
+    const { eventId, ...rest } = opts;
+    const r = this.handleEach([{ events, ...(eventId ? { id: eventId } : {}) }], rest);
+    if (r.results[0] === "failed") throw new Error("the event could not be handled");
+    return r.queued;
+  }
+
+  /**
+   * Handles the events of a batch, each item on its own: one transaction for
+   * the request, a savepoint per item, so an item that fails is rolled back
+   * alone and reported, never taking its neighbours with it. An item's `id`
+   * (the relay's per-event id) is recorded with its effects; an item whose id
+   * was already recorded is reported `duplicate` and not handled again.
+   * Throws only when the transaction itself cannot commit (answer 500).
+   */
+  handleEach(
+    items: readonly { events: readonly DeviceEvent[]; id?: string }[],
+    opts: HandleOptions = {},
+  ): { queued: number; results: ItemResult[] } {
     const now = this.#o.now();
+    const results: ItemResult[] = [];
     let queued = 0;
     try {
       queued = transaction(this.#o.db, () => {
         if (opts.eventId) this.eventIds.record(opts.eventId, now);
         let n = 0;
-        for (const raw of events) {
-          const ev = this.#route(raw);
-          if (!ev) continue;
-          for (const a of this.#o.guard.observe(ev, now, opts.expiresAt)) n += this.#act(a);
+        for (const item of items) {
+          if (item.id !== undefined && this.eventIds.isRepeat(item.id, now)) {
+            results.push("duplicate");
+            continue;
+          }
+          this.#o.db.exec("SAVEPOINT ingest_item");
+          try {
+            let m = 0;
+            if (item.id !== undefined) this.eventIds.record(item.id, now);
+            for (const raw of item.events) {
+              const ev = this.#route(raw);
+              if (!ev) continue;
+              for (const a of this.#o.guard.observe(ev, now, opts.expiresAt)) m += this.#act(a);
+            }
+            this.#o.db.exec("RELEASE ingest_item");
+            n += m;
+            results.push("handled");
+          } catch (e) {
+            this.#o.db.exec("ROLLBACK TO ingest_item");
+            this.#o.db.exec("RELEASE ingest_item");
+            // the guard's cache may hold what was just rolled back: the rows are the truth
+            this.#o.guard.invalidate();
+            this.#o.log.error("ingest_item_failed", {
+              devices: item.events.map((e) => e.device).join(","),
+              error: String(e),
+            });
+            results.push("failed");
+          }
         }
         return n;
       });
@@ -150,7 +196,7 @@ export class EventPipeline {
     }
     if (opts.weather) this.#weather = { ...opts.weather, at: now };
     if (queued > 0) this.#o.outbox.kick();
-    return queued;
+    return { queued, results };
   }
 
   #enqueue(m: OutboundMessage): number {
@@ -162,19 +208,24 @@ export class EventPipeline {
     const p = this.#o.policy;
     const direct = `${this.#o.ownerId}_private_dm`;
     switch (a.type) {
-      case "critical_alert":
+      case "critical_alert": {
         this.#o.log.info("critical_alert", {
           device: a.device,
           device_type: a.deviceType,
           alert_number: a.alertNumber,
         });
-        return this.#enqueue({
+        const r = this.#o.outbox.enqueue({
           channel: this.#o.criticalChannel ?? "critical_group",
           text: criticalAlertText(a, p.timeZone, p.ackWord),
           priority: "critical",
           kind: "event_critical",
           template: true,
         });
+        if (!r.accepted) return 0;
+        // which alarm this message carries: a quote or 👍 of it acknowledges that alarm
+        this.#o.guard.alarms.carriedBy(a.alarmId, r.deliveryId, a.alertNumber);
+        return 1;
+      }
       case "demoted_reminder":
         return this.#enqueue({
           channel: direct,

@@ -118,10 +118,13 @@ export function endpointSchemas(limits: SchemaLimits) {
     payload: z.string().max(10_240),
     type: z.string().min(1).max(64),
     received_at: timestampSchema.optional(),
+    /** The relay's id of this event: a repeat is accepted once (idempotent retries). */
+    id: z.uuid().optional(),
   });
+  // the envelope only: each event is judged on its own (batch.ts), never the batch for one
   const busBatch = z.strictObject({
     ...common,
-    events: z.array(busEvent).min(1).max(
+    events: z.array(z.unknown()).min(1).max(
       limits.maxReadings,
       `at most ${limits.maxReadings} events per batch (ingest.max_readings)`,
     ),
@@ -132,8 +135,8 @@ export function endpointSchemas(limits: SchemaLimits) {
 /** The schema set of {@link endpointSchemas}. */
 export type EndpointSchemas = ReturnType<typeof endpointSchemas>;
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
+function formatPath(path: readonly PropertyKey[], prefix = ""): string {
+  let out = prefix;
   for (const p of path) {
     if (typeof p === "number") out += `[${p}]`;
     else out += out ? `.${String(p)}` : String(p);
@@ -141,10 +144,13 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out || "(body)";
 }
 
-/** `field: message` lines of a zod error, at most `max` of them. */
-export function formatIssues(error: z.ZodError, max = 5): string {
+/**
+ * `field: message` lines of a zod error, at most `max` of them; `prefix`
+ * (`events[3]`) is put in front of every path.
+ */
+export function formatIssues(error: z.ZodError, max = 5, prefix = ""): string {
   const lines = error.issues.slice(0, max).map((i) => {
-    const path = formatPath(i.path);
+    const path = formatPath(i.path, prefix);
     if (i.code === "unrecognized_keys") {
       return `${path}: unknown field(s) ${i.keys.map((k) => JSON.stringify(k)).join(", ")}`;
     }

@@ -46,6 +46,13 @@ export interface DeviceEvent {
   device: string;
   /** Device class (smoke, temperature, contact, presence, ...), lower-case. */
   deviceType: string;
+  /**
+   * For a group item's event (`openhab/items/<group>/<member>/...`): the group
+   * and its class. The device is then the member whose change it reports, so
+   * the member's own event and its group's are one device, one alarm.
+   */
+  group?: string;
+  groupType?: string;
   /** What happened. */
   kind: EventKind;
   /** The state as a short normalized string, or null for unknown (NULL/UNDEF). */
