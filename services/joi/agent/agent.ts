@@ -36,6 +36,8 @@ import {
 import { ProactiveGate } from "./proactive.ts";
 import { buildWindow } from "./window.ts";
 import { cutToTokens, estimateTokens } from "../llm/tokens.ts";
+import { isAcknowledgement } from "../guard/acknowledge.ts";
+import { acknowledgedText } from "../guard/templates.ts";
 
 /** Fixed texts joi sends without the LLM. */
 export const NOTICES = {
@@ -48,7 +50,6 @@ export const NOTICES = {
     "I can't answer right now: my language model is not responding. I got your message. Alarms and critical alerts still work.",
   refused:
     "I wrote a reply that broke my output rules, so I did not send it. Please ask me differently.",
-  acknowledged: (n: number) => `Acknowledged ${n} active alert${n === 1 ? "" : "s"}.`,
 } as const;
 
 /** The outbox as the agent uses it. */
@@ -211,12 +212,15 @@ export class Agent implements MessageSink {
       replyTo: m.message.message_id,
       conversationId: conv,
     };
-    if (m.acknowledged > 0) {
-      this.#send(
-        { ...replyBase, text: NOTICES.acknowledged(m.acknowledged), template: true },
-        "ack",
-      );
-      return;
+    if (m.acknowledged.length > 0) {
+      const policy = snap.policies.policy;
+      this.#send({
+        ...replyBase,
+        text: acknowledgedText(m.acknowledged, policy.quiet_hours.timezone),
+        template: true,
+      }, "ack");
+      // an acknowledgement needs no LLM; a quote-reply that says more is answered too
+      if (m.text.trim() === "" || isAcknowledgement(m.text, policy.content.ack_words)) return;
     }
     if (m.text.trim() === "") return; // reactions, files without text: nothing to answer
     const store = this.#o.memory.store(channel);

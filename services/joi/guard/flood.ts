@@ -22,6 +22,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { DeviceEvent } from "../ingest/types.ts";
 import type { Logger } from "../../common/log.ts";
+import { AlarmLog, type AlarmRecord } from "./alarms.ts";
 
 /** policy.yaml `iot`, as the guard uses it. */
 export interface IotPolicy {
@@ -53,6 +54,8 @@ export type GuardAction =
     triggeredAt: number;
     /** When the device observed it (ms). */
     observedAt: number;
+    /** The alarm this alert belongs to (the alarm record, `alarms.ts`). */
+    alarmId: number;
   }
   | {
     type: "demoted_reminder";
@@ -90,6 +93,8 @@ export interface DeviceState {
   loopStarts: number[];
   label: string | null;
   updatedAt: number;
+  /** The current alarm's id in the alarm record, while one is active. */
+  alarmId: number | null;
 }
 
 const SCHEMA = `
@@ -112,17 +117,27 @@ CREATE TABLE IF NOT EXISTS guard_devices (
   clear_at INTEGER,
   loop_starts TEXT NOT NULL DEFAULT '[]',
   label TEXT,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  alarm_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS guard_devices_due ON guard_devices(next_alert_at)
   WHERE next_alert_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS guard_devices_clear ON guard_devices(clear_at)
   WHERE clear_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS guard_group_members (
+  grp TEXT NOT NULL,
+  member TEXT NOT NULL,
+  PRIMARY KEY (grp, member)
+) WITHOUT ROWID;
 `;
 
-/** Creates the guard's table in `db` (idempotent). */
+/** Creates the guard's tables in `db` (idempotent; adds columns a older joi lacked). */
 export function ensureGuardSchema(db: DatabaseSync): void {
   db.exec(SCHEMA);
+  const cols = (db.prepare("PRAGMA table_info(guard_devices)").all() as Row[]).map((r) =>
+    String(r.name)
+  );
+  if (!cols.includes("alarm_id")) db.exec("ALTER TABLE guard_devices ADD COLUMN alarm_id INTEGER");
 }
 
 type Row = Record<string, unknown>;
@@ -151,6 +166,7 @@ function fromRow(r: Row): DeviceState {
     loopStarts: JSON.parse(String(r.loop_starts ?? "[]")),
     label: r.label === null ? null : String(r.label),
     updatedAt: Number(r.updated_at),
+    alarmId: n(r.alarm_id),
   };
 }
 
@@ -195,6 +211,12 @@ export class FloodGuard {
   #upsert: StatementSync;
   #get: StatementSync;
   #all: StatementSync;
+  #addMember: StatementSync;
+  /** group -> members and member -> groups, learned from group item events. */
+  #members = new Map<string, Set<string>>();
+  #groupsOf = new Map<string, Set<string>>();
+  /** The alarm record (one row per confirmation loop, the messages that carried it). */
+  readonly alarms: AlarmLog;
 
   constructor(options: FloodGuardOptions) {
     validateIotPolicy(options.policy);
@@ -209,12 +231,21 @@ export class FloodGuard {
     this.#keep = options.policy.flapping.suppress_transitions + 1;
     this.#get = this.#db.prepare("SELECT * FROM guard_devices WHERE device = ?");
     this.#all = this.#db.prepare(ALL_DEVICES);
+    this.alarms = new AlarmLog(this.#db);
+    this.#addMember = this.#db.prepare(
+      "INSERT OR IGNORE INTO guard_group_members (grp, member) VALUES (?, ?)",
+    );
+    for (
+      const r of this.#db.prepare("SELECT grp, member FROM guard_group_members").all() as Row[]
+    ) {
+      this.#learn(String(r.grp), String(r.member));
+    }
     this.#upsert = this.#db.prepare(`
       INSERT INTO guard_devices (device, device_type, state, state_at, transitions, flapping,
         suppressed, malfunction_sent_at, suppress_warned_at, alerting, alert_started_at,
         alerts_sent, next_alert_at, acknowledged_at, demoted, clear_at, loop_starts, label,
-        updated_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        updated_at, alarm_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(device) DO UPDATE SET device_type = excluded.device_type,
         state = excluded.state, state_at = excluded.state_at,
         transitions = excluded.transitions, flapping = excluded.flapping,
@@ -224,7 +255,7 @@ export class FloodGuard {
         next_alert_at = excluded.next_alert_at, acknowledged_at = excluded.acknowledged_at,
         demoted = excluded.demoted, clear_at = excluded.clear_at,
         loop_starts = excluded.loop_starts, label = excluded.label,
-        updated_at = excluded.updated_at`);
+        updated_at = excluded.updated_at, alarm_id = excluded.alarm_id`);
   }
 
   /** True when `deviceType` gets the confirmation loop. */
@@ -232,11 +263,59 @@ export class FloodGuard {
     return this.#criticalDevices.has(deviceType);
   }
 
-  /** True when an event of this kind/type goes to the critical group. */
-  isCritical(ev: Pick<DeviceEvent, "kind" | "deviceType" | "alertType">): boolean {
+  /**
+   * True when an event of this kind/type goes to the critical group: its
+   * device's class is critical, or its group's (a group item event), or it is
+   * a critical alert type.
+   */
+  isCritical(
+    ev: Pick<DeviceEvent, "kind" | "deviceType" | "alertType" | "groupType">,
+  ): boolean {
     if (this.#criticalDevices.has(ev.deviceType)) return true;
+    if (ev.groupType !== undefined && this.#criticalDevices.has(ev.groupType)) return true;
     return ev.kind === "alert" && ev.alertType !== undefined &&
       this.#criticalAlerts.has(ev.alertType);
+  }
+
+  /**
+   * The class a device gets from an event: its own when critical, else its
+   * group's when that is critical, else its own; a critical class learned
+   * before (from a group) is kept when the device's own name tells none.
+   */
+  #typeOf(ev: DeviceEvent, existing: DeviceState | undefined): string {
+    if (this.#criticalDevices.has(ev.deviceType)) return ev.deviceType;
+    if (ev.groupType !== undefined && this.#criticalDevices.has(ev.groupType)) {
+      return ev.groupType;
+    }
+    if (existing && this.#criticalDevices.has(existing.deviceType)) return existing.deviceType;
+    return ev.deviceType;
+  }
+
+  #learn(group: string, member: string): boolean {
+    let m = this.#members.get(group);
+    if (!m) this.#members.set(group, m = new Set());
+    if (m.has(member)) return false;
+    m.add(member);
+    let g = this.#groupsOf.get(member);
+    if (!g) this.#groupsOf.set(member, g = new Set());
+    g.add(group);
+    return true;
+  }
+
+  /**
+   * Whether an alarm of `device` is already covered by a related device's
+   * active loop: a group whose member is alerting, or a member whose group is
+   * alerting with a loop of its own (an alarm raised for a group item whose
+   * members were not known yet). One physical device, one alarm.
+   */
+  #coveredBy(device: string): string | undefined {
+    for (const member of this.#members.get(device) ?? []) {
+      if (this.#load(member)?.alerting) return member;
+    }
+    for (const group of this.#groupsOf.get(device) ?? []) {
+      if (this.#load(group)?.alerting) return group;
+    }
+    return undefined;
   }
 
   /** True when `state` is one of the policy's clear states. */
@@ -275,6 +354,7 @@ export class FloodGuard {
       JSON.stringify(s.loopStarts),
       s.label,
       s.updatedAt,
+      s.alarmId,
     );
     this.#cache.set(s.device, s);
   }
@@ -305,10 +385,13 @@ export class FloodGuard {
       loopStarts: [],
       label: null,
       updatedAt: now,
+      alarmId: null,
     };
   }
 
-  #resetAlert(s: DeviceState): void {
+  #resetAlert(s: DeviceState, now: number): void {
+    if (s.alarmId !== null) this.alarms.clear(s.alarmId, now);
+    s.alarmId = null;
     s.alerting = false;
     s.alertStartedAt = null;
     s.alertsSent = 0;
@@ -330,8 +413,19 @@ export class FloodGuard {
    */
   observe(ev: DeviceEvent, now: number, expiresAt?: number): GuardAction[] {
     if (ev.state === null) return []; // NULL/UNDEF: unknown, never a state change
+    if (ev.group !== undefined && this.#learn(ev.group, ev.device)) {
+      this.#addMember.run(ev.group, ev.device);
+    }
     const existing = this.#load(ev.device);
-    if (this.#p.dedup && existing && existing.state === ev.state) return [];
+    const type = this.#typeOf(ev, existing);
+    const critical = this.#criticalDevices.has(type) || this.isCritical(ev);
+    const changed = !existing || existing.state !== ev.state;
+    // a report of the state the device is in is dropped, unless it is a critical
+    // triggered state with no loop yet (the device's class was just learned from
+    // its group, or a flapping spell kept the loop from starting)
+    const untriggered = critical && !this.isClear(ev.state) && existing !== undefined &&
+      !existing.alerting;
+    if (this.#p.dedup && !changed && !untriggered) return [];
     const s = existing
       ? {
         ...existing,
@@ -339,12 +433,12 @@ export class FloodGuard {
         loopStarts: [...existing.loopStarts],
       }
       : this.#fresh(ev, now);
-    s.deviceType = ev.deviceType;
+    s.deviceType = type;
     const first = !existing || existing.state === null;
     const cutoff = now - this.#windowMs;
     s.transitions = s.transitions.filter((t) => t > cutoff);
     // the first report of a device is its initial state, not a transition
-    if (!first) s.transitions.push(now);
+    if (!first && changed) s.transitions.push(now);
     if (s.transitions.length > this.#keep) s.transitions = s.transitions.slice(-this.#keep);
     s.state = ev.state;
     s.stateAt = ev.observedAt;
@@ -392,10 +486,10 @@ export class FloodGuard {
       this.#log.info("iot_device_settled", { device: s.device, transitions: count });
     }
 
-    if (this.isCritical(ev)) {
+    if (critical) {
       if (this.isClear(ev.state)) {
         const was = s.alerting;
-        this.#resetAlert(s);
+        this.#resetAlert(s, now);
         this.#save(s);
         return was
           ? [{ type: "cleared", device: s.device, deviceType: s.deviceType, event: ev }]
@@ -404,10 +498,19 @@ export class FloodGuard {
           ];
       }
       if (!s.alerting) {
-        const schedule = this.#schedule(ev.deviceType);
+        const cover = this.#coveredBy(s.device);
+        if (cover !== undefined) {
+          // the same physical device already alarms under another name (its group item)
+          this.#log.info("iot_alarm_covered", { device: s.device, by: cover });
+          this.#save(s);
+          return [{ type: "context", event: { ...ev, deviceType: type } }];
+        }
+        const schedule = this.#schedule(type);
         s.loopStarts = s.loopStarts.filter((t) => t > cutoff);
+        const record = { device: s.device, deviceType: type, state: ev.state, label: s.label };
         if (s.loopStarts.length >= schedule.length) {
           // a device re-triggering after quick clears gets no fresh budget in the window
+          s.alarmId = this.alarms.open(record, now);
           s.alerting = true;
           s.alertStartedAt = now;
           s.alertsSent = schedule.length;
@@ -422,6 +525,7 @@ export class FloodGuard {
           return actions;
         }
         s.loopStarts.push(now);
+        s.alarmId = this.alarms.open(record, now);
         s.alerting = true;
         s.alertStartedAt = now;
         s.alertsSent = 1;
@@ -439,6 +543,7 @@ export class FloodGuard {
           alertsMax: schedule.length,
           triggeredAt: now,
           observedAt: ev.observedAt,
+          alarmId: s.alarmId,
         });
       }
       this.#save(s);
@@ -463,7 +568,7 @@ export class FloodGuard {
       if (!cur) continue;
       const s = { ...cur };
       if (s.clearAt !== null && s.clearAt <= now) {
-        this.#resetAlert(s);
+        this.#resetAlert(s, now);
         s.state = null; // the next report of this alert is new again
         this.#save(s);
         continue;
@@ -477,6 +582,11 @@ export class FloodGuard {
       const started = s.alertStartedAt ?? now;
       if (s.alertsSent < schedule.length) {
         s.alertsSent++;
+        // a loop begun by an older joi has no alarm record yet
+        s.alarmId ??= this.alarms.open(
+          { device: s.device, deviceType: s.deviceType, state: s.state ?? "", label: s.label },
+          started,
+        );
         actions.push({
           type: "critical_alert",
           device: s.device,
@@ -487,6 +597,7 @@ export class FloodGuard {
           alertsMax: schedule.length,
           triggeredAt: started,
           observedAt: s.stateAt ?? started,
+          alarmId: s.alarmId,
         });
         // the next step; after a restart, never a burst of catch-up alerts
         const k = s.alertsSent;
@@ -515,17 +626,21 @@ export class FloodGuard {
     return actions;
   }
 
-  /** Acknowledges every active, unacknowledged alert; returns the devices. */
-  acknowledgeAll(now: number): string[] {
-    const rows = this.#db.prepare(
-      "SELECT device FROM guard_devices WHERE alerting = 1 AND acknowledged_at IS NULL",
-    ).all() as Row[];
-    const out: string[] = [];
-    for (const r of rows) {
-      const cur = this.#load(String(r.device));
-      if (!cur) continue;
-      this.#save({ ...cur, acknowledgedAt: now, nextAlertAt: null, updatedAt: now });
-      out.push(cur.device);
+  /**
+   * Acknowledges the given alarms (ids of the alarm record) that are still
+   * active and unacknowledged: their loops stop. Returns those acknowledged.
+   */
+  acknowledge(alarmIds: readonly number[], now: number): AlarmRecord[] {
+    const out: AlarmRecord[] = [];
+    for (const id of new Set(alarmIds)) {
+      const a = this.alarms.get(id);
+      if (!a || a.clearedAt !== null || a.acknowledgedAt !== null) continue;
+      const cur = this.#load(a.device);
+      if (cur && cur.alarmId === id) {
+        this.#save({ ...cur, acknowledgedAt: now, nextAlertAt: null, updatedAt: now });
+      }
+      this.alarms.acknowledge(id, now);
+      out.push({ ...a, acknowledgedAt: now });
     }
     return out;
   }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { AlarmRecord } from "./alarms.ts";
 import type { GuardAction } from "./flood.ts";
 
 const NAMES: Record<string, string> = {
@@ -71,4 +72,15 @@ export function malfunctionText(
 /** The prefix of a critical alert delivered late (mesh was unreachable). */
 export function delayedPrefix(createdAt: number, timeZone: string): string {
   return `[delayed; first raised at ${clockTime(createdAt, timeZone)}] `;
+}
+
+/** The reply to an acknowledgement: which alarms it stopped (device and time). */
+export function acknowledgedText(alarms: readonly AlarmRecord[], timeZone: string): string {
+  const each = alarms.map((a) =>
+    `${typeName(a.deviceType)} at ${a.device} (raised ${clockTime(a.startedAt, timeZone)})`
+  );
+  const what = alarms.length === 1 ? "alarm" : `${alarms.length} alarms`;
+  return `Acknowledged ${what}: ${each.join("; ")}. No more reminders about ${
+    alarms.length === 1 ? "it" : "them"
+  } unless ${alarms.length === 1 ? "it triggers" : "one triggers"} again.`;
 }

@@ -9,8 +9,9 @@
  *   allowed identity whose registered number equals `sender.transport_id`;
  *   `X-Validated-Sender` must name the same sender; a DM must be the sender's
  *   own private channel and a group channel must be a known group's. Every
- *   refusal is a security event. The owner's acknowledgement words
- *   acknowledge active alerts (through the guard's acknowledger).
+ *   refusal is a security event. Each message is shown to the guard's
+ *   acknowledger, which acknowledges alarms only for the owner's replies in
+ *   the critical group (`guard/acknowledge.ts`).
  * - `GET /config/identities` (signed, mesh address only): `{hash, config}`.
  *
  * The message is handed to the agent and answered at once
@@ -23,7 +24,8 @@ import type { Logger } from "../../common/log.ts";
 import type { RateLimiter } from "../../common/rate_limit.ts";
 import { fail, jsonBody, ok, peerAddress } from "../../common/wire/mod.ts";
 import type { ConfigManager, ConfigSnapshot } from "../config/manager.ts";
-import type { Acknowledge } from "../guard/acknowledge.ts";
+import type { Acknowledge, AckRequest } from "../guard/acknowledge.ts";
+import type { AlarmRecord } from "../guard/alarms.ts";
 import type { InboundLedger } from "./ledger.ts";
 import { type InboundMessage, inboundMessageSchema, messageText } from "./schema.ts";
 
@@ -41,8 +43,8 @@ export interface AcceptedMessage {
   text: string;
   /** The configuration snapshot the checks used. */
   config: ConfigSnapshot;
-  /** Alerts this message acknowledged (owner ack words), if any. */
-  acknowledged: number;
+  /** Alarms this message acknowledged (critical group only), if any. */
+  acknowledged: AlarmRecord[];
 }
 
 /** Where accepted messages go (the agent). */
@@ -176,8 +178,10 @@ export function createInboundApp(o: InboundAppOptions): Hono {
         }
       }
       const text = messageText(m);
-      const acknowledged = o.acknowledge?.(text, m.sender.id).length ?? 0;
-      if (acknowledged > 0) log.info("alerts_acknowledged", { count: acknowledged, channel });
+      const acknowledged = o.acknowledge?.(ackRequest(m, channel)) ?? [];
+      if (acknowledged.length > 0) {
+        log.info("alerts_acknowledged", { count: acknowledged.length, channel });
+      }
       const willRespond = o.sink.accept({
         message: m,
         channel,
@@ -205,6 +209,26 @@ export function createInboundApp(o: InboundAppOptions): Hono {
     return fail(c, "internal_error", "internal error");
   });
   return app;
+}
+
+/** What acknowledgement looks at: the typed text (never a transcription), the quote, the reaction. */
+function ackRequest(m: InboundMessage, channel: string): AckRequest {
+  const c = m.content;
+  return {
+    channel,
+    sender: m.sender.id,
+    text: c.type === "voice" ? "" : c.text ?? "",
+    voice: c.type === "voice",
+    ...(m.quote?.joi_message_id ? { quotes: m.quote.joi_message_id } : {}),
+    ...(c.type === "reaction" && c.reaction
+      ? {
+        reaction: {
+          emoji: c.reaction,
+          ...(c.reaction_to?.joi_message_id ? { to: c.reaction_to.joi_message_id } : {}),
+        },
+      }
+      : {}),
+  };
 }
 
 /** A DM must be the sender's own private channel; a group channel must be a known group's. */

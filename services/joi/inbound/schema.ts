@@ -21,6 +21,12 @@ export function inboundMessageSchema(maxChars: number): ReturnType<typeof buildS
   return built.schema;
 }
 
+/** joi's outbox delivery id (`X-Request-ID` of the outbound request that sent a message). */
+const joiId = z.uuid();
+
+/** The message a reaction is to: Signal's id, and joi's own id when joi sent it. */
+const target = z.object({ message_id: id, joi_message_id: joiId.optional() }).strict();
+
 function buildSchema(maxChars: number) {
   const text = z.string().max(maxChars, { error: `longer than max_inbound_chars (${maxChars})` });
   return z.object({
@@ -42,10 +48,13 @@ function buildSchema(maxChars: number) {
       voice_duration_ms: z.number().int().nonnegative().optional(),
       caption: text.optional(),
       reaction: z.string().max(64).optional(),
+      /** What the reaction is to (the mesh maps a message joi sent back to joi's id). */
+      reaction_to: target.optional(),
     }).strict(),
     metadata: z.object({ mesh_received_at: time, original_format: z.string().max(200) }).strict(),
     timestamp: time,
-    quote: z.object({ message_id: id, text: text }).strict().optional(),
+    quote: z.object({ message_id: id, text: text, joi_message_id: joiId.optional() }).strict()
+      .optional(),
   }).strict();
 }
 

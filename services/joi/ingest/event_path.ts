@@ -1,8 +1,8 @@
 /**
  * joi's openHAB event path, as one unit: the flood guard over `joi.db`, the
  * event pipeline (alarms to the outbox, everything else to home context),
- * the ingest app (8445) and the acknowledger the inbound side calls with the
- * owner's words. joi's composition root (`services/joi/service.ts`) builds it
+ * the ingest app (8445) and the acknowledger the inbound side calls with each
+ * message (only the owner's replies in the critical group acknowledge). joi's composition root (`services/joi/service.ts`) builds it
  * after the outbox and the agent; tests of the event path build it alone with
  * a {@link ContextBuffer} as the context sink.
  *
@@ -47,7 +47,7 @@ export interface EventPath {
   pipeline: EventPipeline;
   /** openHAB ingest, port 8445. */
   ingestApp: Hono;
-  /** The inbound side calls this with the owner's message text and canonical sender. */
+  /** The inbound side calls this with each message: it acknowledges alarms (critical group only). */
   acknowledge: Acknowledge;
   /** Outbox and device state for /health. */
   health(): Record<string, unknown>;
@@ -124,14 +124,22 @@ export function createEventPath(o: EventPathOptions): EventPath {
       }
       : {}),
   });
+  // the mesh confirmed an alert: only then may the critical group acknowledge its alarm
+  outbox.onSent((m) => guard.alarms.markSent(m.deliveryId, m.sentAt ?? now()));
   const acknowledge = createAcknowledger({
     ackWords: p.content.ack_words,
     ownerIds: [o.ownerId],
-    acknowledgeAll: () => {
-      const devices = guard.acknowledgeAll(now());
-      if (devices.length) log.info("alerts_acknowledged", { devices });
-      return devices;
+    criticalChannel: "critical_group",
+    target: {
+      byDelivery: (id) => guard.alarms.byDelivery(id),
+      unacknowledgedSent: (at) => guard.alarms.unacknowledgedSent(at),
+      acknowledge: (ids, at) => {
+        const acked = guard.acknowledge(ids, at);
+        if (acked.length) log.info("alerts_acknowledged", { devices: acked.map((a) => a.device) });
+        return acked;
+      },
     },
+    now,
   });
   return { guard, pipeline, ingestApp, acknowledge, health, tick: (t) => pipeline.tick(t) };
 }

@@ -47,7 +47,7 @@ export interface OutboxOptions {
 
 /** Result of {@link Outbox.enqueue}. */
 export type EnqueueResult =
-  | { accepted: true; id: number }
+  | { accepted: true; id: number; deliveryId: string }
   | { accepted: false; rule: string; message: string };
 
 /** Rate class of a message; null when it bypasses limits and breaker. */
@@ -143,7 +143,7 @@ export class Outbox {
       return { accepted: false, rule: verdict.rule, message: verdict.message };
     }
     const now = this.#now();
-    const id = this.store.insert({
+    const { id, deliveryId } = this.store.insert({
       channel: m.channel,
       recipient: m.recipient ?? recipientOf(m.channel, this.#ownerId),
       text: verdict.text,
@@ -156,7 +156,7 @@ export class Outbox {
       conversationId: m.conversationId ?? null,
       voiceResponse: m.voiceResponse === true,
     }, now);
-    return { accepted: true, id };
+    return { accepted: true, id, deliveryId };
   }
 
   /** Starts a pump in the background (coalescing concurrent kicks). */

@@ -97,10 +97,11 @@ export class OutboxStore {
     );
   }
 
-  /** Inserts a message; returns its id. */
-  insert(m: NewRow, now: number): number {
+  /** Inserts a message; returns its id and its delivery id (`X-Request-ID`). */
+  insert(m: NewRow, now: number): { id: number; deliveryId: string } {
+    const deliveryId = crypto.randomUUID();
     const r = this.#insert.run(
-      crypto.randomUUID(),
+      deliveryId,
       m.channel,
       m.recipient,
       m.text,
@@ -114,7 +115,7 @@ export class OutboxStore {
       m.voiceResponse ? 1 : 0,
       now,
     );
-    return Number(r.lastInsertRowid);
+    return { id: Number(r.lastInsertRowid), deliveryId };
   }
 
   /** Queued messages due at `now`, critical first, then oldest first. */

@@ -142,7 +142,7 @@ Deno.test("agent: the context window never exceeds its budget over a 500-turn co
         sender: "owner",
         text: `turn ${i}: ${long}`,
         config: snap,
-        acknowledged: 0,
+        acknowledged: [],
       });
       assert.ok(accepted);
       if (i % 25 === 24) await j.conv.agent.idle();

@@ -33,9 +33,12 @@ Deno.test("smoke alarm story: alert at once, duplicate suppressed, +5 min, ack s
     assert.equal(crit.length, 2, "alert 2 after 5 minutes, without any new event");
     assert.match(crit[1]!, /Alert 2 of 3/);
 
-    assert.deepEqual(h.services.acknowledge("ok", "partner"), [], "only the owner acknowledges");
-    assert.deepEqual(h.services.acknowledge("what is this?", "owner"), [], "not an ack word");
-    assert.deepEqual(h.services.acknowledge("Got it!", "owner"), [item]);
+    const ack = (text: string, sender = "owner", channel = "critical_group") =>
+      h.services.acknowledge({ channel, sender, text, voice: false }).map((a) => a.device);
+    assert.deepEqual(ack("ok", "partner"), [], "only the owner acknowledges");
+    assert.deepEqual(ack("ok", "owner", "owner_private_dm"), [], "only in the critical group");
+    assert.deepEqual(ack("what is this?"), [], "not an ack word");
+    assert.deepEqual(ack("Got it!"), [item]);
     await h.advance(10 * MIN); // t = 15 min
     await h.advance(30 * MIN);
     assert.equal(criticalTexts(h.mesh).length, 2, "acknowledgement stops the loop");

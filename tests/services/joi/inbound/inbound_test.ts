@@ -221,7 +221,8 @@ Deno.test("inbound: prompt injection changes neither channel, recipient nor limi
   }
 });
 
-Deno.test("inbound: the owner's ack words acknowledge active alerts", async () => {
+Deno.test("inbound: ack words acknowledge only in the critical group, and the reply names the alarm", async () => {
+  // issue 13: "got it" in the owner's DM used to acknowledge every active alarm
   const j = await startJoi();
   try {
     const alert = await fetch(`${j.ingestUrl}/api/v1/openhab/alert`, {
@@ -238,15 +239,28 @@ Deno.test("inbound: the owner's ack words acknowledge active alerts", async () =
     });
     assert.equal(alert.status, 200, await alert.text());
     await j.settle();
-    const before = j.sent.length;
     assert.ok(j.sent.some((m) => m.delivery.target === "group" && m.priority === "critical"));
-    const r = await j.post({ sender: "owner", channel: "owner_private_dm", text: "got it" });
-    assert.equal(r.status, 200);
+    const dm = await j.post({ sender: "owner", channel: "owner_private_dm", text: "got it" });
+    assert.equal(dm.status, 200);
     await j.settle();
     assert.ok(
-      j.sent.slice(before).some((m) => /^Acknowledged \d+ active alert/.test(m.content.text)),
+      !j.sent.some((m) => /^Acknowledged/.test(m.content.text)),
+      "a DM acknowledges nothing",
     );
-    assert.equal(j.llm.requests.length, 0, "an acknowledgement needs no LLM");
+    assert.equal(j.services.guard.device("alert:smoke")?.acknowledgedAt, null);
+    const before = j.sent.length;
+    const llmCalls = j.llm.requests.length;
+    const r = await j.post({ sender: "owner", channel: "critical_group", text: "ok 👍" });
+    assert.equal(r.status, 200);
+    await j.settle();
+    const reply = j.sent.slice(before).find((m) => /^Acknowledged/.test(m.content.text));
+    assert.match(
+      reply!.content.text,
+      /^Acknowledged alarm: Smoke at alert:smoke \(raised 12:00:00 UTC\)/,
+    );
+    assert.deepEqual(reply!.delivery, { target: "group", group_id: "critical_group" });
+    assert.equal(j.llm.requests.length, llmCalls, "an acknowledgement needs no LLM");
+    assert.notEqual(j.services.guard.device("alert:smoke")?.acknowledgedAt, null);
   } finally {
     await j.close();
   }
