@@ -1,21 +1,42 @@
 /**
  * The openHAB relay: subscribes to openHAB's `/rest/events` stream with an
  * API token, keeps the events joi uses (item state changes, thing status,
- * channel triggers) of items the policy admits, stamps its own receive time,
- * and posts them to joi's `POST /api/v1/openhab/events` in batches.
+ * channel triggers) of items the policy admits, stamps its own receive time
+ * and an id on each, and posts them to joi's `POST /api/v1/openhab/events`.
  *
- * - reconnects with backoff when the stream ends or fails, and when nothing
- *   (not even openHAB's 10 s `alive`) arrived for 3 keep-alive periods;
- * - buffers while joi is unreachable (bounded: the oldest are dropped and
- *   counted), retrying with backoff; a 4xx other than 429 drops the batch
- *   (retrying cannot fix it) and is logged.
+ * Two lanes, so nothing else in the stream can delay or lose an alarm:
+ *
+ * - **critical**: an event of a critical device class (policy
+ *   `iot.critical_device_types`, from the item's or its group's name, as joi
+ *   classifies it) is posted at once, on its own, by its own loop, whatever
+ *   the ordinary lane is doing (in flight, backing off, rate limited); it is
+ *   retried quickly (at most `criticalBackoffMaxMs` apart) until joi has it,
+ *   and never dropped for room;
+ * - **ordinary**: everything else is buffered (bounded: the oldest are
+ *   dropped, counted and named in the log) and posted in batches of at most
+ *   `maxBatch` events and `maxBodyBytes` bytes.
+ *
+ * joi answers a batch per event (`services/joi/ingest/batch.ts`): the relay
+ * removes exactly the events joi accepted or refused for good (each refusal
+ * logged by item name with joi's code and reason), and keeps those that may
+ * be retried. A rate-limited answer sets a real backoff: no ordinary post
+ * before its `retry_after` (new events do not cut it short). A batch refused
+ * as a whole with a 4xx that retrying cannot fix is split and its events
+ * posted one by one, so one bad event never takes its neighbours with it.
+ *
+ * The stream reconnects with backoff when it ends or fails, and when nothing
+ * (not even openHAB's 10 s `alive`) arrived for 3 keep-alive periods. A line
+ * or event too large (a camera's image item) is skipped and logged, never
+ * ending the stream (`sse.ts`).
  *
  * @module
  */
 import { signedHeaders } from "../common/wire/sign.ts";
 import type { Logger } from "../common/log.ts";
 import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
-import { parseSse } from "./sse.ts";
+import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch.ts";
+import { deviceTypeOf } from "../joi/guard/device_types.ts";
+import { parseSse, type SseSkip } from "./sse.ts";
 
 /** One event as forwarded to joi. */
 export interface RelayedEvent {
@@ -24,6 +45,8 @@ export interface RelayedEvent {
   type: string;
   /** When the relay received it (ms). */
   received_at: number;
+  /** The relay's id of it: joi accepts a repeat once (a retry after a lost answer). */
+  id: string;
 }
 
 /** Options of {@link Relay}. */
@@ -42,13 +65,21 @@ export interface RelayOptions {
   maxBatch: number;
   /** Largest serialized event joi accepts (policy `ingest.max_event_bytes`). */
   maxEventBytes: number;
+  /** Largest request body joi reads (policy `security.max_body_bytes`; default 64 KiB). */
+  maxBodyBytes?: number;
+  /** Device classes whose events take the critical lane (policy `iot.critical_device_types`). */
+  criticalTypes?: readonly string[];
   /** openHAB's keep-alive period (10 s); the watchdog fires after 3 of them. */
   keepAliveMs?: number;
-  /** Buffered events at most while joi is unreachable (default 10,000). */
+  /** Buffered ordinary events at most while joi is unreachable (default 10,000). */
   bufferMax?: number;
-  /** Reconnect / repost backoff bounds (ms). */
+  /** Reconnect / repost backoff bounds of the stream and the ordinary lane (ms). */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** Longest pause between two tries of a critical event (default 1 s). */
+  criticalBackoffMaxMs?: number;
+  /** Longest SSE line kept (default 64 KiB); longer ones are skipped and logged. */
+  maxLineBytes?: number;
   /** Forward `state`/`stateupdated` too (default: only changes). */
   forwardUpdates?: boolean;
   log: Logger;
@@ -65,14 +96,70 @@ export interface RelayStats {
   received: number;
   forwarded: number;
   filtered: number;
+  /** Ordinary events dropped for room while joi was unreachable. */
   dropped: number;
+  /** Events joi refused for good (each logged by item). */
+  refused: number;
+  /** Lines or events skipped as too large. */
+  skipped: number;
+  /** Ordinary events waiting. */
   buffered: number;
+  /** Critical events waiting (normally 0). */
+  criticalPending: number;
+  /** Critical events joi has. */
+  criticalForwarded: number;
   postFailures: number;
 }
+
+/** A waiting event. */
+interface Pending {
+  ev: RelayedEvent;
+  /** Item (or thing, channel) for logs. */
+  item: string;
+  /** Serialized size (bytes). */
+  bytes: number;
+  /** Tries that ended in a retryable refusal of this event. */
+  attempts: number;
+  /** Post it on its own (its batch was refused as a whole). */
+  alone: boolean;
+}
+
+/** joi's answer to one post, as the lanes need it. */
+type PostOutcome =
+  | { kind: "verdicts"; accepted: Set<number>; refused: Map<number, RefusedEvent> }
+  | { kind: "refused_whole"; status: number; code: string; message: string }
+  | { kind: "retry"; status: number; error: string; retryAfterMs?: number };
 
 const FORWARD = new Set(["statechanged", "statuschanged", "triggered"]);
 const UPDATES = new Set(["state", "stateupdated"]);
 const encoder = new TextEncoder();
+/** A retryable refusal of one event is tried this often, then dropped and logged. */
+const MAX_ATTEMPTS = 8;
+/** Room for the batch envelope around its events. */
+const ENVELOPE_BYTES = 512;
+
+/** A sleep that an event may cut short, and {@link stop} always does. */
+class Waker {
+  #wake: (() => void) | null = null;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, Math.max(0, ms));
+      this.#wake = () => {
+        clearTimeout(t);
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+
+  wake(): void {
+    this.#wake?.();
+  }
+}
 
 /** The relay. `run()` until `stop()`. */
 export class Relay {
@@ -83,23 +170,31 @@ export class Relay {
     forwarded: 0,
     filtered: 0,
     dropped: 0,
+    refused: 0,
+    skipped: 0,
     buffered: 0,
+    criticalPending: 0,
+    criticalForwarded: 0,
     postFailures: 0,
   };
   #o: RelayOptions;
   #filter;
-  #buffer: RelayedEvent[] = [];
-  /** Events ever trimmed from the front of the buffer by overflow. */
-  #trimmed = 0;
+  #critical: Set<string>;
+  #ordinary: Pending[] = [];
+  #urgent: Pending[] = [];
   #stopped = false;
   #abort: AbortController | null = null;
-  #wake: (() => void) | null = null;
+  #ordinaryWaker = new Waker();
+  #criticalWaker = new Waker();
+  /** No ordinary post before this time (Retry-After, backoff). */
+  #notBefore = 0;
   #fetch: typeof fetch;
   #now: () => number;
 
   constructor(o: RelayOptions) {
     this.#o = o;
     this.#filter = compileItemFilter(o.items);
+    this.#critical = new Set(o.criticalTypes ?? []);
     this.#fetch = o.fetch ?? fetch;
     this.#now = o.now ?? Date.now;
   }
@@ -120,6 +215,14 @@ export class Relay {
     return kind === "things" || kind === "channels";
   }
 
+  /** True for an item event of a critical device class (the item's or its group's). */
+  isCritical(topic: string): boolean {
+    const s = topic.split("/");
+    if (s[1] !== "items" || this.#critical.size === 0) return false;
+    const names = s.length === 5 ? [s[2], s[3]] : [s[2]];
+    return names.some((n) => n !== undefined && this.#critical.has(deviceTypeOf(n)));
+  }
+
   /** Accepts one SSE `message` data line (a JSON `{topic, payload, type}`). */
   accept(data: string): void {
     this.stats.received++;
@@ -133,7 +236,10 @@ export class Relay {
     if (
       typeof ev.topic !== "string" || typeof ev.payload !== "string" || typeof ev.type !== "string"
     ) {
-      this.#o.log.warn("relay_bad_event", { reason: "not {topic, payload, type}" });
+      this.#o.log.warn("relay_bad_event", {
+        reason: "not {topic, payload, type}",
+        ...(topicItem(ev.topic) ? { item: topicItem(ev.topic) } : {}),
+      });
       return;
     }
     if (!this.admits(ev.topic)) {
@@ -145,49 +251,65 @@ export class Relay {
       payload: ev.payload,
       type: ev.type,
       received_at: this.#now(),
+      id: crypto.randomUUID(),
     };
-    if (encoder.encode(JSON.stringify(out)).length > this.#o.maxEventBytes) {
+    const item = topicItem(ev.topic) ?? "(unknown)";
+    const bytes = encoder.encode(JSON.stringify(out)).length;
+    if (bytes > this.#o.maxEventBytes) {
       this.stats.filtered++;
-      this.#o.log.warn("relay_event_too_large", { topic_kind: ev.topic.split("/")[1] });
+      this.stats.skipped++;
+      this.#o.log.warn("relay_event_too_large", {
+        item,
+        topic: ev.topic.slice(0, 200),
+        bytes,
+        limit: this.#o.maxEventBytes,
+      });
       return;
     }
-    this.#buffer.push(out);
-    const max = this.#o.bufferMax ?? 10_000;
-    if (this.#buffer.length > max) {
-      const n = this.#buffer.length - max;
-      this.#buffer.splice(0, n);
-      this.#trimmed += n;
-      this.stats.dropped += n;
-      this.#o.log.warn("relay_buffer_full", { dropped: n });
+    const p: Pending = { ev: out, item, bytes, attempts: 0, alone: false };
+    if (this.isCritical(ev.topic)) {
+      this.#urgent.push(p);
+      this.stats.criticalPending = this.#urgent.length;
+      this.#criticalWaker.wake();
+      return;
     }
-    this.stats.buffered = this.#buffer.length;
-    this.#wake?.();
+    this.#ordinary.push(p);
+    const max = this.#o.bufferMax ?? 10_000;
+    if (this.#ordinary.length > max) {
+      const gone = this.#ordinary.splice(0, this.#ordinary.length - max);
+      this.stats.dropped += gone.length;
+      this.#o.log.warn("relay_buffer_full", {
+        dropped: gone.length,
+        items: [...new Set(gone.map((g) => g.item))].slice(0, 20),
+      });
+    }
+    this.stats.buffered = this.#ordinary.length;
+    // while joi asked for a pause, new events wait for it: they never cut it short
+    if (this.#now() >= this.#notBefore) this.#ordinaryWaker.wake();
   }
 
-  /** Runs the stream and the sender until {@link stop}. */
+  /** An over-long SSE line or event was skipped: say which item it was, when known. */
+  #skipped(s: SseSkip): void {
+    this.stats.skipped++;
+    this.#o.log.warn("relay_event_skipped", {
+      reason: s.what === "line" ? "SSE line too long" : "SSE event too long",
+      bytes: s.bytes,
+      limit: s.limit,
+      ...(s.topic ? { topic: s.topic.slice(0, 200), item: topicItem(s.topic) } : {}),
+    });
+  }
+
+  /** Runs the stream and both lanes until {@link stop}. */
   async run(): Promise<void> {
-    await Promise.all([this.#streamLoop(), this.#sendLoop()]);
+    await Promise.all([this.#streamLoop(), this.#criticalLoop(), this.#ordinaryLoop()]);
   }
 
-  /** Stops both loops. */
+  /** Stops the stream and both lanes. */
   stop(): void {
     this.#stopped = true;
     this.#abort?.abort();
-    this.#wake?.();
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.#wake = null;
-        resolve();
-      }, ms);
-      this.#wake = () => {
-        clearTimeout(t);
-        this.#wake = null;
-        resolve();
-      };
-    });
+    this.#ordinaryWaker.wake();
+    this.#criticalWaker.wake();
   }
 
   async #streamLoop(): Promise<void> {
@@ -225,7 +347,14 @@ export class Relay {
         this.stats.connections++;
         this.#o.log.info("relay_connected", { connections: this.stats.connections });
         backoff = min;
-        for await (const ev of parseSse(res.body)) {
+        const events = parseSse(res.body, {
+          maxLineBytes: this.#o.maxLineBytes ?? 65_536,
+          onSkip: (s) => {
+            arm(); // a skipped line is traffic too
+            this.#skipped(s);
+          },
+        });
+        for await (const ev of events) {
           arm();
           if (ev.event === "message") this.accept(ev.data);
         }
@@ -246,77 +375,244 @@ export class Relay {
     }
   }
 
-  async #sendLoop(): Promise<void> {
-    const min = this.#o.backoffMinMs ?? 500;
-    const max = this.#o.backoffMaxMs ?? 30_000;
+  /** The critical lane: each event on its own, at once, retried until joi has it. */
+  async #criticalLoop(): Promise<void> {
+    const min = Math.min(this.#o.backoffMinMs ?? 500, 100);
+    const max = this.#o.criticalBackoffMaxMs ?? 1_000;
     let backoff = min;
-    const url = new URL("/api/v1/openhab/events", this.#o.joiUrl);
     while (!this.#stopped) {
-      if (this.#buffer.length === 0) {
-        await this.#sleep(60_000);
+      const p = this.#urgent[0];
+      if (!p) {
+        await this.#criticalWaker.sleep(60_000);
         continue;
       }
-      const batch = this.#buffer.slice(0, this.#o.maxBatch);
-      const trimmedBefore = this.#trimmed;
-      const body = JSON.stringify({
-        event_id: crypto.randomUUID(),
-        event_type: "openhab_events",
-        timestamp: this.#now(),
-        source: this.#o.source,
-        events: batch,
-      });
-      let status = 0;
-      try {
-        const raw = encoder.encode(body);
-        const headers: Record<string, string> = { "content-type": "application/json" };
-        if (this.#o.signingKey) {
-          Object.assign(
-            headers,
-            await signedHeaders({
-              key: this.#o.signingKey,
-              direction: "openhab_to_joi",
-              method: "POST",
-              path: url.pathname,
-              body: raw,
-              timestamp: this.#now(),
-            }),
-          );
-        }
-        const res = await this.#fetch(url, {
-          method: "POST",
-          headers,
-          body: raw,
-          signal: AbortSignal.timeout(10_000),
-        });
-        status = res.status;
-        await res.body?.cancel();
-      } catch (e) {
-        this.#o.log.warn("relay_joi_unreachable", {
-          error: (e as Error).message,
-          buffered: this.#buffer.length,
-        });
-      }
-      // Overflow during the post may have trimmed part of `batch` off the front
-      // already: remove only what is left of it, never events not yet sent.
-      const settle = () =>
-        this.#buffer.splice(0, Math.max(0, batch.length - (this.#trimmed - trimmedBefore)));
-      if (status >= 200 && status < 300) {
-        settle();
-        this.stats.forwarded += batch.length;
-        this.stats.buffered = this.#buffer.length;
+      const out = await this.#post([p]);
+      if (this.#settle([p], out, this.#urgent) === "progress") {
+        this.stats.criticalPending = this.#urgent.length;
         backoff = min;
         continue;
       }
-      if (status >= 400 && status < 500 && status !== 429 && status !== 408) {
-        settle();
-        this.stats.dropped += batch.length;
-        this.stats.buffered = this.#buffer.length;
-        this.#o.log.error("relay_batch_refused", { status, events: batch.length });
-        continue;
-      }
-      this.stats.postFailures++;
-      await this.#sleep(backoff);
+      this.stats.criticalPending = this.#urgent.length;
+      await this.#criticalWaker.sleep(backoff);
       backoff = Math.min(max, backoff * 2);
     }
+  }
+
+  /** The ordinary lane: batches, honouring joi's Retry-After with a real backoff. */
+  async #ordinaryLoop(): Promise<void> {
+    const min = this.#o.backoffMinMs ?? 500;
+    const max = this.#o.backoffMaxMs ?? 30_000;
+    let backoff = min;
+    while (!this.#stopped) {
+      const wait = this.#notBefore - this.#now();
+      if (wait > 0) {
+        // an arriving event may wake this sleep; the gate still holds until notBefore
+        await this.#ordinaryWaker.sleep(wait);
+        continue;
+      }
+      if (this.#ordinary.length === 0) {
+        await this.#ordinaryWaker.sleep(60_000);
+        continue;
+      }
+      const batch = this.#nextBatch();
+      const out = await this.#post(batch);
+      const result = this.#settle(batch, out, this.#ordinary);
+      this.stats.buffered = this.#ordinary.length;
+      // joi's Retry-After (whole request or per event) holds even when others got through
+      const asked = out.kind === "retry"
+        ? out.retryAfterMs ?? 0
+        : out.kind === "verdicts"
+        ? Math.max(0, ...[...out.refused.values()].map((r) => (r.retry_after ?? 0) * 1000))
+        : 0;
+      if (result === "progress" && asked === 0) {
+        backoff = min;
+        continue;
+      }
+      const pause = result === "progress" ? asked : Math.max(backoff, asked);
+      this.#notBefore = this.#now() + pause;
+      if (asked > 0) {
+        this.#o.log.info("relay_backing_off", { ms: pause, reason: "joi asked to retry later" });
+      }
+      if (result !== "progress") backoff = Math.min(max, backoff * 2);
+    }
+  }
+
+  /** The next ordinary batch: in order, at most `maxBatch` events and `maxBodyBytes` bytes. */
+  #nextBatch(): Pending[] {
+    const first = this.#ordinary[0]!;
+    if (first.alone) return [first];
+    const room = (this.#o.maxBodyBytes ?? 65_536) - ENVELOPE_BYTES;
+    const batch: Pending[] = [];
+    let bytes = 0;
+    for (const p of this.#ordinary) {
+      if (batch.length >= this.#o.maxBatch || p.alone) break;
+      if (batch.length > 0 && bytes + p.bytes + 1 > room) break;
+      batch.push(p);
+      bytes += p.bytes + 1;
+    }
+    return batch;
+  }
+
+  /**
+   * Applies joi's answer to `sent` (taken from `queue`): removes exactly the
+   * events joi has or refused for good. Returns `progress` when something
+   * left the queue, `stalled` when everything must be tried again later.
+   */
+  #settle(sent: Pending[], out: PostOutcome, queue: Pending[]): "progress" | "stalled" {
+    const done = new Set<Pending>();
+    if (out.kind === "verdicts") {
+      sent.forEach((p, i) => {
+        if (out.accepted.has(i)) {
+          done.add(p);
+          return;
+        }
+        const r = out.refused.get(i);
+        if (!r) return; // neither accepted nor refused: send again
+        if (isRetryable(r.code) && (r.code === "rate_limited" || ++p.attempts < MAX_ATTEMPTS)) {
+          return;
+        }
+        done.add(p);
+        this.#refused(p, r.code, r.reason);
+      });
+      const forwarded = sent.filter((_, i) => out.accepted.has(i)).length;
+      this.stats.forwarded += forwarded;
+      if (queue === this.#urgent) this.stats.criticalForwarded += forwarded;
+    } else if (out.kind === "refused_whole") {
+      if (sent.length === 1) {
+        done.add(sent[0]!);
+        this.#refused(sent[0]!, out.code, out.message);
+      } else {
+        // one of them (or the envelope) is bad: try each on its own
+        for (const p of sent) p.alone = true;
+        this.#o.log.warn("relay_batch_split", { status: out.status, events: sent.length });
+        return "progress";
+      }
+    } else {
+      this.stats.postFailures++;
+      if (out.status === 401 || out.status === 403) {
+        // a key or address an operator must fix: nothing is dropped meanwhile
+        this.#o.log.error("relay_batch_refused", {
+          status: out.status,
+          error: out.error,
+          events: sent.length,
+          retrying: true,
+          fix: out.status === 401
+            ? "install the same openhab_to_joi.key on the relay and joi; check both clocks"
+            : "list this host in joi's policy ingest.allowed_sources",
+        });
+        return "stalled";
+      }
+      this.#o.log.warn("relay_joi_unreachable", {
+        status: out.status,
+        error: out.error,
+        events: sent.length,
+        lane: queue === this.#urgent ? "critical" : "ordinary",
+        waiting: queue.length,
+      });
+      return "stalled";
+    }
+    if (done.size === 0) return "stalled";
+    const keep = queue.filter((p) => !done.has(p));
+    queue.splice(0, queue.length, ...keep);
+    return "progress";
+  }
+
+  #refused(p: Pending, code: string, reason: string): void {
+    this.stats.refused++;
+    this.#o.log.error("relay_event_refused", {
+      item: p.item,
+      topic: p.ev.topic.slice(0, 200),
+      code,
+      reason: reason.slice(0, 300),
+    });
+  }
+
+  /** Posts `events` as one batch; reads joi's per-event answer. Never throws. */
+  async #post(events: Pending[]): Promise<PostOutcome> {
+    const url = new URL("/api/v1/openhab/events", this.#o.joiUrl);
+    const body = JSON.stringify({
+      event_id: crypto.randomUUID(),
+      event_type: "openhab_events",
+      timestamp: this.#now(),
+      source: this.#o.source,
+      events: events.map((p) => p.ev),
+    });
+    let res: Response;
+    try {
+      const raw = encoder.encode(body);
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (this.#o.signingKey) {
+        Object.assign(
+          headers,
+          await signedHeaders({
+            key: this.#o.signingKey,
+            direction: "openhab_to_joi",
+            method: "POST",
+            path: url.pathname,
+            body: raw,
+            timestamp: this.#now(),
+          }),
+        );
+      }
+      res = await this.#fetch(url, {
+        method: "POST",
+        headers,
+        body: raw,
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (e) {
+      return { kind: "retry", status: 0, error: (e as Error).message };
+    }
+    let json: Record<string, unknown> | undefined;
+    try {
+      json = await res.json();
+    } catch {
+      json = undefined;
+    }
+    const err = json?.error as
+      | { code?: unknown; message?: unknown; retry_after?: unknown }
+      | undefined;
+    const code = typeof err?.code === "string" ? err.code : `http_${res.status}`;
+    const message = typeof err?.message === "string" ? err.message : `HTTP ${res.status}`;
+    if (res.status >= 200 && res.status < 300) {
+      const data = (json?.data ?? {}) as { accepted?: unknown; refused?: unknown };
+      if (!Array.isArray(data.accepted)) {
+        // an answer without verdicts (an older joi): it took the whole batch
+        return {
+          kind: "verdicts",
+          accepted: new Set(events.map((_, i) => i)),
+          refused: new Map(),
+        };
+      }
+      const refused = new Map<number, RefusedEvent>();
+      if (Array.isArray(data.refused)) {
+        for (const r of data.refused as RefusedEvent[]) {
+          if (typeof r?.index === "number") refused.set(r.index, r);
+        }
+      }
+      return {
+        kind: "verdicts",
+        accepted: new Set(
+          (data.accepted as unknown[]).filter((i) => typeof i === "number") as number[],
+        ),
+        refused,
+      };
+    }
+    const retryAfterS = typeof err?.retry_after === "number"
+      ? err.retry_after
+      : Number(res.headers.get("retry-after")) || undefined;
+    const retryAfterMs = retryAfterS !== undefined ? retryAfterS * 1000 : undefined;
+    // 5xx, 429, a timeout, an auth or source problem an operator fixes, a nonce
+    // collision: the events are fine, later tries may succeed
+    const retry = res.status >= 500 || [401, 403, 408, 409, 429].includes(res.status);
+    if (retry) {
+      return {
+        kind: "retry",
+        status: res.status,
+        error: `joi answered ${res.status} ${code}: ${message.slice(0, 200)}`,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      };
+    }
+    return { kind: "refused_whole", status: res.status, code, message };
   }
 }

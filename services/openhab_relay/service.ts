@@ -72,6 +72,8 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     items: policy.ingest.items,
     maxBatch: policy.ingest.max_readings,
     maxEventBytes: policy.ingest.max_event_bytes,
+    maxBodyBytes: policy.security.max_body_bytes,
+    criticalTypes: policy.iot.critical_device_types,
     ...(signingKey ? { signingKey } : {}),
     log,
   });

@@ -27,6 +27,8 @@ export function relayFor(
     items: { allow: ["*"], block: ["*_password*", "*_secret*", "*_key*", "*_token*"] },
     maxBatch: 50,
     maxEventBytes: 10_240,
+    maxBodyBytes: 65_536,
+    criticalTypes: ["smoke", "fire", "co", "gas", "water_leak", "security_breach"],
     keepAliveMs: 10_000,
     backoffMinMs: 20,
     backoffMaxMs: 200,
