@@ -14,4 +14,5 @@ export * from "./event_ids.ts";
 export * from "./context.ts";
 export * from "./batcher.ts";
 export * from "./pipeline.ts";
+export * from "./batch.ts";
 export * from "./app.ts";

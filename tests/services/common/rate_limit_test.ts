@@ -105,3 +105,16 @@ Deno.test("rate limit: property — never more than the limit in any window", ()
     ),
   );
 });
+
+Deno.test("rate limit: take(n) counts every event of a batch and grants what fits", () => {
+  const l = new RateLimiter({ per_hour: 10 });
+  const t0 = 1_000_000;
+  assert.deepEqual(l.take("events", 4, t0), { granted: 4, allowed: true, retryAfterSeconds: 0 });
+  const v = l.take("events", 8, t0 + 1_000);
+  assert.equal(v.granted, 6, "only what is left of the hour");
+  assert.equal(v.allowed, false);
+  assert.equal(v.retryAfterSeconds, 3599);
+  assert.equal(l.take("events", 1, t0 + 2_000).granted, 0);
+  assert.equal(l.count("events", t0 + 2_000), 10, "a batch of 50 is 50, never 1");
+  assert.equal(l.take("events", 4, t0 + 3_600_001).granted, 4, "the first four left the window");
+});

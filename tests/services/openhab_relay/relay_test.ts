@@ -26,6 +26,44 @@ Deno.test("SSE parser: fields, multi-line data, comments, CRLF, split chunks", a
   ]);
 });
 
+Deno.test("SSE parser: an over-long line or event is skipped with its size and topic; the rest is read", async () => {
+  const big = JSON.stringify({
+    topic: "openhab/items/Door_Camera/statechanged",
+    payload: JSON.stringify({ type: "Raw", value: "A".repeat(300_000) }),
+    type: "ItemStateChangedEvent",
+  });
+  const text = `event: message\ndata: ${big}\n\n` +
+    `event: message\ndata: {"topic":"openhab/items/Multi/state",\n` +
+    `data: ${"B".repeat(600)}\ndata: ${"C".repeat(600)}\n\n` +
+    `event: message\ndata: after\n\n`;
+  const bytes = new TextEncoder().encode(text);
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < bytes.length; i += 4096) c.enqueue(bytes.slice(i, i + 4096));
+      c.close();
+    },
+  });
+  const skips: unknown[] = [];
+  const out = [];
+  for await (
+    const e of parseSse(stream, {
+      maxLineBytes: 1024,
+      maxEventBytes: 1024,
+      onSkip: (s) => skips.push(s),
+    })
+  ) out.push(e);
+  assert.deepEqual(out, [{ event: "message", data: "after" }]);
+  assert.deepEqual(skips, [
+    {
+      bytes: new TextEncoder().encode(`data: ${big}`).length,
+      limit: 1024,
+      what: "line",
+      topic: "openhab/items/Door_Camera/statechanged",
+    },
+    { bytes: 38 + 601 + 601, limit: 1024, what: "event", topic: "openhab/items/Multi/state" },
+  ]);
+});
+
 Deno.test("relay: openHAB stream -> joi, keep-alives, filtering, a dropped connection reconnects", async () => {
   const sse = startOpenhabSse(TOKEN);
   const h = await startHarness();

@@ -89,6 +89,36 @@ Deno.test("garbage lines and -32700 answers do not break the connection", async 
   }
 });
 
+Deno.test("an over-long line is skipped and logged; the connection and the next lines live on", async () => {
+  const t = await setup();
+  try {
+    const huge = JSON.stringify({
+      jsonrpc: "2.0",
+      method: "receive",
+      params: { envelope: { dataMessage: { message: "x".repeat(3 * 1024 * 1024) } } },
+    });
+    await t.peer.pushRaw(huge);
+    t.peer.push(dataEnvelope({ ...OWNER, timestamp: 78, text: "after the big one" }));
+    await waitUntil(() => t.got.length === 1);
+    const skipped = t.logs.find((l) => l.event === "signal_line_too_long");
+    assert.equal(skipped?.bytes, new TextEncoder().encode(huge).length);
+    assert.equal(skipped?.method, "receive");
+    assert.equal(t.client.status().reconnects, 0, "never reconnected");
+    // an answer too long fails its request at once, not after the 60 s timeout
+    t.peer.onSend = () => ({ result: { timestamp: 1, results: [], pad: "y".repeat(2 << 20) } });
+    const started = Date.now();
+    await assert.rejects(t.client.request("send", { recipient: ["+1"] }), (e: unknown) => {
+      assert.ok(e instanceof RpcError);
+      assert.match(e.message, /line limit/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 30_000);
+    assert.deepEqual(await t.client.request("version"), { version: "0.14.6" });
+  } finally {
+    await t.stop();
+  }
+});
+
 Deno.test("daemon restart with a stale socket: pending requests fail, the client reconnects", async () => {
   const t = await setup();
   try {
