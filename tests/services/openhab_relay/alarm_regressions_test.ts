@@ -57,7 +57,7 @@ Deno.test("regression 1: real trigger strings and a bad neighbour never cost an 
         type: "ItemStateChangedEvent",
       });
     }
-    await h.mesh.waitFor((r) => criticalTexts(h.mesh).length >= 8, 20_000);
+    await h.mesh.waitFor(() => criticalTexts(h.mesh).length >= 8, 20_000);
     const texts = criticalTexts(h.mesh);
     for (let i = 0; i < 8; i++) {
       assert.equal(texts.filter((t) => t.includes(`Room${i}_Smoke `)).length, 1, `Room${i}_Smoke`);
@@ -182,7 +182,7 @@ Deno.test("regression 3: a flapping device over the event limit backs the relay 
     for (let i = 0; i < 60; i++) flap();
     sse.push(smokeOn("Attic_Smoke"));
     await h.mesh.waitFor(
-      (r) => criticalTexts(h.mesh).some((t) => t.includes("Attic_Smoke")),
+      () => criticalTexts(h.mesh).some((t) => t.includes("Attic_Smoke")),
       20_000,
     );
     // joi refused the flapping events over its limit with retry_after: the relay waits
