@@ -139,7 +139,7 @@ export class LineSplitter {
 }
 
 function concat(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
+  if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(length);
   let off = 0;
   for (const p of parts) {

@@ -97,7 +97,10 @@ export interface EventSchema {
   safeParse(
     x: unknown,
   ):
-    | { success: true; data: BusEvent & { received_at?: number; id?: string } }
+    | {
+      success: true;
+      data: BusEvent & { received_at?: number | undefined; id?: string | undefined };
+    }
     | { success: false; error: import("zod").ZodError };
 }
 

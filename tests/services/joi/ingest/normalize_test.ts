@@ -165,11 +165,11 @@ Deno.test("any trigger string openHAB can send is accepted, bounded and cleaned 
       { event, channel: "mqtt:topic:button#press" },
       "ChannelTriggeredEvent",
     );
-    assert.equal(r.events[0].state, state, JSON.stringify(event));
-    assert.equal(r.events[0].kind, "trigger");
+    assert.equal(r.events[0]!.state, state, JSON.stringify(event));
+    assert.equal(r.events[0]!.kind, "trigger");
   }
   const long = bus("openhab/channels/c:1/triggered", { event: "x".repeat(5000) }, "x");
-  assert.ok([...long.events[0].state!].length <= 64, "bounded");
+  assert.ok([...long.events[0]!.state!].length <= 64, "bounded");
 });
 
 Deno.test("blocked items are skipped and never stored; Raw images dropped", () => {
