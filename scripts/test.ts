@@ -3,6 +3,10 @@
  * permission manifest states for it, streams Deno's own report, and ends with
  * the line `tests: N passed, N failed` (CI reads it).
  *
+ * `deno task fuzz` (`--fuzz`) runs the fuzz set (`tests/fuzz/`) with
+ * `JOI_FUZZ_SCALE=10`, ten times the runs CI gives each property, and prints
+ * the number of runs per parser before the tally.
+ *
  * Counting comes from Deno's JUnit report, so a crashed test file (which never
  * reports its cases) is counted as one failure rather than silently vanishing.
  *
@@ -35,11 +39,46 @@ export function tallyJunit(xml: string): Tally {
   return tally;
 }
 
+/** Echoes the child's stdout and collects its `fuzz: <parser>: <n> runs` lines. */
+async function teeFuzzLines(stdout: ReadableStream<Uint8Array>): Promise<string[]> {
+  const found: string[] = [];
+  let rest = "";
+  for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
+    await Deno.stdout.write(new TextEncoder().encode(chunk));
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop() ?? "";
+    for (const l of lines) if (/^fuzz: .+: \d+ runs$/.test(l)) found.push(l);
+  }
+  return found;
+}
+
+/** The runs per parser, summed, one line each. */
+export function fuzzSummary(lines: readonly string[]): string[] {
+  const runs = new Map<string, number>();
+  for (const l of lines) {
+    const m = /^fuzz: (.+): (\d+) runs$/.exec(l);
+    if (m) runs.set(m[1]!, (runs.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  const total = [...runs.values()].reduce((a, b) => a + b, 0);
+  return [
+    `fuzz runs per parser (${runs.size} parsers, ${total} runs):`,
+    ...[...runs].sort(([a], [b]) => a.localeCompare(b)).map(([p, n]) => `  ${p}: ${n}`),
+  ];
+}
+
+function printFuzzRuns(lines: readonly string[]): void {
+  if (lines.length > 0) console.log(fuzzSummary(lines).join("\n"));
+}
+
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
-    options: { filter: { type: "string" }, parallel: { type: "boolean", default: false } },
+    options: {
+      filter: { type: "string" },
+      parallel: { type: "boolean", default: false },
+      fuzz: { type: "boolean", default: false },
+    },
   });
   const spec = programSpec("test", localLayout());
   // The isolation tests install the Deno binary the suite runs on as the
@@ -58,15 +97,18 @@ async function main(): Promise<number> {
     `--junit-path=${junit}`,
     ...(values.filter ? [`--filter=${values.filter}`] : []),
     ...(values.parallel ? ["--parallel"] : []),
-    ...(positionals.length ? positionals : ["tests/"]),
+    ...(positionals.length ? positionals : [values.fuzz ? "tests/fuzz/" : "tests/"]),
   ];
   const child = new Deno.Command("deno", {
     args,
     stdin: "null",
-    stdout: "inherit",
+    stdout: values.fuzz ? "piped" : "inherit",
     stderr: "inherit",
+    ...(values.fuzz ? { env: { JOI_FUZZ_SCALE: "10" } } : {}),
   }).spawn();
+  const fuzzLines = values.fuzz ? teeFuzzLines(child.stdout) : Promise.resolve([]);
   const status = await child.status;
+  printFuzzRuns(await fuzzLines);
   let tally: Tally = { passed: 0, failed: 0, skipped: 0 };
   try {
     tally = tallyJunit(await Deno.readTextFile(junit));

@@ -47,7 +47,7 @@ function quote(arg: string): string {
 
 /**
  * The tasks for `layout` (the local layout): one per program whose entry file
- * exists, plus `test`, `check` and `sync`.
+ * exists, plus `test`, `fuzz` (the fuzz set, 10x longer), `check` and `sync`.
  */
 export async function renderTasks(layout: Layout, root = "."): Promise<Record<string, string>> {
   const tasks: Record<string, string> = {};
@@ -58,6 +58,8 @@ export async function renderTasks(layout: Layout, root = "."): Promise<Record<st
     tasks[task] = ["deno", run, "--frozen", ...rest].map(quote).join(" ");
   }
   tasks.test = ["deno run --no-prompt --frozen", ...TEST_RUNNER_FLAGS, "scripts/test.ts"].join(" ");
+  tasks.fuzz = ["deno run --no-prompt --frozen", ...TEST_RUNNER_FLAGS, "scripts/test.ts", "--fuzz"]
+    .join(" ");
   tasks.check = "deno fmt --check && deno lint && deno check --frozen .";
   tasks.sync =
     "deno run --no-prompt --frozen --allow-read=. --allow-write=./deno.json,./systemd scripts/sync.ts";

@@ -488,7 +488,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "./tests/peers/signal_cli/bin/ffmpeg",
         "./tests/peers/signal_cli/bin/piper",
       ],
-      env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP"],
+      env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP", "JOI_FUZZ_SCALE"],
       sys: ["uid", "gid", "hostname"],
     },
     args: [],
