@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, runMain } from "./services/common/cli.ts";
 import {
   denoRunArgs,
   type Layout,
@@ -110,7 +110,7 @@ async function waitHealthy(layout: Layout, timeoutMs: number): Promise<string[]>
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("start", {
     args: Deno.args,
     options: {
       "base-port": { type: "string", default: "8443" },
@@ -188,4 +188,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) await runMain(() => main());

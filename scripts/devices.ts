@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, runMain } from "../services/common/cli.ts";
 import { DatabaseSync } from "node:sqlite";
 import { type DeviceState, readDeviceStates } from "../services/joi/guard/flood.ts";
 
@@ -41,7 +41,7 @@ export function formatDevices(devices: DeviceState[], now: number): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("devices", {
     args: Deno.args,
     options: {
       "state-dir": { type: "string" },
@@ -78,4 +78,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) await runMain(() => main());

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, runMain } from "../services/common/cli.ts";
 
 /** One line of a recording. */
 export interface RecordedEvent {
@@ -152,7 +152,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayTally> {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine("replay", {
     args: Deno.args,
     allowPositionals: true,
     options: {
@@ -199,4 +199,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) await runMain(() => main());
