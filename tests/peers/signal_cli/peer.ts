@@ -14,8 +14,14 @@
  * "the Signal server" and are delivered when a client connects; an envelope is
  * acknowledged (removed) once written to a connected client.
  *
+ * It listens on a socket path ({@link SignalCliPeer.start}), or, as signal-cli
+ * does under systemd's socket activation (`StandardInput=socket`), on the
+ * listening socket it inherits as file descriptor 0
+ * ({@link SignalCliPeer.inherit}; see `daemon_main.ts`).
+ *
  * @module
  */
+import net from "node:net";
 
 /** A JSON-RPC error object. */
 export interface RpcErrorObject {
@@ -55,6 +61,13 @@ export interface PeerOptions {
 
 const encoder = new TextEncoder();
 
+/** A client connection: what the peer needs of a `Deno.Conn`. */
+export interface PeerConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
 /** The stand-in daemon. */
 export class SignalCliPeer {
   readonly path: string;
@@ -74,15 +87,17 @@ export class SignalCliPeer {
   });
   /** Number of connections accepted so far. */
   connections = 0;
+  /** Called with each request as it arrives. */
+  onRequest: (r: RecordedRequest) => void = () => {};
 
-  #listener: Deno.Listener | null = null;
-  #conns = new Set<Deno.Conn>();
+  #listener: { close(): void } | null = null;
+  #conns = new Set<PeerConn>();
   #pending: unknown[] = [];
   #holds = new Map<string, Promise<void>>();
   #waiters: { pred: () => boolean; resolve: () => void }[] = [];
   #serving: Promise<void> | null = null;
   #timestamp = 1_700_000_000_000;
-  #writeChains = new WeakMap<Deno.Conn, Promise<void>>();
+  #writeChains = new WeakMap<PeerConn, Promise<void>>();
 
   private constructor(options: PeerOptions) {
     this.path = options.path;
@@ -98,14 +113,37 @@ export class SignalCliPeer {
     return peer;
   }
 
+  /**
+   * A peer serving the listening socket it inherited as file descriptor `fd`
+   * (systemd's socket activation with `StandardInput=socket` hands it over as
+   * 0), never binding a path of its own.
+   */
+  static inherit(options: Omit<PeerOptions, "path"> & { fd?: number }): SignalCliPeer {
+    const peer = new SignalCliPeer({ ...options, path: `fd:${options.fd ?? 0}` });
+    const server = net.createServer();
+    const conns = acceptQueue<PeerConn>();
+    server.on("connection", (socket) => conns.push(nodeConn(socket)));
+    server.on("error", (e) => conns.fail(e));
+    server.listen({ fd: options.fd ?? 0 });
+    peer.#listener = {
+      close: () => {
+        server.close();
+        conns.end();
+      },
+    };
+    peer.#serving = peer.#accept(conns.iterable);
+    return peer;
+  }
+
   /** (Re)binds the socket, removing a stale file as systemd's RuntimeDirectory would. */
   listen(): void {
     if (this.#listener) return;
     try {
       Deno.removeSync(this.path);
     } catch { /* absent */ }
-    this.#listener = Deno.listen({ transport: "unix", path: this.path });
-    this.#serving = this.#accept(this.#listener);
+    const listener = Deno.listen({ transport: "unix", path: this.path });
+    this.#listener = listener;
+    this.#serving = this.#accept(listener);
   }
 
   /** True while a client is connected. */
@@ -168,7 +206,7 @@ export class SignalCliPeer {
   }
 
   /** Writes one line; writes to a connection never interleave. */
-  #write(conn: Deno.Conn, line: string): Promise<void> {
+  #write(conn: PeerConn, line: string): Promise<void> {
     const prev = this.#writeChains.get(conn) ?? Promise.resolve();
     const next = prev.then(() => writeAll(conn, encoder.encode(line + "\n")));
     this.#writeChains.set(conn, next.catch(() => {}));
@@ -252,7 +290,7 @@ export class SignalCliPeer {
     }
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
+  async #accept(listener: AsyncIterable<PeerConn>): Promise<void> {
     try {
       for await (const conn of listener) {
         this.connections++;
@@ -267,7 +305,7 @@ export class SignalCliPeer {
     } catch { /* listener closed */ }
   }
 
-  async #handle(conn: Deno.Conn): Promise<void> {
+  async #handle(conn: PeerConn): Promise<void> {
     const decoder = new TextDecoder();
     let buf = "";
     const chunk = new Uint8Array(64 * 1024);
@@ -289,7 +327,7 @@ export class SignalCliPeer {
     }
   }
 
-  #line(conn: Deno.Conn, line: string): void {
+  #line(conn: PeerConn, line: string): void {
     let parsed: unknown;
     try {
       if (line.trim() === "") throw new Error("empty");
@@ -306,7 +344,7 @@ export class SignalCliPeer {
     for (const item of items) this.#request(conn, item);
   }
 
-  #request(conn: Deno.Conn, item: unknown): void {
+  #request(conn: PeerConn, item: unknown): void {
     const rec = (typeof item === "object" && item !== null ? item : {}) as Record<string, unknown>;
     if (typeof rec.method !== "string") {
       this.#reply(conn, {
@@ -322,7 +360,9 @@ export class SignalCliPeer {
         string,
         unknown
       >;
-    this.requests.push({ method: req.method, params, id: req.id });
+    const recorded = { method: req.method, params, id: req.id };
+    this.requests.push(recorded);
+    this.onRequest(recorded);
     this.#notify();
     const answer = this.#dispatch(req.method, params);
     if (req.id === undefined) return; // a notification gets no response
@@ -365,14 +405,105 @@ export class SignalCliPeer {
     }
   }
 
-  #reply(conn: Deno.Conn, msg: unknown): void {
+  #reply(conn: PeerConn, msg: unknown): void {
     this.#write(conn, JSON.stringify(msg)).catch(() => {});
   }
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: PeerConn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** An async iterable fed by callbacks (node's `connection` events). */
+function acceptQueue<T>() {
+  const items: T[] = [];
+  let wake: (() => void) | null = null;
+  let done = false;
+  let error: unknown = null;
+  const poke = () => {
+    wake?.();
+    wake = null;
+  };
+  return {
+    push(item: T) {
+      items.push(item);
+      poke();
+    },
+    end() {
+      done = true;
+      poke();
+    },
+    fail(e: unknown) {
+      error = e;
+      done = true;
+      poke();
+    },
+    iterable: {
+      async *[Symbol.asyncIterator]() {
+        while (true) {
+          const item = items.shift();
+          if (item !== undefined) {
+            yield item;
+            continue;
+          }
+          if (error) throw error;
+          if (done) return;
+          await new Promise<void>((r) => (wake = r));
+        }
+      },
+    } as AsyncIterable<T>,
+  };
+}
+
+/** A node socket as a {@link PeerConn}. */
+function nodeConn(socket: net.Socket): PeerConn {
+  const chunks: Uint8Array[] = [];
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    wake?.();
+    wake = null;
+  };
+  socket.on("data", (d: Uint8Array) => {
+    chunks.push(new Uint8Array(d));
+    poke();
+  });
+  socket.on("end", () => {
+    ended = true;
+    poke();
+  });
+  socket.on("close", () => {
+    ended = true;
+    poke();
+  });
+  socket.on("error", () => {
+    ended = true;
+    poke();
+  });
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      while (chunks.length === 0) {
+        if (ended) return null;
+        await new Promise<void>((r) => (wake = r));
+      }
+      const head = chunks[0]!;
+      const n = Math.min(p.length, head.length);
+      p.set(head.subarray(0, n));
+      if (n === head.length) chunks.shift();
+      else chunks[0] = head.subarray(n);
+      return n;
+    },
+    write(p: Uint8Array): Promise<number> {
+      return new Promise((resolve, reject) => {
+        if (socket.destroyed) return reject(new Error("connection closed"));
+        socket.write(p, (err) => (err ? reject(err) : resolve(p.length)));
+      });
+    },
+    close() {
+      socket.destroy();
+    },
+  };
 }
 
 /** Fields of a test envelope. */
