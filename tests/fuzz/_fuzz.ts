@@ -176,3 +176,34 @@ export function isCrash(e: unknown): boolean {
     e instanceof SyntaxError && !/JSON|Unexpected|position|token/i.test(e.message) ||
     !(e instanceof Error);
 }
+
+/** A JSON value with one leaf or key replaced at random. */
+export function mutateJson(value: unknown): fc.Arbitrary<unknown> {
+  const leaf = fc.oneof(
+    fc.constantFrom(null, true, false, 0, -1, 1e308, "", [], {}),
+    nastyString,
+    fc.integer(),
+    fc.double(),
+  );
+  return fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), leaf, fc.boolean()).map(
+    ([walk, replacement, dropKey]) => {
+      const copy = structuredClone(value);
+      let node: unknown = copy;
+      for (let i = 0; i < walk.length; i++) {
+        if (node === null || typeof node !== "object") break;
+        const keys = Object.keys(node);
+        if (keys.length === 0) break;
+        const key = keys[walk[i]! % keys.length]!;
+        const rec = node as Record<string, unknown>;
+        const last = i === walk.length - 1 || rec[key] === null || typeof rec[key] !== "object";
+        if (last) {
+          if (dropKey) delete rec[key];
+          else rec[key] = replacement;
+          break;
+        }
+        node = rec[key];
+      }
+      return copy;
+    },
+  );
+}

@@ -19,7 +19,15 @@ import {
   QueryError,
   validateQuery,
 } from "../../scripts/retrieve.ts";
-import { check, checkAsync, hostileBytes, isCrash, mutated, nastyString } from "./_fuzz.ts";
+import {
+  check,
+  checkAsync,
+  hostileBytes,
+  isCrash,
+  mutated,
+  mutateJson,
+  nastyString,
+} from "./_fuzz.ts";
 
 /** Splits `bytes` at random points: how a network delivers a stream. */
 const chunked = (bytes: Uint8Array, cuts: number[]) => {
@@ -98,37 +106,6 @@ const ENVELOPE = {
   },
   account: "+15550000009",
 };
-
-/** A JSON value with one leaf or key replaced at random. */
-function mutateJson(value: unknown): fc.Arbitrary<unknown> {
-  const leaf = fc.oneof(
-    fc.constantFrom(null, true, false, 0, -1, 1e308, "", [], {}),
-    nastyString,
-    fc.integer(),
-    fc.double(),
-  );
-  return fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), leaf, fc.boolean()).map(
-    ([walk, replacement, dropKey]) => {
-      const copy = structuredClone(value);
-      let node: unknown = copy;
-      for (let i = 0; i < walk.length; i++) {
-        if (node === null || typeof node !== "object") break;
-        const keys = Object.keys(node);
-        if (keys.length === 0) break;
-        const key = keys[walk[i]! % keys.length]!;
-        const rec = node as Record<string, unknown>;
-        const last = i === walk.length - 1 || rec[key] === null || typeof rec[key] !== "object";
-        if (last) {
-          if (dropKey) delete rec[key];
-          else rec[key] = replacement;
-          break;
-        }
-        node = rec[key];
-      }
-      return copy;
-    },
-  );
-}
 
 Deno.test("fuzz: signal-cli envelope parser", () => {
   const params = fc.oneof(
