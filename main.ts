@@ -26,7 +26,7 @@ import {
 } from "./services/common/permissions/mod.ts";
 import { type ChildSpec, pumpLines, Supervisor } from "./services/common/supervisor.ts";
 import { exists } from "./services/common/fs.ts";
-import { SERVICE_ENV, webSearchAccess } from "./services/common/units.ts";
+import { webSearchAccess } from "./services/common/units.ts";
 import { loadPolicyFile } from "./services/common/policy/mod.ts";
 import { generateKeyFile } from "./services/common/wire/keys.ts";
 
@@ -80,7 +80,7 @@ export function humanize(line: string): string {
 export function localChildren(layout: Layout, print: (line: string) => void): ChildSpec[] {
   return LOCAL_PROGRAMS.map((name) => {
     const spec = programSpec(name, layout);
-    const child: ChildSpec = { name, command: "deno", args: denoRunArgs(spec), env: SERVICE_ENV };
+    const child: ChildSpec = { name, command: "deno", args: denoRunArgs(spec), env: spec.env };
     if (name === "mesh" && layout.signal.kind === "terminal") {
       child.stdin = true;
       // The terminal transport prints what joi sends on stdout: show it as is.

@@ -1,7 +1,8 @@
 /**
  * joi's conversation path, measured on the real `joi` process started with
  * its manifest flags: its own added latency per message and its resident
- * memory after 10,000 messages (target < 120 MB).
+ * memory after 10,000 messages, against an empty `Deno.serve` started with
+ * joi's V8 flags and environment and sent as many requests (target <= 2.0x).
  *
  * Around it: the Ollama stand-in (answering at once) and a signed mesh
  * stand-in receiving the replies. The policies are copied with the outbound
@@ -11,11 +12,10 @@
  * - baseline: a bare chat request to the LLM stand-in;
  * - joi: from the mesh's signed POST to the reply arriving at the mesh;
  *   joi's added latency = joi - baseline, p50 and p99;
- * - RSS as joi reports it on /health after the volume run.
+ * - RSS from `/proc/<pid>/smaps` (`_memory.ts`) at start and after the volume run.
  *
  * @module
  */
-import { SERVICE_ENV } from "../../services/common/units.ts";
 import { Hono } from "hono";
 import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 import {
@@ -30,10 +30,11 @@ import { createLogger } from "../../services/common/log.ts";
 import { LlmTestServer } from "../../tests/peers/llm_server.ts";
 import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts";
 import { freePort } from "../../tests/services/mesh/harness.ts";
+import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
 
 const LATENCY_RUNS = 300;
 const VOLUME = 10_000;
-const RSS_TARGET_MB = 120;
+const TARGET_RATIO = 2.0;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -126,7 +127,7 @@ export async function bench(): Promise<void> {
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-    env: { ...SERVICE_ENV }, // as the systemd unit runs it
+    env: { ...spec.env }, // as the systemd unit runs it
   })
     .spawn();
   // joi's log: keep its warnings and errors (never message text) to explain a bad run
@@ -165,7 +166,8 @@ export async function bench(): Promise<void> {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const rssBoot = (await health()).memory_mb.rss;
+    await new Promise((r) => setTimeout(r, 1000));
+    const boot = await memoryOf(child.pid);
     const post = async (sender: "owner" | "partner", channel: string, text: string) => {
       const r = await client.request(
         "POST",
@@ -206,7 +208,6 @@ export async function bench(): Promise<void> {
     console.log(`LLM stand-in alone (baseline): p50 ${fmt(b50)}  p99 ${fmt(b99)}`);
     console.log(`message end to end via joi:    p50 ${fmt(e50)}  p99 ${fmt(e99)}`);
     console.log(`joi's added latency:           p50 ${fmt(e50 - b50)}  p99 ${fmt(e99 - b99)}`);
-    const rssStart = (await health()).memory_mb.rss;
 
     const channels: ["owner" | "partner", string][] = [
       ["owner", "owner_private_dm"],
@@ -245,10 +246,16 @@ export async function bench(): Promise<void> {
         arrived - before
       } replies reached the mesh`,
     );
-    console.log(
-      `joi resident memory: ${h.memory_mb.rss} MB after the run (${rssBoot} MB at start, ${rssStart} MB after the latency runs; heap ${h.memory_mb.heap_used} MB); ` +
-        `target < ${RSS_TARGET_MB} MB: ${h.memory_mb.rss < RSS_TARGET_MB ? "met" : "MISSED"}`,
-    );
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await memoryOf(child.pid);
+    const floor = await emptyServeFloor({ v8Flags: spec.v8Flags, env: spec.env, requests: VOLUME });
+    console.log(`memory: joi idle after start: ${describe(boot)}`);
+    for (
+      const line of floorReport(`joi after ${VOLUME} messages`, after, floor, VOLUME, TARGET_RATIO)
+    ) {
+      console.log(`memory: ${line}`);
+    }
+    console.log(`memory: V8 heap used ${h.memory_mb.heap_used} MB (joi's /health)`);
   } finally {
     try {
       child.kill("SIGTERM");

@@ -16,6 +16,7 @@ import {
   type Layout,
   type ProductionAddresses,
   productionLayout,
+  type ProgramName,
   programSpec,
   UNIT_NAMES,
   type WebSearchAccess,
@@ -155,25 +156,22 @@ function sandbox(opts: { sudo?: boolean; unix?: boolean } = {}): Section {
 /** The directory part of a path. */
 const dirOf = (p: string): string => p.replace(/\/[^/]+$/, "");
 
-/**
- * Environment of every Deno service, in production and wherever its memory is
- * measured (benchmarks, the local run): glibc's default of one malloc arena
- * per thread costs tens of MB of RSS in a Deno process (measured by the mesh
- * and joi benchmarks); two arenas lose nothing measurable in latency.
- */
-export const SERVICE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+/** Environment of every Deno unit; a service adds its manifest entry's `env`. */
+const DENO_ENV = ["DENO_DIR=/opt/joi/.deno", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1"];
 
-const DENO_ENV = [
-  "DENO_DIR=/opt/joi/.deno",
-  "DENO_NO_UPDATE_CHECK=1",
-  "NO_COLOR=1",
-  ...Object.entries(SERVICE_ENV).map(([k, v]) => `${k}=${v}`),
-];
+/** The `Environment=` lines of a Deno unit running `program`. */
+function denoEnv(program: ProgramName, layout: Layout): string[] {
+  return [
+    ...DENO_ENV,
+    ...Object.entries(programSpec(program, layout).env).map(([k, v]) => `${k}=${v}`),
+  ];
+}
 
 function serviceUnit(
   description: string,
   after: string[],
   service: Section,
+  env: string[],
   opts: { sudo?: boolean; unix?: boolean } = {},
 ): string {
   return render({
@@ -186,7 +184,7 @@ function serviceUnit(
     Service: [
       ["Type", "simple"],
       ...service,
-      ["Environment", DENO_ENV],
+      ["Environment", env],
       ["WorkingDirectory", "/opt/joi"],
       ["Restart", "on-failure"],
       ["RestartSec", "2s"],
@@ -226,23 +224,30 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["IPAddressDeny", "any"],
       ["IPAddressAllow", `localhost ${a.mesh} ${a.openhab}`],
     ],
+    denoEnv("joi", l),
     { unix: true },
   );
 
   // The only unit that may run sudo: it needs setuid in its bounding set and
   // no NoNewPrivileges, so it gets no network at all instead.
-  const knowledge = serviceUnit("joi knowledge broker: sudo -u <channel user> joi-retrieve", [], [
-    ["User", "joi"],
-    ["Group", "joi"],
-    ["ExecStart", execLine("knowledge", l)],
-    ["ExecReload", "/bin/kill -HUP $MAINPID"],
-    ["RuntimeDirectory", dirOf(l.knowledgeSocket).replace(/^\/run\//, "")],
-    ["RuntimeDirectoryMode", "0750"],
-    ["RuntimeDirectoryPreserve", "yes"],
-    ["ReadWritePaths", `${l.logDir} /run/sudo /var/log/joi-sudo.log`],
-    ["PrivateNetwork", "yes"],
-    ["IPAddressDeny", "any"],
-  ], { sudo: true });
+  const knowledge = serviceUnit(
+    "joi knowledge broker: sudo -u <channel user> joi-retrieve",
+    [],
+    [
+      ["User", "joi"],
+      ["Group", "joi"],
+      ["ExecStart", execLine("knowledge", l)],
+      ["ExecReload", "/bin/kill -HUP $MAINPID"],
+      ["RuntimeDirectory", dirOf(l.knowledgeSocket).replace(/^\/run\//, "")],
+      ["RuntimeDirectoryMode", "0750"],
+      ["RuntimeDirectoryPreserve", "yes"],
+      ["ReadWritePaths", `${l.logDir} /run/sudo /var/log/joi-sudo.log`],
+      ["PrivateNetwork", "yes"],
+      ["IPAddressDeny", "any"],
+    ],
+    denoEnv("knowledge", l),
+    { sudo: true },
+  );
 
   const mesh = serviceUnit(
     "joi mesh: the Signal gateway",
@@ -260,6 +265,7 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["IPAddressDeny", "any"],
       ["IPAddressAllow", a.joi],
     ],
+    denoEnv("mesh", l),
     { unix: true },
   );
 
@@ -275,7 +281,7 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
     ["StateDirectoryMode", "0700"],
     ["IPAddressDeny", "any"],
     ["IPAddressAllow", `localhost ${a.joi}`],
-  ]);
+  ], denoEnv("openhab_relay", l));
 
   const validateService = render({
     Unit: [
@@ -285,7 +291,7 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
     Service: [
       ["Type", "oneshot"],
       ["ExecStart", execLine("validate", l)],
-      ["Environment", DENO_ENV],
+      ["Environment", denoEnv("validate", l)],
       ["WorkingDirectory", "/opt/joi"],
       // Runs as root to read sudoers and stat every knowledge folder; it only reads.
       ["PrivateNetwork", "yes"],

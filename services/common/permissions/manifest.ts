@@ -69,6 +69,11 @@ export interface ProgramSpec {
   args: string[];
   /** Extra V8 flags (e.g. heap caps). */
   v8Flags: string[];
+  /**
+   * Environment the program runs with wherever it runs as a service (its unit,
+   * the local run, the benchmarks): memory tuning only, never a secret.
+   */
+  env: Readonly<Record<string, string>>;
 }
 
 const none = (): Permissions => ({ read: [], write: [], net: [], run: [], env: [], sys: [] });
@@ -78,7 +83,27 @@ const hostPort = (e: Endpoint): string => `${e.host}:${e.port}`;
 /** The local run's state root: the parent of the joi state directory. */
 const varRoot = (l: Layout): string => l.joiStateDir.replace(/\/joi$/, "");
 
-type Builder = (layout: Layout) => Omit<ProgramSpec, "name">;
+type Builder = (
+  layout: Layout,
+) => Omit<ProgramSpec, "name" | "env"> & Partial<Pick<ProgramSpec, "env">>;
+
+/**
+ * glibc malloc settings of the long-running Deno services (measured by
+ * `deno task bench mesh|joi|relay|soak`; scripts/bench/_memory.ts says where
+ * the memory is):
+ * - `MALLOC_ARENA_MAX=2`: glibc's default of up to 8 arenas per core costs
+ *   tens of MB of RSS in a Deno process; two lose nothing measurable;
+ * - `MALLOC_MMAP_THRESHOLD_=65536`: every allocation of 64 KiB or more (socket
+ *   and HTTP buffers of each message) gets its own mapping, unmapped when
+ *   freed. By default glibc raises this threshold after the first such free,
+ *   and from then on these buffers fragment the heap, which never shrinks: the
+ *   mesh's malloc heap went from 7.5 to 15.6 MB over 10,000 messages and stayed
+ *   there. Setting it also fixes the trim threshold at its 128 KiB default.
+ */
+const MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze({
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_MMAP_THRESHOLD_: "65536",
+});
 
 const MANIFEST: Record<ProgramName, Builder> = {
   main: (l) => ({
@@ -135,6 +160,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
     // a small young generation and a capped old space keep joi's RSS near 110 MB
     // after 10,000 messages (scripts/bench/joi.ts); its live heap is ~20 MB
     v8Flags: ["--max-old-space-size=96", "--max-semi-space-size=2"],
+    env: MALLOC_ENV,
   }),
   knowledge: (l) => ({
     description: "knowledge broker: the only process that runs sudo -u <channel user> joi-retrieve",
@@ -156,6 +182,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--log-dir=${l.logDir}`,
     ],
     v8Flags: [],
+    env: MALLOC_ENV,
   }),
 
   mesh: (l) => {
@@ -197,6 +224,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       // small young generation, no optimizing JIT (the mesh is I/O-bound): RSS after
       // 10,000 messages ~86 MB instead of ~160-200 MB (scripts/bench/mesh.ts)
       v8Flags: ["--max-semi-space-size=1", "--max-old-space-size=64", "--lite-mode"],
+      env: MALLOC_ENV,
     };
   },
   openhab_relay: (l) => ({
@@ -216,6 +244,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--joi-url=http://${hostPort(l.joiIngest)}`,
     ],
     v8Flags: [],
+    env: MALLOC_ENV,
   }),
   retrieve: (l) => ({
     description: "joi-retrieve: read-only FTS over the knowledge its uid may open (run via sudo)",
@@ -440,7 +469,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
       read: [".", "/tmp", "/etc/passwd", "/etc/group", "/usr/local/bin"],
       write: ["./var", "/tmp"],
       net: ["127.0.0.1", ...testSocketPaths().map((p) => `unix:${p}`)],
-      run: ["deno", "sudo", "nft", "ip"],
+      // pmap: where a service's memory is (/proc/<pid>/smaps needs --allow-all in Deno)
+      run: ["deno", "sudo", "nft", "ip", "/usr/bin/pmap"],
       env: [],
       sys: [],
     },
@@ -498,5 +528,5 @@ const MANIFEST: Record<ProgramName, Builder> = {
 
 /** The full spec of `name` under `layout`. */
 export function programSpec(name: ProgramName, layout: Layout): ProgramSpec {
-  return { name, ...MANIFEST[name](layout) };
+  return { name, env: {}, ...MANIFEST[name](layout) };
 }
