@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { canonicalQueryJson } from "../../../scripts/retrieve.ts";
+import { ACCESS_MATRIX, type Channel } from "../../_helpers/access_matrix.ts";
 import {
   createHousehold,
   type Household,
@@ -40,20 +41,23 @@ const ROLES: Role[] = [
   "critical",
 ];
 
-/**
- * The architecture document's access matrix (owner shares with family), with
- * partner-public filled in symmetrically to owner-public. Written out here,
- * independently of `knowledgeFolders`, so the code is checked against the doc.
- */
-const MATRIX: Record<string, Role[]> = {
-  "owner/private": ["ownerPrivate"],
-  "group/owner_public": ["ownerPublic", "family", "critical"],
-  "partner/private": ["partnerPrivate"],
-  "group/partner_public": ["partnerPublic", "critical"],
-  "group/family": ["family", "critical"],
-  "critical/safety": ["critical"],
-  "shared": ROLES,
+/** The channel each role's user serves. */
+const CHANNEL_OF: Record<Role, Channel> = {
+  ownerPrivate: "owner_private_dm",
+  ownerPublic: "owner_regular_dm",
+  partnerPrivate: "partner_private_dm",
+  partnerPublic: "partner_regular_dm",
+  family: "family_group",
+  critical: "critical_group",
 };
+
+/** The architecture document's access matrix ({@link ACCESS_MATRIX}) by role. */
+const MATRIX: Record<string, Role[]> = Object.fromEntries(
+  Object.entries(ACCESS_MATRIX).map(([folder, channels]) => [
+    folder,
+    ROLES.filter((r) => channels.includes(CHANNEL_OF[r])),
+  ]),
+);
 
 const search = (q: string) => canonicalQueryJson({ type: "search", q, limit: 10 });
 
