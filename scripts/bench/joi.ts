@@ -27,6 +27,11 @@ import {
   signedRoutes,
 } from "../../services/common/wire/mod.ts";
 import { createLogger } from "../../services/common/log.ts";
+import {
+  channelOfGroup,
+  channelOfRecipient,
+  FAMILY_GROUP,
+} from "../../services/common/policy/household.ts";
 import { LlmTestServer } from "../../tests/peers/llm_server.ts";
 import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts";
 import { freePort } from "../../tests/services/mesh/harness.ts";
@@ -200,7 +205,7 @@ export async function bench(): Promise<void> {
       const target = arrived + 1;
       const got = new Promise<void>((resolve) => (wake = () => arrived >= target && resolve()));
       const t0 = performance.now();
-      await post("owner", "owner_private_dm", `latency probe ${i}`);
+      await post("owner", channelOfRecipient("owner", "private"), `latency probe ${i}`);
       await got;
       end.push(performance.now() - t0);
     }
@@ -210,10 +215,10 @@ export async function bench(): Promise<void> {
     console.log(`joi's added latency:           p50 ${fmt(e50 - b50)}  p99 ${fmt(e99 - b99)}`);
 
     const channels: ["owner" | "partner", string][] = [
-      ["owner", "owner_private_dm"],
-      ["partner", "partner_private_dm"],
-      ["owner", "owner_regular_dm"],
-      ["partner", "family_group"],
+      ["owner", channelOfRecipient("owner", "private")],
+      ["partner", channelOfRecipient("partner", "private")],
+      ["owner", channelOfRecipient("owner", "regular")],
+      ["partner", channelOfGroup(FAMILY_GROUP)],
     ];
     const before = arrived;
     const t0 = performance.now();

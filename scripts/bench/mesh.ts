@@ -16,6 +16,7 @@
  */
 import { Hono } from "hono";
 import { createLogger } from "../../services/common/log.ts";
+import { channelOfGroup, CRITICAL_GROUP } from "../../services/common/policy/household.ts";
 import { denoRunArgs, programSpec } from "../../services/common/permissions/mod.ts";
 import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
 import {
@@ -122,7 +123,7 @@ export async function bench(): Promise<void> {
     stderr: "null",
   }).spawn();
   const critical = (i: number) =>
-    outboundBody("critical_group", `alert ${i}`, {
+    outboundBody(channelOfGroup(CRITICAL_GROUP), `alert ${i}`, {
       priority: "critical",
       delivery: { target: "group" },
     });

@@ -25,7 +25,12 @@ import type { DatabaseSync } from "node:sqlite";
 import { Hono } from "hono";
 import { openDb } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
-import { identitiesHash, loadPolicies, type Policies } from "../common/policy/mod.ts";
+import {
+  householdRoles,
+  identitiesHash,
+  loadPolicies,
+  type Policies,
+} from "../common/policy/mod.ts";
 import { RateLimiter } from "../common/rate_limit.ts";
 import {
   installEnvelopeHandlers,
@@ -146,8 +151,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
   const first = config.current().policies;
   const policy = first.policy;
   const sec = policy.security;
-  const ownerId = Object.keys(first.recipients.recipients)[0] ?? "owner";
-  const ownerDm = `${ownerId}_private_dm`;
+  const roles = householdRoles(first.recipients);
 
   // 3. keys
   const keys = await loadJoiKeys(o.secretsDir, o.mode, log);
@@ -166,13 +170,13 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     policy,
     transport,
     log: log.child("outbox"),
-    ownerId,
+    roles,
     timeZone: policy.quiet_hours.timezone,
     now,
   });
   config.onAlert((text) => {
     outbox.enqueue({
-      channel: ownerDm,
+      channel: roles.ownerDm,
       text,
       priority: "normal",
       kind: "proactive",
@@ -220,7 +224,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     saveKnowledge: o.saveKnowledge ?? knowledgeWriter(o.stateDir, first, log),
     tools,
     log: log.child("agent"),
-    ownerId,
+    roles,
     now,
   });
   llm.onDegraded(() => agent.degraded());
@@ -233,7 +237,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
   const events = createEventPath({
     db,
     policy,
-    ownerId,
+    roles,
     outbox,
     context: agent,
     signing: keys.openhabToJoi && ingestNonces
@@ -279,7 +283,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
       inboundLimiter: new RateLimiter(policy.rate_limits.inbound.others, { now }),
       ledger: new InboundLedger(db, 24 * 3_600_000, now),
       acknowledge: events.acknowledge,
-      ownerId,
+      roles,
       log: log.child("inbound"),
     }),
   );

@@ -13,6 +13,9 @@ import type { Groups } from "../common/policy/groups.ts";
 import { PolicyError } from "../common/policy/errors.ts";
 import { checkYamlText, loadPolicyFile, readYamlText } from "../common/policy/loader.ts";
 import type { RateLimit } from "../common/rate_limit.ts";
+import { channelOfGroup, CRITICAL_GROUP } from "../common/policy/household.ts";
+import type { Identities } from "../common/policy/identities.ts";
+import { locateIn, type RuleIssue } from "../common/policy/source.ts";
 import type { IdentitiesConfig } from "./identity.ts";
 
 const bin = z.string().regex(/^\//, "must be an absolute path to the executable");
@@ -45,10 +48,16 @@ export const voiceSchema = z.object({
 export const meshSettingsSchema = z.object({
   /** Signal text is cut to this many characters before it reaches joi. */
   inbound_max_chars: z.number().int().positive().max(4096).default(1500),
-  /** The canonical id whose DMs use the owner limits (recipients.yaml). */
+  /**
+   * The canonical id whose DMs use the owner limits: the owner of
+   * recipients.yaml (its first recipient); must be a recipient of identities.yaml.
+   */
   owner_recipient: z.string().min(1).default("owner"),
-  /** The channel alerts (group drift) go to. */
-  critical_channel: z.string().min(1).default("critical_group"),
+  /**
+   * The channel alerts (group drift) go to: the household's critical channel
+   * (the channel of recipients.yaml's group `critical`), listed in groups.yaml.
+   */
+  critical_channel: z.string().min(1).default(channelOfGroup(CRITICAL_GROUP)),
   queue: z.object({
     max_depth: z.number().int().positive().default(1000),
     retry_initial_ms: z.number().int().positive().default(500),
@@ -121,12 +130,55 @@ export interface MeshConfig {
   settings: MeshSettings;
 }
 
+/**
+ * mesh.yaml against the household model and the other files: `owner_recipient`
+ * is a recipient of identities.yaml, and `critical_channel` is the
+ * household's critical channel, carried by a group of groups.yaml. joi sends
+ * alarms to that channel; a mesh alerting elsewhere would split the household.
+ */
+export function meshHouseholdRules(
+  settings: MeshSettings,
+  identities: Identities,
+  groups: Groups,
+): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const recipients = [...new Set(Object.values(identities.identities).map((i) => i.recipient_id))];
+  if (!recipients.includes(settings.owner_recipient)) {
+    issues.push({
+      path: ["owner_recipient"],
+      message: `${JSON.stringify(settings.owner_recipient)} is not a recipient of ` +
+        `identities.yaml (it has: ${recipients.sort().join(", ") || "none"}); give the ` +
+        `owner's id, the first recipient of recipients.yaml`,
+    });
+  }
+  const critical = channelOfGroup(CRITICAL_GROUP);
+  if (settings.critical_channel !== critical) {
+    issues.push({
+      path: ["critical_channel"],
+      message: `must be ${JSON.stringify(critical)}, the channel of recipients.yaml's group ` +
+        `${JSON.stringify(CRITICAL_GROUP)} where joi sends alarms; got ` +
+        JSON.stringify(settings.critical_channel),
+    });
+  } else if (!Object.hasOwn(groups.groups, critical)) {
+    issues.push({
+      path: ["critical_channel"],
+      message: `${JSON.stringify(critical)} is not a group of groups.yaml: add the ` +
+        `critical group there (and in identities.yaml) so alarms and drift alerts reach it`,
+    });
+  }
+  return issues;
+}
+
 /** Reads every configuration file the mesh needs from `dir`. */
 export function loadMeshConfig(dir: string): MeshConfig {
   const identities = loadPolicyFile("identities", `${dir}/identities.yaml`);
   const groups = loadPolicyFile("groups", `${dir}/groups.yaml`);
   const policy = loadPolicyFile("policy", `${dir}/policy.yaml`);
   const settings = loadMeshSettings(`${dir}/mesh.yaml`);
+  const household = meshHouseholdRules(settings, identities, groups);
+  if (household.length > 0) {
+    throw new PolicyError(household.map((i) => locateIn(settings, `${dir}/mesh.yaml`, i)));
+  }
   return {
     identities,
     groups,

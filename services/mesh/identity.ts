@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import { type Identities, identitiesRules, IdentitiesSchema } from "../common/policy/identities.ts";
 import { identitiesHash } from "../common/policy/identities_hash.ts";
+import { channelOfRecipient, parseChannel } from "../common/policy/household.ts";
 
 /** identities.yaml, as validated by the policy schema. */
 export type IdentitiesConfig = Identities;
@@ -107,7 +108,7 @@ export class IdentityView {
 
   /** Channel of an inbound message: the DM channel or the group's; null = drop. */
   channelFor(sender: KnownSender, groupId: string | null): string | null {
-    if (groupId === null) return `${sender.recipientId}_private_dm`;
+    if (groupId === null) return channelOfRecipient(sender.recipientId, "private");
     return this.groupChannel(groupId);
   }
 
@@ -130,9 +131,8 @@ export class IdentityView {
       if (channel) return { kind: "group", channel, groupId: key };
       return null;
     }
-    let recipientId = id;
-    if (id.endsWith("_private_dm")) recipientId = id.slice(0, -"_private_dm".length);
-    const r = this.recipient(recipientId);
+    const channel = parseChannel(id);
+    const r = this.recipient(channel?.kind === "private" ? channel.recipient : id);
     if (!r) {
       // a channel carried by a group (e.g. owner_regular_dm) is a group send
       const gid = this.groupIdOf(id);
@@ -141,7 +141,7 @@ export class IdentityView {
     if (transportId !== undefined && transportId !== r.number) return null;
     return {
       kind: "direct",
-      channel: `${r.recipientId}_private_dm`,
+      channel: channelOfRecipient(r.recipientId, "private"),
       recipientId: r.recipientId,
       number: r.number,
     };

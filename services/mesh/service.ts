@@ -12,6 +12,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Hono } from "hono";
 import type { Logger } from "../common/log.ts";
+import { channelOfRecipient } from "../common/policy/household.ts";
 import { loadKey, openNonceStore, SignedClient, signedRoutes } from "../common/wire/mod.ts";
 import { createApp } from "./app.ts";
 import { loadMeshConfig, type MeshConfig } from "./config.ts";
@@ -160,7 +161,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
         log: log.child("outbound"),
         target: {
           kind: "direct",
-          channel: `${sender.recipientId}_private_dm`,
+          channel: channelOfRecipient(sender.recipientId, "private"),
           recipientId: sender.recipientId,
           number: sender.number,
         },

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { deriveChannels, privateChannels } from "./channels.ts";
+import { deriveChannels, privateChannels } from "./household.ts";
 import type { Issue } from "./errors.ts";
 import { type Policies, policyFileNames, type PolicyName } from "./files.ts";
 import { own } from "./own.ts";

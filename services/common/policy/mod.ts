@@ -38,12 +38,20 @@ export {
 } from "./loader.ts";
 export { crossCheck } from "./cross_checks.ts";
 export {
+  type Channel,
   channelOfGroup,
   channelOfRecipient,
+  CRITICAL_GROUP,
   deriveChannels,
+  FAMILY_GROUP,
+  type HouseholdRoles,
+  householdRoles,
+  isPrivateChannel,
+  parseChannel,
   privateChannels,
   type RecipientChannelKind,
-} from "./channels.ts";
+  recipientOfChannel,
+} from "./household.ts";
 export { canonicalJson, identitiesHash } from "./identities_hash.ts";
 export { own } from "./own.ts";
 export { compilePattern, isTimeZone } from "./primitives.ts";

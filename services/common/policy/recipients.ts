@@ -2,7 +2,7 @@
  * Schema of `recipients.yaml`: who lives here, their channel users, and who
  * may read their public knowledge.
  *
- * Every channel follows from this file (see `deriveChannels`). The rules here
+ * Every channel follows from this file (see `household.ts`). The rules here
  * keep the kernel-enforced separation sound: each channel user is used once,
  * and a private user never appears as a reader (private folders have no readers).
  *
@@ -62,6 +62,12 @@ export function channelUsersOf(r: Recipients): { user: string; path: PathSegment
  */
 export function recipientsRules(r: Recipients): RuleIssue[] {
   const issues: RuleIssue[] = [];
+  if (Object.keys(r.recipients).length === 0) {
+    issues.push({
+      path: ["recipients"],
+      message: "lists no recipient: the first recipient is the household's owner; add them",
+    });
+  }
   const users = channelUsersOf(r);
   const firstUse = new Map<string, string>();
   for (const { user, path } of users) {

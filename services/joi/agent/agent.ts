@@ -18,6 +18,7 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
+import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { ContextItem } from "../ingest/context.ts";
 import type { ConfigSnapshot } from "../config/manager.ts";
 import type { AcceptedMessage, MessageSink } from "../inbound/app.ts";
@@ -78,10 +79,8 @@ export interface AgentOptions {
   tools?: ToolRouter | undefined;
   /** Logger. */
   log: Logger;
-  /** The owner's canonical id (default `owner`). */
-  ownerId?: string | undefined;
-  /** The critical channel (default `critical_group`). */
-  criticalChannel?: string | undefined;
+  /** The household's owner, owner's DM and critical channel. */
+  roles: HouseholdRoles;
   /** Most queued messages per channel before new ones are refused (default 50). */
   maxQueuePerChannel?: number | undefined;
   /** Home context items kept (default 50). */
@@ -117,7 +116,7 @@ export class Agent implements MessageSink {
   }
 
   get #owner(): string {
-    return this.#o.ownerId ?? "owner";
+    return this.#o.roles.owner;
   }
 
   /** Queues an accepted message; false when the channel's queue is full. */
@@ -131,7 +130,7 @@ export class Agent implements MessageSink {
     const max = this.#o.maxContextItems ?? 50;
     if (this.#context.length > max) this.#context.splice(0, this.#context.length - max);
     if (isProactiveTrigger(item)) {
-      const channel = `${this.#owner}_private_dm`;
+      const channel = this.#o.roles.ownerDm;
       this.#enqueue(channel, () => this.#proactiveTurn(channel, item));
     }
   }
@@ -145,7 +144,7 @@ export class Agent implements MessageSink {
     if (!this.#o.config().policies.policy.gpu_health.alert_on_fallback) return;
     this.#degradedNoticeSent = true;
     this.#send({
-      channel: `${this.#owner}_private_dm`,
+      channel: this.#o.roles.ownerDm,
       text: NOTICES.degraded,
       priority: "normal",
       kind: "proactive",
@@ -304,7 +303,7 @@ export class Agent implements MessageSink {
   }
 
   #escalate(m: AcceptedMessage, text: string): void {
-    const critical = this.#o.criticalChannel ?? "critical_group";
+    const critical = this.#o.roles.criticalChannel;
     if (m.channel === critical) return;
     if (m.sender !== this.#owner) {
       this.#log.info("escalation_not_allowed", { channel: m.channel, sender: m.sender });

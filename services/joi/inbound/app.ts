@@ -21,6 +21,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Logger } from "../../common/log.ts";
+import { channelOfRecipient, type HouseholdRoles } from "../../common/policy/household.ts";
 import type { RateLimiter } from "../../common/rate_limit.ts";
 import { fail, jsonBody, ok, peerAddress } from "../../common/wire/mod.ts";
 import type { ConfigManager, ConfigSnapshot } from "../config/manager.ts";
@@ -69,10 +70,8 @@ export interface InboundAppOptions {
   ledger?: InboundLedger | undefined;
   /** Acknowledges active alerts on the owner's ack words (guard's `createAcknowledger`). */
   acknowledge?: Acknowledge | undefined;
-  /** The owner's canonical id (unlimited, ack words). Default `owner`. */
-  ownerId?: string | undefined;
-  /** The critical channel (unlimited). Default `critical_group`. */
-  criticalChannel?: string | undefined;
+  /** The household: the owner (unlimited, ack words) and the critical channel (unlimited). */
+  roles: HouseholdRoles;
   /** Logger. */
   log: Logger;
 }
@@ -83,8 +82,8 @@ const INBOUND_PATHS = ["/api/v1/message/inbound", "/api/v1/signal/inbound"] as c
 export function createInboundApp(o: InboundAppOptions): Hono {
   const app = new Hono();
   const log = o.log;
-  const ownerId = o.ownerId ?? "owner";
-  const critical = o.criticalChannel ?? "critical_group";
+  const ownerId = o.roles.owner;
+  const critical = o.roles.criticalChannel;
 
   app.use("/api/*", o.auth);
   app.use("/config/*", o.auth);
@@ -233,6 +232,8 @@ function ackRequest(m: InboundMessage, channel: string): AckRequest {
 
 /** A DM must be the sender's own private channel; a group channel must be a known group's. */
 function channelFits(snap: ConfigSnapshot, m: InboundMessage, channel: string): boolean {
-  if (m.conversation.type === "direct") return channel === `${m.sender.id}_private_dm`;
+  if (m.conversation.type === "direct") {
+    return channel === channelOfRecipient(m.sender.id, "private");
+  }
   return Object.values(snap.policies.identities.groups).some((g) => g.channel === channel);
 }

@@ -11,6 +11,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { Hono } from "hono";
 import type { Logger } from "../../common/log.ts";
+import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { Policy } from "../../common/policy/policy.ts";
 import type { NonceStore } from "../../common/wire/nonce_store.ts";
 import { type Acknowledge, createAcknowledger } from "../guard/acknowledge.ts";
@@ -27,8 +28,8 @@ export interface EventPathOptions {
   db: DatabaseSync;
   /** The validated `policy.yaml`. */
   policy: Policy;
-  /** The owner's canonical id. */
-  ownerId: string;
+  /** The household's owner, owner's DM and critical channel. */
+  roles: HouseholdRoles;
   /** The one way out to the mesh. */
   outbox: Outbox;
   /** Where home context goes (the agent in joi; a buffer in tests). */
@@ -78,7 +79,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
     outbox,
     context: o.context,
     log: log.child("pipeline"),
-    ownerId: o.ownerId,
+    roles: o.roles,
     now,
     policy: {
       batchMinutes: p.ingest.batch_minutes,
@@ -128,8 +129,8 @@ export function createEventPath(o: EventPathOptions): EventPath {
   outbox.onSent((m) => guard.alarms.markSent(m.deliveryId, m.sentAt ?? now()));
   const acknowledge = createAcknowledger({
     ackWords: p.content.ack_words,
-    ownerIds: [o.ownerId],
-    criticalChannel: "critical_group",
+    ownerIds: [o.roles.owner],
+    criticalChannel: o.roles.criticalChannel,
     target: {
       byDelivery: (id) => guard.alarms.byDelivery(id),
       unacknowledgedSent: (at) => guard.alarms.unacknowledgedSent(at),

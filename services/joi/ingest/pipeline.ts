@@ -13,6 +13,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { transaction } from "../../common/db.ts";
 import type { Logger } from "../../common/log.ts";
+import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { FloodGuard, GuardAction } from "../guard/flood.ts";
 import {
   clockTime,
@@ -60,10 +61,8 @@ export interface PipelineOptions {
   context: ContextSink;
   policy: PipelinePolicy;
   log: Logger;
-  /** Owner's canonical id: malfunction warnings and demoted reminders go to their direct channel. */
-  ownerId: string;
-  /** The critical group's channel name. */
-  criticalChannel?: string;
+  /** The household: malfunction warnings and demoted reminders go to the owner's DM, alarms to the critical channel. */
+  roles: HouseholdRoles;
   now: () => number;
 }
 
@@ -206,7 +205,7 @@ export class EventPipeline {
 
   #act(a: GuardAction): number {
     const p = this.#o.policy;
-    const direct = `${this.#o.ownerId}_private_dm`;
+    const direct = this.#o.roles.ownerDm;
     switch (a.type) {
       case "critical_alert": {
         this.#o.log.info("critical_alert", {
@@ -215,7 +214,7 @@ export class EventPipeline {
           alert_number: a.alertNumber,
         });
         const r = this.#o.outbox.enqueue({
-          channel: this.#o.criticalChannel ?? "critical_group",
+          channel: this.#o.roles.criticalChannel,
           text: criticalAlertText(a, p.timeZone, p.ackWord),
           priority: "critical",
           kind: "event_critical",

@@ -6,10 +6,8 @@
  *
  * @module
  */
+import { CRITICAL_GROUP } from "../../common/policy/household.ts";
 import type { Recipients } from "../../common/policy/recipients.ts";
-
-/** The name of the group in `recipients.yaml` that reads every public folder. */
-export const CRITICAL_GROUP = "critical";
 
 /** One knowledge folder. */
 export interface KnowledgeFolder {

@@ -6,13 +6,18 @@
  *
  * @module
  */
+import {
+  channelOfGroup,
+  channelOfRecipient,
+  CRITICAL_GROUP,
+} from "../../common/policy/household.ts";
 
-/** The parts of recipients.yaml the layout needs. */
+/** The parts of recipients.yaml the layout reads: only the recipient ids and group names. */
 export interface RecipientsShape {
   /** Recipient id -> its users. */
-  recipients: Record<string, unknown>;
+  recipients: Readonly<Record<string, unknown>>;
   /** Group name -> its user. */
-  groups: Record<string, unknown>;
+  groups: Readonly<Record<string, unknown>>;
 }
 
 /** A channel name is a plain identifier; anything else is refused before it names a file. */
@@ -30,8 +35,8 @@ export function memoryPaths(recipients: RecipientsShape): Record<string, string>
         `memory layout: recipient id ${JSON.stringify(id)} is not a plain identifier`,
       );
     }
-    out[`${id}_private_dm`] = `data/${id}/private.db`;
-    out[`${id}_regular_dm`] = `data/${id}/public.db`;
+    out[channelOfRecipient(id, "private")] = `data/${id}/private.db`;
+    out[channelOfRecipient(id, "regular")] = `data/${id}/public.db`;
   }
   for (const name of Object.keys(recipients.groups)) {
     if (!SAFE.test(name)) {
@@ -39,7 +44,9 @@ export function memoryPaths(recipients: RecipientsShape): Record<string, string>
         `memory layout: group name ${JSON.stringify(name)} is not a plain identifier`,
       );
     }
-    out[`${name}_group`] = name === "critical" ? "data/critical.db" : `data/group/${name}.db`;
+    out[channelOfGroup(name)] = name === CRITICAL_GROUP
+      ? "data/critical.db"
+      : `data/group/${name}.db`;
   }
   return out;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isPrivateChannel } from "../../common/policy/household.ts";
 
 /** Why a message is sent; decides rate limits, content rules and staleness. */
 export type MessageKind = "event_critical" | "escalated" | "reply" | "proactive";
@@ -79,19 +80,12 @@ export interface MeshOutboundBody {
 }
 
 /**
- * Where a channel is delivered: `<r>_private_dm` is a direct message to `r`;
- * every other channel is a Signal group the mesh maps by channel name.
+ * Where a channel is delivered: a recipient's private channel is a direct
+ * message to them; every other channel is a Signal group the mesh maps by
+ * channel name.
  */
 export function deliveryOf(channel: string): MeshOutboundBody["delivery"] {
-  return channel.endsWith("_private_dm")
-    ? { target: "direct" }
-    : { target: "group", group_id: channel };
-}
-
-/** The recipient of a channel: `<r>_private_dm`/`<r>_regular_dm` -> r, groups -> `owner`. */
-export function recipientOf(channel: string, owner: string): string {
-  const m = /^(.+)_(?:private|regular)_dm$/.exec(channel);
-  return m?.[1] ?? owner;
+  return isPrivateChannel(channel) ? { target: "direct" } : { target: "group", group_id: channel };
 }
 
 /** Builds the mesh body of a queued message with its final text. */

@@ -22,7 +22,12 @@ import { CircuitBreaker } from "../../common/circuit_breaker.ts";
 import { ContentRules } from "../guard/content_rules.ts";
 import type { Policy } from "../../common/policy/policy.ts";
 import { delayedPrefix } from "../guard/templates.ts";
-import { meshBody, type OutboundMessage, type QueuedMessage, recipientOf } from "./message.ts";
+import { meshBody, type OutboundMessage, type QueuedMessage } from "./message.ts";
+import {
+  type HouseholdRoles,
+  isPrivateChannel,
+  recipientOfChannel,
+} from "../../common/policy/household.ts";
 import { OutboxStore } from "./store.ts";
 import type { MeshTransport } from "./mesh_transport.ts";
 
@@ -35,8 +40,8 @@ export interface OutboxOptions {
   policy: OutboxPolicy;
   transport: MeshTransport;
   log: Logger;
-  /** Canonical id of the owner (groups are addressed through them). */
-  ownerId: string;
+  /** The household: the owner (groups are addressed through them) and the owner's DM. */
+  roles: HouseholdRoles;
   /** IANA zone for the delayed marker. */
   timeZone: string;
   /** Clock (ms). */
@@ -53,12 +58,12 @@ export type EnqueueResult =
 /** Rate class of a message; null when it bypasses limits and breaker. */
 export function rateClass(
   m: Pick<QueuedMessage, "kind" | "channel">,
-  ownerId: string,
+  roles: Pick<HouseholdRoles, "ownerDm">,
 ): "owner_dm" | "other_dm" | "regular_group" | "critical_escalated" | null {
   if (m.kind === "event_critical") return null;
   if (m.kind === "escalated") return "critical_escalated";
-  if (m.channel === `${ownerId}_private_dm`) return "owner_dm";
-  if (m.channel.endsWith("_private_dm")) return "other_dm";
+  if (m.channel === roles.ownerDm) return "owner_dm";
+  if (isPrivateChannel(m.channel)) return "other_dm";
   return "regular_group";
 }
 
@@ -72,7 +77,7 @@ export class Outbox {
   #transport: MeshTransport;
   #log: Logger;
   #now: () => number;
-  #ownerId: string;
+  #roles: HouseholdRoles;
   #tz: string;
   #delayedAfter: number;
   #pumping: Promise<number> | null = null;
@@ -100,7 +105,7 @@ export class Outbox {
     });
     this.#transport = o.transport;
     this.#log = o.log;
-    this.#ownerId = o.ownerId;
+    this.#roles = o.roles;
     this.#tz = o.timeZone;
     this.#delayedAfter = o.delayedAfterMs ?? 60_000;
   }
@@ -145,7 +150,7 @@ export class Outbox {
     const now = this.#now();
     const { id, deliveryId } = this.store.insert({
       channel: m.channel,
-      recipient: m.recipient ?? recipientOf(m.channel, this.#ownerId),
+      recipient: m.recipient ?? recipientOfChannel(m.channel) ?? this.#roles.owner,
       text: verdict.text,
       priority: m.priority,
       kind: m.kind,
@@ -226,7 +231,7 @@ export class Outbox {
       });
       return "final";
     }
-    const cls = rateClass(m, this.#ownerId);
+    const cls = rateClass(m, this.#roles);
     if (cls !== null) {
       const key = cls === "owner_dm" ? m.conversationId ?? m.channel : m.channel;
       const v = this.#limiters[cls].peek(key, now);

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { channelOfGroup, channelOfRecipient } from "../../common/policy/household.ts";
 import type { IdentityView } from "../identity.ts";
 import type { RpcNotification, SignalTransport, TransportStatus } from "./transport.ts";
 import { RpcError } from "./transport.ts";
@@ -97,7 +98,7 @@ export class TerminalTransport implements SignalTransport {
         } else if (Array.isArray(params.recipient)) {
           for (const r of params.recipient) {
             const s = view.sender(String(r), null);
-            channel = s ? `${s.recipientId}_private_dm` : "unknown";
+            channel = s ? channelOfRecipient(s.recipientId, "private") : "unknown";
             results.push({ recipientAddress: { uuid: null, number: String(r) }, type: "SUCCESS" });
           }
         }
@@ -136,7 +137,7 @@ export class TerminalTransport implements SignalTransport {
   /** The channel a `@name` prefix selects, or null. */
   #group(name: string): string | null {
     const view = this.#o.identities.current;
-    for (const c of [`${name}_group`, `${name}_regular_dm`, name]) {
+    for (const c of [channelOfGroup(name), channelOfRecipient(name, "regular"), name]) {
       const id = view.groupIdOf(c);
       if (id) return id;
     }

@@ -15,7 +15,12 @@ import {
   type Logger,
   memorySink,
 } from "../../../services/common/log.ts";
-import { loadPolicies, type Policy } from "../../../services/common/policy/mod.ts";
+import {
+  householdRoles,
+  loadPolicies,
+  loadPolicyFile,
+  type Policy,
+} from "../../../services/common/policy/mod.ts";
 import { importHmacKey } from "../../../services/common/wire/sign.ts";
 import { type NonceStore, openNonceStore } from "../../../services/common/wire/nonce_store.ts";
 import { ContextBuffer } from "../../../services/joi/ingest/context.ts";
@@ -54,13 +59,15 @@ export interface EventServicesOptions {
 export function createEventServices(o: EventServicesOptions): Services {
   const now = o.now ?? Date.now;
   const { policy, log } = o;
+  // the shipped household: owner, owner_private_dm, critical_group
+  const roles = householdRoles(loadPolicyFile("recipients", "policies/recipients.yaml"));
   const db = openDb(`${o.stateDir}/joi.db`);
   const outbox = new Outbox({
     db,
     policy,
     transport: httpMeshTransport({ baseUrl: o.meshUrl, key: o.meshKey, now }),
     log: log.child("outbox"),
-    ownerId: "owner",
+    roles,
     timeZone: policy.quiet_hours.timezone,
     now,
   });
@@ -74,7 +81,7 @@ export function createEventServices(o: EventServicesOptions): Services {
   const events = createEventPath({
     db,
     policy,
-    ownerId: "owner",
+    roles,
     outbox,
     context,
     signing: o.ingestKey && nonceStore ? { key: o.ingestKey, nonceStore } : undefined,

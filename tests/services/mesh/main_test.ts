@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { localLayout, programSpec } from "../../../services/common/permissions/mod.ts";
 import { parseMeshArgs, UsageError } from "../../../services/mesh/main.ts";
-import { parseMeshSettings } from "../../../services/mesh/config.ts";
+import { loadMeshConfig, parseMeshSettings } from "../../../services/mesh/config.ts";
+import { PolicyError } from "../../../services/common/policy/mod.ts";
+import { writeConfigDir } from "./harness.ts";
 
 Deno.test("main parses exactly the args of the manifest's mesh entry", () => {
   const terminal = parseMeshArgs(programSpec("mesh", localLayout()).args);
@@ -64,4 +66,40 @@ Deno.test("the shipped policies/mesh.yaml is valid and states the defaults", () 
     "policies/mesh.yaml",
   );
   assert.deepEqual(shipped, parseMeshSettings(""));
+});
+
+Deno.test("mesh.yaml agrees with the household: owner and critical channel are checked at load", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mesh-household-" });
+  try {
+    await writeConfigDir(dir, "inbound_max_chars: 1500\n");
+    assert.equal(loadMeshConfig(dir).settings.critical_channel, "critical_group");
+    const refused = async (meshYaml: string, re: RegExp) => {
+      await Deno.writeTextFile(`${dir}/mesh.yaml`, meshYaml);
+      assert.throws(() => loadMeshConfig(dir), (e: unknown) => {
+        assert.ok(e instanceof PolicyError, String(e));
+        assert.match(e.message, re);
+        return true;
+      });
+    };
+    await refused(
+      "inbound_max_chars: 1500\nowner_recipient: stranger\n",
+      /mesh\.yaml:2:18: owner_recipient: "stranger" is not a recipient of identities\.yaml \(it has: owner, partner\)/,
+    );
+    await refused(
+      "critical_channel: family_group\n",
+      /mesh\.yaml:1:19: critical_channel: must be "critical_group", the channel of recipients\.yaml's group "critical"/,
+    );
+    // the critical group must exist in groups.yaml, or alarms and drift alerts go nowhere
+    const groups = await Deno.readTextFile(`${dir}/groups.yaml`);
+    await Deno.writeTextFile(
+      `${dir}/groups.yaml`,
+      groups.replace(/^ {2}critical_group:[\s\S]*$/m, ""),
+    );
+    await refused(
+      "",
+      /mesh\.yaml:\d+:\d+: critical_channel: "critical_group" is not a group of groups\.yaml/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
