@@ -12,7 +12,7 @@ import { z } from "zod";
 import type { Groups } from "../common/policy/groups.ts";
 import { PolicyError } from "../common/policy/errors.ts";
 import { checkYamlText, loadPolicyFile, readYamlText } from "../common/policy/loader.ts";
-import type { RateLimit } from "../common/rate_limit.ts";
+import type { Policy } from "../common/policy/policy.ts";
 import { channelOfGroup, CRITICAL_GROUP } from "../common/policy/household.ts";
 import type { Identities } from "../common/policy/identities.ts";
 import { locateIn, type RuleIssue } from "../common/policy/source.ts";
@@ -104,15 +104,7 @@ export function loadMeshSettings(path: string): MeshSettings {
 export type GroupsConfig = Groups;
 
 /** The rate limits the mesh enforces (policy.yaml `rate_limits`). */
-export interface MeshLimits {
-  outbound: {
-    owner_dm: RateLimit;
-    other_dm: RateLimit;
-    regular_group: RateLimit;
-    critical_escalated: RateLimit;
-  };
-  inbound: { others: RateLimit };
-}
+export type MeshLimits = Pick<Policy["rate_limits"], "outbound" | "inbound">;
 
 /** Everything a mesh instance is built from (no secrets). */
 export interface MeshConfig {

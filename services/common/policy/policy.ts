@@ -158,6 +158,13 @@ export function policyRules(p: Policy): RuleIssue[] {
     });
   }
   p.iot.confirmation.alert_minutes.forEach((m, i, all) => {
+    if (i === 0 && m !== 0) {
+      issues.push({
+        path: ["iot", "confirmation", "alert_minutes", 0],
+        message: `the first critical alert goes out at once: must be 0, got ${m} ` +
+          `(e.g. [0, 5, 15])`,
+      });
+    }
     if (i > 0 && m <= all[i - 1]!) {
       issues.push({
         path: ["iot", "confirmation", "alert_minutes", i],

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { identifier, unixName } from "./primitives.ts";
 import type { RuleIssue } from "./source.ts";
 import { formatPath, type PathSegment } from "./path.ts";
+import { CRITICAL_GROUP } from "./household.ts";
 
 /** One person: a private and a public channel user, and who reads the public folder. */
 export const RecipientSchema = z.object({
@@ -102,6 +103,14 @@ export function recipientsRules(r: Recipients): RuleIssue[] {
     reader(["recipients", id, "reader_group"], rec.reader_group);
   }
   for (const [name, g] of Object.entries(r.groups)) {
+    if (g.reader_group === undefined && name !== CRITICAL_GROUP) {
+      issues.push({
+        path: ["groups", name],
+        at: "key",
+        message: `reader_group is missing: every group but ${JSON.stringify(CRITICAL_GROUP)} ` +
+          `needs one (it owns the group's knowledge folder)`,
+      });
+    }
     reader(["groups", name, "reader_group"], g.reader_group);
   }
 

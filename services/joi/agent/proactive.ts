@@ -5,17 +5,11 @@
  *
  * @module
  */
+import type { Policy } from "../../common/policy/policy.ts";
 import { RateLimiter } from "../../common/rate_limit.ts";
 
-/** policy.yaml `quiet_hours`. */
-export interface QuietHours {
-  /** Monday-Friday window, `HH:MM`. */
-  weekday: { start: string; end: string };
-  /** Saturday-Sunday window. */
-  weekend: { start: string; end: string };
-  /** IANA time zone. */
-  timezone: string;
-}
+/** policy.yaml `quiet_hours`: weekday and weekend `HH:MM` windows in an IANA time zone. */
+export type QuietHours = Policy["quiet_hours"];
 
 function minutes(hhmm: string): number {
   const [h, m] = hhmm.split(":").map(Number);

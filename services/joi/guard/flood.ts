@@ -23,20 +23,10 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { DeviceEvent } from "../ingest/types.ts";
 import type { Logger } from "../../common/log.ts";
 import { AlarmLog, type AlarmRecord } from "./alarms.ts";
+import type { Policy } from "../../common/policy/policy.ts";
 
-/** policy.yaml `iot`, as the guard uses it. */
-export interface IotPolicy {
-  dedup: boolean;
-  flapping: {
-    window_minutes: number;
-    flapping_transitions: number;
-    suppress_transitions: number;
-  };
-  confirmation: { alert_minutes: number[] };
-  critical_device_types: string[];
-  critical_alert_types: string[];
-  clear_states: string[];
-}
+/** policy.yaml `iot`, as the guard uses it (its rules are checked at load). */
+export type IotPolicy = Policy["iot"];
 
 /** What the guard decided about one event or timer. */
 export type GuardAction =
@@ -170,26 +160,6 @@ function fromRow(r: Row): DeviceState {
   };
 }
 
-/** Validates the policy figures the guard depends on; throws naming the field. */
-export function validateIotPolicy(p: IotPolicy): void {
-  const f = p.flapping;
-  if (!(f.window_minutes > 0)) throw new RangeError("iot.flapping.window_minutes must be > 0");
-  if (!(f.flapping_transitions >= 1)) {
-    throw new RangeError("iot.flapping.flapping_transitions must be >= 1");
-  }
-  if (!(f.suppress_transitions >= f.flapping_transitions)) {
-    throw new RangeError(
-      "iot.flapping.suppress_transitions must be >= flapping_transitions",
-    );
-  }
-  const m = p.confirmation.alert_minutes;
-  if (m.length === 0 || m[0] !== 0 || m.some((x, i) => i > 0 && !(x > m[i - 1]!))) {
-    throw new RangeError(
-      "iot.confirmation.alert_minutes must start at 0 and increase, e.g. [0, 5, 15]",
-    );
-  }
-}
-
 /** Options of {@link FloodGuard}. */
 export interface FloodGuardOptions {
   db: DatabaseSync;
@@ -219,7 +189,6 @@ export class FloodGuard {
   readonly alarms: AlarmLog;
 
   constructor(options: FloodGuardOptions) {
-    validateIotPolicy(options.policy);
     this.#db = options.db;
     this.#p = options.policy;
     this.#log = options.log;

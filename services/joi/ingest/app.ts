@@ -30,9 +30,10 @@ import {
 } from "../../common/wire/verify.ts";
 import type { NonceStore } from "../../common/wire/nonce_store.ts";
 import type { Logger } from "../../common/log.ts";
+import type { Policy } from "../../common/policy/policy.ts";
 import { RateLimiter } from "../../common/rate_limit.ts";
 import { IngestError } from "./errors.ts";
-import { compileItemFilter, type ItemLists } from "./items.ts";
+import { compileItemFilter } from "./items.ts";
 import { endpointSchemas, formatIssues } from "./schemas.ts";
 import {
   normalizeAlert,
@@ -50,13 +51,11 @@ import { cleanUntrusted } from "./untrusted.ts";
 
 /** policy.yaml figures the ingest app uses. */
 export interface IngestPolicy {
-  ingest: {
-    allowed_sources: string[];
-    max_event_bytes: number;
-    max_readings: number;
-    items: ItemLists;
-    string_max_chars: number;
-  };
+  /** policy.yaml `ingest`. */
+  ingest: Pick<
+    Policy["ingest"],
+    "allowed_sources" | "max_event_bytes" | "max_readings" | "items" | "string_max_chars"
+  >;
   /** `rate_limits.openhab`: per hour, per endpoint. */
   openhabPerHour: Record<IngestEndpoint, number>;
   /** `security.max_body_bytes`: cap of a relay batch. */

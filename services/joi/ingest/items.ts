@@ -7,14 +7,13 @@
  *
  * @module
  */
+import type { Policy } from "../../common/policy/policy.ts";
 
-/** The allow and block lists, as policy.yaml `ingest.items` holds them. */
-export interface ItemLists {
-  /** Globs admitted (`["*"]` for everything). */
-  allow: string[];
-  /** Globs refused; they win over `allow`. */
-  block: string[];
-}
+/**
+ * The allow and block lists, policy.yaml `ingest.items`: `allow` globs are
+ * admitted (`["*"]` for everything), `block` globs refused (they win).
+ */
+export type ItemLists = Policy["ingest"]["items"];
 
 /** Compiles one glob into an anchored, case-insensitive regular expression. */
 export function globToRegExp(glob: string): RegExp {

@@ -47,22 +47,12 @@ const uniqSorted = (xs: (string | undefined)[]): string[] =>
 /**
  * Every knowledge folder with its group and readers. Critical always reads
  * every public and group folder and never a private one, whatever the file
- * says; throws if the configuration names an unknown reader.
+ * says. Readers and reader groups are checked by the policy loader
+ * (`recipients.yaml`'s rules), which is where a wrong one is refused.
  */
 export function knowledgeFolders(config: Recipients): KnowledgeFolder[] {
-  const users = new Set(channelUsers(config));
+  const users = channelUsers(config);
   const critical = criticalUser(config);
-  const checkReaders = (list: string[] | null | undefined, where: string): string[] => {
-    for (const u of list ?? []) {
-      if (!users.has(u)) {
-        throw new Error(
-          `recipients.yaml: ${where} names "${u}", which is not a channel user; ` +
-            `list only private_user/public_user/user names`,
-        );
-      }
-    }
-    return list ?? [];
-  };
   const folders: KnowledgeFolder[] = [];
   for (const [id, r] of Object.entries(config.recipients)) {
     folders.push({
@@ -79,7 +69,7 @@ export function knowledgeFolders(config: Recipients): KnowledgeFolder[] {
       group: r.reader_group,
       readers: uniqSorted([
         r.public_user,
-        ...checkReaders(r.public_readers, `recipients.${id}.public_readers`),
+        ...r.public_readers,
         critical,
       ]),
       writer: r.public_user,
@@ -98,14 +88,12 @@ export function knowledgeFolders(config: Recipients): KnowledgeFolder[] {
       });
       continue;
     }
-    if (!g.reader_group) {
-      throw new Error(`recipients.yaml: groups.${id}.reader_group is required (except critical)`);
-    }
     folders.push({
       path: `group/${id}`,
       kind: "group",
-      group: g.reader_group,
-      readers: uniqSorted([g.user, ...checkReaders(g.readers, `groups.${id}.readers`), critical]),
+      // recipients.yaml's rules require reader_group here; the group's user is the narrower owner
+      group: g.reader_group ?? g.user,
+      readers: uniqSorted([g.user, ...g.readers, critical]),
       writer: g.user,
       subdirs: [],
     });
@@ -114,7 +102,7 @@ export function knowledgeFolders(config: Recipients): KnowledgeFolder[] {
     path: "shared",
     kind: "shared",
     group: config.all_channels_group,
-    readers: [...users].sort(),
+    readers: users,
     subdirs: ["common"],
   });
   for (const f of folders) {

@@ -5,15 +5,11 @@
  *
  * @module
  */
+import type { Policy } from "../../common/policy/policy.ts";
 import { RateLimiter } from "../../common/rate_limit.ts";
 
 /** Figures of policy.yaml `rate_limits.llm`. */
-export interface LlmBudgetPolicy {
-  /** Calls per rolling 60 minutes. */
-  calls_per_hour: number;
-  /** Pause once spent, in minutes. */
-  pause_minutes: number;
-}
+export type LlmBudgetPolicy = Policy["rate_limits"]["llm"];
 
 /** Verdict of {@link LlmCallBudget.take}. */
 export interface BudgetVerdict {
@@ -32,11 +28,6 @@ export class LlmCallBudget {
 
   /** Creates the budget from the policy figures. */
   constructor(policy: LlmBudgetPolicy, now: () => number = Date.now) {
-    if (!(policy.calls_per_hour > 0)) {
-      throw new RangeError(
-        `rate_limits.llm.calls_per_hour must be > 0, got ${policy.calls_per_hour}`,
-      );
-    }
     this.#limiter = new RateLimiter({ per_hour: policy.calls_per_hour }, { now });
     this.#pauseMs = policy.pause_minutes * 60_000;
     this.#now = now;

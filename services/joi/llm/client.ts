@@ -25,6 +25,7 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
+import type { Llm } from "../../common/policy/llm.ts";
 import type { LlmCallBudget } from "./budget.ts";
 import { classifyHttpError, LlmError } from "./errors.ts";
 import { type ChatMessage, promptTokens, trimToBudget } from "./tokens.ts";
@@ -32,25 +33,8 @@ import { type ChatMessage, promptTokens, trimToBudget } from "./tokens.ts";
 /** The smallest context joi will shrink to on out-of-memory. */
 export const MIN_CONTEXT_TOKENS = 1024;
 
-/** Figures of llm.yaml. */
-export interface LlmConfig {
-  /** OpenAI-compatible base URL ending in `/v1`. */
-  endpoint: string;
-  /** The model used normally. */
-  primary_model: string;
-  /** Models tried when the primary fails even on CPU. */
-  fallback_models: string[];
-  /** Families refused whatever the tag says. */
-  banned_families: string[];
-  /** Per-request timeout. */
-  timeout_seconds: number;
-  /** Retries of a timeout / dead server. */
-  max_retries: number;
-  /** The model's context size in tokens. */
-  context_tokens: number;
-  /** Sampling temperature. */
-  temperature: number;
-}
+/** Figures of llm.yaml (its trust rules are checked at load: local endpoint, no banned model). */
+export type LlmConfig = Llm;
 
 /** Inference mode. */
 export type InferenceMode = "gpu" | "cpu";
@@ -107,22 +91,6 @@ export interface ChatOptions {
   forceGpu?: boolean;
 }
 
-/** Refuses banned model families (matched case-insensitively anywhere in the name). */
-export function assertModelsAllowed(config: LlmConfig): void {
-  for (const model of [config.primary_model, ...config.fallback_models]) {
-    for (const family of config.banned_families) {
-      if (family && model.toLowerCase().includes(family.toLowerCase())) {
-        throw new Error(
-          `llm.yaml: model ${JSON.stringify(model)} belongs to the banned family ${
-            JSON.stringify(family)
-          }; ` +
-            `choose another model (see banned_families)`,
-        );
-      }
-    }
-  }
-}
-
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** OpenAI-compatible chat client with GPU fallback. */
@@ -146,7 +114,6 @@ export class LlmClient {
 
   /** Creates the client; throws for a banned or missing model. */
   constructor(opts: LlmClientOptions) {
-    assertModelsAllowed(opts.config);
     this.#cfg = opts.config;
     this.#url = (opts.endpoint ?? opts.config.endpoint).replace(/\/+$/, "");
     this.#root = this.#url.replace(/\/v1$/, "");

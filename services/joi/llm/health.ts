@@ -56,9 +56,6 @@ export class GpuHealthMonitor {
 
   /** Creates the monitor (not started). */
   constructor(o: GpuHealthOptions) {
-    if (!(o.intervalSeconds > 0)) {
-      throw new RangeError(`gpu_health.check_interval_seconds must be > 0`);
-    }
     this.#o = o;
     this.#fetch = o.fetch ?? fetch;
     this.#now = o.now ?? Date.now;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { issuesOf } from "../../common/policy/helpers.ts";
 import {
   GpuHealthMonitor,
   LlmCallBudget,
@@ -176,13 +177,16 @@ Deno.test("llm: the call budget refuses beyond calls_per_hour, then pauses", () 
     assert.equal(s.requests.length, 4);
   }));
 
-Deno.test("llm: banned model families are refused at construction", () => {
-  assert.throws(
-    () =>
-      new LlmClient({
-        config: config("http://127.0.0.1:1/v1", { fallback_models: ["Qwen2.5:7b"] }),
-      }),
-    /banned family "qwen"/,
+Deno.test("llm: banned model families are refused at load, with file:line:col", async () => {
+  // the rule lives in llm.yaml's schema rules (not in the client): validate, the
+  // unit's ExecStartPre and joi's start refuse the file alike
+  assert.deepEqual(
+    await issuesOf([{
+      file: "llm.yaml",
+      from: "fallback_models:",
+      to: "fallback_models:\n  - Qwen2.5:7b",
+    }]),
+    ['policies/llm.yaml:5:5: fallback_models[0]: model "Qwen2.5:7b" belongs to the banned family "qwen"'],
   );
 });
 
