@@ -1,0 +1,227 @@
+/**
+ * One turn of the agent: a message answered, or a proactive message
+ * considered. For a message: remember the user's turn, retrieve knowledge as
+ * the channel's user, build the prompt (our system prompt, home context and
+ * knowledge as tagged data, the conversation window under its hard token
+ * budget), call the LLM (with at most one web search), take out its
+ * directives (`URGENT:`, `REMEMBER:`), and queue the reply to the channel
+ * the message came from. Internal to the agent folder.
+ *
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import type { ConfigSnapshot } from "../config/manager.ts";
+import { isAcknowledgement } from "../guard/acknowledge.ts";
+import { acknowledgedText } from "../guard/templates.ts";
+import type { AcceptedMessage } from "../inbound/app.ts";
+import type { ContextItem } from "../ingest/context.ts";
+import { LlmError } from "../llm/errors.ts";
+import type { EnqueueResult, OutboundMessage } from "../outbox/mod.ts";
+import type { AgentOptions } from "./agent.ts";
+import { llmFailureNotice, NOTICES } from "./notices.ts";
+import type { ProactiveGate } from "./proactive.ts";
+import {
+  type KnowledgeSnippet,
+  parseReply,
+  SEARCH_RULE,
+  SYSTEM_PROMPT,
+  systemMessage,
+} from "./prompt.ts";
+import { maybeSummarize } from "./_summarize.ts";
+import { buildWindow } from "./window.ts";
+
+/** What a turn uses of the agent. */
+export interface TurnContext {
+  /** The agent's options (config, memory, LLM, tools, knowledge, roles). */
+  o: AgentOptions;
+  log: Logger;
+  /** Home context lines, newest last. */
+  homeContext(): string[];
+  /** Queues one message through the outbox (refusals logged as security events). */
+  send(m: OutboundMessage, what: string): EnqueueResult;
+}
+
+/** Tokens reserved for the model's answer inside the LLM context. */
+const ANSWER_RESERVE = 1024;
+
+/** The prompt budget: the smaller of memory.context_tokens and the LLM's context less the answer. */
+function promptBudget(snap: ConfigSnapshot): number {
+  const llmCtx = snap.policies.llm.context_tokens - ANSWER_RESERVE;
+  return Math.max(256, Math.min(snap.policies.policy.memory.context_tokens, llmCtx));
+}
+
+/** Answers one accepted message, to the channel it came from. */
+export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise<void> {
+  const { o, log } = t;
+  const { channel, config: snap } = m;
+  const conv = m.message.conversation.id;
+  const replyBase = {
+    channel,
+    priority: "normal" as const,
+    kind: "reply" as const,
+    replyTo: m.message.message_id,
+    conversationId: conv,
+  };
+  if (m.acknowledged.length > 0) {
+    const policy = snap.policies.policy;
+    t.send({
+      ...replyBase,
+      text: acknowledgedText(m.acknowledged, policy.quiet_hours.timezone),
+      template: true,
+    }, "ack");
+    // an acknowledgement needs no LLM; a quote-reply that says more is answered too
+    if (m.text.trim() === "" || isAcknowledgement(m.text, policy.content.ack_words)) return;
+  }
+  if (m.text.trim() === "") return; // reactions, files without text: nothing to answer
+  const store = o.memory.store(channel);
+  await remember(
+    log,
+    () => store.appendTurn({ conversationId: conv, role: "user", sender: m.sender, text: m.text }),
+  );
+  const budget = promptBudget(snap);
+  let knowledge: KnowledgeSnippet[] = [];
+  if (o.retrieve) {
+    try {
+      knowledge = await o.retrieve(channel, m.text.slice(0, 200));
+    } catch (e) {
+      log.warn("knowledge_retrieve_failed", { channel, error: (e as Error).message });
+    }
+  }
+  const state = await store.conversation(conv);
+  const facts = await store.facts(20);
+  const tools = o.tools?.enabled("web_search") ? o.tools : undefined;
+  const prompt = (searchResults?: string) =>
+    buildWindow(
+      systemMessage({
+        system: tools && !searchResults ? `${SYSTEM_PROMPT}\n${SEARCH_RULE}` : undefined,
+        conversation: describe(channel, m.sender, m.message.conversation.type),
+        homeContext: t.homeContext(),
+        knowledge,
+        summary: state.summary?.text,
+        facts,
+        searchResults,
+        budget: Math.floor(budget * 0.6),
+      }),
+      state.turns.map((turn) => ({ role: turn.role, text: turn.text })),
+      budget,
+    );
+  let raw: string;
+  try {
+    raw = (await o.llm.chat(prompt())).content;
+    const query = tools ? /^\s*SEARCH:\s*(.+)$/im.exec(raw)?.[1] : undefined;
+    if (tools && query !== undefined) {
+      // one search per message; its results are data in their own tag
+      let results: string;
+      try {
+        results = await tools.call("web_search", { query: query.trim().slice(0, 300) });
+      } catch (e) {
+        results = `<search_results>\nno results (${(e as Error).message})\n</search_results>`;
+      }
+      const inner = results.replace(/^<search_results>\n?|\n?<\/search_results>$/g, "");
+      raw = (await o.llm.chat(prompt(inner))).content.replace(/^\s*SEARCH:.*$/gim, "");
+    }
+  } catch (e) {
+    const notice = llmFailureNotice(e);
+    if (notice.what === "down_notice") {
+      log.error("agent_llm_unavailable", { kind: e instanceof LlmError ? e.kind : "unknown" });
+    }
+    t.send({ ...replyBase, text: notice.text, template: true }, notice.what);
+    return;
+  }
+  const reply = parseReply(raw);
+  for (const fact of reply.remember) await saveFact(t, m, fact);
+  if (reply.text === "") return;
+  const res = t.send({ ...replyBase, text: reply.text }, "reply");
+  if (!res.accepted) {
+    t.send({ ...replyBase, text: NOTICES.refused, template: true }, "refused_notice");
+  } else {
+    await remember(log, () =>
+      store.appendTurn({
+        conversationId: conv,
+        role: "assistant",
+        sender: "joi",
+        text: reply.text,
+      }));
+  }
+  if (reply.urgent && res.accepted) escalate(t, m, reply.text);
+  await maybeSummarize({ store, llm: o.llm, log }, snap, channel, conv, budget);
+}
+
+/** Considers a short message to the owner after a change at home (gated: per day, quiet hours). */
+export async function proactiveTurn(
+  t: TurnContext,
+  gate: ProactiveGate,
+  channel: string,
+  item: ContextItem,
+): Promise<void> {
+  const allowed = gate.allow(false);
+  if (!allowed.allowed) {
+    t.log.info("proactive_suppressed", { reason: allowed.reason, kind: item.kind });
+    return;
+  }
+  const budget = promptBudget(t.o.config());
+  const system = systemMessage({
+    conversation: `a private chat with ${t.o.roles.owner}; you may start a conversation`,
+    homeContext: t.homeContext(),
+    knowledge: [],
+    facts: [],
+    budget: Math.floor(budget * 0.6),
+  });
+  const ask = {
+    role: "user" as const,
+    text:
+      "(system) Something changed at home (see the newest home context). If it is worth a short, " +
+      "friendly message to the owner, write it. Otherwise answer exactly: NOTHING",
+  };
+  let raw: string;
+  try {
+    raw = (await t.o.llm.chat(buildWindow(system, [ask], budget))).content;
+  } catch {
+    return; // proactive chatter is optional
+  }
+  const reply = parseReply(raw);
+  if (reply.text === "" || /^nothing\.?$/i.test(reply.text)) return;
+  t.send({ channel, text: reply.text, priority: "normal", kind: "proactive" }, "proactive");
+}
+
+/** `URGENT:` from the owner (outside the critical channel) goes there as the rate-limited escalated kind. */
+function escalate(t: TurnContext, m: AcceptedMessage, text: string): void {
+  const critical = t.o.roles.criticalChannel;
+  if (m.channel === critical) return;
+  if (m.sender !== t.o.roles.owner) {
+    t.log.info("escalation_not_allowed", { channel: m.channel, sender: m.sender });
+    return;
+  }
+  t.send({ channel: critical, text, priority: "critical", kind: "escalated" }, "escalation");
+}
+
+/** `REMEMBER:` keeps a fact in the channel's memory and its knowledge folder, never another's. */
+async function saveFact(t: TurnContext, m: AcceptedMessage, fact: string): Promise<void> {
+  const conv = m.message.conversation.id;
+  await remember(t.log, () =>
+    t.o.memory.store(m.channel).appendFact({
+      conversationId: conv,
+      sender: m.sender,
+      text: fact,
+    }));
+  if (!t.o.saveKnowledge) return;
+  try {
+    // always the channel the message came from: the writer refuses any other folder
+    t.o.saveKnowledge(m.channel, { title: fact.slice(0, 80), body: fact });
+  } catch (e) {
+    t.log.warn("knowledge_save_failed", { channel: m.channel, error: (e as Error).message });
+  }
+}
+
+async function remember(log: Logger, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    log.error("memory_write_failed", { error: (e as Error).message });
+  }
+}
+
+function describe(channel: string, sender: string, type: "direct" | "group"): string {
+  if (type === "direct") return `a private chat with ${sender} (channel ${channel})`;
+  return `the group channel ${channel}; this message is from ${sender}`;
+}

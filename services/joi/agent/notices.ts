@@ -1,0 +1,32 @@
+/**
+ * The fixed texts joi sends without the LLM (degraded mode, busy, down,
+ * refused; acknowledgements are the guard's templates), and which one answers a failed LLM call. Their
+ * constant text is ours, so the outbox checks them as templates.
+ *
+ * @module
+ */
+import { LlmError } from "../llm/errors.ts";
+
+/** Fixed texts joi sends without the LLM. */
+export const NOTICES = {
+  degraded: "Running in degraded mode (CPU). Check eGPU connection.",
+  busy: (minutes: number) =>
+    `I need a moment: I have been thinking a lot this hour. Ask me again in about ${minutes} minute${
+      minutes === 1 ? "" : "s"
+    }.`,
+  down:
+    "I can't answer right now: my language model is not responding. I got your message. Alarms and critical alerts still work.",
+  refused:
+    "I wrote a reply that broke my output rules, so I did not send it. Please ask me differently.",
+} as const;
+
+/** The honest answer to a message the LLM could not take: busy (with the wait) or down. */
+export function llmFailureNotice(
+  e: unknown,
+): { text: string; what: "busy_notice" | "down_notice" } {
+  if (e instanceof LlmError && e.kind === "busy") {
+    const minutes = Math.max(1, Math.ceil((e.retryAfterSeconds ?? 300) / 60));
+    return { text: NOTICES.busy(minutes), what: "busy_notice" };
+  }
+  return { text: NOTICES.down, what: "down_notice" };
+}
