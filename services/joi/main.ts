@@ -13,32 +13,23 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, runMain, UsageError } from "../common/cli.ts";
 import { createLogger, fileSink, type Sink } from "../common/log.ts";
 import { type JoiArgs, type Listen, runJoi } from "./service.ts";
 
 export type { Listen } from "./service.ts";
-
-/** A command-line problem; the message names the option and how to fix it. */
-export class UsageError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
 
 /** Parses `127.0.0.1:8445` (or `[::1]:8445`); throws naming the flag. */
 export function parseListen(value: string, flag: string): Listen {
   const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) {
-    throw new UsageError(`--${flag}: "${value}" is not host:port (e.g. 127.0.0.1:8445)`);
+    throw new UsageError(`joi: --${flag}: "${value}" is not host:port (e.g. 127.0.0.1:8445)`);
   }
   const hostname = m[1]!.replace(/^\[|\]$/g, "");
   if (hostname === "0.0.0.0" || hostname === "::") {
     throw new UsageError(
-      `--${flag}: refusing to bind ${hostname}; give the Nebula or loopback address`,
+      `joi: --${flag}: refusing to bind ${hostname}; give the Nebula or loopback address`,
     );
   }
   return { hostname, port };
@@ -49,9 +40,9 @@ export interface JoiCommandLine extends JoiArgs {
   logDir: string | undefined;
 }
 
-/** Parses joi's arguments; throws {@link UsageError}. */
+/** Parses joi's arguments; throws {@link UsageError} (its message starts with `joi:`). */
 export function parseJoiArgs(args: string[]): JoiCommandLine {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("joi", {
     args,
     options: {
       "config-dir": { type: "string" },
@@ -72,7 +63,7 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
     const v = values[f];
     if (!v) {
       throw new UsageError(
-        `--${f} is required (see the joi entry of services/common/permissions/mod.ts)`,
+        `joi: --${f} is required (see the joi entry of services/common/permissions/manifest.ts)`,
       );
     }
     return v;
@@ -93,13 +84,7 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
 }
 
 async function main(): Promise<number> {
-  let args: JoiCommandLine;
-  try {
-    args = parseJoiArgs(Deno.args);
-  } catch (e) {
-    console.error(`joi: ${(e as Error).message}`);
-    return 2;
-  }
+  const args = parseJoiArgs(Deno.args);
   const sinks: Sink[] = [];
   if (args.logDir) {
     try {
@@ -113,4 +98,4 @@ async function main(): Promise<number> {
   return await runJoi(args, createLogger("joi", { sinks }));
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) await runMain(main);

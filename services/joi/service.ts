@@ -103,7 +103,7 @@ export interface JoiOptions {
 }
 
 /** The composed joi process. */
-export interface Joi extends Omit<EventPath, "tick"> {
+export interface Joi extends Omit<EventPath, "tick" | "close"> {
   /** `joi.db`. */
   db: DatabaseSync;
   /** The configuration manager. */
@@ -231,17 +231,14 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
   llm.onRecovered(() => agent.recovered());
 
   // 6. the event path
-  const ingestNonces = keys.openhabToJoi
-    ? openNonceStore(`${o.stateDir}/ingest_nonces.db`, sec.nonce_retention_minutes * 60_000)
-    : undefined;
   const events = createEventPath({
     db,
     policy,
     roles,
     outbox,
     context: agent,
-    signing: keys.openhabToJoi && ingestNonces
-      ? { key: keys.openhabToJoi, nonceStore: ingestNonces }
+    signing: keys.openhabToJoi
+      ? { key: keys.openhabToJoi, nonceStorePath: `${o.stateDir}/ingest_nonces.db` }
       : undefined,
     log,
     now,
@@ -329,7 +326,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
       await agent.idle();
       memory.close();
       inboundNonces.close?.();
-      ingestNonces?.close?.();
+      events.close();
       db.close();
     },
   };

@@ -20,18 +20,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UsageError } from "../common/cli.ts";
 import { createLogger, fileSink, type Logger } from "../common/log.ts";
 import { type MeshArgs, runMesh } from "./service.ts";
 
 export type { MeshArgs } from "./service.ts";
 
-/** A command-line problem; the message says which option and how to fix it. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError } from "../common/cli.ts";
 
 const USAGE = "usage: mesh --config-dir=DIR --state-dir=DIR --log-dir=DIR [--secrets-dir=DIR] " +
   "--listen=IP:PORT --joi-url=http://IP:PORT (--signal-socket=PATH | --terminal)";

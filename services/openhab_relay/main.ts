@@ -6,13 +6,13 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, runMain, UsageError } from "../common/cli.ts";
 import { createLogger } from "../common/log.ts";
 import { type RelayArgs, runRelay } from "./service.ts";
 
-/** Parses the relay's arguments; the message of a thrown error names the missing option. */
+/** Parses the relay's arguments; throws {@link UsageError} naming the missing option. */
 export function parseRelayArgs(args: string[]): RelayArgs {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("openhab_relay", {
     args,
     options: {
       "config-dir": { type: "string" },
@@ -24,7 +24,11 @@ export function parseRelayArgs(args: string[]): RelayArgs {
   });
   const need = (f: "config-dir" | "secrets-dir" | "openhab-url" | "joi-url") => {
     const v = values[f];
-    if (!v) throw new Error(`--${f} is required (see the openhab_relay manifest entry)`);
+    if (!v) {
+      throw new UsageError(
+        `openhab_relay: --${f} is required (see the openhab_relay manifest entry)`,
+      );
+    }
     return v;
   };
   return {
@@ -36,14 +40,7 @@ export function parseRelayArgs(args: string[]): RelayArgs {
 }
 
 async function main(): Promise<number> {
-  let args: RelayArgs;
-  try {
-    args = parseRelayArgs(Deno.args);
-  } catch (e) {
-    console.error(`openhab_relay: ${(e as Error).message}`);
-    return 2;
-  }
-  return await runRelay(args, createLogger("openhab_relay"));
+  return await runRelay(parseRelayArgs(Deno.args), createLogger("openhab_relay"));
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) await runMain(main);

@@ -13,7 +13,7 @@ import type { Hono } from "hono";
 import type { Logger } from "../../common/log.ts";
 import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { Policy } from "../../common/policy/policy.ts";
-import type { NonceStore } from "../../common/wire/nonce_store.ts";
+import { type NonceStore, openNonceStore } from "../../common/wire/nonce_store.ts";
 import { type Acknowledge, createAcknowledger } from "../guard/acknowledge.ts";
 import { FloodGuard } from "../guard/flood.ts";
 import type { Outbox } from "../outbox/outbox.ts";
@@ -34,8 +34,11 @@ export interface EventPathOptions {
   outbox: Outbox;
   /** Where home context goes (the agent in joi; a buffer in tests). */
   context: ContextSink;
-  /** The relay's openhab_to_joi key and its nonce store: ingest then takes signed events only. */
-  signing?: { key: CryptoKey; nonceStore: NonceStore } | undefined;
+  /**
+   * The relay's openhab_to_joi key and where its nonce store lives
+   * (`<state>/ingest_nonces.db`): ingest then takes signed events only.
+   */
+  signing?: { key: CryptoKey; nonceStorePath: string } | undefined;
   /** Logger. */
   log: Logger;
   /** Clock (ms). */
@@ -54,6 +57,8 @@ export interface EventPath {
   health(): Record<string, unknown>;
   /** Fires timers (confirmation loop, batches, summaries); returns what it sent. */
   tick(now: number): number;
+  /** Closes the nonce store (the database is the caller's). */
+  close(): void;
 }
 
 /** The per-hour ingest limits of `rate_limits.openhab`. */
@@ -72,6 +77,9 @@ export function openhabLimits(policy: Policy): Record<IngestEndpoint, number> {
 /** Builds the event path over `o.db`, sending through `o.outbox`. */
 export function createEventPath(o: EventPathOptions): EventPath {
   const { db, policy: p, outbox, log, now } = o;
+  const nonceStore: NonceStore | undefined = o.signing
+    ? openNonceStore(o.signing.nonceStorePath, p.security.nonce_retention_minutes * 60_000)
+    : undefined;
   const guard = new FloodGuard({ db, policy: p.iot, log: log.child("guard") });
   const pipeline = new EventPipeline({
     db,
@@ -116,10 +124,11 @@ export function createEventPath(o: EventPathOptions): EventPath {
     log: log.child("ingest"),
     now,
     health,
-    ...(o.signing
+    ...(o.signing && nonceStore
       ? {
         signing: {
-          ...o.signing,
+          key: o.signing.key,
+          nonceStore,
           toleranceMs: p.security.timestamp_tolerance_minutes * 60_000,
         },
       }
@@ -142,5 +151,13 @@ export function createEventPath(o: EventPathOptions): EventPath {
     },
     now,
   });
-  return { guard, pipeline, ingestApp, acknowledge, health, tick: (t) => pipeline.tick(t) };
+  return {
+    guard,
+    pipeline,
+    ingestApp,
+    acknowledge,
+    health,
+    tick: (t) => pipeline.tick(t),
+    close: () => nonceStore?.close?.(),
+  };
 }

@@ -22,7 +22,6 @@ import {
   type Policy,
 } from "../../../services/common/policy/mod.ts";
 import { importHmacKey } from "../../../services/common/wire/sign.ts";
-import { type NonceStore, openNonceStore } from "../../../services/common/wire/nonce_store.ts";
 import { ContextBuffer } from "../../../services/joi/ingest/context.ts";
 import { createEventPath, type EventPath } from "../../../services/joi/ingest/event_path.ts";
 import { httpMeshTransport } from "../../../services/joi/outbox/mesh_transport.ts";
@@ -30,7 +29,7 @@ import { Outbox } from "../../../services/joi/outbox/outbox.ts";
 import { type MeshPeer, randomKeyBytes, startMeshPeer } from "../../peers/mesh_peer.ts";
 
 /** joi's event side as the tests drive it: the event path, its outbox and database. */
-export interface Services extends Omit<EventPath, "tick"> {
+export interface Services extends Omit<EventPath, "tick" | "close"> {
   db: DatabaseSync;
   outbox: Outbox;
   /** The home context the pipeline pushed (joi's agent in production). */
@@ -72,19 +71,15 @@ export function createEventServices(o: EventServicesOptions): Services {
     now,
   });
   const context = new ContextBuffer();
-  const nonceStore: NonceStore | undefined = o.ingestKey
-    ? openNonceStore(
-      `${o.stateDir}/ingest_nonces.db`,
-      policy.security.nonce_retention_minutes * 60_000,
-    )
-    : undefined;
   const events = createEventPath({
     db,
     policy,
     roles,
     outbox,
     context,
-    signing: o.ingestKey && nonceStore ? { key: o.ingestKey, nonceStore } : undefined,
+    signing: o.ingestKey
+      ? { key: o.ingestKey, nonceStorePath: `${o.stateDir}/ingest_nonces.db` }
+      : undefined,
     log,
     now,
   });
@@ -95,7 +90,7 @@ export function createEventServices(o: EventServicesOptions): Services {
     context,
     tick: (t?: number) => events.tick(t ?? now()),
     close: () => {
-      nonceStore?.close?.();
+      events.close();
       db.close();
     },
   };

@@ -4,7 +4,9 @@
  * fallbacks) and now live in the schemas or rules of the loader: each is
  * refused at load with `file:line:col`, so `deno task validate`, the unit's
  * ExecStartPre and joi's start refuse it alike, instead of a RangeError
- * without a position when the module is built.
+ * without a position when the module is built. (The tests that pinned the
+ * modules' own wording, in llm/client_test.ts and knowledge/folders_test.ts,
+ * moved here with their rules.)
  */
 import assert from "node:assert/strict";
 import { issuesOf } from "./helpers.ts";

@@ -1,6 +1,5 @@
 /** The folder table derived from recipients.yaml (shipped example and edge cases). */
 import assert from "node:assert/strict";
-import { issuesOf } from "../../common/policy/helpers.ts";
 import { deriveChannels, loadPolicyFile } from "../../../../services/common/policy/mod.ts";
 import {
   channelUsers,
@@ -64,26 +63,4 @@ Deno.test("writes route by channel user; shared has no writer; channels follow r
   );
   assert.deepEqual(deriveChannels(r), shippedChannels.allowed_channel_users);
   assert.equal(channelUsers(r).length, 6);
-});
-
-Deno.test("an unknown reader or a group without reader_group is refused with its location", async () => {
-  // recipients.yaml's rules refuse both at load (file:line:col), before any folder is planned
-  assert.deepEqual(
-    await issuesOf([{
-      file: "recipients.yaml",
-      from: "      - joi-family        # the owner shares",
-      to: "      - joi-nobody        # the owner shares",
-    }]),
-    ['policies/recipients.yaml:16:9: recipients.owner.public_readers[1]: unknown channel user "joi-nobody"'],
-  );
-  assert.deepEqual(
-    await issuesOf([{
-      file: "recipients.yaml",
-      from: "    reader_group: joi-family-readers\n",
-      to: "",
-    }]),
-    [
-      'policies/recipients.yaml:27:3: groups.family: reader_group is missing: every group but "critical" needs one (it owns the group\'s knowledge folder)',
-    ],
-  );
 });

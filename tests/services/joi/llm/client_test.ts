@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { issuesOf } from "../../common/policy/helpers.ts";
 import {
   GpuHealthMonitor,
   LlmCallBudget,
@@ -176,19 +175,6 @@ Deno.test("llm: the call budget refuses beyond calls_per_hour, then pauses", () 
     await c.chat(msgs);
     assert.equal(s.requests.length, 4);
   }));
-
-Deno.test("llm: banned model families are refused at load, with file:line:col", async () => {
-  // the rule lives in llm.yaml's schema rules (not in the client): validate, the
-  // unit's ExecStartPre and joi's start refuse the file alike
-  assert.deepEqual(
-    await issuesOf([{
-      file: "llm.yaml",
-      from: "fallback_models:",
-      to: "fallback_models:\n  - Qwen2.5:7b",
-    }]),
-    ['policies/llm.yaml:5:5: fallback_models[0]: model "Qwen2.5:7b" belongs to the banned family "qwen"'],
-  );
-});
 
 Deno.test("gpu health: VRAM from /api/ps, unreachable Ollama reported", () =>
   withServer(async (s) => {
