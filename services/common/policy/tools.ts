@@ -57,10 +57,19 @@ export type Tool = z.infer<typeof ToolSchema>;
 
 /**
  * Single-file rules: an `http_proxy` tool's endpoint is an `http://` URL (the
- * mesh's Squid); a `tool_api` endpoint is an http(s) URL.
+ * mesh's Squid); a `tool_api` endpoint is an http(s) URL; `web_search` goes
+ * through the proxy (joi never reaches the internet itself).
  */
 export function toolsRules(t: Tools): RuleIssue[] {
   const issues: RuleIssue[] = [];
+  const web = Object.hasOwn(t.tools, "web_search") ? t.tools.web_search : undefined;
+  if (web !== undefined && web.transport !== "http_proxy") {
+    issues.push({
+      path: ["tools", "web_search", "transport"],
+      message: `web_search must use transport http_proxy (the mesh's proxy), got ` +
+        `${JSON.stringify(web.transport)}: joi never reaches the internet itself`,
+    });
+  }
   for (const [name, tool] of Object.entries(t.tools)) {
     const path = ["tools", name, "endpoint"];
     if (tool.transport === "http_proxy" && !isHttpUrl(tool.endpoint, ["http:"])) {

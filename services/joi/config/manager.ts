@@ -198,13 +198,9 @@ async function build(opts: ConfigManagerOptions, generation: number): Promise<Co
         "local run: channel users are not required; knowledge retrieval as these users will fail",
     });
   }
+  // one number per recipient: identities.yaml's rules refuse a second at load
   const bindings = new Map<string, string>();
   for (const [phone, identity] of Object.entries(policies.identities.identities)) {
-    if (bindings.has(identity.recipient_id)) {
-      throw new ConfigError(
-        `identities.yaml: recipient ${identity.recipient_id} is bound to two numbers`,
-      );
-    }
     bindings.set(identity.recipient_id, phone);
   }
   return Object.freeze({

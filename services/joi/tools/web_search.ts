@@ -72,9 +72,6 @@ export function webSearchRunner(o: WebSearchOptions = {}): ToolRunner {
   const build = o.searchUrl ?? duckDuckGoUrl;
   const via = o.fetchVia ?? proxiedFetch;
   return async (tool, params) => {
-    if (tool.transport !== "http_proxy") {
-      throw new ToolError("failed", "web_search: transport must be http_proxy");
-    }
     const query = typeof params.query === "string" ? params.query : "";
     checkQuery(tool, query);
     const url = new URL(build(query));

@@ -33,9 +33,6 @@ export class JobQueue {
   dropped = 0;
 
   constructor(options: JobQueueOptions) {
-    if (!Number.isInteger(options.maxQueue) || options.maxQueue < 1) {
-      throw new RangeError(`voice max_queue must be a positive integer, got ${options.maxQueue}`);
-    }
     this.#maxQueue = options.maxQueue;
     this.#log = options.log;
   }

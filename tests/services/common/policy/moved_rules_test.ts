@@ -9,6 +9,7 @@
  * moved here with their rules.)
  */
 import assert from "node:assert/strict";
+import { parseMeshSettings } from "../../../../services/mesh/config.ts";
 import { issuesOf } from "./helpers.ts";
 
 Deno.test("FloodGuard's rule: alert_minutes start at 0 ([1, 5, 15] used to pass the loader)", async () => {
@@ -111,5 +112,46 @@ Deno.test("knowledgeFolders' rule: every group but critical has a reader_group",
     [
       'policies/recipients.yaml:27:3: groups.family: reader_group is missing: every group but "critical" needs one (it owns the group\'s knowledge folder)',
     ],
+  );
+});
+
+Deno.test("the web_search runner's rule: web_search goes through the mesh's proxy", async () => {
+  assert.deepEqual(
+    await issuesOf([{
+      file: "tools.yaml",
+      from: "    transport: http_proxy       # the mesh's Squid",
+      to: "    transport: tool_api       # the mesh's Squid",
+    }]),
+    [
+      'policies/tools.yaml:6:16: tools.web_search.transport: web_search must use transport http_proxy (the mesh\'s proxy), got "tool_api": joi never reaches the internet itself',
+    ],
+  );
+});
+
+Deno.test("the config manager's rule: one number per recipient", async () => {
+  const lines = await issuesOf([{
+    file: "identities.yaml",
+    from: "    recipient_id: partner",
+    to: "    recipient_id: owner",
+  }]);
+  assert.ok(
+    lines.some((l) =>
+      l.startsWith(
+        'policies/identities.yaml:11:19: identities["+15550000002"].recipient_id: recipient "owner" already has the phone +15550000001',
+      )
+    ),
+    lines.join("\n"),
+  );
+});
+
+Deno.test("the voice queue's rule: max_queue is a positive whole number (mesh.yaml)", () => {
+  assert.throws(
+    () =>
+      parseMeshSettings(
+        "voice:\n  attachments_dir: /a\n  max_queue: 0\n  whisper: { bin: /w, model: m }\n" +
+          "  ffmpeg: { bin: /f }\n",
+        "mesh.yaml",
+      ),
+    /^mesh\.yaml:3:14: voice\.max_queue: must be >= 1/m,
   );
 });
