@@ -59,14 +59,27 @@ export class SignalServer {
     this.dir = `${config}/standin`;
   }
 
+  /** Creates the folder (and its inbox) owned as signal-cli's config folder is. */
+  async #ensureDir(): Promise<void> {
+    await this.vm.exec([
+      "sh",
+      "-c",
+      'mkdir -p "$1/inbox" && chown --reference="$(dirname "$1")" "$1" "$1/inbox" && ' +
+      'chmod 0770 "$1" "$1/inbox"',
+      "sh",
+      this.dir,
+    ]);
+  }
+
   /** An envelope arrives from Signal (delivered when the mesh is connected). */
   async deliver(envelope: Record<string, unknown>): Promise<void> {
+    await this.#ensureDir();
     const name = `${Date.now()}-${String(++this.#seq).padStart(6, "0")}`;
     // written aside, then renamed: the daemon never reads half a file
     await this.vm.exec([
       "sh",
       "-c",
-      'mkdir -p "$1/inbox" && cat > "$1/inbox/.$2.tmp" && mv "$1/inbox/.$2.tmp" "$1/inbox/$2.json"',
+      'umask 022 && cat > "$1/inbox/.$2.tmp" && mv "$1/inbox/.$2.tmp" "$1/inbox/$2.json"',
       "sh",
       this.dir,
       name,
@@ -75,7 +88,7 @@ export class SignalServer {
 
   /** Sets what `listGroups` answers. */
   async setGroups(groups: unknown[]): Promise<void> {
-    await this.vm.exec(["mkdir", "-p", this.dir]);
+    await this.#ensureDir();
     await this.vm.writeFile(`${this.dir}/groups.json`, JSON.stringify(groups), { mode: 0o644 });
   }
 
