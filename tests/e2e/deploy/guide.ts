@@ -16,7 +16,7 @@ export interface GuideTargets {
   /** The build host's shell (the test's own machine, in a scratch directory). */
   build: ShellSession;
   /** The VMs (copy sources are relative to where the build shell is at that point). */
-  vms: Record<Exclude<StepHost, "build">, Vm>;
+  vms: Partial<Record<Exclude<StepHost, "build">, Vm>>;
 }
 
 /** What the test supplies. */
@@ -63,8 +63,7 @@ export async function runGuide(
   const session = (host: StepHost): ShellSession => {
     const open = sessions[host];
     if (open) return open;
-    const vm = targets.vms[host as Exclude<StepHost, "build">];
-    const s = vm.shell(cwd[host] ?? "/root");
+    const s = vmOf(targets.vms, host).shell(cwd[host] ?? "/root");
     sessions[host] = s;
     return s;
   };
@@ -74,7 +73,7 @@ export async function runGuide(
       const where = await targets.build.run("pwd");
       const from = step.from.startsWith("/") ? step.from : `${where.output.trim()}/${step.from}`;
       try {
-        await targets.vms[step.host].copyIn(from, step.to);
+        await vmOf(targets.vms, step.host).copyIn(from, step.to);
       } catch (e) {
         throw new GuideError(
           `README.md:${step.line}: copy ${step.from} to ${step.host}:${step.to}: ${
@@ -89,6 +88,13 @@ export async function runGuide(
     seconds[step.host] = (seconds[step.host] ?? 0) + (Date.now() - started) / 1000;
   }
   return run;
+}
+
+/** The VM a step runs on (a step for a VM the caller did not boot is an error). */
+function vmOf(vms: GuideTargets["vms"], host: StepHost): Vm {
+  const vm = host === "build" ? undefined : vms[host];
+  if (!vm) throw new GuideError(`the guide has a step on ${host}, and no such VM runs here`);
+  return vm;
 }
 
 /** Runs `commands` in `shell`; throws {@link GuideError} at the first that fails. */
@@ -122,7 +128,7 @@ export async function runDay2(
   hooks: GuideHooks,
 ): Promise<void> {
   if (op.host === "build") throw new GuideError(`README.md:${op.line}: day-2 ${op.name} on build`);
-  const shell = vms[op.host].shell("/root");
+  const shell = vmOf(vms, op.host).shell("/root");
   try {
     await runCommands(shell, op.host, op.commands, hooks);
   } finally {
