@@ -15,7 +15,8 @@ export const SUITE = "bookworm";
  * Installed in the image: what a fresh Debian 12 with systemd as init has.
  * minbase holds the `required` packages; a netinst adds the `important` ones,
  * of which these matter here (procps for `ps`, iproute2, nftables for the
- * guard, kmod, less), plus dbus, which systemd's tools expect.
+ * guard, kmod, less, logrotate with its timer), plus dbus, which systemd's
+ * tools expect.
  */
 export const BASE_PACKAGES = [
   "systemd",
@@ -26,6 +27,7 @@ export const BASE_PACKAGES = [
   "nftables",
   "kmod",
   "less",
+  "logrotate",
 ];
 
 /**
