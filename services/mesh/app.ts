@@ -50,7 +50,7 @@ export function createApp(o: AppOptions): Hono {
       );
       return fail(c, "invalid_request", `outbound body: ${issues.join("; ")}`);
     }
-    const r = await o.outbound.handle(parsed.data);
+    const r = await o.outbound.handle(parsed.data, c.req.header("x-request-id"));
     switch (r.kind) {
       case "refused":
         return fail(c, "forbidden", r.message);

@@ -187,7 +187,7 @@ export class InboundPipeline {
       this.#voice(id, job, sender);
       return "voice_pending";
     }
-    const body = this.#body(p, sender, channel, dedupKey, now, this.#content(p));
+    const body = this.#body(p, sender, channel, dedupKey, now, this.#content(p, channel));
     this.#cleanup(p);
     try {
       const accepted = this.#o.store.acceptOnce(dedupKey, p.timestamp, {
@@ -246,10 +246,18 @@ export class InboundPipeline {
     return "rate_limited";
   }
 
-  #content(p: InboundMessage): Record<string, unknown> {
+  #content(p: InboundMessage, channel: string): Record<string, unknown> {
     const max = this.#o.settings.inbound_max_chars;
     if (p.reaction) {
-      return { type: "reaction", reaction: p.reaction.emoji, voice_transcription_failed: false };
+      const to = p.reaction.targetTimestamp;
+      return {
+        type: "reaction",
+        reaction: p.reaction.emoji,
+        voice_transcription_failed: false,
+        ...(to !== null
+          ? { reaction_to: this.#target(to, p.reaction.targetAuthorNumber, channel, p.account) }
+          : {}),
+      };
     }
     const att = p.attachments[0];
     const text = p.text === null ? undefined : capText(p.text, max).text;
@@ -292,13 +300,29 @@ export class InboundPipeline {
     };
     if (p.quote) {
       body.quote = {
-        message_id: `sig-ts-${p.quote.id}`,
+        ...this.#target(p.quote.id, p.quote.authorNumber, channel, p.account),
         text: p.quote.text === null
           ? ""
           : capText(p.quote.text, this.#o.settings.inbound_max_chars).text,
       };
     }
     return body;
+  }
+
+  /**
+   * The message a quote or reaction points at: Signal's id of it, and joi's
+   * own id when it is a message the mesh sent for joi in this channel (by its
+   * Signal timestamp; an author other than this account never matches).
+   */
+  #target(
+    ts: number,
+    author: string | null,
+    channel: string,
+    account: string | null,
+  ): Record<string, string> {
+    const ours = author === null || account === null || author === account;
+    const joi = ours ? this.#o.store.requestForSignal(ts, channel) : null;
+    return { message_id: `sig-ts-${ts}`, ...(joi !== null ? { joi_message_id: joi } : {}) };
   }
 
   /**

@@ -18,6 +18,7 @@ import type { MeshLimits, MeshSettings } from "./config.ts";
 import type { IdentityStore, SendTarget } from "./identity.ts";
 import { sendMessage, type SendReport } from "./signal/send.ts";
 import type { SignalTransport } from "./signal/transport.ts";
+import type { MeshStore } from "./queue.ts";
 
 /** The outbound request body (contracts.md). */
 export function outboundSchema(maxChars: number) {
@@ -67,7 +68,15 @@ export interface OutboundOptions {
   now?: (() => number) | undefined;
   /** Waits before a rate-limited retry (tests). */
   sleep?: ((ms: number) => Promise<void>) | undefined;
+  /** What was sent, by joi's request id (the mesh's store): repeats and quotes map back. */
+  sent?: SentLog | undefined;
 }
+
+/** The part of the mesh's store that remembers sent messages. */
+export type SentLog = Pick<MeshStore, "rememberSent" | "sentAnswer">;
+
+/** A request id joi may give (`X-Request-ID`): its outbox delivery id. */
+const REQUEST_ID = /^[A-Za-z0-9-]{8,64}$/;
 
 type LimitClass = keyof MeshLimits["outbound"] | "unlimited";
 
@@ -78,6 +87,8 @@ export class Outbound {
   readonly #now: () => number;
   /** Background sends (voice), for tests. */
   #background: Promise<unknown>[] = [];
+  /** Requests being sent now, by request id: a concurrent repeat waits for the first. */
+  #inflight = new Map<string, Promise<OutboundResult>>();
 
   constructor(options: OutboundOptions) {
     this.#o = options;
@@ -107,8 +118,28 @@ export class Outbound {
     return target.recipientId === this.#o.settings.owner_recipient ? "owner_dm" : "other_dm";
   }
 
-  /** Handles one validated request. */
-  async handle(req: OutboundRequest): Promise<OutboundResult> {
+  /**
+   * Handles one validated request. With joi's request id (`X-Request-ID`, its
+   * outbox delivery id, stable across its retries) the send is idempotent: a
+   * repeat of a request already sent gets the first answer and sends nothing,
+   * so an alert is never sent twice because an answer was lost.
+   */
+  handle(req: OutboundRequest, requestId?: string): Promise<OutboundResult> {
+    const id = requestId !== undefined && REQUEST_ID.test(requestId) ? requestId : undefined;
+    if (id === undefined) return this.#handle(req, undefined);
+    const prior = this.#o.sent?.sentAnswer(id);
+    if (prior) {
+      this.#o.log.info("outbound_repeat_answered", { request_id: id });
+      return Promise.resolve({ kind: "sent", data: { ...JSON.parse(prior), repeat: true } });
+    }
+    const running = this.#inflight.get(id);
+    if (running) return running;
+    const p = this.#handle(req, id).finally(() => this.#inflight.delete(id));
+    this.#inflight.set(id, p);
+    return p;
+  }
+
+  async #handle(req: OutboundRequest, requestId: string | undefined): Promise<OutboundResult> {
     const { log } = this.#o;
     const view = this.#o.identities.current;
     const target = view.target(
@@ -167,18 +198,28 @@ export class Outbound {
     } catch (e) {
       return { kind: "unavailable", message: (e as Error).message };
     }
-    return {
-      kind: "sent",
-      data: {
-        message_id: messageId,
-        transport: "signal",
-        sent_at: sentAt,
-        delivered: false,
-        outcome: report.outcome,
-        results: report.results,
-        ...(report.retryScheduled ? { retry_after_seconds: report.retryAfterSeconds } : {}),
-      },
+    const data = {
+      message_id: messageId,
+      transport: "signal",
+      sent_at: sentAt,
+      delivered: false,
+      outcome: report.outcome,
+      results: report.results,
+      ...(report.signalTimestamp !== null ? { signal_timestamp: report.signalTimestamp } : {}),
+      ...(report.retryScheduled ? { retry_after_seconds: report.retryAfterSeconds } : {}),
     };
+    // remembered once someone got it (or a retry of ours is scheduled): joi's repeat
+    // of this request then sends nothing, and a quote of it maps back to joi's id
+    if (requestId !== undefined && (report.outcome !== "failed" || report.retryScheduled)) {
+      this.#o.sent?.rememberSent(
+        requestId,
+        target.channel,
+        report.signalTimestamp,
+        this.#now(),
+        JSON.stringify(data),
+      );
+    }
+    return { kind: "sent", data };
   }
 
   #send(text: string, target: SendTarget, attachments: string[]): Promise<SendReport> {

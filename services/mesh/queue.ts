@@ -7,7 +7,12 @@
  * - `seen`: (sender, timestamp) pairs already accepted, so a duplicate
  *   envelope (or a redelivery after a restart) reaches joi once;
  * - `kv`: small facts that must survive restarts (signal-cli version first
- *   seen, last group membership alerted).
+ *   seen, last group membership alerted);
+ * - `sent_messages`: every message sent for joi, by joi's request id, with
+ *   the Signal timestamp it got and the answer joi was given. A repeat of a
+ *   request id (joi retrying after a lost answer) gets that answer again
+ *   instead of a second send; a quote or a reaction naming that timestamp is
+ *   mapped back to joi's id (an alarm's acknowledgement).
  *
  * `synchronous=FULL`: an accepted message survives a power cut too.
  *
@@ -94,6 +99,15 @@ export class MeshStore {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS seen_at_idx ON seen (seen_at);
       CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS sent_messages (
+        request_id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        signal_ts INTEGER,
+        sent_at INTEGER NOT NULL,
+        answer TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS sent_messages_ts ON sent_messages (signal_ts, channel);
+      CREATE INDEX IF NOT EXISTS sent_messages_at ON sent_messages (sent_at);
       CREATE TABLE IF NOT EXISTS voice_pending (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         sender TEXT NOT NULL,
@@ -197,12 +211,46 @@ export class MeshStore {
     return Number((this.#depth.get() as { n: number }).n);
   }
 
-  /** Forgets (sender, timestamp) pairs older than the retention. */
+  /** Forgets (sender, timestamp) pairs and sent messages older than the retention. */
   pruneSeen(now: number): number {
     const r = this.db.prepare("DELETE FROM seen WHERE seen_at < ?").run(
       now - this.seenRetentionMs,
     );
+    this.db.prepare("DELETE FROM sent_messages WHERE sent_at < ?").run(now - this.seenRetentionMs);
     return Number(r.changes);
+  }
+
+  /**
+   * Remembers a message sent for joi: its request id, channel, Signal
+   * timestamp (null when signal-cli gave none) and the answer joi got.
+   */
+  rememberSent(
+    requestId: string,
+    channel: string,
+    signalTs: number | null,
+    at: number,
+    answer: string,
+  ): void {
+    this.db.prepare(
+      `INSERT OR IGNORE INTO sent_messages (request_id, channel, signal_ts, sent_at, answer)
+       VALUES (?, ?, ?, ?, ?)`,
+    ).run(requestId, channel, signalTs, at, answer);
+  }
+
+  /** The answer given to request `requestId`, if it was sent already. */
+  sentAnswer(requestId: string): string | null {
+    const r = this.db.prepare("SELECT answer FROM sent_messages WHERE request_id = ?").get(
+      requestId,
+    ) as { answer: string } | undefined;
+    return r ? r.answer : null;
+  }
+
+  /** joi's request id of the message sent to `channel` with Signal timestamp `ts`. */
+  requestForSignal(ts: number, channel: string): string | null {
+    const r = this.db.prepare(
+      "SELECT request_id FROM sent_messages WHERE signal_ts = ? AND channel = ?",
+    ).get(ts, channel) as { request_id: string } | undefined;
+    return r ? r.request_id : null;
   }
 
   /**

@@ -184,6 +184,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     speak,
     now,
     sleep: o.sleep,
+    sent: store,
   });
   const monitor = new GroupMonitor({
     groups: config.groups,

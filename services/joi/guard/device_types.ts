@@ -78,6 +78,12 @@ export function deviceTypeOf(name: string, hint?: string): string {
 
 const CACHE = new Map<string, string>();
 
+/** A token's class; a plural (`Leaks`, `SmokeDetectors`' `detectors`, `Doors`) as its singular. */
+function synonym(token: string): string | undefined {
+  return SYNONYMS[token] ??
+    (token.length > 3 && token.endsWith("s") ? SYNONYMS[token.slice(0, -1)] : undefined);
+}
+
 function classify(name: string, hint?: string): string {
   if (hint) {
     const h = SYNONYMS[hint.toLowerCase()];
@@ -86,11 +92,11 @@ function classify(name: string, hint?: string): string {
   const tokens = nameTokens(name);
   const found = new Set<string>();
   tokens.forEach((token, i) => {
-    const t = SYNONYMS[token];
+    const t = synonym(token);
     if (t) found.add(t);
     const next = tokens[i + 1];
     if (next !== undefined) {
-      const pair = SYNONYMS[token + next];
+      const pair = synonym(token + next);
       if (pair) found.add(pair);
     }
   });

@@ -37,10 +37,23 @@ export interface InboundMessage {
   text: string | null;
   /** Attachments (possibly empty). */
   attachments: Attachment[];
-  /** A reaction emoji, when the message is a reaction. */
-  reaction: { emoji: string; targetTimestamp: number | null } | null;
-  /** A quoted message. */
-  quote: { id: number; text: string | null } | null;
+  /** A reaction, when the message is one: the emoji and the message it is to. */
+  reaction: {
+    emoji: string;
+    /** The reacted-to message's timestamp (its id together with its author). */
+    targetTimestamp: number | null;
+    targetAuthorNumber: string | null;
+    targetAuthorUuid: string | null;
+  } | null;
+  /** A quoted message: its timestamp (`id`), text and author. */
+  quote: {
+    id: number;
+    text: string | null;
+    authorNumber: string | null;
+    authorUuid: string | null;
+  } | null;
+  /** The account the daemon runs for (`params.account`), when given. */
+  account: string | null;
 }
 
 /** Result of {@link parseNotification}. */
@@ -67,6 +80,10 @@ function obj(v: unknown): Record<string, unknown> | null {
 
 function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
+}
+
+function positive(v: unknown): number | null {
+  return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : null;
 }
 
 /** Parses one JSON-RPC notification from signal-cli. */
@@ -135,11 +152,21 @@ export function parseNotification(method: string, rawParams: unknown): ParsedNot
   const reaction = r && typeof r.emoji === "string" && !r.isRemove
     ? {
       emoji: r.emoji,
-      targetTimestamp: typeof r.targetSentTimestamp === "number" ? r.targetSentTimestamp : null,
+      targetTimestamp: positive(r.targetSentTimestamp),
+      targetAuthorNumber: str(r.targetAuthorNumber),
+      targetAuthorUuid: str(r.targetAuthorUuid),
     }
     : null;
   const q = obj(data.quote);
-  const quote = q && typeof q.id === "number" ? { id: q.id, text: str(q.text) } : null;
+  const quoteId = q ? positive(q.id) : null;
+  const quote = q && quoteId !== null
+    ? {
+      id: quoteId,
+      text: str(q.text),
+      authorNumber: str(q.authorNumber),
+      authorUuid: str(q.authorUuid),
+    }
+    : null;
   const text = str(data.message);
   if ((text === null || text === "") && attachments.length === 0 && !reaction) {
     return { kind: "ignored", reason: "empty data message", senderUuid };
@@ -155,6 +182,7 @@ export function parseNotification(method: string, rawParams: unknown): ParsedNot
     attachments,
     reaction,
     quote,
+    account: str(params.account),
   };
 }
 

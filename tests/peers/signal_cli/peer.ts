@@ -38,6 +38,10 @@ export interface RecordedRequest {
   method: string;
   params: Record<string, unknown>;
   id: unknown;
+  /** When it arrived (ms since the epoch). */
+  at: number;
+  /** What it was answered (`send`: `{timestamp, results}`), once answered with a result. */
+  result?: unknown;
 }
 
 /** A group as `listGroups` returns it. */
@@ -72,6 +76,8 @@ export interface PeerConn {
 export class SignalCliPeer {
   readonly path: string;
   readonly account: string;
+  /** The account's ACI (what quotes and reactions of its messages name as author). */
+  readonly accountUuid = "0e0e0e0e-0000-4000-8000-00000000ac01";
   version: string;
   subscriptionForm: boolean;
   /** Every request received, in arrival order. */
@@ -360,11 +366,12 @@ export class SignalCliPeer {
         string,
         unknown
       >;
-    const recorded = { method: req.method, params, id: req.id };
+    const recorded: RecordedRequest = { method: req.method, params, id: req.id, at: Date.now() };
     this.requests.push(recorded);
     this.onRequest(recorded);
-    this.#notify();
     const answer = this.#dispatch(req.method, params);
+    if ("result" in answer) recorded.result = answer.result;
+    this.#notify();
     if (req.id === undefined) return; // a notification gets no response
     const hold = this.#holds.get(req.method) ?? Promise.resolve();
     hold.then(() => {
@@ -515,6 +522,15 @@ export interface EnvelopeSpec {
   groupId?: string;
   attachments?: Record<string, unknown>[];
   name?: string;
+  /** A quote-reply of the message sent at `id` by `author` (signal-cli's `quote`). */
+  quote?: { id: number; author: { number: string | null; uuid: string }; text?: string | null };
+  /** A reaction to the message sent at `targetSentTimestamp` by `author`. */
+  reaction?: {
+    emoji: string;
+    author: { number: string | null; uuid: string };
+    targetSentTimestamp: number;
+    isRemove?: boolean;
+  };
 }
 
 /** An incoming data message as signal-cli 0.14 prints it. */
@@ -526,6 +542,26 @@ export function dataEnvelope(s: EnvelopeSpec): Record<string, unknown> {
     viewOnce: false,
   };
   if (s.attachments?.length) dataMessage.attachments = s.attachments;
+  if (s.quote) {
+    dataMessage.quote = {
+      id: s.quote.id,
+      author: s.quote.author.number ?? s.quote.author.uuid,
+      authorNumber: s.quote.author.number,
+      authorUuid: s.quote.author.uuid,
+      text: s.quote.text ?? null,
+      attachments: [],
+    };
+  }
+  if (s.reaction) {
+    dataMessage.reaction = {
+      emoji: s.reaction.emoji,
+      targetAuthor: s.reaction.author.number ?? s.reaction.author.uuid,
+      targetAuthorNumber: s.reaction.author.number,
+      targetAuthorUuid: s.reaction.author.uuid,
+      targetSentTimestamp: s.reaction.targetSentTimestamp,
+      isRemove: s.reaction.isRemove ?? false,
+    };
+  }
   if (s.groupId) {
     dataMessage.groupInfo = { groupId: s.groupId, groupName: "g", revision: 3, type: "DELIVER" };
   }

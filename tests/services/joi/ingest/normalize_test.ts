@@ -244,4 +244,9 @@ Deno.test("device classes by whole tokens", () => {
   assert.equal(deviceTypeOf("Gasket_Counter"), "unknown");
   assert.equal(deviceTypeOf("FrontDoor_Contact", "OpenClosed"), "contact");
   assert.equal(deviceTypeOf("s1", "temperature"), "temperature");
+  // group items are often named in the plural
+  assert.equal(deviceTypeOf("gLeaks"), "water_leak");
+  assert.equal(deviceTypeOf("Smoke_Alarms"), "smoke");
+  assert.equal(deviceTypeOf("gWindowContacts"), "contact");
+  assert.equal(deviceTypeOf("Gas_Lines"), "gas");
 });
