@@ -94,7 +94,7 @@ async function daemon(config: string, account: string, socket: string | undefine
   });
   const enc = new TextEncoder();
   peer.onRequest = (r: RecordedRequest) => {
-    log.writeSync(enc.encode(JSON.stringify({ at: Date.now(), ...r }) + "\n"));
+    log.writeSync(enc.encode(JSON.stringify(r) + "\n")); // r.at: when it arrived
   };
   const loadGroups = async () => {
     try {
