@@ -207,3 +207,8 @@ export function mutateJson(value: unknown): fc.Arbitrary<unknown> {
     },
   );
 }
+
+/** `conn.write` may write part of a large buffer: loop until all of it is out. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+}

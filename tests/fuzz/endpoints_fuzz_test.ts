@@ -24,7 +24,7 @@ import {
 import { type Retriever, serveKnowledge } from "../../services/knowledge_broker/server.ts";
 import { loadOptionalKey } from "../../services/common/wire/keys.ts";
 import { type Direction, signedHeaders } from "../../services/common/wire/sign.ts";
-import { hostileBytes, mutated, mutateJson, nastyString, report, runs } from "./_fuzz.ts";
+import { hostileBytes, mutated, mutateJson, nastyString, report, runs, writeAll } from "./_fuzz.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const enc = new TextEncoder();
@@ -289,7 +289,7 @@ async function exchange(
   const timer = setTimeout(() => conn.close(), timeoutMs);
   try {
     try {
-      await conn.write(raw);
+      await writeAll(conn, raw);
       if (halfClose) await conn.closeWrite();
     } catch {
       // the server may answer and close before reading it all (413, 400)
@@ -471,7 +471,7 @@ Deno.test({
         const timer = setTimeout(() => conn.close(), 10_000);
         try {
           // the fuzzed lines, then a valid request: it must still be answered
-          await conn.write(enc.encode([...lines, valid].join("\n") + "\n"));
+          await writeAll(conn, enc.encode([...lines, valid].join("\n") + "\n"));
           let text = "";
           const buf = new Uint8Array(65536);
           while (!text.includes('"id":7')) {
@@ -496,7 +496,7 @@ Deno.test({
       }
       // and the broker still serves a new connection
       const conn = await Deno.connect({ transport: "unix", path: socketPath });
-      await conn.write(enc.encode(valid + "\n"));
+      await writeAll(conn, enc.encode(valid + "\n"));
       const buf = new Uint8Array(4096);
       const got = await conn.read(buf);
       conn.close();
