@@ -7,6 +7,11 @@
  * on {@link normalizeForRules} text: zero-width characters and fullwidth
  * letters are gone there.
  *
+ * `uc.micro` (linkify-it's one dependency) is also listed in deno.json: the
+ * installed copy of `node_modules` has no symlinks (install materialises
+ * them), so a package's own dependencies must sit at the top level for
+ * Node-style resolution to find them there.
+ *
  * @module
  */
 import { LinkifyIt } from "linkify-it";
