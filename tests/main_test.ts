@@ -6,55 +6,11 @@
  * cleanly on SIGTERM leaving no process behind.
  */
 import assert from "node:assert/strict";
-import { denoRunArgs, localLayout, programSpec } from "../services/common/permissions/mod.ts";
-
-const ROOT = new URL("../", import.meta.url).pathname;
-
-function freeBasePort(): number {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 20000);
-    const held: Deno.Listener[] = [];
-    try {
-      for (let i = 0; i < 3; i++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
-      return base;
-    } catch {
-      // taken: try another range
-    } finally {
-      for (const l of held) l.close();
-    }
-  }
-  throw new Error("no free range of three ports");
-}
+import { startLocalStack } from "./_helpers/local_stack.ts";
 
 Deno.test("deno task start: the stack starts, answers a typed DM in its channel, and stops cleanly", async () => {
   const varDir = await Deno.makeTempDir({ prefix: "joi-main-" });
-  const base = freeBasePort();
-  const layout = localLayout({ basePort: base, varDir });
-  const child = new Deno.Command("deno", {
-    args: [
-      ...denoRunArgs(programSpec("main", layout)),
-      `--base-port=${base}`,
-      `--var-dir=${varDir}`,
-    ],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const pump = (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      lines.push(...chunk.split("\n").filter((l) => l !== ""));
-    }
-  })();
-  const errs = new Response(child.stderr).text();
-  const until = async (what: string, pred: () => boolean, ms = 60_000) => {
-    const end = Date.now() + ms;
-    while (!pred()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${lines.join("\n")}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const { base, child, lines, pump, errs, until } = startLocalStack(varDir);
   const writer = child.stdin.getWriter();
   let stopped = false;
   try {

@@ -15,36 +15,15 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createLogger } from "../../services/common/log.ts";
-import {
-  denoRunArgs,
-  localLayout,
-  programSpec,
-  testSocketPaths,
-} from "../../services/common/permissions/mod.ts";
+import { testSocketPaths } from "../../services/common/permissions/mod.ts";
+import { startLocalStack } from "../_helpers/local_stack.ts";
 import { type Retriever, serveKnowledge } from "../../services/knowledge_broker/server.ts";
 import { loadOptionalKey } from "../../services/common/wire/keys.ts";
 import { type Direction, signedHeaders } from "../../services/common/wire/sign.ts";
 import { hostileBytes, mutated, mutateJson, nastyString, report, runs, writeAll } from "./_fuzz.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function freeBasePort(): number {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 20000);
-    const held: Deno.Listener[] = [];
-    try {
-      for (let i = 0; i < 3; i++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
-      return base;
-    } catch {
-      // taken: try another range
-    } finally {
-      for (const l of held) l.close();
-    }
-  }
-  throw new Error("no free range of three ports");
-}
 
 const PATHS = [
   "/health",
@@ -364,34 +343,16 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const varDir = await Deno.makeTempDir({ prefix: "joi-fuzz-ports-" });
-    const base = freeBasePort();
-    const layout = localLayout({ basePort: base, varDir });
-    const child = new Deno.Command("deno", {
-      args: [
-        ...denoRunArgs(programSpec("main", layout)),
-        `--base-port=${base}`,
-        `--var-dir=${varDir}`,
-      ],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const lines: string[] = [];
-    const pump = (async () => {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        lines.push(...chunk.split("\n").filter((l) => l !== ""));
-      }
-    })();
-    const errs = new Response(child.stderr).text();
+    const { base, child, lines, pump, errs, until } = startLocalStack(varDir);
     let exited = false;
     child.status.then(() => exited = true);
     try {
-      const end = Date.now() + 90_000;
-      while (!lines.some((l) => l.startsWith("[main] joi is up"))) {
-        if (exited || Date.now() > end) throw new Error(`the stack did not start:\n${lines}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until(
+        "the stack to be up",
+        () => exited || lines.some((l) => l.startsWith("[main] joi is up")),
+        90_000,
+      );
+      assert.equal(exited, false, `the stack did not start:\n${lines.join("\n")}`);
       const openhab = PATHS.filter((p) => p.startsWith("/api/v1/openhab/"));
       const ports: [string, number, Direction, fc.Arbitrary<Raw>][] = [
         [

@@ -10,6 +10,14 @@ import fc from "fast-check";
 import { IngestError } from "../../services/joi/ingest/errors.ts";
 import { compileItemFilter } from "../../services/joi/ingest/items.ts";
 import { decodeValue, normalizeBusEvent } from "../../services/joi/ingest/openhab_events.ts";
+import {
+  normalizeAlert,
+  normalizePresence,
+  normalizeSensors,
+  normalizeState,
+  normalizeWeather,
+} from "../../services/joi/ingest/normalize.ts";
+import { endpointSchemas } from "../../services/joi/ingest/schemas.ts";
 import { parseDocument, renderDocument } from "../../services/joi/knowledge/markdown.ts";
 import { parseNotification } from "../../services/mesh/signal/envelope.ts";
 import { parseSse } from "../../services/openhab_relay/sse.ts";
@@ -189,6 +197,98 @@ Deno.test("fuzz: ingest normalisers (openHAB bus events and values)", () => {
     },
     300,
   );
+});
+
+Deno.test("fuzz: ingest normalisers (presence, sensors, weather, alert, state)", () => {
+  const schemas = endpointSchemas({ maxReadings: 50 });
+  const ctx = { receivedAt: 1_000, stringMax: 120, refuse: filter.refusal };
+  const common = {
+    event_id: "0b7e1c52-6d1e-4c3a-9f3e-2a1b3c4d5e6f",
+    timestamp: "2026-12-06T10:00:00Z",
+    source: "127.0.0.1",
+  };
+  const real = {
+    presence: {
+      ...common,
+      event_type: "presence",
+      data: { entity: "Owner", state: "home", location: "home", changed_at: common.timestamp },
+    },
+    sensors: {
+      ...common,
+      event_type: "sensors",
+      data: {
+        readings: [{
+          sensor_id: "T1",
+          type: "temperature",
+          value: 21.5,
+          unit: "°C",
+          measured_at: common.timestamp,
+        }],
+      },
+    },
+    weather: {
+      ...common,
+      event_type: "weather",
+      data: {
+        current: {
+          condition: "rain",
+          temperature: 9,
+          humidity: 80,
+          wind_speed: 3,
+          wind_unit: "m/s",
+        },
+        forecast: [{
+          date: "2026-12-07",
+          high: 10,
+          low: 2,
+          condition: "sun",
+          precipitation_chance: 5,
+        }],
+        alerts: [],
+      },
+    },
+    alert: {
+      ...common,
+      event_type: "alert",
+      priority: "high",
+      data: { alert_type: "storm", title: "Storm", message: "wind" },
+    },
+    state: {
+      ...common,
+      event_type: "state",
+      data: { item: "Smoke", previous_state: "OFF", new_state: "ON", changed_by: "manual" },
+    },
+  } as const;
+  const normalizers = {
+    presence: normalizePresence,
+    sensors: normalizeSensors,
+    weather: normalizeWeather,
+    alert: normalizeAlert,
+    state: normalizeState,
+  } as const;
+  const kinds = Object.keys(real) as (keyof typeof real)[];
+  let reached = 0;
+  check(
+    "ingest normaliser (endpoints)",
+    fc.constantFrom(...kinds).chain((k) => mutateJson(real[k]).map((body) => ({ k, body }))),
+    ({ k, body }) => {
+      const parsed = schemas[k].safeParse(body);
+      if (!parsed.success) return; // refused with a 400 naming the field (the app's job)
+      reached++;
+      try {
+        // deno-lint-ignore no-explicit-any
+        const r = (normalizers[k] as (b: any, c: typeof ctx) => { events: unknown[] })(
+          parsed.data,
+          ctx,
+        );
+        assert.ok(Array.isArray(r.events));
+      } catch (err) {
+        assert.ok(err instanceof IngestError, `crash: ${err}`);
+      }
+    },
+    400,
+  );
+  assert.ok(reached > 0, "no generated body passed the schemas");
 });
 
 Deno.test("fuzz: retrieve query parser", () => {
