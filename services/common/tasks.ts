@@ -27,6 +27,7 @@ export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   replay: "replay",
   devices: "devices",
   memory: "memory",
+  language_check: "language-check",
   bench: "bench",
 };
 

@@ -24,6 +24,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { Hono } from "hono";
 import { openDb } from "../common/db.ts";
+import { LocalTime } from "../common/local_time.ts";
 import type { Logger } from "../common/log.ts";
 import {
   householdRoles,
@@ -171,7 +172,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     transport,
     log: log.child("outbox"),
     roles,
-    timeZone: policy.quiet_hours.timezone,
+    time: new LocalTime(policy.household.timezone),
     now,
   });
   config.onAlert((text) => {

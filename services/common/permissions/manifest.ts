@@ -38,6 +38,7 @@ export const PROGRAMS = [
   "replay",
   "devices",
   "memory",
+  "language_check",
   "bench",
   "test",
 ] as const;
@@ -461,6 +462,24 @@ const MANIFEST: Record<ProgramName, Builder> = {
       v8Flags: [],
     };
   },
+  language_check: (l) => ({
+    description: "runs the Slovak acceptance criteria against the configured model",
+    entry: "scripts/language_check.ts",
+    // the question sets ship with the code; the result is recorded for joi's /health
+    permissions: {
+      ...none(),
+      read: [l.codeDir, l.joiConfigDir, l.joiStateDir],
+      write: [l.joiStateDir],
+      net: [hostPort(l.llm)],
+    },
+    args: [
+      `--config-dir=${l.joiConfigDir}`,
+      `--state-dir=${l.joiStateDir}`,
+      `--llm-url=http://${hostPort(l.llm)}/v1`,
+      `--questions=${l.codeDir}/scripts/data/slovak_acceptance.json`,
+    ],
+    v8Flags: [],
+  }),
   bench: () => ({
     description: "benchmarks: figures and ratios against a baseline measured in the same run",
     entry: "scripts/bench.ts",

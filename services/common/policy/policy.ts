@@ -38,8 +38,20 @@ export const BlockedPatternSchema = z.object({
   proactive_only: z.boolean().optional(),
 }).strict();
 
+/** The languages joi may reply in (`household.language`). */
+export const LANGUAGES = ["en", "sk"] as const;
+
 /** The whole `policy.yaml`. */
 export const PolicySchema = z.object({
+  household: z.object({
+    /** The zone of every time a person reads (alerts, replies, summaries, quiet hours). */
+    timezone: timeZone,
+    /** `en` (phase 1) or `sk` (phase 2, after `deno task language-check` passes). */
+    language: z.enum(LANGUAGES, {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} is not a language joi speaks (${LANGUAGES.join(", ")})`,
+    }),
+  }).strict(),
   security: z.object({
     timestamp_tolerance_minutes: positiveInt,
     nonce_retention_minutes: positiveInt,
@@ -68,7 +80,6 @@ export const PolicySchema = z.object({
   quiet_hours: z.object({
     weekday: window,
     weekend: window,
-    timezone: timeZone,
   }).strict(),
   content: z.object({
     max_outbound_chars: positiveInt,

@@ -20,13 +20,8 @@ import type { EnqueueResult, OutboundMessage } from "../outbox/mod.ts";
 import type { AgentOptions } from "./agent.ts";
 import { llmFailureNotice, NOTICES } from "./notices.ts";
 import type { ProactiveGate } from "./proactive.ts";
-import {
-  type KnowledgeSnippet,
-  parseReply,
-  SEARCH_RULE,
-  SYSTEM_PROMPT,
-  systemMessage,
-} from "./prompt.ts";
+import type { LocalTime } from "../../common/local_time.ts";
+import { type KnowledgeSnippet, parseReply, systemMessage, systemPrompt } from "./prompt.ts";
 import { maybeSummarize } from "./_summarize.ts";
 import { buildWindow } from "./window.ts";
 
@@ -35,6 +30,10 @@ export interface TurnContext {
   /** The agent's options (config, memory, LLM, tools, knowledge, roles). */
   o: AgentOptions;
   log: Logger;
+  /** Clock (ms). */
+  now(): number;
+  /** The household's clock and language (policy.yaml `household`). */
+  time(): LocalTime;
   /** Home context lines, newest last. */
   homeContext(): string[];
   /** Queues one message through the outbox (refusals logged as security events). */
@@ -66,7 +65,7 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
     const policy = snap.policies.policy;
     t.send({
       ...replyBase,
-      text: acknowledgedText(m.acknowledged, policy.quiet_hours.timezone),
+      text: acknowledgedText(m.acknowledged, t.time(), t.now()),
       template: true,
     }, "ack");
     // an acknowledgement needs no LLM; a quote-reply that says more is answered too
@@ -90,10 +89,13 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
   const state = await store.conversation(conv);
   const facts = await store.facts(20);
   const tools = o.tools?.enabled("web_search") ? o.tools : undefined;
+  const time = t.time();
   const prompt = (searchResults?: string) =>
     buildWindow(
       systemMessage({
-        system: tools && !searchResults ? `${SYSTEM_PROMPT}\n${SEARCH_RULE}` : undefined,
+        system: systemPrompt(time.language, { search: tools !== undefined && !searchResults }),
+        language: time.language,
+        now: time.long(t.now()),
         conversation: describe(channel, m.sender, m.message.conversation.type),
         homeContext: t.homeContext(),
         knowledge,
@@ -160,7 +162,10 @@ export async function proactiveTurn(
     return;
   }
   const budget = promptBudget(t.o.config());
+  const time = t.time();
   const system = systemMessage({
+    language: time.language,
+    now: time.long(t.now()),
     conversation: `a private chat with ${t.o.roles.owner}; you may start a conversation`,
     homeContext: t.homeContext(),
     knowledge: [],

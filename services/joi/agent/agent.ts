@@ -24,6 +24,7 @@ import type { LlmClient } from "../llm/client.ts";
 import type { MemoryStores } from "../memory/stores.ts";
 import type { EnqueueResult, OutboundMessage } from "../outbox/mod.ts";
 import type { ToolRouter } from "../tools/router.ts";
+import { LocalTime } from "../../common/local_time.ts";
 import { NOTICES } from "./notices.ts";
 import { ProactiveGate } from "./proactive.ts";
 import type { KnowledgeSnippet } from "./prompt.ts";
@@ -83,12 +84,14 @@ export class Agent implements MessageSink {
     this.#queues = new ChannelQueues(o.maxQueuePerChannel ?? 50, o.log);
     this.#proactive = new ProactiveGate(
       policy().rate_limits.proactive.per_day,
-      () => policy().quiet_hours,
+      () => ({ ...policy().quiet_hours, timezone: policy().household.timezone }),
       now,
     );
     this.#turn = {
       o,
       log: o.log,
+      now,
+      time: () => this.#time(),
       homeContext: () => this.homeContext(),
       send: (m, what) => this.#send(m, what),
     };
@@ -140,11 +143,17 @@ export class Agent implements MessageSink {
     return this.#queues.idle();
   }
 
-  /** Home context lines (cleaned by ingest), newest last. */
+  /** Home context lines (cleaned by ingest), newest last, at the household's local time. */
   homeContext(): string[] {
-    return this.#context.map((c) =>
-      `${new Date(c.at).toISOString().slice(0, 16)} ${c.kind}: ${c.summary}`
-    );
+    const time = this.#time();
+    const now = (this.#o.now ?? Date.now)();
+    return this.#context.map((c) => `${time.when(c.at, now)} ${c.kind}: ${c.summary}`);
+  }
+
+  /** The household's clock and language (policy.yaml `household`, reloadable). */
+  #time(): LocalTime {
+    const h = this.#o.config().policies.policy.household;
+    return new LocalTime(h.timezone, h.language);
   }
 
   /** Queue depth for /health. */

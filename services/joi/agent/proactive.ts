@@ -1,15 +1,16 @@
 /**
  * When joi may start a conversation: at most `rate_limits.proactive.per_day`
  * proactive messages in any rolling 24 hours, and none in quiet hours
- * (`quiet_hours` of policy.yaml, in its time zone) unless critical.
+ * (`quiet_hours` of policy.yaml, on the household's clock) unless critical.
  *
  * @module
  */
+import { LocalTime } from "../../common/local_time.ts";
 import type { Policy } from "../../common/policy/policy.ts";
 import { RateLimiter } from "../../common/rate_limit.ts";
 
-/** policy.yaml `quiet_hours`: weekday and weekend `HH:MM` windows in an IANA time zone. */
-export type QuietHours = Policy["quiet_hours"];
+/** policy.yaml `quiet_hours` (weekday and weekend `HH:MM` windows) in `household.timezone`. */
+export type QuietHours = Policy["quiet_hours"] & { timezone: Policy["household"]["timezone"] };
 
 function minutes(hhmm: string): number {
   const [h, m] = hhmm.split(":").map(Number);
@@ -17,19 +18,15 @@ function minutes(hhmm: string): number {
   return h * 60 + m;
 }
 
-/** Whether `at` (Unix ms) falls in quiet hours. A window may span midnight. */
+/**
+ * Whether `at` (Unix ms) falls in quiet hours, on the household's wall clock
+ * (so 23:00 stays 23:00 across a daylight saving change). A window may span
+ * midnight; the weekend window applies on Saturday and Sunday.
+ */
 export function inQuietHours(q: QuietHours, at: number): boolean {
-  const parts = new Intl.DateTimeFormat("en-GB", {
-    timeZone: q.timezone,
-    weekday: "short",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).formatToParts(new Date(at));
-  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "";
-  const day = get("weekday");
-  const now = Number(get("hour")) * 60 + Number(get("minute"));
-  const w = day === "Sat" || day === "Sun" ? q.weekend : q.weekday;
+  const t = new LocalTime(q.timezone).parts(at);
+  const now = t.hour * 60 + t.minute;
+  const w = t.weekday === 0 || t.weekday === 6 ? q.weekend : q.weekday;
   const start = minutes(w.start);
   const end = minutes(w.end);
   if (start === end) return false;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { LocalTime } from "../../common/local_time.ts";
 import type { AlarmRecord } from "./alarms.ts";
 import type { GuardAction } from "./flood.ts";
 
@@ -27,30 +28,22 @@ export function typeName(t: string): string {
   return NAMES[t] ?? t.replace(/_/g, " ");
 }
 
-/** `HH:MM:SS <zone>` of `ms` in `timeZone` (IANA name). */
-export function clockTime(ms: number, timeZone: string): string {
-  const f = new Intl.DateTimeFormat("en-GB", {
-    timeZone,
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-    hour12: false,
-  });
-  return `${f.format(new Date(ms))} ${timeZone}`;
-}
-
-/** The critical alert text of a guard action. */
+/**
+ * The critical alert text of a guard action. The time is the household's
+ * (`at 15:28`, with the date when it is not today).
+ */
 export function criticalAlertText(
   a: Extract<GuardAction, { type: "critical_alert" }>,
-  timeZone: string,
+  time: LocalTime,
   ackWord: string,
+  now: number = a.observedAt,
 ): string {
   const what = typeName(a.deviceType);
   const where = a.device.startsWith("alert:") ? "" : ` by ${a.device}`;
   const label = a.label ? ` ${a.label.startsWith("“") ? a.label : `“${a.label}”`}` : "";
   const n = a.alertsMax > 1 ? ` Alert ${a.alertNumber} of ${a.alertsMax}.` : "";
   const state = a.device.startsWith("alert:") ? "" : ` (state ${a.state})`;
-  return `ALERT: ${what}${where}${state}${label} at ${clockTime(a.observedAt, timeZone)}.${n}` +
+  return `ALERT: ${what}${where}${state}${label} ${at(a.observedAt, time, now)}.${n}` +
     ` Reply "${ackWord}" to acknowledge.`;
 }
 
@@ -70,14 +63,24 @@ export function malfunctionText(
 }
 
 /** The prefix of a critical alert delivered late (mesh was unreachable). */
-export function delayedPrefix(createdAt: number, timeZone: string): string {
-  return `[delayed; first raised at ${clockTime(createdAt, timeZone)}] `;
+export function delayedPrefix(createdAt: number, time: LocalTime, now: number): string {
+  return `[delayed; first raised ${at(createdAt, time, now)}] `;
 }
 
-/** The reply to an acknowledgement: which alarms it stopped (device and time). */
-export function acknowledgedText(alarms: readonly AlarmRecord[], timeZone: string): string {
+/** `at 15:28` today, else `yesterday at 23:10`, `Sat 28 Mar at 09:05`. */
+function at(ms: number, time: LocalTime, now: number): string {
+  const day = time.day(ms, now);
+  return day === time.day(now, now) ? `at ${time.clock(ms)}` : time.when(ms, now);
+}
+
+/** The reply to an acknowledgement: which alarms it stopped (device and household time). */
+export function acknowledgedText(
+  alarms: readonly AlarmRecord[],
+  time: LocalTime,
+  now: number,
+): string {
   const each = alarms.map((a) =>
-    `${typeName(a.deviceType)} at ${a.device} (raised ${clockTime(a.startedAt, timeZone)})`
+    `${typeName(a.deviceType)} at ${a.device} (raised ${at(a.startedAt, time, now)})`
   );
   const what = alarms.length === 1 ? "alarm" : `${alarms.length} alarms`;
   return `Acknowledged ${what}: ${each.join("; ")}. No more reminders about ${

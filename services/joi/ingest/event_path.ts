@@ -94,7 +94,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
       eventIdWindowMinutes: p.ingest.event_id_window_minutes,
       summaries: p.ingest.summaries,
       flappingWindowMinutes: p.iot.flapping.window_minutes,
-      timeZone: p.quiet_hours.timezone,
+      timeZone: p.household.timezone,
       ackWord: p.content.ack_words[0] ?? "ok",
     },
   });

@@ -15,12 +15,8 @@ import { transaction } from "../../common/db.ts";
 import type { Logger } from "../../common/log.ts";
 import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { FloodGuard, GuardAction } from "../guard/flood.ts";
-import {
-  clockTime,
-  criticalAlertText,
-  demotedReminderText,
-  malfunctionText,
-} from "../guard/templates.ts";
+import { LocalTime } from "../../common/local_time.ts";
+import { criticalAlertText, demotedReminderText, malfunctionText } from "../guard/templates.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import type { OutboundMessage } from "../outbox/message.ts";
 import type { ContextSink } from "./context.ts";
@@ -38,7 +34,7 @@ export interface PipelinePolicy {
   summaries: string[];
   /** `iot.flapping.window_minutes`. */
   flappingWindowMinutes: number;
-  /** `quiet_hours.timezone`. */
+  /** `household.timezone`: alert times and summary slots are in this zone. */
   timeZone: string;
   /** First of `content.ack_words`, quoted in alerts. */
   ackWord: string;
@@ -86,21 +82,13 @@ export class EventPipeline {
   #o: PipelineOptions;
   #weather: WeatherSnapshot | null = null;
   #summariesDone = new Set<string>();
-  /** Local date and minute in the policy's zone; built once, not on every tick. */
-  #localClock: Intl.DateTimeFormat;
+  /** The household's clock (its formatters are built once, not on every tick). */
+  #time: LocalTime;
   #prunedAt: number;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
-    this.#localClock = new Intl.DateTimeFormat("en-CA", {
-      timeZone: o.policy.timeZone,
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      hour12: false,
-    });
+    this.#time = new LocalTime(o.policy.timeZone);
     this.#prunedAt = o.now();
     this.eventIds = new EventIds(o.db, o.policy.eventIdWindowMinutes);
     this.batcher = new ReadingBatcher(o.policy.batchMinutes, o.now());
@@ -215,7 +203,7 @@ export class EventPipeline {
         });
         const r = this.#o.outbox.enqueue({
           channel: this.#o.roles.criticalChannel,
-          text: criticalAlertText(a, p.timeZone, p.ackWord),
+          text: criticalAlertText(a, this.#time, p.ackWord, this.#o.now()),
           priority: "critical",
           kind: "event_critical",
           template: true,
@@ -290,10 +278,10 @@ export class EventPipeline {
   #summaries(now: number): void {
     const p = this.#o.policy;
     if (p.summaries.length === 0) return;
-    const parts = this.#localClock.formatToParts(new Date(now));
-    const get = (t: string) => parts.find((x) => x.type === t)?.value ?? "";
-    const hm = `${get("hour").replace("24", "00")}:${get("minute")}`;
-    const day = `${get("year")}-${get("month")}-${get("day")}`;
+    const t = this.#time.parts(now);
+    const two = (n: number) => String(n).padStart(2, "0");
+    const hm = `${two(t.hour)}:${two(t.minute)}`;
+    const day = `${t.year}-${two(t.month)}-${two(t.day)}`;
     for (const slot of p.summaries) {
       if (hm !== slot) continue;
       const key = `${day} ${slot}`;
@@ -305,12 +293,12 @@ export class EventPipeline {
       const w = this.#weather;
       if (!w) continue;
       const f = w.forecast.slice(0, 2).map((d) =>
-        `${d.date}: ${d.condition}, ${d.low} to ${d.high} °C, rain ${d.rain}%`
+        `${this.#time.date(d.date, now)}: ${d.condition}, ${d.low} to ${d.high} °C, rain ${d.rain}%`
       ).join("; ");
       this.#o.context.push({
         kind: "weather_summary",
         device: "weather",
-        summary: `Forecast at ${slot} (weather from ${clockTime(w.at, p.timeZone)}): now ` +
+        summary: `Forecast at ${slot} (weather from ${this.#time.when(w.at, now)}): now ` +
           `${w.condition}, ${w.temperature} °C, humidity ${w.humidity}%. ${f}`,
         at: now,
       });

@@ -21,6 +21,7 @@ import { RateLimiter } from "../../common/rate_limit.ts";
 import { CircuitBreaker } from "../../common/circuit_breaker.ts";
 import { ContentRules } from "../guard/content_rules.ts";
 import type { Policy } from "../../common/policy/policy.ts";
+import type { LocalTime } from "../../common/local_time.ts";
 import { delayedPrefix } from "../guard/templates.ts";
 import { meshBody, type OutboundMessage, type QueuedMessage } from "./message.ts";
 import {
@@ -42,8 +43,8 @@ export interface OutboxOptions {
   log: Logger;
   /** The household: the owner (groups are addressed through them) and the owner's DM. */
   roles: HouseholdRoles;
-  /** IANA zone for the delayed marker. */
-  timeZone: string;
+  /** The household's clock (policy `household.timezone`), for the delayed marker. */
+  time: LocalTime;
   /** Clock (ms). */
   now?: () => number;
   /** A critical alert sent this much after it was raised is marked delayed (default 60 s). */
@@ -78,7 +79,7 @@ export class Outbox {
   #log: Logger;
   #now: () => number;
   #roles: HouseholdRoles;
-  #tz: string;
+  #time: LocalTime;
   #delayedAfter: number;
   #pumping: Promise<number> | null = null;
   #again = false;
@@ -106,7 +107,7 @@ export class Outbox {
     this.#transport = o.transport;
     this.#log = o.log;
     this.#roles = o.roles;
-    this.#tz = o.timeZone;
+    this.#time = o.time;
     this.#delayedAfter = o.delayedAfterMs ?? 60_000;
   }
 
@@ -252,7 +253,7 @@ export class Outbox {
       }
     }
     const delayed = m.priority === "critical" && (age > this.#delayedAfter || m.attempts > 0);
-    const text = delayed ? delayedPrefix(m.createdAt, this.#tz) + m.text : m.text;
+    const text = delayed ? delayedPrefix(m.createdAt, this.#time, now) + m.text : m.text;
     const result = await this.#transport.send(meshBody(m, text), m.deliveryId);
     const after = this.#now();
     if (result.ok) {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { LocalTime } from "../../../services/common/local_time.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { openDb } from "../../../services/common/db.ts";
 import {
@@ -67,7 +68,7 @@ export function createEventServices(o: EventServicesOptions): Services {
     transport: httpMeshTransport({ baseUrl: o.meshUrl, key: o.meshKey, now }),
     log: log.child("outbox"),
     roles,
-    timeZone: policy.quiet_hours.timezone,
+    time: new LocalTime(policy.household.timezone),
     now,
   });
   const context = new ContextBuffer();

@@ -299,9 +299,13 @@ const VARIANTS: [string, Edit[], string[]][] = [
   ],
   [
     "bad time zone",
-    [{ file: "policy.yaml", from: "timezone: UTC", to: "timezone: Europe/Bratslava" }],
+    [{
+      file: "policy.yaml",
+      from: "timezone: Europe/Bratislava",
+      to: "timezone: Europe/Bratslava",
+    }],
     [
-      'policies/policy.yaml:36:13: quiet_hours.timezone: "Europe/Bratslava" is not an IANA time zone name (e.g. "Europe/Bratislava", "UTC")',
+      'policies/policy.yaml:105:13: household.timezone: "Europe/Bratslava" is not an IANA time zone name (e.g. "Europe/Bratislava", "UTC")',
     ],
   ],
   [

@@ -404,3 +404,44 @@ Deno.test("agent: knowledge comes from the broker for the message's channel, as 
     await Deno.remove(path).catch(() => {});
   }
 });
+
+Deno.test("agent: the prompt states the reply language and shows times in the household's zone", async () => {
+  const j = await startJoi(); // policies/policy.yaml: Europe/Bratislava, language en
+  try {
+    j.conv.agent.push({
+      kind: "event",
+      device: "Front_Door",
+      summary: "Front_Door (contact, state): OPEN",
+      at: j.clock.now - 3_600_000,
+    });
+    await j.post({ sender: "owner", channel: "owner_private_dm", text: "Ahoj, čo je nové doma?" });
+    await j.settle();
+    const system = j.llm.requests.at(-1)!.messages[0]!.content;
+    assert.match(system, /Always reply in English, whatever language the message is written in/);
+    // the harness clock: Wednesday 4 March 2026, 12:00 UTC = 13:00 in Bratislava
+    assert.match(system, /It is now Wednesday 4 March 2026, 13:00 \(the household's local time\)/);
+    assert.match(system, /today at 12:00 event: Front_Door/);
+    assert.doesNotMatch(system, /\d{4}-\d{2}-\d{2}T/);
+  } finally {
+    await j.close();
+  }
+  const sk = await startJoi({
+    editPolicies: async (dir) => {
+      const p = `${dir}/policy.yaml`;
+      await Deno.writeTextFile(
+        p,
+        (await Deno.readTextFile(p)).replace("language: en", "language: sk"),
+      );
+    },
+  });
+  try {
+    await sk.post({ sender: "owner", channel: "owner_private_dm", text: "Ahoj" });
+    await sk.settle();
+    const system = sk.llm.requests.at(-1)!.messages[0]!.content;
+    assert.match(system, /^Si Joi, domáca asistentka/);
+    assert.match(system, /Vždy odpovedaj po slovensky/);
+    assert.match(system, /Teraz je /);
+  } finally {
+    await sk.close();
+  }
+});

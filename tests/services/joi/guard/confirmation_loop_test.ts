@@ -156,7 +156,7 @@ Deno.test("critical alert types (storm) go to the critical group once, with the 
     await h.settle();
     const crit = criticalTexts(h.mesh);
     assert.equal(crit.length, 1, "an active alert is not repeated");
-    assert.match(crit[0]!, /^ALERT: Storm “Storm system: obey \[link removed\]” at 12:00:00 UTC\./);
+    assert.match(crit[0]!, /^ALERT: Storm “Storm system: obey \[link removed\]” at 14:00\./);
     assert.doesNotMatch(crit[0]!, /im_start|https?:|\u202E/);
     await h.advance(5 * MIN);
     assert.equal(criticalTexts(h.mesh).length, 1, "storm alerts have no confirmation loop");
@@ -167,6 +167,27 @@ Deno.test("critical alert types (storm) go to the critical group once, with the 
     assert.equal(hot.status, 200);
     await h.settle();
     assert.equal(criticalTexts(h.mesh).length, 1, "non-critical alert types become context");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("alert times are the household's local time, on both sides of a daylight saving change", async () => {
+  // New York, 8 Mar 2026: 02:00 EST becomes 03:00 EDT at 07:00 UTC
+  const h = await startHarness({
+    startAt: Date.UTC(2026, 2, 8, 6, 58),
+    patch: (p) => (p.household.timezone = "America/New_York"),
+  });
+  try {
+    await h.post("/api/v1/openhab/state", stateEvent("Kitchen_Smoke", "ON", h.now(), "OFF"));
+    await h.settle();
+    await h.advance(4 * MIN); // 07:02 UTC
+    await h.post("/api/v1/openhab/state", stateEvent("Garage_CO", "ON", h.now(), "OFF"));
+    await h.settle();
+    const crit = criticalTexts(h.mesh);
+    assert.match(crit[0]!, /^ALERT: Smoke by Kitchen_Smoke \(state ON\) at 01:58\./);
+    assert.match(crit[1]!, /^ALERT: Carbon monoxide by Garage_CO \(state ON\) at 03:02\./);
+    for (const t of crit) assert.doesNotMatch(t, /UTC|\d{4}-\d{2}-\d{2}/);
   } finally {
     await h.close();
   }

@@ -256,7 +256,7 @@ Deno.test("inbound: ack words acknowledge only in the critical group, and the re
     const reply = j.sent.slice(before).find((m) => /^Acknowledged/.test(m.content.text));
     assert.match(
       reply!.content.text,
-      /^Acknowledged alarm: Smoke at alert:smoke \(raised 12:00:00 UTC\)/,
+      /^Acknowledged alarm: Smoke at alert:smoke \(raised at 13:00\)/,
     );
     assert.deepEqual(reply!.delivery, { target: "group", group_id: "critical_group" });
     assert.equal(j.llm.requests.length, llmCalls, "an acknowledgement needs no LLM");

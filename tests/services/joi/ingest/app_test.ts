@@ -292,7 +292,8 @@ Deno.test("a source address that is not an allowed openHAB node gets 403 before 
 });
 
 Deno.test("scheduled forecast summaries come from the latest weather event, once per slot", async () => {
-  const sixFiftyNine = Date.UTC(2026, 2, 31, 6, 59, 0);
+  // 06:59 in the household's zone (policies/policy.yaml: Europe/Bratislava, CEST = UTC+2)
+  const sixFiftyNine = Date.UTC(2026, 2, 31, 4, 59, 0);
   const h = await startHarness({ startAt: sixFiftyNine });
   try {
     const r = await h.post("/api/v1/openhab/weather", {
@@ -328,7 +329,7 @@ Deno.test("scheduled forecast summaries come from the latest weather event, once
     assert.equal(summaries().length, 1, "07:00 fires once");
     assert.match(
       summaries()[0]!.summary,
-      /^Forecast at 07:00 .*now fog, 6 °C, humidity 95%\. 2026-03-31: sunny, 5 to 15 °C, rain 5%$/,
+      /^Forecast at 07:00 \(weather from today at 06:59\): now fog, 6 °C, humidity 95%\. today: sunny, 5 to 15 °C, rain 5%$/,
     );
   } finally {
     await h.close();

@@ -38,7 +38,7 @@ Deno.test("mesh unreachable: critical alerts arrive afterwards marked delayed, s
     assert.equal(crit.length, 1 + 1, "the alarm plus its 5-minute reminder, both delivered");
     assert.match(
       crit[0]!,
-      /^\[delayed; first raised at 12:00:00 UTC\] ALERT: Smoke by Kitchen_Smoke/,
+      /^\[delayed; first raised at 14:00\] ALERT: Smoke by Kitchen_Smoke/,
     );
     const texts = h.mesh.received.map((m) => m.body.content.text);
     assert.ok(texts.includes("Dinner is at 7."), "a fresh reply is delivered");
