@@ -2,7 +2,7 @@
  * The Slovak acceptance criteria of joi-architecture-v2.md, run against a
  * model: the question sets are data (`scripts/data/slovak_acceptance.json`),
  * the pass marks are the document's, and each row is graded by
- * {@link ./grade.ts}. The "mixed language" row is asked under joi's own
+ * {@link ../../services/common/language.ts}. The "mixed language" row is asked under joi's own
  * Slovak system prompt, exactly as joi would ask it once `household.language`
  * is `sk`; the others under the item set's short instruction.
  *
@@ -23,7 +23,7 @@ import {
   systematicErrors,
   tallyDiacritics,
   words,
-} from "./grade.ts";
+} from "../../services/common/language.ts";
 
 const count = z.object({ at_least: z.int().positive(), of: z.int().positive() }).strict();
 const set = <T extends z.ZodType, P extends z.ZodType>(item: T, pass: P) =>

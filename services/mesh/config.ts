@@ -1,15 +1,18 @@
 /**
  * The mesh's own settings (`mesh.yaml` in its config directory) and the typed
  * configuration every mesh component takes. Figures that policy files hold
- * (rate limits, tolerances, group monitoring) come from those files through
- * the shared policy loader; `mesh.yaml` holds only what is the mesh's alone:
- * the inbound text cap, queue size, retry pacing, and voice (whisper.cpp,
+ * (rate limits, tolerances, group monitoring, the household's language) come
+ * from those files through the shared policy loader; `mesh.yaml` holds only
+ * what is the mesh's alone: the account and the name joi answers to in
+ * groups, presence cues, queue size, retry pacing, and voice (whisper.cpp,
  * ffmpeg, piper).
  *
  * @module
  */
 import { z } from "zod";
+import type { Language } from "../common/local_time.ts";
 import type { Groups } from "../common/policy/groups.ts";
+import { E164, UUID } from "../common/policy/identities.ts";
 import { PolicyError } from "../common/policy/errors.ts";
 import { checkYamlText, loadPolicyFile, readYamlText } from "../common/policy/loader.ts";
 import type { Policy } from "../common/policy/policy.ts";
@@ -22,8 +25,6 @@ const bin = z.string().regex(/^\//, "must be an absolute path to the executable"
 
 /** whisper.cpp, ffmpeg and piper: voice notes in and out. */
 export const voiceSchema = z.object({
-  /** Folder where signal-cli stores attachments (`<data dir>/attachments`). */
-  attachments_dir: z.string().min(1),
   /** Scratch folder for conversions (default `<state-dir>/voice`). */
   temp_dir: z.string().min(1).optional(),
   max_queue: z.number().int().min(1).max(100).default(3),
@@ -34,20 +35,59 @@ export const voiceSchema = z.object({
   whisper: z.object({
     bin,
     model: z.string().min(1),
-    language: z.string().regex(/^[a-z]{2}$|^auto$/).default("auto"),
+    /**
+     * The language hint (`-l`). Default from policy.yaml `household.language`:
+     * `auto` for en (a Slovak note is still transcribed), `sk` for sk.
+     */
+    language: z.string().regex(/^[a-z]{2}$|^auto$/).optional(),
   }).strict(),
   ffmpeg: z.object({ bin }).strict(),
   piper: z.object({
     bin,
-    model: z.string().min(1),
+    /** A piper voice (`.onnx`) per language; a reply is spoken with the voice of its language. */
+    voices: z.object({
+      en: z.string().min(1).optional(),
+      sk: z.string().min(1).optional(),
+    }).strict().refine((v) => v.en !== undefined || v.sk !== undefined, {
+      error: "give at least one voice (en or sk)",
+    }),
     max_text_length: z.number().int().positive().default(1000),
   }).strict().optional(),
 }).strict();
 
+const presenceDefaults = {
+  typing: true,
+  typing_refresh_seconds: 10,
+  typing_max_seconds: 180,
+  read_receipts: true,
+};
+
 /** mesh.yaml. */
 export const meshSettingsSchema = z.object({
-  /** Signal text is cut to this many characters before it reaches joi. */
-  inbound_max_chars: z.number().int().positive().max(4096).default(1500),
+  /**
+   * A message is cut to this many characters before it reaches joi (the
+   * sender is told). Default, and ceiling: policy.yaml `content.max_inbound_chars`.
+   */
+  inbound_max_chars: z.number().int().positive().optional(),
+  /** The name joi answers to in a group whose rule is `respond: mentioned`. */
+  assistant_name: z.string().trim().min(1).max(40).default("Joi"),
+  /**
+   * The Signal account the mesh speaks as. Both optional: signal-cli gives the
+   * number with every message, and the ACI (what a mention carries) is learnt
+   * from `listGroups`; set them when you know them.
+   */
+  account: z.object({
+    number: z.string().regex(E164, "not an E.164 number").optional(),
+    uuid: z.string().regex(UUID, "not a UUID (the account's ACI)").optional(),
+  }).strict().default({}),
+  /** Presence cues (typing, read receipts). */
+  presence: z.object({
+    typing: z.boolean().default(true),
+    /** Signal clients show an indicator for 15 s: refresh before that. */
+    typing_refresh_seconds: z.number().positive().max(14).default(10),
+    typing_max_seconds: z.number().positive().default(180),
+    read_receipts: z.boolean().default(true),
+  }).strict().default(presenceDefaults),
   /**
    * The canonical id whose DMs use the owner limits: the owner of
    * recipients.yaml (its first recipient); must be a recipient of identities.yaml.
@@ -108,6 +148,10 @@ export type MeshLimits = Pick<Policy["rate_limits"], "outbound" | "inbound">;
 
 /** Everything a mesh instance is built from (no secrets). */
 export interface MeshConfig {
+  /** policy.yaml `household` (the language picks whisper's hint and piper's voice). */
+  household: { language: Language; timezone: string };
+  /** policy.yaml `content.max_inbound_chars`: joi refuses longer texts. */
+  maxInboundChars: number;
   /** Identities in force at start (the synced copy, else the config dir's). */
   identities: IdentitiesConfig;
   /** groups.yaml. */
@@ -172,6 +216,8 @@ export function loadMeshConfig(dir: string): MeshConfig {
     throw new PolicyError(household.map((i) => locateIn(settings, `${dir}/mesh.yaml`, i)));
   }
   return {
+    household: policy.household,
+    maxInboundChars: policy.content.max_inbound_chars,
     identities,
     groups,
     limits: {

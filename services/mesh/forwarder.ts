@@ -7,6 +7,10 @@
  * Before delivery a message is checked against the identities in force: a
  * sender revoked while the message waited is dropped (security log).
  *
+ * Once joi has a message, the mesh remembers where it came from (so joi's
+ * answer can quote it), sends a read receipt for a DM and, when joi will
+ * answer (`will_respond`), shows the typing indicator until it does.
+ *
  * joi's answer decides: 2xx -> delivered; 5xx, network error, 401 (a key
  * problem an operator must fix), 409 -> retry later, nothing lost; 429 ->
  * wait `retry_after`; 403 -> re-sync identities (joi may know of a
@@ -20,6 +24,7 @@ import type { Logger } from "../common/log.ts";
 import type { ConfigSync } from "./config_sync.ts";
 import type { IdentityStore } from "./identity.ts";
 import type { JoiClient } from "./joi_client.ts";
+import type { Presence } from "./presence.ts";
 import type { MeshStore, QueuedMessage } from "./queue.ts";
 
 /** The inbound path on joi. */
@@ -32,6 +37,8 @@ export interface ForwarderOptions {
   identities: IdentityStore;
   sync: ConfigSync;
   log: Logger;
+  /** Read receipts and typing indicators. */
+  presence?: Presence | undefined;
   initialBackoffMs: number;
   maxBackoffMs: number;
   now?: () => number;
@@ -142,6 +149,36 @@ export class Forwarder {
     }
   }
 
+  /** joi has `msg`: remember it (quotes), then the presence cues. Never throws. */
+  #taken(msg: QueuedMessage, willRespond: boolean): void {
+    try {
+      const body = JSON.parse(msg.body) as {
+        sender?: { transport_id?: string };
+        conversation?: { type?: string };
+        content?: { type?: string };
+        timestamp?: string;
+      };
+      const ts = Date.parse(body.timestamp ?? "");
+      const author = body.sender?.transport_id;
+      if (!Number.isSafeInteger(ts) || !author) return;
+      this.#o.store.delivered(msg.messageId, {
+        channel: msg.channel,
+        author,
+        timestamp: ts,
+        voice: body.content?.type === "voice",
+      }, this.#now());
+      const view = this.#o.identities.current;
+      const target = body.conversation?.type === "group"
+        ? view.target(msg.channel, "group")
+        : view.target(msg.recipientId, "direct");
+      if (!target || !this.#o.presence) return;
+      this.#o.presence.read(target, ts);
+      if (willRespond) this.#o.presence.working(target, msg.messageId);
+    } catch (e) {
+      this.#o.log.warn("presence_skipped", { error: (e as Error).message });
+    }
+  }
+
   async #deliver(msg: QueuedMessage): Promise<"done" | "retry" | { waitMs: number }> {
     const { log, identities } = this.#o;
     if (!identities.current.hasRecipient(msg.recipientId)) {
@@ -177,6 +214,8 @@ export class Forwarder {
     if (r.status >= 200 && r.status < 300) {
       this.#status.delivered++;
       log.info("forwarded", { channel: msg.channel, request_id: r.requestId });
+      const data = r.envelope.status === "ok" ? r.envelope.data : undefined;
+      this.#taken(msg, (data as { will_respond?: unknown } | undefined)?.will_respond === true);
       return "done";
     }
     const code = r.envelope.status === "error" ? r.envelope.error.code : "unknown";

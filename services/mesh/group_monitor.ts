@@ -7,10 +7,16 @@
  * alerted again at every check (nor after a restart); a new drift is, and a
  * group back to normal clears it.
  *
+ * signal-cli lists joi's own account among each group's members: it is not a
+ * drift. It is recognised by its number (mesh.yaml `account.number`, or the
+ * account signal-cli names in every `receive`), and its ACI is learnt there,
+ * for matching mentions that carry only the uuid.
+ *
  * @module
  */
 import type { Logger } from "../common/log.ts";
 import type { GroupsConfig } from "./config.ts";
+import type { SelfAccount } from "./addressing.ts";
 import { addressHash, type IdentityStore } from "./identity.ts";
 import type { MeshStore } from "./queue.ts";
 import { sendMessage } from "./signal/send.ts";
@@ -32,6 +38,8 @@ export interface GroupMonitorOptions {
   log: Logger;
   /** Channel of the alert (mesh.yaml critical_channel). */
   criticalChannel: string;
+  /** joi's own account (its number known or not yet; its uuid learnt here). */
+  self?: SelfAccount | undefined;
 }
 
 interface ListedGroup {
@@ -82,6 +90,7 @@ export class GroupMonitor {
     }
     const view = identities.current;
     const alerted: Drift[] = [];
+    const self = this.#o.self;
     for (const [channel, g] of Object.entries(this.#o.groups.groups)) {
       if (g.alert_on_change === false) continue;
       const found = listed.find((l) => l.id === g.signal_group_id);
@@ -89,6 +98,14 @@ export class GroupMonitor {
       for (const m of found?.members ?? []) {
         const number = typeof m.number === "string" ? m.number : null;
         const uuid = typeof m.uuid === "string" ? m.uuid : null;
+        if (self && number !== null && number === self.number) {
+          if (self.uuid === null && uuid !== null) {
+            self.uuid = uuid.toLowerCase();
+            log.info("account_aci_learnt", { from: "listGroups" });
+          }
+          continue;
+        }
+        if (self && uuid !== null && uuid.toLowerCase() === self.uuid) continue;
         const id = view.memberId(number, uuid) ??
           `unknown ${number ?? uuid ?? "member"}`;
         current.add(id);

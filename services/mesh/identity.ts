@@ -101,6 +101,11 @@ export class IdentityView {
     return this.#groupById.get(groupId) ?? null;
   }
 
+  /** The configuration of group `groupId` (channel, expected members, respond rule), or null. */
+  group(groupId: string): IdentitiesConfig["groups"][string] | null {
+    return Object.hasOwn(this.config.groups, groupId) ? this.config.groups[groupId] ?? null : null;
+  }
+
   /** The group id of a channel, or null when no group carries it. */
   groupIdOf(channel: string): string | null {
     return this.#groupByChannel.get(channel) ?? null;

@@ -9,11 +9,19 @@
  *    the message is dropped silently and logged to the security log;
  * 3. the channel is decided here: DM -> `<recipient>_private_dm`, group ->
  *    its channel; an unlisted group is dropped like an unknown sender;
- * 4. duplicates (same sender uuid and timestamp) are dropped;
- * 5. inbound rate limits (not for the owner nor the critical group): over
- *    the limit the message is dropped and the sender told once how long to
- *    wait;
- * 6. voice notes are transcribed (bounded queue); the message is queued
+ * 4. in a group, the sender must be one of its expected members
+ *    (identities.yaml), else the message is dropped and logged: a known
+ *    person writing in a group that is not theirs gets nothing of it;
+ * 5. duplicates (same sender uuid and timestamp) are dropped;
+ * 6. inbound rate limits, per sender, in every group and in every DM but the
+ *    owner's: over the limit the message is dropped and the sender told once
+ *    how long to wait;
+ * 7. the body: a long text's `text/x-signal-plain` attachment is read as the
+ *    body; mention placeholders become `@name`; in a group whose rule is
+ *    `respond: mentioned`, a line that neither mentions joi's account nor
+ *    addresses it by name goes to joi marked `addressed: false` (context
+ *    only); a text over the limit is cut and its sender told where;
+ * 8. voice notes are transcribed (bounded queue); the message is queued
  *    durably for joi.
  *
  * Attachment files are deleted (signal-cli never deletes them) once handled,
@@ -23,11 +31,30 @@
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "../common/log.ts";
+import { channelOfRecipient } from "../common/policy/household.ts";
 import { RateLimiter } from "../common/rate_limit.ts";
+import {
+  addressedByName,
+  mentionsSelf,
+  renderMentions,
+  respondRule,
+  type SelfAccount,
+} from "./addressing.ts";
 import type { MeshLimits, MeshSettings } from "./config.ts";
-import { addressHash, type IdentityStore, type KnownSender } from "./identity.ts";
+import {
+  addressHash,
+  type IdentityStore,
+  type IdentityView,
+  type KnownSender,
+} from "./identity.ts";
+import { capText, cutNotice, readLongText } from "./long_text.ts";
 import { type MeshStore, QueueFullError } from "./queue.ts";
-import { type InboundMessage, isVoiceNote, parseNotification } from "./signal/envelope.ts";
+import {
+  type InboundMessage,
+  isLongText,
+  isVoiceNote,
+  parseNotification,
+} from "./signal/envelope.ts";
 import type { RpcNotification } from "./signal/transport.ts";
 import type { TranscriptionResult } from "./voice/transcribe.ts";
 
@@ -36,15 +63,33 @@ export type Transcribe = (
   attachment: { id: string; size: number | null },
 ) => Promise<TranscriptionResult>;
 
+/** Where a notice to a sender goes: their DM, or the group the message came in, quoting it. */
+export interface NoticeTarget {
+  sender: KnownSender;
+  /** The group of the message, or null for a DM. */
+  groupId: string | null;
+  channel: string;
+  /** The message the notice is about (quoted in a group). */
+  quote?: { timestamp: number; author: string } | undefined;
+}
+
 /** Options of {@link InboundPipeline}. */
 export interface InboundOptions {
   identities: IdentityStore;
   store: MeshStore;
   settings: MeshSettings;
   limits: MeshLimits;
+  /** The most characters forwarded to joi (mesh.yaml, capped by policy.yaml). */
+  maxChars: number;
+  /** The account the mesh speaks as (mentions, name addressing). */
+  self: () => SelfAccount;
+  /** signal-cli's attachments folder (long texts, voice notes); absent: none are read. */
+  attachmentsDir?: string | undefined;
   log: Logger;
-  /** Tells a rate-limited sender to wait (a DM to their number). */
-  notify: (sender: KnownSender, text: string) => Promise<void>;
+  /** Tells a sender something (rate limit: in their DM; a cut message: where it was sent). */
+  notify: (to: NoticeTarget, text: string) => Promise<void>;
+  /** signal-cli named the account it runs as (`params.account`, E.164). */
+  onAccount?: ((number: string) => void) | undefined;
   /** Called after each enqueue (wakes the forwarder). */
   onQueued: () => void;
   /** Voice transcription; absent when voice is not configured. */
@@ -74,6 +119,7 @@ export type InboundVerdict =
   | "malformed"
   | "unknown_sender"
   | "unknown_group"
+  | "not_a_member"
   | "duplicate"
   | "rate_limited"
   | "queue_full";
@@ -81,12 +127,6 @@ export type InboundVerdict =
 /** Deterministic message id of (sender, timestamp). */
 export function messageIdOf(sender: string, timestamp: number): string {
   return "sig-" + createHash("sha256").update(`${sender}:${timestamp}`).digest("hex").slice(0, 32);
-}
-
-/** Cuts `text` to `max` code points. */
-export function capText(text: string, max: number): { text: string; cut: boolean } {
-  const cps = Array.from(text);
-  return cps.length <= max ? { text, cut: false } : { text: cps.slice(0, max).join(""), cut: true };
 }
 
 /** The inbound pipeline. */
@@ -140,6 +180,7 @@ export class InboundPipeline {
       log.debug("signal_ignored", { reason: p.reason });
       return "ignored";
     }
+    if (p.account !== null && /^\+[1-9]\d{6,14}$/.test(p.account)) this.#o.onAccount?.(p.account);
     const view = this.#o.identities.current;
     const sender = view.sender(p.senderNumber, p.senderUuid);
     if (!sender) {
@@ -161,13 +202,25 @@ export class InboundPipeline {
       });
       return "unknown_group";
     }
+    if (p.groupId !== null) {
+      const members = view.group(p.groupId)?.expected_members ?? [];
+      if (!members.includes(sender.recipientId)) {
+        this.#cleanup(p);
+        log.security("group_sender_not_member_dropped", {
+          sender: sender.recipientId,
+          channel,
+          expected_members: members,
+        });
+        return "not_a_member";
+      }
+    }
     const dedupKey = p.senderUuid?.toLowerCase() ?? sender.uuid ?? sender.number;
     const now = this.#now();
     if (this.#o.store.seen(dedupKey, p.timestamp)) {
       log.debug("duplicate_dropped", { channel });
       return "duplicate";
     }
-    if (!this.#limited(sender, channel)) {
+    if (!this.#unlimited(sender, p.groupId)) {
       const verdict = this.#limit(sender, channel, now);
       if (verdict !== null) {
         // remember it so a redelivery is not counted twice
@@ -187,7 +240,10 @@ export class InboundPipeline {
       this.#voice(id, job, sender);
       return "voice_pending";
     }
-    const body = this.#body(p, sender, channel, dedupKey, now, this.#content(p, channel));
+    const text = this.#text(p, view);
+    const addressed = this.#addressed(p, view, text ?? "");
+    const content = this.#content(p, text, addressed, { sender, channel });
+    const body = this.#body(p, sender, channel, dedupKey, now, content, addressed);
     this.#cleanup(p);
     try {
       const accepted = this.#o.store.acceptOnce(dedupKey, p.timestamp, {
@@ -214,10 +270,9 @@ export class InboundPipeline {
     return "queued";
   }
 
-  /** True when the sender is never limited (owner, critical channel). */
-  #limited(sender: KnownSender, channel: string): boolean {
-    const s = this.#o.settings;
-    return sender.recipientId === s.owner_recipient || channel === s.critical_channel;
+  /** Only the owner's own DMs are never limited; in a group everyone is, per sender. */
+  #unlimited(sender: KnownSender, groupId: string | null): boolean {
+    return groupId === null && sender.recipientId === this.#o.settings.owner_recipient;
   }
 
   #limit(sender: KnownSender, channel: string, now: number): InboundVerdict | null {
@@ -238,7 +293,7 @@ export class InboundPipeline {
         ? `${v.retryAfterSeconds} seconds`
         : `${minutes} minutes`;
       this.#o.notify(
-        sender,
+        { sender, groupId: null, channel: channelOfRecipient(sender.recipientId, "private") },
         `You are sending messages faster than I can take them. Please wait ${wait} ` +
           `before writing again; messages sent before then are not read.`,
       ).catch((e) => this.#o.log.warn("rate_notice_failed", { error: (e as Error).message }));
@@ -246,29 +301,97 @@ export class InboundPipeline {
     return "rate_limited";
   }
 
-  #content(p: InboundMessage, channel: string): Record<string, unknown> {
-    const max = this.#o.settings.inbound_max_chars;
+  /**
+   * The text of a message: a long text's attachment when there is one (it is
+   * the whole body; signal-cli may put a cut prefix in `message`), with each
+   * mention shown as `@name`. Null when there is no text.
+   */
+  #text(p: InboundMessage, view: IdentityView): string | null {
+    let text = p.text;
+    const long = p.attachments.find(isLongText);
+    if (long && this.#o.attachmentsDir) {
+      const r = readLongText(this.#o.attachmentsDir, long.id);
+      if (r.ok && r.text.length >= (text?.length ?? 0)) {
+        text = r.text;
+        this.#o.log.info("long_text_read", { chars: r.text.length });
+      } else if (!r.ok) {
+        this.#o.log.warn("long_text_unreadable", { reason: r.reason });
+      }
+    } else if (long) {
+      this.#o.log.warn("long_text_unreadable", { reason: "no attachments folder configured" });
+    }
+    if (text === null || p.mentions.length === 0) return text;
+    const self = this.#o.self();
+    return renderMentions(text, p.mentions, (m) => {
+      if (mentionsSelf([m], self)) return self.name;
+      const s = view.sender(m.number, m.uuid);
+      return s ? s.name ?? s.recipientId : "someone";
+    });
+  }
+
+  /** Whether joi should answer: always in a DM; in a group by its respond rule. */
+  #addressed(p: InboundMessage, view: IdentityView, text: string): boolean {
+    if (p.groupId === null) return true;
+    const group = view.group(p.groupId);
+    if (!group || respondRule(group) === "always") return true;
+    const self = this.#o.self();
+    return mentionsSelf(p.mentions, self) || addressedByName(text, self.name);
+  }
+
+  /** Cuts `text` to the limit; tells the sender where, when joi is to answer it. */
+  #cap(
+    p: InboundMessage,
+    text: string,
+    addressed: boolean,
+    to: { sender: KnownSender; channel: string },
+  ): string {
+    const max = this.#o.maxChars;
+    const c = capText(text, max);
+    if (!c.cut) return text;
+    this.#o.log.info("inbound_cut", { channel: to.channel, chars: Array.from(text).length, max });
+    if (addressed) {
+      this.#o.notify({
+        ...to,
+        groupId: p.groupId,
+        quote: {
+          timestamp: p.timestamp,
+          author: p.senderNumber ?? p.senderUuid ?? to.sender.number,
+        },
+      }, cutNotice(text, c.text, max)).catch((e) =>
+        this.#o.log.warn("cut_notice_failed", { error: (e as Error).message })
+      );
+    }
+    return c.text;
+  }
+
+  #content(
+    p: InboundMessage,
+    text: string | null,
+    addressed: boolean,
+    to: { sender: KnownSender; channel: string },
+  ): Record<string, unknown> {
+    const max = this.#o.maxChars;
     if (p.reaction) {
-      const to = p.reaction.targetTimestamp;
+      const at = p.reaction.targetTimestamp;
       return {
         type: "reaction",
         reaction: p.reaction.emoji,
         voice_transcription_failed: false,
-        ...(to !== null
-          ? { reaction_to: this.#target(to, p.reaction.targetAuthorNumber, channel, p.account) }
+        ...(at !== null
+          ? { reaction_to: this.#target(at, p.reaction.targetAuthorNumber, to.channel, p.account) }
           : {}),
       };
     }
-    const att = p.attachments[0];
-    const text = p.text === null ? undefined : capText(p.text, max).text;
+    const capped = text === null ? undefined : this.#cap(p, text, addressed, to);
+    const att = p.attachments.find((a) => !isLongText(a));
     if (att) {
       const type = att.contentType.startsWith("image/") ? "image" : "file";
       const c: Record<string, unknown> = { type, voice_transcription_failed: false };
-      if (text !== undefined) c.text = text;
+      if (capped !== undefined) c.text = capped;
       if (att.caption) c.caption = capText(att.caption, max).text;
       return c;
     }
-    return { type: "text", text: text ?? "", voice_transcription_failed: false };
+    return { type: "text", text: capped ?? "", voice_transcription_failed: false };
   }
 
   #body(
@@ -278,6 +401,7 @@ export class InboundPipeline {
     dedupKey: string,
     now: number,
     content: Record<string, unknown>,
+    addressed: boolean,
   ): Record<string, unknown> {
     const format = p.attachments.length
       ? p.attachments.map((a) => a.contentType).join(",")
@@ -298,12 +422,12 @@ export class InboundPipeline {
       metadata: { mesh_received_at: new Date(now).toISOString(), original_format: format },
       timestamp: new Date(p.timestamp).toISOString(),
     };
+    // only a line not meant for joi says so: joi keeps it as context, answers nothing
+    if (!addressed) body.addressed = false;
     if (p.quote) {
       body.quote = {
         ...this.#target(p.quote.id, p.quote.authorNumber, channel, p.account),
-        text: p.quote.text === null
-          ? ""
-          : capText(p.quote.text, this.#o.settings.inbound_max_chars).text,
+        text: p.quote.text === null ? "" : capText(p.quote.text, this.#o.maxChars).text,
       };
     }
     return body;
@@ -339,6 +463,7 @@ export class InboundPipeline {
         this.#o.store.dropVoice(id);
         continue;
       }
+      j.p.mentions ??= []; // a job accepted by an older mesh
       const sender = this.#o.identities.current.recipient(j.recipientId);
       if (!sender) {
         this.#o.log.security("queued_message_dropped_revoked", { sender: j.recipientId });
@@ -368,10 +493,15 @@ export class InboundPipeline {
         }
       }
       this.#cleanup(p);
+      const view = this.#o.identities.current;
+      const caption = p.text === null ? null : this.#text(p, view);
+      // in a mention-gated group, a spoken "Joi, ..." addresses joi like a typed one
+      const addressed = this.#addressed(p, view, result.ok ? result.text : "") ||
+        (caption !== null && this.#addressed(p, view, caption));
       const content: Record<string, unknown> = result.ok
         ? {
           type: "voice",
-          voice_transcription: capText(result.text, this.#o.settings.inbound_max_chars).text,
+          voice_transcription: this.#cap(p, result.text, addressed, { sender, channel }),
           voice_transcription_failed: false,
         }
         : {
@@ -381,8 +511,8 @@ export class InboundPipeline {
           voice_failure_reason: result.reason,
         };
       if (result.durationMs !== null) content.voice_duration_ms = result.durationMs;
-      if (p.text) content.text = capText(p.text, this.#o.settings.inbound_max_chars).text;
-      const body = this.#body(p, sender, channel, dedupKey, now, content);
+      if (caption) content.text = capText(caption, this.#o.maxChars).text;
+      const body = this.#body(p, sender, channel, dedupKey, now, content, addressed);
       try {
         this.#o.store.finishVoice(id, {
           messageId: body.message_id as string,

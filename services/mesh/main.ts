@@ -29,7 +29,8 @@ export type { MeshArgs } from "./service.ts";
 export { UsageError } from "../common/cli.ts";
 
 const USAGE = "usage: mesh --config-dir=DIR --state-dir=DIR --log-dir=DIR [--secrets-dir=DIR] " +
-  "--listen=IP:PORT --joi-url=http://IP:PORT (--signal-socket=PATH | --terminal)";
+  "--listen=IP:PORT --joi-url=http://IP:PORT (--signal-socket=PATH [--attachments-dir=DIR] | " +
+  "--terminal)";
 
 /** Parses the mesh's arguments (those the manifest's mesh entry passes). */
 export function parseMeshArgs(args: string[]): MeshArgs {
@@ -46,6 +47,7 @@ export function parseMeshArgs(args: string[]): MeshArgs {
         "listen": { type: "string" },
         "joi-url": { type: "string" },
         "signal-socket": { type: "string" },
+        "attachments-dir": { type: "string" },
         "terminal": { type: "boolean", default: false },
       },
     }).values;
@@ -88,6 +90,7 @@ export function parseMeshArgs(args: string[]): MeshArgs {
     listen: { host, port: Number(m[2]) },
     joiUrl,
     signal: v.terminal ? { kind: "terminal" } : { kind: "socket", path: v["signal-socket"]! },
+    attachmentsDir: v.terminal ? undefined : v["attachments-dir"],
   };
 }
 

@@ -9,6 +9,11 @@
  * is read and reported back; rate-limit failures are retried after
  * `retryAfterSeconds`; identity failures raise a security event.
  *
+ * An answer (`reply_to`) in a group quotes the message it answers; its
+ * sending ends the typing indicator of that message (sent or failed). With
+ * `voice_response` and TTS configured, the text goes out at once and the
+ * spoken version follows as a voice note.
+ *
  * @module
  */
 import { z } from "zod";
@@ -16,9 +21,10 @@ import type { Logger } from "../common/log.ts";
 import { RateLimiter } from "../common/rate_limit.ts";
 import type { MeshLimits, MeshSettings } from "./config.ts";
 import type { IdentityStore, SendTarget } from "./identity.ts";
+import type { Presence } from "./presence.ts";
+import type { MeshStore } from "./queue.ts";
 import { sendMessage, type SendReport } from "./signal/send.ts";
 import type { SignalTransport } from "./signal/transport.ts";
-import type { MeshStore } from "./queue.ts";
 
 /** The outbound request body (contracts.md). */
 export function outboundSchema(maxChars: number) {
@@ -64,6 +70,10 @@ export interface OutboundOptions {
   limits: MeshLimits;
   settings: MeshSettings;
   log: Logger;
+  /** Where the messages joi took are remembered (the mesh's store): answers quote them. */
+  delivered?: Pick<MeshStore, "deliveredMessage"> | undefined;
+  /** Typing indicators (ended by the answer). */
+  presence?: Presence | undefined;
   speak?: Speak | undefined;
   now?: (() => number) | undefined;
   /** Waits before a rate-limited retry (tests). */
@@ -178,26 +188,16 @@ export class Outbound {
     }
     const messageId = crypto.randomUUID();
     const sentAt = new Date(this.#now()).toISOString();
-    if (req.voice_response && this.#o.speak) {
-      const job = this.#voiceSend(req, target);
-      this.#background.push(job);
-      return {
-        kind: "sent",
-        data: {
-          message_id: messageId,
-          transport: "signal",
-          sent_at: sentAt,
-          delivered: false,
-          voice: "pending",
-        },
-      };
-    }
     let report: SendReport;
     try {
-      report = await this.#send(req.content.text, target, []);
+      report = await this.#send(req.content.text, target, [], this.#quote(req, target));
     } catch (e) {
       return { kind: "unavailable", message: (e as Error).message };
+    } finally {
+      this.#o.presence?.answered(target.channel, req.reply_to);
     }
+    const voice = req.voice_response && this.#o.speak !== undefined;
+    if (voice && report.outcome !== "failed") this.#background.push(this.#voiceSend(req, target));
     const data = {
       message_id: messageId,
       transport: "signal",
@@ -205,6 +205,7 @@ export class Outbound {
       delivered: false,
       outcome: report.outcome,
       results: report.results,
+      ...(voice ? { voice: "pending" } : {}),
       ...(report.signalTimestamp !== null ? { signal_timestamp: report.signalTimestamp } : {}),
       ...(report.retryScheduled ? { retry_after_seconds: report.retryAfterSeconds } : {}),
     };
@@ -222,19 +223,39 @@ export class Outbound {
     return { kind: "sent", data };
   }
 
-  #send(text: string, target: SendTarget, attachments: string[]): Promise<SendReport> {
+  /** In a group, the answer quotes the message it answers (when the mesh still knows it). */
+  #quote(
+    req: OutboundRequest,
+    target: SendTarget,
+  ): { timestamp: number; author: string } | undefined {
+    if (target.kind !== "group" || req.reply_to === undefined) return undefined;
+    const m = this.#o.delivered?.deliveredMessage(req.reply_to);
+    return m && m.channel === target.channel
+      ? { timestamp: m.timestamp, author: m.author }
+      : undefined;
+  }
+
+  #send(
+    text: string,
+    target: SendTarget,
+    attachments: string[],
+    quote?: { timestamp: number; author: string },
+  ): Promise<SendReport> {
     return sendMessage({
       transport: this.#o.transport,
       log: this.#o.log,
       target,
       text,
       attachments,
-      purpose: "joi_outbound",
+      voiceNote: attachments.length > 0,
+      quote,
+      purpose: attachments.length ? "joi_voice" : "joi_outbound",
       sleep: this.#o.sleep,
       onRetry: (r) => this.#o.log.info("send_retried", { outcome: r.outcome }),
     });
   }
 
+  /** The spoken version of an answer, after its text: a voice note, or nothing. */
   async #voiceSend(req: OutboundRequest, target: SendTarget): Promise<void> {
     let uri: string | null = null;
     try {
@@ -242,8 +263,9 @@ export class Outbound {
     } catch (e) {
       this.#o.log.warn("voice_response_failed", { error: (e as Error).message });
     }
+    if (uri === null) return;
     try {
-      await this.#send(req.content.text, target, uri ? [uri] : []);
+      await this.#send("", target, [uri]);
     } catch (e) {
       this.#o.log.error("voice_response_send_failed", { error: (e as Error).message });
     }

@@ -13,6 +13,8 @@
  *   request id (joi retrying after a lost answer) gets that answer again
  *   instead of a second send; a quote or a reaction naming that timestamp is
  *   mapped back to joi's id (an alarm's acknowledgement).
+ * - `delivered`: the Signal coordinates (author, timestamp) of messages joi
+ *   took, for a day, so a reply can quote the message it answers.
  *
  * `synchronous=FULL`: an accepted message survives a power cut too.
  *
@@ -43,6 +45,18 @@ export interface QueuedMessage {
 
 /** What to enqueue. */
 export type NewMessage = Omit<QueuedMessage, "seq" | "attempts">;
+
+/** A message joi took, as Signal knows it (to quote it in the answer). */
+export interface DeliveredMessage {
+  /** The channel it came in. */
+  channel: string;
+  /** Its author's number (or uuid), as `quoteAuthor` wants it. */
+  author: string;
+  /** Its Signal timestamp (ms), as `quoteTimestamp` wants it. */
+  timestamp: number;
+  /** True for a voice note. */
+  voice: boolean;
+}
 
 /** Options of {@link MeshStore}. */
 export interface MeshStoreOptions {
@@ -108,6 +122,14 @@ export class MeshStore {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS sent_messages_ts ON sent_messages (signal_ts, channel);
       CREATE INDEX IF NOT EXISTS sent_messages_at ON sent_messages (sent_at);
+      CREATE TABLE IF NOT EXISTS delivered (
+        message_id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        author TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        voice INTEGER NOT NULL,
+        at INTEGER NOT NULL
+      ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS voice_pending (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         sender TEXT NOT NULL,
@@ -211,13 +233,37 @@ export class MeshStore {
     return Number((this.#depth.get() as { n: number }).n);
   }
 
-  /** Forgets (sender, timestamp) pairs and sent messages older than the retention. */
+  /** Forgets (sender, timestamp) pairs and sent messages older than the retention, day-old deliveries. */
   pruneSeen(now: number): number {
     const r = this.db.prepare("DELETE FROM seen WHERE seen_at < ?").run(
       now - this.seenRetentionMs,
     );
     this.db.prepare("DELETE FROM sent_messages WHERE sent_at < ?").run(now - this.seenRetentionMs);
+    this.db.prepare("DELETE FROM delivered WHERE at < ?").run(now - 24 * 3_600_000);
     return Number(r.changes);
+  }
+
+  /** Records that joi took `messageId` (see {@link DeliveredMessage}). */
+  delivered(messageId: string, m: DeliveredMessage, now: number): void {
+    this.db.prepare(
+      `INSERT OR REPLACE INTO delivered (message_id, channel, author, ts, voice, at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ).run(messageId, m.channel, m.author, m.timestamp, m.voice ? 1 : 0, now);
+  }
+
+  /** The Signal coordinates of a message joi took in the last day, or null. */
+  deliveredMessage(messageId: string): DeliveredMessage | null {
+    const row = this.db.prepare(
+      "SELECT channel, author, ts, voice FROM delivered WHERE message_id = ?",
+    ).get(messageId) as { channel: string; author: string; ts: number; voice: number } | undefined;
+    return row
+      ? {
+        channel: row.channel,
+        author: row.author,
+        timestamp: Number(row.ts),
+        voice: row.voice === 1,
+      }
+      : null;
   }
 
   /**

@@ -12,7 +12,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { Hono } from "hono";
 import type { Logger } from "../common/log.ts";
-import { channelOfRecipient } from "../common/policy/household.ts";
 import { loadKey, openNonceStore, SignedClient, signedRoutes } from "../common/wire/mod.ts";
 import { createApp } from "./app.ts";
 import { loadMeshConfig, type MeshConfig } from "./config.ts";
@@ -33,10 +32,13 @@ import { JsonRpcClient } from "./signal/jsonrpc_client.ts";
 import { sendMessage } from "./signal/send.ts";
 import { TerminalTransport } from "./signal/terminal.ts";
 import type { SignalTransport } from "./signal/transport.ts";
+import type { SelfAccount } from "./addressing.ts";
+import { Presence } from "./presence.ts";
 import { attachmentPath, removeQuietly, sweep } from "./voice/files.ts";
 import { JobQueue } from "./voice/jobs.ts";
+import { checkVoiceLanguage } from "./voice/language.ts";
 import { synthesize } from "./voice/synthesize.ts";
-import { transcribe, type TranscriptionResult } from "./voice/transcribe.ts";
+import { transcribe, type TranscriptionResult, whisperLanguage } from "./voice/transcribe.ts";
 
 /** Inputs of {@link createMesh}. */
 export interface MeshOptions {
@@ -50,6 +52,12 @@ export interface MeshOptions {
   transport: SignalTransport | ((identities: IdentityStore) => SignalTransport);
   /** Signed client to joi (mesh->joi key). */
   joi: JoiClient;
+  /**
+   * signal-cli's attachments folder (`<data dir>/attachments`): long texts and
+   * voice notes are read there, and every attachment is deleted once handled.
+   * Absent (the terminal): no attachment is read.
+   */
+  attachmentsDir?: string | undefined;
   /** Signed-routes middleware for joi's requests (joi->mesh key). */
   verify: MiddlewareHandler;
   validateIdentities: ValidateIdentities;
@@ -72,6 +80,9 @@ export interface Mesh {
   outbound: Outbound;
   sync: ConfigSync;
   monitor: GroupMonitor;
+  presence: Presence;
+  /** joi's own account, as far as the mesh knows it. */
+  self: SelfAccount;
   voice: JobQueue | null;
   transport: SignalTransport;
   health(): Record<string, unknown>;
@@ -103,30 +114,55 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     persistPath,
     now,
   });
+  const self: SelfAccount = {
+    number: settings.account.number ?? null,
+    uuid: settings.account.uuid?.toLowerCase() ?? null,
+    name: settings.assistant_name,
+  };
+  const presence = new Presence({
+    transport,
+    settings: settings.presence,
+    log: log.child("presence"),
+    now,
+  });
   const forwarder = new Forwarder({
     store,
     client: o.joi,
     identities,
     sync,
+    presence,
     log: log.child("forwarder"),
     initialBackoffMs: settings.queue.retry_initial_ms,
     maxBackoffMs: settings.queue.retry_max_ms,
     now,
   });
 
-  const voiceCfg = settings.voice;
   const voiceLog = log.child("voice");
+  const voiceCfg = o.attachmentsDir ? settings.voice : undefined;
+  if (settings.voice && !o.attachmentsDir) {
+    voiceLog.warn("voice_off", { reason: "no signal-cli attachments folder (terminal?)" });
+  }
   const tempDir = voiceCfg?.temp_dir ?? `${o.stateDir}/voice`;
+  const language = config.household.language;
   let jobs: JobQueue | null = null;
-  if (voiceCfg) {
+  if (voiceCfg && o.attachmentsDir) {
     await Deno.mkdir(tempDir, { recursive: true, mode: 0o700 });
     jobs = new JobQueue({ maxQueue: voiceCfg.max_queue, log: voiceLog });
+    checkVoiceLanguage(voiceCfg, language, voiceLog);
   }
-  const transcribeFn = voiceCfg && jobs
+  const attachmentsDir = o.attachmentsDir;
+  const transcribeFn = voiceCfg && jobs && attachmentsDir
     ? (a: { id: string; size: number | null }) =>
       jobs!.submit<TranscriptionResult>(
         "transcribe",
-        () => transcribe({ voice: voiceCfg, tempDir, log: voiceLog }, a),
+        () =>
+          transcribe({
+            voice: voiceCfg,
+            attachmentsDir,
+            language: whisperLanguage(voiceCfg, language),
+            tempDir,
+            log: voiceLog,
+          }, a),
         () => ({ ok: false, reason: "voice_queue_full", durationMs: null }),
       )
     : undefined;
@@ -135,40 +171,68 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
       jobs!.submit<string | null>(
         "synthesize",
         async () => {
-          const r = await synthesize({ voice: voiceCfg, tempDir, log: voiceLog }, text);
+          const r = await synthesize({ voice: voiceCfg, language, tempDir, log: voiceLog }, text);
           if (!r.ok) voiceLog.warn("voice_response_not_spoken", { reason: r.reason });
           return r.ok ? r.dataUri : null;
         },
         () => null,
       )
     : undefined;
-  const deleteAttachment = voiceCfg
+  const deleteAttachment = attachmentsDir
     ? async (id: string) => {
-      const p = attachmentPath(voiceCfg.attachments_dir, id);
+      const p = attachmentPath(attachmentsDir, id);
       if (p) await removeQuietly(p);
     }
     : undefined;
 
+  const monitor = new GroupMonitor({
+    groups: config.groups,
+    identities,
+    transport,
+    store,
+    log: log.child("groups"),
+    criticalChannel: settings.critical_channel,
+    self,
+  });
+  // The first membership check waits until joi's own number is known (it is
+  // a member of every group, not a drift), at most five minutes.
+  let firstCheck: ReturnType<typeof setTimeout> | undefined;
+  let checkedOnce = false;
+  const checkOnce = () => {
+    if (checkedOnce) return;
+    checkedOnce = true;
+    if (firstCheck !== undefined) clearTimeout(firstCheck);
+    void monitor.check();
+  };
   const inbound = new InboundPipeline({
     identities,
     store,
     settings,
     limits: config.limits,
+    maxChars: Math.min(settings.inbound_max_chars ?? Infinity, config.maxInboundChars),
+    self: () => self,
+    attachmentsDir,
     log: log.child("inbound"),
-    notify: async (sender, text) => {
+    notify: async (to, text) => {
+      const target = to.groupId === null
+        ? identities.current.target(to.sender.recipientId, "direct")
+        : identities.current.target(to.channel, "group");
+      if (!target) return;
       await sendMessage({
         transport,
         log: log.child("outbound"),
-        target: {
-          kind: "direct",
-          channel: channelOfRecipient(sender.recipientId, "private"),
-          recipientId: sender.recipientId,
-          number: sender.number,
-        },
+        target,
         text,
-        purpose: "rate_notice",
+        quote: to.quote,
+        purpose: "sender_notice",
         retries: 0,
       });
+    },
+    onAccount: (number) => {
+      if (self.number !== null) return;
+      self.number = number;
+      log.info("account_number_learnt", { from: "receive" });
+      checkOnce();
     },
     onQueued: () => forwarder.wake(),
     transcribe: transcribeFn,
@@ -181,18 +245,12 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     limits: config.limits,
     settings,
     log: log.child("outbound"),
+    delivered: store,
+    presence,
     speak,
     now,
     sleep: o.sleep,
     sent: store,
-  });
-  const monitor = new GroupMonitor({
-    groups: config.groups,
-    identities,
-    transport,
-    store,
-    log: log.child("groups"),
-    criticalChannel: settings.critical_channel,
   });
 
   const versionInfo = () => {
@@ -278,7 +336,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     if (v.warning) log.warn("signal_version_old", { version: v.version, age_days: v.age_days });
     if (firstConnect) {
       firstConnect = false;
-      void monitor.check();
+      if (self.number !== null) checkOnce();
+      else firstCheck = setTimeout(checkOnce, 300_000);
     }
   });
 
@@ -291,6 +350,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     outbound,
     sync,
     monitor,
+    presence,
+    self,
     voice: jobs,
     transport,
     health,
@@ -305,17 +366,24 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
           timers.push(setInterval(() => void sync.sync("periodic check"), poll * 60_000));
         }
         timers.push(setInterval(() => store.pruneSeen(now()), 3600_000));
-        if (voiceCfg) {
-          const maxAge = voiceCfg.retention_minutes * 60_000;
-          timers.push(setInterval(() => {
-            sweep(tempDir, maxAge).catch(() => {});
-            sweep(voiceCfg.attachments_dir, maxAge).catch(() => {});
-          }, 60_000));
+        if (attachmentsDir) {
+          // nothing outlives the retention: swept every fifth of it (at most a minute),
+          // anything older than the retention less one sweep interval goes
+          const retention = (settings.voice?.retention_minutes ?? 5) * 60_000;
+          const every = Math.min(60_000, retention / 5);
+          const sweepAll = () => {
+            if (voiceCfg) sweep(tempDir, retention - every).catch(() => {});
+            sweep(attachmentsDir, retention - every).catch(() => {});
+          };
+          sweepAll();
+          timers.push(setInterval(sweepAll, every));
         }
       }
     },
     async stop() {
       for (const t of timers) clearInterval(t);
+      if (firstCheck !== undefined) clearTimeout(firstCheck);
+      presence.close();
       monitor.stop();
       await transport.close();
       await forwarder.stop();
@@ -329,30 +397,38 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
 const encoder = new TextEncoder();
 
 /**
- * Checks that the sandbox admits what mesh.yaml's voice section needs (the
- * manifest's `meshVoice`): running the three tools, reading and deleting in
- * the attachments folder. Throws naming the missing permission, so a
- * mismatch fails at start rather than at the first voice note.
+ * Checks that the sandbox admits what the configuration needs (the
+ * manifest's `signalAttachmentsDir` and `meshVoice`): reading and deleting in
+ * signal-cli's attachments folder, and running the voice tools mesh.yaml
+ * names. Throws naming the missing permission, so a mismatch fails at start
+ * rather than at the first long text or voice note.
  */
-export function checkVoicePermissions(voice: MeshConfig["settings"]["voice"]): void {
-  if (!voice) return;
+export function checkVoicePermissions(
+  voice: MeshConfig["settings"]["voice"],
+  attachmentsDir?: string,
+): void {
   const missing: string[] = [];
-  const bins = [voice.whisper.bin, voice.ffmpeg.bin, ...(voice.piper ? [voice.piper.bin] : [])];
+  const bins = voice
+    ? [voice.whisper.bin, voice.ffmpeg.bin, ...(voice.piper ? [voice.piper.bin] : [])]
+    : [];
   for (const command of bins) {
     if (Deno.permissions.querySync({ name: "run", command }).state !== "granted") {
       missing.push(`--allow-run=${command}`);
     }
   }
   for (const name of ["read", "write"] as const) {
-    if (Deno.permissions.querySync({ name, path: voice.attachments_dir }).state !== "granted") {
-      missing.push(`--allow-${name}=${voice.attachments_dir}`);
+    if (
+      attachmentsDir !== undefined &&
+      Deno.permissions.querySync({ name, path: attachmentsDir }).state !== "granted"
+    ) {
+      missing.push(`--allow-${name}=${attachmentsDir}`);
     }
   }
   if (missing.length) {
     throw new Error(
-      `mesh.yaml configures voice but the sandbox lacks ${missing.join(", ")}: set ` +
-        `Layout.meshVoice (and signalAttachmentsDir) to the same paths so the permission ` +
-        `manifest grants them, or remove the voice section`,
+      `the mesh's configuration needs ${missing.join(", ")}, which its sandbox lacks: set ` +
+        `Layout.meshVoice (voice tools, the same paths as mesh.yaml) and ` +
+        `signalAttachmentsDir so the permission manifest grants them, or remove the voice section`,
     );
   }
 }
@@ -366,6 +442,8 @@ export interface MeshArgs {
   listen: { host: string; port: number };
   joiUrl: URL;
   signal: { kind: "socket"; path: string } | { kind: "terminal" };
+  /** signal-cli's attachments folder (long texts, voice notes), with a socket. */
+  attachmentsDir: string | undefined;
 }
 
 /**
@@ -375,7 +453,7 @@ export interface MeshArgs {
  */
 export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
   const config = loadMeshConfig(args.configDir);
-  checkVoicePermissions(config.settings.voice);
+  checkVoicePermissions(config.settings.voice, args.attachmentsDir);
   await Deno.mkdir(args.stateDir, { recursive: true, mode: 0o700 });
   const meshToJoi = await loadKey(args.secretsDir, "mesh_to_joi.key");
   const joiToMesh = await loadKey(args.secretsDir, "joi_to_mesh.key");
@@ -415,6 +493,7 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
   const mesh = await createMesh({
     config,
     stateDir: args.stateDir,
+    attachmentsDir: args.attachmentsDir,
     transport,
     joi,
     verify,

@@ -189,8 +189,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
   mesh: (l) => {
     const sock = l.signal.kind === "socket" ? [l.signal.path] : [];
     const v = l.meshVoice;
-    // voice: stat and delete signal-cli's attachment files; run the three tools only
-    const attachments = v ? [l.signalAttachmentsDir] : [];
+    // signal-cli's attachments: read long texts and voice notes, delete every file once
+    // handled (signal-cli never does); voice: run the three tools only
+    const attachments = l.signal.kind === "socket" ? [l.signalAttachmentsDir] : [];
     const voiceBins = v ? [v.whisperBin, v.ffmpegBin, ...(v.piperBin ? [v.piperBin] : [])] : [];
     return {
       description: "the Signal gateway (8444): signal-cli JSON-RPC, identities, queue to joi",
@@ -220,7 +221,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
         `--secrets-dir=${l.secretsDir("mesh")}`,
         `--listen=${hostPort(l.meshOutbound)}`,
         `--joi-url=http://${hostPort(l.joiInbound)}`,
-        l.signal.kind === "socket" ? `--signal-socket=${l.signal.path}` : "--terminal",
+        ...(l.signal.kind === "socket"
+          ? [`--signal-socket=${l.signal.path}`, `--attachments-dir=${l.signalAttachmentsDir}`]
+          : ["--terminal"]),
       ],
       // small young generation, no optimizing JIT (the mesh is I/O-bound): RSS after
       // 10,000 messages ~86 MB instead of ~160-200 MB (scripts/bench/mesh.ts)
@@ -532,9 +535,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "bash",
         "unshare",
         "nsenter",
-        // stand-ins for whisper.cpp, ffmpeg and piper (the mesh's voice tests)
+        // the mesh's voice tests: Debian's ffmpeg, stand-ins for whisper.cpp and piper
+        "/usr/bin/ffmpeg",
         "./tests/peers/signal_cli/bin/whisper-cli",
-        "./tests/peers/signal_cli/bin/ffmpeg",
         "./tests/peers/signal_cli/bin/piper",
       ],
       env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP", "JOI_FUZZ_SCALE"],

@@ -44,10 +44,19 @@ export const IdentitySchema = z.object({
   name: z.string().min(1).max(100).optional(),
 }).strict();
 
-/** One Signal group and the channel its messages belong to. */
+/**
+ * One Signal group and the channel its messages belong to. A sender who is
+ * not one of its `expected_members` is dropped at the mesh. `respond`:
+ * `mentioned` (joi answers only lines that mention or address it; the rest is
+ * context) or `always`; when absent, `mentioned` for a group of several
+ * people and `always` for a group of one.
+ */
 export const IdentityGroupSchema = z.object({
   channel: channelName,
   expected_members: z.array(identifier("recipient id")),
+  respond: z.enum(["mentioned", "always"], {
+    error: (iss) => `${JSON.stringify(iss.input)} is not a respond rule (mentioned, always)`,
+  }).optional(),
 }).strict();
 
 /** The whole `identities.yaml`. */

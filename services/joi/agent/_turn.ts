@@ -36,6 +36,8 @@ export interface TurnContext {
   time(): LocalTime;
   /** Home context lines, newest last. */
   homeContext(): string[];
+  /** Recent lines of a group not addressed to joi (context only), oldest first. */
+  groupChat(channel: string): string[];
   /** Queues one message through the outbox (refusals logged as security events). */
   send(m: OutboundMessage, what: string): EnqueueResult;
 }
@@ -98,6 +100,7 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
         now: time.long(t.now()),
         conversation: describe(channel, m.sender, m.message.conversation.type),
         homeContext: t.homeContext(),
+        groupChat: t.groupChat(channel),
         knowledge,
         summary: state.summary?.text,
         facts,

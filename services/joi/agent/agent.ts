@@ -26,6 +26,7 @@ import type { EnqueueResult, OutboundMessage } from "../outbox/mod.ts";
 import type { ToolRouter } from "../tools/router.ts";
 import { LocalTime } from "../../common/local_time.ts";
 import { NOTICES } from "./notices.ts";
+import { GroupContext } from "./group_context.ts";
 import { ProactiveGate } from "./proactive.ts";
 import type { KnowledgeSnippet } from "./prompt.ts";
 import { ChannelQueues } from "./_queue.ts";
@@ -72,6 +73,7 @@ export class Agent implements MessageSink {
   #o: AgentOptions;
   #queues: ChannelQueues;
   #context: ContextItem[] = [];
+  #groupChat = new GroupContext();
   #proactive: ProactiveGate;
   #turn: TurnContext;
   #degradedNoticeSent = false;
@@ -93,6 +95,10 @@ export class Agent implements MessageSink {
       now,
       time: () => this.#time(),
       homeContext: () => this.homeContext(),
+      groupChat: (channel) => {
+        const time = this.#time();
+        return this.#groupChat.lines(channel, now(), (at) => time.when(at, now()));
+      },
       send: (m, what) => this.#send(m, what),
     };
   }
@@ -100,6 +106,12 @@ export class Agent implements MessageSink {
   /** Queues an accepted message; false when the channel's queue is full. */
   accept(m: AcceptedMessage): boolean {
     return this.#queues.enqueue(m.channel, () => answerMessage(this.#turn, m));
+  }
+
+  /** A group line not addressed to joi: kept as that group's recent context, nothing else. */
+  note(m: AcceptedMessage): void {
+    const now = (this.#o.now ?? Date.now)();
+    this.#groupChat.add(m.channel, m.message.sender.display_name ?? m.sender, m.text, now);
   }
 
   /** The event path's context sink: keeps the item as home context; may start a conversation. */

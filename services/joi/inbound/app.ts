@@ -52,6 +52,8 @@ export interface AcceptedMessage {
 export interface MessageSink {
   /** Queues the message; returns whether joi will respond. */
   accept(m: AcceptedMessage): boolean;
+  /** Keeps a group line not addressed to joi as that group's context (no answer). */
+  note?(m: AcceptedMessage): void;
 }
 
 /** Options of {@link createInboundApp}. */
@@ -83,7 +85,6 @@ export function createInboundApp(o: InboundAppOptions): Hono {
   const app = new Hono();
   const log = o.log;
   const ownerId = o.roles.owner;
-  const critical = o.roles.criticalChannel;
 
   app.use("/api/*", o.auth);
   app.use("/config/*", o.auth);
@@ -163,7 +164,9 @@ export function createInboundApp(o: InboundAppOptions): Hono {
         log.info("inbound_duplicate", { message_id: m.message_id, channel });
         return ok(c, { received: true, will_respond: false, duplicate: true });
       }
-      if (m.sender.id !== ownerId && channel !== critical && o.inboundLimiter) {
+      // per sender in every group; in DMs everyone but the owner (as the mesh limits)
+      const ownerDm = m.conversation.type === "direct" && m.sender.id === ownerId;
+      if (!ownerDm && o.inboundLimiter) {
         const v = o.inboundLimiter.check(`${channel}:${m.sender.id}`);
         if (!v.allowed) {
           log.warn("inbound_rate_limited", {
@@ -177,6 +180,20 @@ export function createInboundApp(o: InboundAppOptions): Hono {
         }
       }
       const text = messageText(m);
+      if (m.addressed === false && m.conversation.type === "group") {
+        // the group's rule says this line is not for joi: context, no answer, no model call
+        o.sink.note?.({
+          message: m,
+          channel,
+          channelUser,
+          sender: m.sender.id,
+          text,
+          config: snap,
+          acknowledged: [],
+        });
+        log.info("inbound_context", { message_id: m.message_id, channel, sender: m.sender.id });
+        return ok(c, { received: true, will_respond: false });
+      }
       const acknowledged = o.acknowledge?.(ackRequest(m, channel)) ?? [];
       if (acknowledged.length > 0) {
         log.info("alerts_acknowledged", { count: acknowledged.length, channel });

@@ -55,6 +55,8 @@ function buildSchema(maxChars: number) {
     timestamp: time,
     quote: z.object({ message_id: id, text: text, joi_message_id: joiId.optional() }).strict()
       .optional(),
+    // false: a group line not addressed to joi (the group's respond rule): context only
+    addressed: z.boolean().optional(),
   }).strict();
 }
 

@@ -52,8 +52,18 @@ export interface InboundMessage {
     authorNumber: string | null;
     authorUuid: string | null;
   } | null;
+  /** Mentions (`mentions[]`): the text holds U+FFFC at each. */
+  mentions: Mention[];
   /** The account the daemon runs for (`params.account`), when given. */
   account: string | null;
+}
+
+/** A mention as signal-cli prints it; either address may be null. */
+export interface Mention {
+  number: string | null;
+  uuid: string | null;
+  start: number;
+  length: number;
 }
 
 /** Result of {@link parseNotification}. */
@@ -167,6 +177,17 @@ export function parseNotification(method: string, rawParams: unknown): ParsedNot
       authorUuid: str(q.authorUuid),
     }
     : null;
+  const mentions: Mention[] = [];
+  if (Array.isArray(data.mentions)) {
+    for (const m of data.mentions) {
+      const o = obj(m);
+      if (!o || typeof o.start !== "number" || typeof o.length !== "number") continue;
+      const number = str(o.number);
+      const uuid = str(o.uuid);
+      if (number === null && uuid === null) continue;
+      mentions.push({ number, uuid, start: o.start, length: o.length });
+    }
+  }
   const text = str(data.message);
   if ((text === null || text === "") && attachments.length === 0 && !reaction) {
     return { kind: "ignored", reason: "empty data message", senderUuid };
@@ -182,8 +203,17 @@ export function parseNotification(method: string, rawParams: unknown): ParsedNot
     attachments,
     reaction,
     quote,
+    mentions,
     account: str(params.account),
   };
+}
+
+/** The content type of a long text's attachment (a body over Signal's limit). */
+export const LONG_TEXT_TYPE = "text/x-signal-plain";
+
+/** True for the attachment that carries the whole text of a long message. */
+export function isLongText(a: Attachment): boolean {
+  return a.contentType.toLowerCase() === LONG_TEXT_TYPE;
 }
 
 /**

@@ -9,10 +9,15 @@
  * recipient hashed (never the text), and retries rate-limited recipients
  * after `retryAfterSeconds` (in the background, a bounded number of times).
  *
+ * A text over Signal's body limit goes out as signal-cli itself sends one:
+ * the first 2,000 bytes as the body and the whole text as a
+ * `text/x-signal-plain` attachment ({@link splitForSignal}); nothing is cut.
+ *
  * @module
  */
 import type { Logger } from "../../common/log.ts";
 import { addressHash, type SendTarget } from "../identity.ts";
+import { prefixByBytes, SIGNAL_BODY_BYTES, splitForSignal } from "../long_text.ts";
 import { RpcError, type SignalTransport } from "./transport.ts";
 
 /** Result of one recipient. */
@@ -49,6 +54,10 @@ export interface SendOptions {
   text: string;
   /** `data:` URIs (voice notes). */
   attachments?: string[] | undefined;
+  /** Mark audio attachments as voice notes (shown inline, played like a phone's). */
+  voiceNote?: boolean | undefined;
+  /** The message this one answers (`quoteTimestamp` + `quoteAuthor`). */
+  quote?: { timestamp: number; author: string } | undefined;
   /** Why: `reply`, `alert`, `rate_notice`, ... (audit). */
   purpose: string;
   /** Retries left for rate-limited sends (default 2). */
@@ -81,11 +90,20 @@ function readResults(raw: unknown): RecipientResult[] {
   });
 }
 
-function params(target: SendTarget, text: string, attachments?: string[]) {
+function params(o: SendOptions) {
+  const { target } = o;
+  const split = splitForSignal(o.text);
   const p: Record<string, unknown> = target.kind === "group"
-    ? { groupId: target.groupId, message: text }
-    : { recipient: [target.number], message: text };
-  if (attachments?.length) p.attachment = attachments;
+    ? { groupId: target.groupId }
+    : { recipient: [target.number] };
+  if (split.body !== "") p.message = split.body;
+  const attachments = [...(split.attachment ? [split.attachment] : []), ...(o.attachments ?? [])];
+  if (attachments.length) p.attachment = attachments;
+  if (o.voiceNote) p.voiceNote = true;
+  if (o.quote) {
+    p.quoteTimestamp = o.quote.timestamp;
+    p.quoteAuthor = o.quote.author;
+  }
   return p;
 }
 
@@ -123,7 +141,7 @@ async function sendOnce(o: SendOptions): Promise<SendReport> {
   try {
     const r = await o.transport.request<{ timestamp?: number }>(
       "send",
-      params(target, o.text, o.attachments),
+      params(o),
     );
     results = readResults(r);
     signalTimestamp = typeof r?.timestamp === "number" ? r.timestamp : null;
@@ -173,6 +191,8 @@ async function sendOnce(o: SendOptions): Promise<SendReport> {
     recipient_hash: targetHash(target),
     chars: o.text.length,
     attachments: o.attachments?.length ?? 0,
+    long_text: prefixByBytes(o.text, SIGNAL_BODY_BYTES).length < o.text.length,
+    quoted: o.quote !== undefined,
     outcome,
     error_code: errorCode,
     failures: results.filter((r) => r.type !== "SUCCESS").map((r) => r.type),

@@ -6,10 +6,18 @@
  * `timeout_seconds` deadline, `max_bytes` for the result; texts longer than
  * `piper.max_text_length` are not spoken. Files are deleted afterwards.
  *
+ * The voice is the one of the text's language (`piper.voices`): a Slovak
+ * reply with a Slovak voice, an English one with an English voice. With no
+ * voice for the text's language nothing is spoken (the architecture's
+ * fallback: "voice responses in English only"); the text still goes out.
+ *
  * @module
  */
+import { detectLanguage } from "../../common/language.ts";
+import type { Language } from "../../common/local_time.ts";
 import type { Logger } from "../../common/log.ts";
 import type { VoiceSettings } from "../config.ts";
+import { dataUri } from "../signal/data_uri.ts";
 import { removeQuietly } from "./files.ts";
 import { runTool } from "./run.ts";
 
@@ -21,16 +29,22 @@ export type SynthesisResult =
 /** Options of {@link synthesize}. */
 export interface SynthesizeOptions {
   voice: VoiceSettings;
+  /** The household's language: the voice for a text whose language is unclear. */
+  language: Language;
   tempDir: string;
   log: Logger;
 }
 
-function base64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
+/** The piper voice (`.onnx`) for `text`, or null when none speaks its language. */
+export function voiceFor(
+  voices: NonNullable<VoiceSettings["piper"]>["voices"],
+  text: string,
+  household: Language,
+): { language: Language; model: string } | null {
+  const detected = detectLanguage(text);
+  const language: Language = detected === "unknown" ? household : detected;
+  const model = voices[language];
+  return model === undefined ? null : { language, model };
 }
 
 /** Speaks `text`; never throws for tool failures. */
@@ -40,6 +54,8 @@ export async function synthesize(o: SynthesizeOptions, text: string): Promise<Sy
   if (Array.from(text).length > v.piper.max_text_length) {
     return { ok: false, reason: "text_too_long" };
   }
+  const voice = voiceFor(v.piper.voices, text, o.language);
+  if (voice === null) return { ok: false, reason: "no_voice_for_language" };
   const id = crypto.randomUUID();
   const wav = `${o.tempDir}/${id}.tts.wav`;
   const ogg = `${o.tempDir}/${id}.ogg`;
@@ -47,7 +63,7 @@ export async function synthesize(o: SynthesizeOptions, text: string): Promise<Sy
   try {
     const p = await runTool({
       bin: v.piper.bin,
-      args: ["--model", v.piper.model, "--output_file", wav],
+      args: ["--model", voice.model, "--output_file", wav],
       stdin: text,
       deadline,
     });
@@ -83,7 +99,7 @@ export async function synthesize(o: SynthesizeOptions, text: string): Promise<Sy
     const bytes = await Deno.readFile(ogg);
     return {
       ok: true,
-      dataUri: `data:audio/ogg;filename=voice.ogg;base64,${base64(bytes)}`,
+      dataUri: dataUri("audio/ogg", "voice.ogg", bytes),
       bytes: bytes.length,
     };
   } catch (e) {

@@ -57,6 +57,8 @@ export interface PeerOptions {
   path: string;
   /** The account the daemon runs for. */
   account?: string;
+  /** That account's ACI (listed among every group's members, as signal-cli does). */
+  accountUuid?: string;
   /** What `version` reports. */
   version?: string;
   /** Push notifications in `subscribeReceive` form (`params.subscription` + `result`). */
@@ -76,8 +78,8 @@ export interface PeerConn {
 export class SignalCliPeer {
   readonly path: string;
   readonly account: string;
-  /** The account's ACI (what quotes and reactions of its messages name as author). */
-  readonly accountUuid = "0e0e0e0e-0000-4000-8000-00000000ac01";
+  /** The account's ACI (what quotes and reactions of its messages, and mentions of it, name). */
+  readonly accountUuid: string;
   version: string;
   subscriptionForm: boolean;
   /** Every request received, in arrival order. */
@@ -108,6 +110,7 @@ export class SignalCliPeer {
   private constructor(options: PeerOptions) {
     this.path = options.path;
     this.account = options.account ?? "+15559990000";
+    this.accountUuid = options.accountUuid ?? "0e0e0e0e-0000-4000-8000-00000000ac01";
     this.version = options.version ?? "0.14.6";
     this.subscriptionForm = options.subscriptionForm ?? false;
   }
@@ -397,7 +400,11 @@ export class SignalCliPeer {
             description: "",
             isMember: true,
             isBlocked: false,
-            members: g.members.map((m) => ({ ...m, isAdmin: m.isAdmin ?? false })),
+            // signal-cli lists the account itself among the members
+            members: [
+              { number: this.account, uuid: this.accountUuid, isAdmin: true },
+              ...g.members.map((m) => ({ ...m, isAdmin: m.isAdmin ?? false })),
+            ],
             pendingMembers: [],
             requestingMembers: [],
             admins: [],
@@ -531,6 +538,8 @@ export interface EnvelopeSpec {
     targetSentTimestamp: number;
     isRemove?: boolean;
   };
+  /** `mentions[]`: each `{number, uuid, start, length}` (the text holds U+FFFC there). */
+  mentions?: { number: string | null; uuid: string | null; start: number; length: number }[];
 }
 
 /** An incoming data message as signal-cli 0.14 prints it. */
@@ -561,6 +570,9 @@ export function dataEnvelope(s: EnvelopeSpec): Record<string, unknown> {
       targetSentTimestamp: s.reaction.targetSentTimestamp,
       isRemove: s.reaction.isRemove ?? false,
     };
+  }
+  if (s.mentions?.length) {
+    dataMessage.mentions = s.mentions.map((m) => ({ name: m.number ?? m.uuid, ...m }));
   }
   if (s.groupId) {
     dataMessage.groupInfo = { groupId: s.groupId, groupName: "g", revision: 3, type: "DELIVER" };

@@ -11,7 +11,7 @@ import {
   detectLanguage,
   systematicErrors,
   tallyDiacritics,
-} from "../../../scripts/language_check/grade.ts";
+} from "../../../services/common/language.ts";
 import { loadQuestionSets } from "../../../scripts/language_check/criteria.ts";
 import { LlmTestServer, type RecordedRequest } from "../../peers/llm_server.ts";
 

@@ -145,10 +145,14 @@ export async function makeKeys(dir: string) {
   };
 }
 
-/** Test settings for mesh.yaml: fast retries. */
+/** The account the signal-cli peer runs as (its default). */
+export const ACCOUNT = { number: "+15559990000", uuid: "0e0e0e0e-0000-4000-8000-00000000ac01" };
+
+/** Test settings for mesh.yaml: fast retries, the peer's account number (its ACI is learnt). */
 export const FAST_MESH_YAML = `
 queue: { max_depth: 1000, retry_initial_ms: 20, retry_max_ms: 100 }
 config_sync: { poll_minutes: 0 }
+account: { number: "${ACCOUNT.number}" }
 `;
 
 /** Writes a mesh config folder: copies of the policy examples plus `meshYaml`. */
@@ -221,6 +225,8 @@ export class FakeJoi {
   readonly received: Received[] = [];
   /** Answer for inbound messages (default 200). */
   inboundStatus = 200;
+  /** `will_respond` of a 200 answer (whether joi will answer: the mesh shows typing). */
+  willRespond = true;
   /** identities served on /config/identities. */
   identities: IdentitiesConfig;
   /** Replace the served config with arbitrary data (malformed tests). */
@@ -280,7 +286,7 @@ export class FakeJoi {
           error: { code: "internal_error", message: "down" },
         }, this.inboundStatus as 500);
       }
-      return ok(c, { received: true, will_respond: true });
+      return ok(c, { received: true, will_respond: this.willRespond });
     });
     app.get("/config/identities", verify, (c) => {
       this.configFetches++;
@@ -407,6 +413,10 @@ export interface StackOptions {
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
   startJoi?: boolean;
+  /** signal-cli's attachments folder (long texts, voice notes). */
+  attachmentsDir?: string;
+  /** Run the periodic timers (sweeps); off by default. */
+  timers?: boolean;
 }
 
 /**
@@ -444,6 +454,7 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
   const mesh = await createMesh({
     config,
     stateDir: `${dir}/state`,
+    attachmentsDir: o.attachmentsDir,
     transport,
     joi: new SignedClient({
       baseUrl: joi.url,
@@ -465,13 +476,27 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
     log,
     sleep: o.sleep,
     now: o.now,
-    timers: false,
+    timers: o.timers ?? false,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, mesh.app.fetch);
+  const stop = async () => {
+    await server.shutdown();
+    await mesh.stop();
+    nonces.close();
+    await peer.stop();
+    await joi.close();
+    sock.release();
+    await Deno.remove(dir, { recursive: true });
+  };
   mesh.start();
-  await peer.waitFor(() => peer.connected);
-  await waitUntil(() => transport.status().state === "connected");
-  await waitUntil(() => mesh.monitor.lastCheck !== null);
+  try {
+    await peer.waitFor(() => peer.connected);
+    await waitUntil(() => transport.status().state === "connected");
+    await waitUntil(() => mesh.monitor.lastCheck !== null);
+  } catch (e) {
+    await stop(); // never leave a socket slot or a temp folder behind
+    throw e;
+  }
   return {
     mesh,
     url: `http://127.0.0.1:${server.addr.port}`,
@@ -479,15 +504,7 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
     peer,
     joi,
     dir,
-    async stop() {
-      await server.shutdown();
-      await mesh.stop();
-      nonces.close();
-      await peer.stop();
-      await joi.close();
-      sock.release();
-      await Deno.remove(dir, { recursive: true });
-    },
+    stop,
   };
 }
 

@@ -136,10 +136,11 @@ Deno.test("subscribeReceive-form notifications are read too", async () => {
   }
 });
 
-Deno.test("long text is capped at inbound_max_chars; critical group messages are critical", async () => {
+Deno.test("a 2,010-character text reaches joi whole; critical group messages are critical", async () => {
   const s = await startStack();
   try {
-    s.peer.push(dataEnvelope({ ...OWNER, timestamp: 51, text: "é".repeat(2000) }));
+    // the mesh no longer cuts at 1,500 without a word: joi's own limit (4,096) applies
+    s.peer.push(dataEnvelope({ ...OWNER, timestamp: 51, text: "é".repeat(2010) }));
     s.peer.push(dataEnvelope({
       ...OWNER,
       timestamp: 52,
@@ -147,7 +148,8 @@ Deno.test("long text is capped at inbound_max_chars; critical group messages are
       groupId: GROUPS.critical_group,
     }));
     await s.joi.waitFor(() => s.joi.received.length === 2);
-    assert.equal(Array.from(s.joi.texts()[0]!).length, 1500);
+    assert.equal(Array.from(s.joi.texts()[0]!).length, 2010);
+    assert.equal(s.peer.calls("send").length, 0, "nothing was cut: nothing to tell");
     assert.equal(s.joi.received[1]!.body.priority, "critical");
     assert.equal(s.joi.received[1]!.headers["x-validated-channel"], "critical_group");
   } finally {

@@ -41,7 +41,14 @@ Deno.test("bad command lines are refused with a message naming the option", () =
 
 Deno.test("mesh.yaml: defaults, and errors that name the field", () => {
   const d = parseMeshSettings("");
-  assert.equal(d.inbound_max_chars, 1500);
+  assert.equal(d.inbound_max_chars, undefined, "policy.yaml's max_inbound_chars applies");
+  assert.equal(d.assistant_name, "Joi");
+  assert.deepEqual(d.presence, {
+    typing: true,
+    typing_refresh_seconds: 10,
+    typing_max_seconds: 180,
+    read_receipts: true,
+  });
   assert.equal(d.signal_cli.version_warn_days, 75);
   assert.equal(d.voice, undefined);
   assert.throws(
@@ -51,9 +58,9 @@ Deno.test("mesh.yaml: defaults, and errors that name the field", () => {
   assert.throws(
     () =>
       parseMeshSettings(
-        "voice: { attachments_dir: /a, whisper: { bin: whisper, model: m }, ffmpeg: { bin: /f } }",
+        "voice: { whisper: { bin: whisper, model: m }, ffmpeg: { bin: /f } }",
       ),
-    /^mesh\.yaml:1:47: voice\.whisper\.bin: must be an absolute path/m,
+    /^mesh\.yaml:1:26: voice\.whisper\.bin: must be an absolute path/m,
   );
   assert.throws(() => parseMeshSettings("surprise: 1"), /surprise|Unrecognized/);
   assert.throws(() => parseMeshSettings("surprise: 1", "m.yaml"), /^m\.yaml:1:1: surprise: /m);

@@ -10,8 +10,10 @@ import {
   localLayout,
   programSpec,
 } from "../../../services/common/permissions/mod.ts";
-import { dataEnvelope, SignalCliPeer } from "../../peers/signal_cli/peer.ts";
+import { dataEnvelope, SignalCliPeer, voiceAttachment } from "../../peers/signal_cli/peer.ts";
+import { FFMPEG, makeVoiceNote } from "../../peers/signal_cli/voice_note.ts";
 import {
+  ACCOUNT,
   claimSocket,
   expectedGroups,
   FakeJoi,
@@ -80,13 +82,13 @@ async function withVoice(t: Setup) {
   await Deno.mkdir(att);
   await Deno.writeTextFile(`${t.dir}/model.bin`, "m");
   const voice = {
-    attachments_dir: att,
     whisper: { bin: `${bin}/whisper-cli`, model: `${t.dir}/model.bin` },
-    ffmpeg: { bin: `${bin}/ffmpeg` },
+    ffmpeg: { bin: FFMPEG },
   };
   await Deno.writeTextFile(
     `${t.dir}/config/mesh.yaml`,
-    `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\nvoice: ${JSON.stringify(voice)}\n`,
+    `queue: { retry_initial_ms: 20, retry_max_ms: 100 }\naccount: { number: "${ACCOUNT.number}" }\n` +
+      `voice: ${JSON.stringify(voice)}\n`,
   );
   const layout: Layout = {
     ...t.layout,
@@ -227,12 +229,12 @@ Deno.test("voice in the child process: the manifest grants exactly the configure
   const child = spawnMesh(layout);
   try {
     await waitHealthy(child, t.meshPort);
-    await Deno.writeTextFile(`${att}/v1`, "DURATION 2 SAY lights off\n");
+    const size = await makeVoiceNote(`${att}/v1`, 2, "SAY lights off");
     t.peer.push(dataEnvelope({
       ...OWNER,
       timestamp: 900,
       text: null,
-      attachments: [{ contentType: "audio/aac", filename: null, id: "v1", size: 27 }],
+      attachments: [voiceAttachment("v1", size)],
     }));
     await t.joi.waitFor(() => t.joi.received.length === 1);
     const c = t.joi.received[0]!.body.content as Record<string, unknown>;
@@ -251,12 +253,12 @@ Deno.test("a voice note being transcribed when the mesh is SIGKILLed is resumed 
   let child = spawnMesh(layout);
   try {
     await waitHealthy(child, t.meshPort);
-    await Deno.writeTextFile(`${att}/v2`, `DURATION 1 WAIT ${gate} SAY survived\n`);
+    const size = await makeVoiceNote(`${att}/v2`, 1, `WAIT ${gate} SAY survived`);
     t.peer.push(dataEnvelope({
       ...OWNER,
       timestamp: 901,
       text: null,
-      attachments: [{ contentType: "audio/aac", filename: null, id: "v2", size: 40 }],
+      attachments: [voiceAttachment("v2", size)],
     }));
     await waitForHealth(
       t.meshPort,

@@ -1,11 +1,14 @@
 /**
- * Graders of the Slovak acceptance criteria: which language a reply is in,
- * whether it answers a question, and which diacritics it gets wrong.
+ * Which of joi's languages a text is in, and graders of the Slovak acceptance
+ * criteria (does a reply answer a question, which diacritics does it get
+ * wrong). The mesh uses the detector to speak a reply with a voice of its
+ * language; `deno task language-check` uses all of it.
  *
  * Language identification is a small, explainable heuristic rather than a
  * model: Slovak and English function words, plus words carrying Slovak
- * letters (ľ, ô, ä, č, ...). A reply counts as Slovak when its Slovak evidence
- * is at least 2 and more than twice its English evidence.
+ * letters (ľ, ô, ä, č, ...). A text counts as Slovak when its Slovak evidence
+ * is at least 2 and more than twice its English evidence (and the other way
+ * round for English).
  *
  * @module
  */
