@@ -194,10 +194,12 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     key: keys.memory,
     now,
   });
+  // the LLM budget is shared fairly by channel; the owner's DM always keeps its share
+  const budget = new LlmCallBudget(policy.rate_limits.llm, { ownerChannel: roles.ownerDm, now });
   const llm = new LlmClient({
     config: { ...first.llm, ...(o.llmOverrides ?? {}) },
     endpoint: o.llmUrl,
-    budget: new LlmCallBudget(policy.rate_limits.llm, now),
+    budget,
     log: log.child("llm"),
     fetch: o.llmFetch,
     sleep: o.sleep,
@@ -254,7 +256,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     service: "joi",
     config: config.status(),
     ...events.health(),
-    llm: llm.state(),
+    llm: { ...llm.state(), budget: budget.usage() },
     gpu: gpu.snapshot(),
     agent_queue: agent.queueDepth(),
     memory_mb: memoryMb(),

@@ -45,7 +45,7 @@ export async function maybeSummarize(
     const res = await o.llm.chat([
       { role: "system", content: INSTRUCTION },
       { role: "user", content: `<conversation>\n${body}\n</conversation>` },
-    ], { maxTokens: 300 });
+    ], { maxTokens: 300, channel });
     await o.store.appendSummary({
       conversationId: conv,
       text: res.content.slice(0, 2000),

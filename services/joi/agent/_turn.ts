@@ -21,6 +21,7 @@ import type { AgentOptions } from "./agent.ts";
 import { llmFailureNotice, NOTICES } from "./notices.ts";
 import type { ProactiveGate } from "./proactive.ts";
 import type { LocalTime } from "../../common/local_time.ts";
+import { parseChannel } from "../../common/policy/household.ts";
 import { type KnowledgeSnippet, parseReply, systemMessage, systemPrompt } from "./prompt.ts";
 import { maybeSummarize } from "./_summarize.ts";
 import { buildWindow } from "./window.ts";
@@ -51,18 +52,50 @@ function promptBudget(snap: ConfigSnapshot): number {
   return Math.max(256, Math.min(snap.policies.policy.memory.context_tokens, llmCtx));
 }
 
+/** True when `m` gets an answer: text, a voice note not transcribed, or an acknowledgement. */
+export function willAnswer(m: AcceptedMessage): boolean {
+  const c = m.message.content;
+  return m.acknowledged.length > 0 || m.text.trim() !== "" ||
+    (c.type === "voice" && c.voice_transcription_failed);
+}
+
+/**
+ * `text` within `max` characters: whole when it fits, else cut at the last
+ * sentence or line end that leaves room for the {@link NOTICES.cut} note.
+ */
+export function fitReply(text: string, max: number): string {
+  const chars = Array.from(text);
+  if (chars.length <= max) return text;
+  const room = chars.slice(0, Math.max(0, max - Array.from(NOTICES.cut).length)).join("");
+  const end = Math.max(
+    room.lastIndexOf(". "),
+    room.lastIndexOf("\n"),
+    room.lastIndexOf("! "),
+    room.lastIndexOf("? "),
+  );
+  return (end > room.length / 2 ? room.slice(0, end + 1) : room).trimEnd() + NOTICES.cut;
+}
+
 /** Answers one accepted message, to the channel it came from. */
 export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise<void> {
   const { o, log } = t;
   const { channel, config: snap } = m;
   const conv = m.message.conversation.id;
+  const c = m.message.content;
   const replyBase = {
     channel,
     priority: "normal" as const,
     kind: "reply" as const,
     replyTo: m.message.message_id,
     conversationId: conv,
+    // spoken back when spoken to (the mesh speaks it when TTS is configured)
+    voiceResponse: c.type === "voice" && !c.voice_transcription_failed,
   };
+  if (c.type === "voice" && c.voice_transcription_failed) {
+    log.info("voice_not_transcribed", { channel, reason: c.voice_failure_reason });
+    t.send({ ...replyBase, text: NOTICES.voiceFailed, template: true }, "voice_failed");
+    if (m.text.trim() === "") return; // a caption beside the note is still answered
+  }
   if (m.acknowledged.length > 0) {
     const policy = snap.policies.policy;
     t.send({
@@ -112,7 +145,7 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
     );
   let raw: string;
   try {
-    raw = (await o.llm.chat(prompt())).content;
+    raw = (await o.llm.chat(prompt(), { channel })).content;
     const query = tools ? /^\s*SEARCH:\s*(.+)$/im.exec(raw)?.[1] : undefined;
     if (tools && query !== undefined) {
       // one search per message; its results are data in their own tag
@@ -123,7 +156,8 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
         results = `<search_results>\nno results (${(e as Error).message})\n</search_results>`;
       }
       const inner = results.replace(/^<search_results>\n?|\n?<\/search_results>$/g, "");
-      raw = (await o.llm.chat(prompt(inner))).content.replace(/^\s*SEARCH:.*$/gim, "");
+      raw = (await o.llm.chat(prompt(inner), { channel })).content
+        .replace(/^\s*SEARCH:.*$/gim, "");
     }
   } catch (e) {
     const notice = llmFailureNotice(e);
@@ -133,9 +167,14 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
     t.send({ ...replyBase, text: notice.text, template: true }, notice.what);
     return;
   }
-  const reply = parseReply(raw);
-  for (const fact of reply.remember) await saveFact(t, m, fact);
-  if (reply.text === "") return;
+  const parsed = parseReply(raw);
+  for (const fact of parsed.remember) await saveFact(t, m, fact);
+  if (parsed.text === "") return;
+  const max = snap.policies.policy.content.max_outbound_chars;
+  const reply = { ...parsed, text: fitReply(parsed.text, max) };
+  if (reply.text !== parsed.text) {
+    log.info("reply_cut", { channel, chars: parsed.text.length, max });
+  }
   const res = t.send({ ...replyBase, text: reply.text }, "reply");
   if (!res.accepted) {
     t.send({ ...replyBase, text: NOTICES.refused, template: true }, "refused_notice");
@@ -148,7 +187,7 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
         text: reply.text,
       }));
   }
-  if (reply.urgent && res.accepted) escalate(t, m, reply.text);
+  if (reply.urgent && res.accepted) escalate(t, m);
   await maybeSummarize({ store, llm: o.llm, log }, snap, channel, conv, budget);
 }
 
@@ -183,7 +222,7 @@ export async function proactiveTurn(
   };
   let raw: string;
   try {
-    raw = (await t.o.llm.chat(buildWindow(system, [ask], budget))).content;
+    raw = (await t.o.llm.chat(buildWindow(system, [ask], budget), { channel })).content;
   } catch {
     return; // proactive chatter is optional
   }
@@ -192,15 +231,36 @@ export async function proactiveTurn(
   t.send({ channel, text: reply.text, priority: "normal", kind: "proactive" }, "proactive");
 }
 
-/** `URGENT:` from the owner (outside the critical channel) goes there as the rate-limited escalated kind. */
-function escalate(t: TurnContext, m: AcceptedMessage, text: string): void {
+/**
+ * `URGENT:` from the owner (outside the critical channel): the critical group
+ * is told, as the rate-limited escalated kind, that something urgent was
+ * raised and where, never what (the answer may hold the private knowledge of
+ * the channel it was written for).
+ */
+function escalate(t: TurnContext, m: AcceptedMessage): void {
   const critical = t.o.roles.criticalChannel;
   if (m.channel === critical) return;
   if (m.sender !== t.o.roles.owner) {
     t.log.info("escalation_not_allowed", { channel: m.channel, sender: m.sender });
     return;
   }
-  t.send({ channel: critical, text, priority: "critical", kind: "escalated" }, "escalation");
+  t.send({
+    channel: critical,
+    text: NOTICES.escalated(channelName(m.channel)),
+    priority: "critical",
+    kind: "escalated",
+    template: true,
+  }, "escalation");
+}
+
+/** A channel as people call it: `owner's private chat with Joi`, `the family group`. */
+function channelName(channel: string): string {
+  const c = parseChannel(channel);
+  if (c === undefined) return `the ${channel} conversation`;
+  if (c.kind === "group") return `the ${c.group} group`;
+  return c.kind === "private"
+    ? `${c.recipient}'s private chat with Joi`
+    : `${c.recipient}'s own group with Joi`;
 }
 
 /** `REMEMBER:` keeps a fact in the channel's memory and its knowledge folder, never another's. */

@@ -30,7 +30,7 @@ import { GroupContext } from "./group_context.ts";
 import { ProactiveGate } from "./proactive.ts";
 import type { KnowledgeSnippet } from "./prompt.ts";
 import { ChannelQueues } from "./_queue.ts";
-import { answerMessage, proactiveTurn, type TurnContext } from "./_turn.ts";
+import { answerMessage, proactiveTurn, type TurnContext, willAnswer } from "./_turn.ts";
 
 /** The outbox as the agent uses it. */
 export interface AgentOutbox {
@@ -105,6 +105,11 @@ export class Agent implements MessageSink {
 
   /** Queues an accepted message; false when the channel's queue is full. */
   accept(m: AcceptedMessage): boolean {
+    if (!willAnswer(m)) {
+      // a reaction, a picture without words: nothing to answer (in a group: context)
+      if (m.message.conversation.type === "group") this.note(m);
+      return false;
+    }
     return this.#queues.enqueue(m.channel, () => answerMessage(this.#turn, m));
   }
 

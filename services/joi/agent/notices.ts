@@ -1,6 +1,6 @@
 /**
  * The fixed texts joi sends without the LLM (degraded mode, busy, down,
- * refused; acknowledgements are the guard's templates), and which one answers a failed LLM call. Their
+ * refused, a voice note not transcribed, an escalation's notice; acknowledgements are the guard's templates), and which one answers a failed LLM call. Their
  * constant text is ours, so the outbox checks them as templates.
  *
  * @module
@@ -18,6 +18,13 @@ export const NOTICES = {
     "I can't answer right now: my language model is not responding. I got your message. Alarms and critical alerts still work.",
   refused:
     "I wrote a reply that broke my output rules, so I did not send it. Please ask me differently.",
+  /** The architecture document's reply to a voice note whisper could not transcribe. */
+  voiceFailed:
+    "I received your voice message but couldn't transcribe it. Could you send that as text?",
+  /** All the critical group learns of an urgent reply in another channel: never the reply. */
+  escalated: (where: string) => `Something urgent was raised in ${where}. Check your DM with Joi.`,
+  /** Appended to an answer longer than one message may be. */
+  cut: " […] (My answer was longer than one message may be; ask me to go on.)",
 } as const;
 
 /** The honest answer to a message the LLM could not take: busy (with the wait) or down. */

@@ -1,52 +1,137 @@
 /**
- * The LLM call budget (the "circuit breaker" of the rate-limit table): at most
- * `calls_per_hour` calls in any rolling hour; when it is spent, every call is
- * refused for `pause_minutes` and the user is told "I need a moment".
+ * The LLM call budget, shared fairly between channels.
+ *
+ * At most `calls_per_hour` calls in any rolling hour (policy.yaml
+ * `rate_limits.llm`), and no channel can take more than its share while
+ * another waits. The rule:
+ *
+ * - in any rolling hour the budget is divided equally among the **active**
+ *   channels: the owner's private DM always counts as active; any other
+ *   channel counts once it has called the model in that hour, or asks now;
+ * - a call is allowed only when, after it, the budget left still covers the
+ *   unused share of every other active channel. A channel may thus go beyond
+ *   its equal share only with budget no other active channel is owed.
+ *
+ * So a flooding group never takes the owner's DM's share: with one busy group
+ * the owner's DM keeps half the budget (60 of 120 calls an hour), with five
+ * active channels a fifth, and a lone channel is never held below its share.
+ * A refused channel is told "I need a moment" and is paused for
+ * `pause_minutes` (its own calls only; the others go on).
  *
  * @module
  */
 import type { Policy } from "../../common/policy/policy.ts";
-import { RateLimiter } from "../../common/rate_limit.ts";
 
-/** Figures of policy.yaml `rate_limits.llm`. */
+/** Figures of policy.yaml `rate_limits.llm` (calls shared by every channel; a refused channel's pause). */
 export type LlmBudgetPolicy = Policy["rate_limits"]["llm"];
 
 /** Verdict of {@link LlmCallBudget.take}. */
 export interface BudgetVerdict {
   /** Whether the call may go ahead (and was counted). */
   allowed: boolean;
-  /** When refused: seconds until calls resume. */
+  /** When refused: seconds until this channel may call again. */
   retryAfterSeconds: number;
 }
 
-/** Rolling-hour call budget with a pause once spent. */
+/** Options of {@link LlmCallBudget}. */
+export interface LlmCallBudgetOptions {
+  /** The owner's private DM: always active, so its share is always kept. */
+  ownerChannel?: string | undefined;
+  /** Clock (ms). */
+  now?: (() => number) | undefined;
+}
+
+const HOUR = 3_600_000;
+/** The channel of calls that name none (probes, tools). */
+const UNNAMED = "(joi)";
+
+/** Rolling-hour call budget with per-channel fair shares. */
 export class LlmCallBudget {
-  #limiter: RateLimiter;
-  #pauseMs: number;
-  #pausedUntil = 0;
-  #now: () => number;
+  readonly #limit: number;
+  readonly #pauseMs: number;
+  readonly #owner: string | undefined;
+  readonly #now: () => number;
+  /** Call times in the rolling hour, per channel. */
+  readonly #calls = new Map<string, number[]>();
+  readonly #pausedUntil = new Map<string, number>();
 
   /** Creates the budget from the policy figures. */
-  constructor(policy: LlmBudgetPolicy, now: () => number = Date.now) {
-    this.#limiter = new RateLimiter({ per_hour: policy.calls_per_hour }, { now });
+  constructor(policy: LlmBudgetPolicy, options: LlmCallBudgetOptions | (() => number) = {}) {
+    const o = typeof options === "function" ? { now: options } : options;
+    this.#limit = policy.calls_per_hour;
     this.#pauseMs = policy.pause_minutes * 60_000;
-    this.#now = now;
+    this.#owner = o.ownerChannel;
+    this.#now = o.now ?? Date.now;
   }
 
-  /** Takes one call from the budget, or refuses and starts/continues the pause. */
-  take(): BudgetVerdict {
+  /** Takes one call of `channel`'s share, or refuses (and pauses that channel). */
+  take(channel: string = UNNAMED): BudgetVerdict {
     const now = this.#now();
-    if (now < this.#pausedUntil) {
-      return { allowed: false, retryAfterSeconds: Math.ceil((this.#pausedUntil - now) / 1000) };
+    this.#prune(now);
+    const paused = this.#pausedUntil.get(channel) ?? 0;
+    if (now < paused) {
+      return { allowed: false, retryAfterSeconds: Math.ceil((paused - now) / 1000) };
     }
-    const v = this.#limiter.check("llm", now);
-    if (v.allowed) return { allowed: true, retryAfterSeconds: 0 };
-    this.#pausedUntil = now + this.#pauseMs;
+    if (this.#fits(channel)) {
+      const list = this.#calls.get(channel) ?? [];
+      list.push(now);
+      this.#calls.set(channel, list);
+      return { allowed: true, retryAfterSeconds: 0 };
+    }
+    this.#pausedUntil.set(channel, now + this.#pauseMs);
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(this.#pauseMs / 1000)) };
   }
 
-  /** Whether calls are currently paused. */
+  /** Whether any channel is paused now. */
   get paused(): boolean {
-    return this.#now() < this.#pausedUntil;
+    const now = this.#now();
+    return [...this.#pausedUntil.values()].some((t) => now < t);
+  }
+
+  /** Calls per channel in the rolling hour, and each active channel's share (for /health). */
+  usage(): { limit: number; share: number; calls: Record<string, number> } {
+    this.#prune(this.#now());
+    const calls: Record<string, number> = {};
+    for (const [c, list] of this.#calls) calls[c] = list.length;
+    return { limit: this.#limit, share: this.#share(this.#active()), calls };
+  }
+
+  #used(channel: string): number {
+    return this.#calls.get(channel)?.length ?? 0;
+  }
+
+  #active(asking?: string): Set<string> {
+    const active = new Set(this.#calls.keys());
+    if (this.#owner !== undefined) active.add(this.#owner);
+    if (asking !== undefined) active.add(asking);
+    return active;
+  }
+
+  #share(active: Set<string>): number {
+    return Math.floor(this.#limit / Math.max(1, active.size));
+  }
+
+  /** The rule of the module doc: after this call, every other active channel's share is still free. */
+  #fits(channel: string): boolean {
+    const active = this.#active(channel);
+    const share = this.#share(active);
+    let total = 0;
+    for (const list of this.#calls.values()) total += list.length;
+    if (total >= this.#limit) return false;
+    let owed = 0;
+    for (const c of active) {
+      if (c !== channel) owed += Math.max(0, share - this.#used(c));
+    }
+    return this.#limit - total - 1 >= owed;
+  }
+
+  #prune(now: number): void {
+    for (const [c, list] of this.#calls) {
+      let i = 0;
+      while (i < list.length && now - list[i]! >= HOUR) i++;
+      if (i === list.length) this.#calls.delete(c);
+      else if (i > 0) list.splice(0, i);
+    }
+    for (const [c, t] of this.#pausedUntil) if (now >= t) this.#pausedUntil.delete(c);
   }
 }

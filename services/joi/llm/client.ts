@@ -17,8 +17,9 @@
  *   trimmed to fit, then retried, down to {@link MIN_CONTEXT_TOKENS}.
  * - Timeout, connection refused or closed, 502/503: retried up to
  *   `max_retries` times with exponential backoff.
- * - Every call takes one unit of the rolling-hour call budget first; when it
- *   is spent the call fails with kind `busy` without touching the server.
+ * - Every call takes one unit of its channel's fair share of the rolling-hour
+ *   call budget first ({@link LlmCallBudget}); when that is refused the call
+ *   fails with kind `busy` without touching the server.
  *
  * Errors never carry prompt text; log lines carry kinds, models and sizes.
  *
@@ -83,6 +84,8 @@ export interface LlmClientOptions {
 
 /** Options of one chat call. */
 export interface ChatOptions {
+  /** The channel the call is for: the budget's fair share is per channel. */
+  channel?: string | undefined;
   /** Upper bound on the answer's tokens. */
   maxTokens?: number;
   /** Skip the call budget (internal health probes only). */
@@ -159,7 +162,7 @@ export class LlmClient {
   /** Sends a chat; see the module doc for the failure handling. */
   async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
     if (!options.unbudgeted && this.#opts.budget) {
-      const v = this.#opts.budget.take();
+      const v = this.#opts.budget.take(options.channel);
       if (!v.allowed) {
         throw new LlmError(
           "busy",

@@ -71,6 +71,10 @@ export interface InboundSpec {
   validatedSender?: string;
   messageId?: string;
   omitChannel?: boolean;
+  /** Replaces the text content (voice notes, reactions, pictures). */
+  content?: Record<string, unknown>;
+  /** The mesh's `addressed` (false: a group line not for joi). */
+  addressed?: boolean;
 }
 
 let counter = 0;
@@ -89,9 +93,10 @@ export function inboundBody(m: InboundSpec): Record<string, unknown> {
       id: m.channel,
     },
     priority: m.channel === "critical_group" ? "critical" : "normal",
-    content: { type: "text", text: m.text, voice_transcription_failed: false },
+    content: m.content ?? { type: "text", text: m.text, voice_transcription_failed: false },
     metadata: { mesh_received_at: new Date().toISOString(), original_format: "text" },
     timestamp: new Date().toISOString(),
+    ...(m.addressed === undefined ? {} : { addressed: m.addressed }),
   };
 }
 

@@ -1,0 +1,82 @@
+/**
+ * The LLM budget's fair share: a flooding group never starves the owner's DM,
+ * no channel takes more than its share while another waits, and a lone
+ * channel is not held back.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { LlmCallBudget } from "../../../../services/joi/llm/budget.ts";
+
+const OWNER = "owner_private_dm";
+const policy = { calls_per_hour: 120, pause_minutes: 5 };
+
+function takeN(b: LlmCallBudget, channel: string, n: number): number {
+  let ok = 0;
+  for (let i = 0; i < n; i++) if (b.take(channel).allowed) ok++;
+  return ok;
+}
+
+Deno.test("fair budget: a flooding group takes at most its share; the owner's DM keeps the rest", () => {
+  let now = 0;
+  const b = new LlmCallBudget(policy, { ownerChannel: OWNER, now: () => now });
+  assert.equal(takeN(b, "family_group", 500), 60, "half of 120 while the owner's DM is owed half");
+  const refused = b.take("family_group");
+  assert.equal(refused.allowed, false);
+  assert.equal(refused.retryAfterSeconds, 300, "the refused group pauses 5 minutes");
+  assert.equal(takeN(b, OWNER, 60), 60, "the owner's DM is answered while the group floods");
+  assert.equal(b.take(OWNER).allowed, false, "120 in the hour: spent");
+  now += 3_600_000; // the hour rolls
+  assert.equal(b.take(OWNER).allowed, true);
+});
+
+Deno.test("fair budget: shares follow the active channels; a lone channel is not held back", () => {
+  let now = 0;
+  const b = new LlmCallBudget(policy, { ownerChannel: OWNER, now: () => now });
+  assert.equal(takeN(b, OWNER, 200), 120, "alone, the owner's DM may use the whole budget");
+  now += 3_600_000;
+  const c = new LlmCallBudget(policy, { ownerChannel: OWNER, now: () => now });
+  assert.equal(takeN(c, "family_group", 10), 10);
+  assert.equal(takeN(c, "partner_private_dm", 10), 10);
+  // three active: 40 each; the family group may reach 40, no further while others are owed
+  assert.equal(takeN(c, "family_group", 100), 30);
+  assert.equal(takeN(c, "partner_private_dm", 100), 30);
+  assert.equal(takeN(c, OWNER, 100), 40);
+  assert.deepEqual(c.usage().calls, { family_group: 40, partner_private_dm: 40, [OWNER]: 40 });
+});
+
+Deno.test("fair budget, property: the owner's DM is refused only once it used its share", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          who: fc.constantFrom(OWNER, "family_group", "partner_private_dm", "critical_group"),
+          dt: fc.integer({ min: 0, max: 120_000 }),
+        }),
+        { maxLength: 400 },
+      ),
+      fc.integer({ min: 1, max: 200 }),
+      (asks, limit) => {
+        let now = 0;
+        const b = new LlmCallBudget(
+          { calls_per_hour: limit, pause_minutes: 5 },
+          { ownerChannel: OWNER, now: () => now },
+        );
+        let ownerPausedUntil = 0;
+        for (const a of asks) {
+          now += a.dt;
+          const before = b.usage().calls;
+          const v = b.take(a.who);
+          const total = Object.values(b.usage().calls).reduce((x, y) => x + y, 0);
+          if (total > limit) return false; // never more than the budget in a rolling hour
+          if (a.who !== OWNER || v.allowed || now < ownerPausedUntil) continue;
+          // refused, not in a pause of its own: it must have used its equal share already
+          const active = new Set([...Object.keys(before), OWNER]).size;
+          if ((before[OWNER] ?? 0) < Math.floor(limit / active)) return false;
+          ownerPausedUntil = now + 5 * 60_000;
+        }
+        return true;
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
