@@ -170,7 +170,8 @@ async function main(): Promise<number> {
     print(
       `[main] joi is up: inbound ${layout.joiInbound.port}, mesh ${layout.meshOutbound.port}, ` +
         `ingest ${layout.joiIngest.port}. Type a message (a DM from the owner); ` +
-        `"@family ..." or "@critical ..." writes in that group; Ctrl-C stops.`,
+        `"@family ..." or "@critical ..." writes in that group (in the family group joi ` +
+        `answers only when addressed: "@family joi, ..."); Ctrl-C stops.`,
     );
   }
 

@@ -38,7 +38,8 @@ Deno.test("deno task start: the stack starts, answers a typed DM in its channel,
       "joi's answer in the owner's DM",
       () => lines.some((l) => l.startsWith("[owner_private_dm] ")),
     );
-    await writer.write(new TextEncoder().encode("@family anyone home?\n"));
+    // the family group is mention-gated: a line answered there addresses joi by name
+    await writer.write(new TextEncoder().encode("@family joi, anyone home?\n"));
     await until(
       "joi's answer in the family group",
       () => lines.some((l) => l.startsWith("[family_group] ")),

@@ -48,6 +48,8 @@ export interface LlmServerOptions {
   port?: number;
   /** Requests kept in `requests` (default: all; long runs keep fewer). */
   keepRequests?: number;
+  /** Thinking time before answering a request, ms (a CPU-bound model takes 30-60 s). */
+  delayMs?: (req: RecordedRequest) => number;
 }
 
 const encoder = new TextEncoder();
@@ -189,6 +191,8 @@ export class LlmTestServer {
     if (mode === "oom" && ctx > (this.#opts.oomAboveCtx ?? 4096)) {
       return await error("model requires more system memory: cudaMalloc failed: out of memory");
     }
+    const delay = this.#opts.delayMs?.(rec) ?? 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const text = this.#opts.reply?.({ ...rec, options: honoured }) ?? `Hello from ${rec.model}.`;
     if (api === "native") {
       return await respond(conn, 200, {

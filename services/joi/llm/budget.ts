@@ -8,15 +8,17 @@
  * - in any rolling hour the budget is divided equally among the **active**
  *   channels: the owner's private DM always counts as active; any other
  *   channel counts once it has called the model in that hour, or asks now;
- * - a call is allowed only when, after it, the budget left still covers the
- *   unused share of every other active channel. A channel may thus go beyond
- *   its equal share only with budget no other active channel is owed.
+ * - a channel below its equal share may call as long as any budget is left;
+ * - a channel at or above its share may call only when, after the call, the
+ *   budget left still covers the unused share of every other active channel:
+ *   it goes beyond its share only with budget no other channel is owed.
  *
  * So a flooding group never takes the owner's DM's share: with one busy group
  * the owner's DM keeps half the budget (60 of 120 calls an hour), with five
- * active channels a fifth, and a lone channel is never held below its share.
- * A refused channel is told "I need a moment" and is paused for
- * `pause_minutes` (its own calls only; the others go on).
+ * active channels a fifth; a channel is refused below its share only when the
+ * hour's whole budget is spent, and a lone channel may use all of it. A
+ * refused channel is told "I need a moment" and is paused for `pause_minutes`
+ * (its own calls only; the others go on).
  *
  * @module
  */
@@ -111,13 +113,14 @@ export class LlmCallBudget {
     return Math.floor(this.#limit / Math.max(1, active.size));
   }
 
-  /** The rule of the module doc: after this call, every other active channel's share is still free. */
+  /** The rule of the module doc. */
   #fits(channel: string): boolean {
     const active = this.#active(channel);
     const share = this.#share(active);
     let total = 0;
     for (const list of this.#calls.values()) total += list.length;
     if (total >= this.#limit) return false;
+    if (this.#used(channel) < share) return true;
     let owed = 0;
     for (const c of active) {
       if (c !== channel) owed += Math.max(0, share - this.#used(c));

@@ -44,7 +44,7 @@ Deno.test("fair budget: shares follow the active channels; a lone channel is not
   assert.deepEqual(c.usage().calls, { family_group: 40, partner_private_dm: 40, [OWNER]: 40 });
 });
 
-Deno.test("fair budget, property: the owner's DM is refused only once it used its share", () => {
+Deno.test("fair budget, property: never over budget; a channel under its share is refused only when all is spent; one over it never takes what others are owed", () => {
   fc.assert(
     fc.property(
       fc.array(
@@ -61,18 +61,31 @@ Deno.test("fair budget, property: the owner's DM is refused only once it used it
           { calls_per_hour: limit, pause_minutes: 5 },
           { ownerChannel: OWNER, now: () => now },
         );
-        let ownerPausedUntil = 0;
+        const pausedUntil = new Map<string, number>();
         for (const a of asks) {
           now += a.dt;
           const before = b.usage().calls;
           const v = b.take(a.who);
-          const total = Object.values(b.usage().calls).reduce((x, y) => x + y, 0);
+          const after = b.usage().calls;
+          const total = Object.values(after).reduce((x, y) => x + y, 0);
           if (total > limit) return false; // never more than the budget in a rolling hour
-          if (a.who !== OWNER || v.allowed || now < ownerPausedUntil) continue;
-          // refused, not in a pause of its own: it must have used its equal share already
-          const active = new Set([...Object.keys(before), OWNER]).size;
-          if ((before[OWNER] ?? 0) < Math.floor(limit / active)) return false;
-          ownerPausedUntil = now + 5 * 60_000;
+          const active = new Set([...Object.keys(before), OWNER, a.who]);
+          const share = Math.floor(limit / active.size);
+          const used = before[a.who] ?? 0;
+          const spent = Object.values(before).reduce((x, y) => x + y, 0) >= limit;
+          if (!v.allowed && now >= (pausedUntil.get(a.who) ?? 0)) {
+            // refused outside a pause of its own: at or over its share, or nothing left at all
+            if (used < share && !spent) return false;
+            pausedUntil.set(a.who, now + 5 * 60_000);
+          }
+          if (v.allowed && used >= share) {
+            // over its share: the budget left still covers what every other channel is owed
+            let owed = 0;
+            for (const c of active) {
+              if (c !== a.who) owed += Math.max(0, share - (before[c] ?? 0));
+            }
+            if (limit - total < owed) return false;
+          }
         }
         return true;
       },
