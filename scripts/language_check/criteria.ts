@@ -13,6 +13,7 @@
  * @module
  */
 import { z } from "zod";
+import { channelOfRecipient } from "../../services/common/policy/household.ts";
 import { systemMessage } from "../../services/joi/agent/prompt.ts";
 import type { ChatMessage } from "../../services/joi/llm/tokens.ts";
 import {
@@ -161,7 +162,7 @@ export async function runCriteria(o: RunOptions): Promise<RowResult[]> {
   // exactly what joi sends once household.language is sk
   const joiSystem = systemMessage({
     language: "sk",
-    conversation: "a private chat with owner (channel owner_private_dm)",
+    conversation: `a private chat with owner (channel ${channelOfRecipient("owner", "private")})`,
     homeContext: [],
     knowledge: [],
     facts: [],
