@@ -17,7 +17,10 @@ import { loadPolicyFile } from "../services/common/policy/mod.ts";
 import { productionLayout } from "../services/common/permissions/mod.ts";
 import { renderTasks } from "../services/common/tasks.ts";
 import { productionAddressesFrom, renderUnits } from "../services/common/units.ts";
+import { exists } from "../services/common/fs.ts";
+import { loadMeshSettings, meshVoiceOf } from "../services/mesh/config.ts";
 import { applyPlan } from "./install/apply.ts";
+import { proposeTimeZone, systemTimeZone } from "./install/time_zone.ts";
 import { describe, planInstall, type Role, ROLES } from "./install/plan.ts";
 
 const USAGE = "usage: deno task install --role joi|mesh|openhab [--root ./var/stage/X] [--dry-run]";
@@ -64,7 +67,17 @@ async function main(): Promise<number> {
   const network = loadPolicyFile("network", `${values.repo}/policies/network.yaml`);
   const llm = loadPolicyFile("llm", `${values.repo}/policies/llm.yaml`);
   const tools = loadPolicyFile("tools", `${values.repo}/policies/tools.yaml`);
-  const addresses = productionAddressesFrom(network, llm, tools);
+  // voice on the mesh: the binaries the installed mesh.yaml names (else the example's)
+  const root0 = root === "/" ? "" : root;
+  const meshYaml = await exists(`${root0}/etc/mesh-proxy/mesh.yaml`)
+    ? `${root0}/etc/mesh-proxy/mesh.yaml`
+    : `${values.repo}/policies/mesh.yaml`;
+  const addresses = productionAddressesFrom(
+    network,
+    llm,
+    tools,
+    meshVoiceOf(loadMeshSettings(meshYaml)),
+  );
   const units = renderUnits(addresses);
   const denoJson = await productionDenoJson(values.repo, addresses);
   const plan = planInstall({
@@ -83,7 +96,10 @@ async function main(): Promise<number> {
     console.error("install: a real install must run as root (or stage with --root ./var/stage/X)");
     return 1;
   }
+  const policy = `${root0}${ROLES[role].configDir}/policy.yaml`;
+  const fresh = !(await exists(policy));
   await applyPlan(plan, { root, print: (l) => console.log(l) });
+  await proposeTimeZone(policy, fresh, systemTimeZone(), (l) => console.log(l));
   return 0;
 }
 

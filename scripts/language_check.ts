@@ -18,6 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadPolicyFile } from "../services/common/policy/mod.ts";
+import { LANGUAGE_CHECK_FILE } from "../services/joi/agent/language_check.ts";
 import { LlmClient } from "../services/joi/llm/client.ts";
 import {
   loadQuestionSets,
@@ -37,9 +38,6 @@ export interface LanguageCheckRecord {
   at: string;
   rows: { test: string; result: string; verdict: string }[];
 }
-
-/** The file name of the record in joi's state directory. */
-export const RECORD_FILE = "language_check.json";
 
 function parseRatings(s: string | undefined): boolean[] | undefined {
   if (s === undefined) return undefined;
@@ -151,7 +149,7 @@ async function main(): Promise<number> {
   try {
     await Deno.mkdir(v["state-dir"], { recursive: true });
     await Deno.writeTextFile(
-      `${v["state-dir"]}/${RECORD_FILE}`,
+      `${v["state-dir"]}/${LANGUAGE_CHECK_FILE}`,
       JSON.stringify(record, null, 2) + "\n",
       { mode: 0o640 },
     );

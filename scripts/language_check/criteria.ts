@@ -142,19 +142,7 @@ export async function runCriteria(o: RunOptions): Promise<RowResult[]> {
   const { sets, ask } = o;
   const rows: RowResult[] = [];
 
-  const c = sets.comprehension;
-  const cReplies = await askAll(ask, c.items, (q) => [system(c.instruction ?? ""), user(q)]);
-  rows.push(counted(
-    "Basic comprehension",
-    c.criteria,
-    c.pass,
-    c.items.map((it, i) => ({
-      q: it.q,
-      reply: cReplies[i]!,
-      ok: answers(cReplies[i]!, it.expect),
-    })),
-    "correct",
-  ));
+  rows.push(await answeredRow(ask, "Basic comprehension", sets.comprehension));
 
   rows.push(await fluencyRow(o));
 
@@ -209,20 +197,23 @@ export async function runCriteria(o: RunOptions): Promise<RowResult[]> {
     exchanges: dEx,
   });
 
-  const v = sets.home_vocabulary;
-  const vReplies = await askAll(ask, v.items, (q) => [system(v.instruction ?? ""), user(q)]);
-  rows.push(counted(
-    "Home context vocab",
-    v.criteria,
-    v.pass,
-    v.items.map((it, i) => ({
-      q: it.q,
-      reply: vReplies[i]!,
-      ok: answers(vReplies[i]!, it.expect),
-    })),
-    "correct",
-  ));
+  rows.push(await answeredRow(ask, "Home context vocab", sets.home_vocabulary));
   return rows;
+}
+
+/** A row of questions with expected answers, counted against its pass mark. */
+async function answeredRow(
+  ask: Ask,
+  test: string,
+  set: QuestionSets["comprehension"],
+): Promise<RowResult> {
+  const replies = await askAll(ask, set.items, (q) => [system(set.instruction ?? ""), user(q)]);
+  const exchanges = set.items.map((it, i) => ({
+    q: it.q,
+    reply: replies[i]!,
+    ok: answers(replies[i]!, it.expect),
+  }));
+  return counted(test, set.criteria, set.pass, exchanges, "correct");
 }
 
 async function fluencyRow(o: RunOptions): Promise<RowResult> {

@@ -261,7 +261,11 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["StateDirectory", "mesh-proxy"],
       ["StateDirectoryMode", "0700"],
       ["LogsDirectory", "joi"],
-      ["ReadWritePaths", l.signal.kind === "socket" ? l.signal.path : undefined],
+      // signal-cli's attachments: long texts and voice notes are read there, and deleted
+      [
+        "ReadWritePaths",
+        l.signal.kind === "socket" ? `${l.signal.path} -${l.signalAttachmentsDir}` : undefined,
+      ],
       ["IPAddressDeny", "any"],
       ["IPAddressAllow", a.joi],
     ],
@@ -352,7 +356,9 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["SuccessExitStatus", "143"],
       ["ReadWritePaths", "/var/lib/signal-cli"],
       // the JVM's JIT needs writable executable memory
-      ...hardening({ families: "AF_INET AF_INET6", umask: "0077" }),
+      // UMask 0027: attachments (in a 2770 signal-cli:signal-cli folder) are readable to the
+      // mesh's group only; its account data stays private (signal-cli creates it 0600/0700)
+      ...hardening({ families: "AF_INET AF_INET6", umask: "0027" }),
       // Signal's servers are on the internet; never the overlay or the LAN.
       ["IPAddressDeny", "localhost link-local multicast 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16"],
     ],
@@ -443,10 +449,12 @@ export function productionAddressesFrom(
   },
   llm: { endpoint: string },
   tools?: Tools,
+  meshVoice?: ProductionAddresses["meshVoice"],
 ): ProductionAddresses {
   const webSearch = tools ? webSearchAccess(tools) : undefined;
   return {
     ...(webSearch ? { webSearch } : {}),
+    ...(meshVoice ? { meshVoice } : {}),
     underlay: { cidr: network.nebula.underlay_cidr, port: network.nebula.port },
     hosts: network.hosts,
     ports: {

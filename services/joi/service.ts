@@ -43,6 +43,7 @@ import {
 } from "../common/wire/mod.ts";
 import { loadOptionalKey } from "../common/wire/keys.ts";
 import { Agent } from "./agent/agent.ts";
+import { languageStatus } from "./agent/language_check.ts";
 import type { KnowledgeSnippet } from "./agent/prompt.ts";
 import { ConfigManager } from "./config/manager.ts";
 import { createEventPath, type EventPath } from "./ingest/event_path.ts";
@@ -252,9 +253,20 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     `${o.stateDir}/nonces_inbound.db`,
     sec.nonce_retention_minutes * 60_000,
   );
+  // household.language sk on a model without a passing language-check: said, not hidden
+  const language = languageStatus(o.stateDir, policy.household.language, first.llm.primary_model);
+  if (language.language !== "en" && language.checked !== "pass") {
+    log.warn("language_unchecked", {
+      language: language.language,
+      model: language.model,
+      checked: language.checked,
+      fix: "run deno task language-check before relying on this language",
+    });
+  }
   const health = () => ({
     service: "joi",
     config: config.status(),
+    language,
     ...events.health(),
     llm: { ...llm.state(), budget: budget.usage() },
     gpu: gpu.snapshot(),

@@ -122,6 +122,24 @@ export type MeshSettings = z.infer<typeof meshSettingsSchema>;
 export type VoiceSettings = z.infer<typeof voiceSchema>;
 
 /**
+ * What the permission manifest must grant for `settings.voice` (the exact
+ * binaries; `Layout.meshVoice`), or undefined when voice is off. Install
+ * renders the mesh's unit with it, so turning voice on in production is
+ * editing mesh.yaml and installing again.
+ */
+export function meshVoiceOf(
+  settings: MeshSettings,
+): { whisperBin: string; ffmpegBin: string; piperBin?: string } | undefined {
+  const v = settings.voice;
+  if (!v) return undefined;
+  return {
+    whisperBin: v.whisper.bin,
+    ffmpegBin: v.ffmpeg.bin,
+    ...(v.piper ? { piperBin: v.piper.bin } : {}),
+  };
+}
+
+/**
  * Parses mesh.yaml text through the policy loader's YAML path (same limits,
  * `file:line:col` positions); an empty text gives the defaults. Throws a
  * {@link PolicyError} listing every issue.

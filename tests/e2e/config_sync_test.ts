@@ -29,6 +29,7 @@ import {
 import { stageHousehold } from "../scripts/validate/household.ts";
 import { runRevoke } from "../scripts/revoke/harness.ts";
 import { Child, waitUntil } from "./topology.ts";
+import { logEvents, loopbackHealth } from "./process.ts";
 
 function spawn(name: "joi" | "mesh", layout: Layout): Child {
   return new Child(name, "deno", denoRunArgs(programSpec(name, layout)), {
@@ -36,33 +37,14 @@ function spawn(name: "joi" | "mesh", layout: Layout): Child {
   });
 }
 
-/** JSON-lines events of a log file (empty when it does not exist yet). */
-function events(path: string): Record<string, unknown>[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return [];
-  }
-  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-}
-
-const named = (path: string, event: string) =>
-  events(path).filter((e) => e.event === event || e.msg === event || e.message === event);
+const named = logEvents;
 
 /** Waits for `cond` (at most 60 s), failing early when a child exits. */
 function until(what: string, cond: () => boolean | Promise<boolean>, children: Child[]) {
   return waitUntil(what, cond, 60_000, children);
 }
 
-async function health(port: number): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-    return (await r.json()).data;
-  } catch {
-    return undefined;
-  }
-}
+const health = loopbackHealth;
 
 Deno.test({
   name: "config sync: after revoke partner, the mesh drops the partner's phone without a restart",

@@ -198,3 +198,26 @@ export async function waitUntil(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** JSON-lines events of a log file named `event` (empty when the file does not exist yet). */
+export function logEvents(path: string, event: string): Record<string, unknown>[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    return [];
+  }
+  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l)).filter((e) =>
+    e.event === event || e.msg === event || e.message === event
+  );
+}
+
+/** The `data` of a loopback service's `/health` answer, or undefined while it does not answer. */
+export async function loopbackHealth(port: number): Promise<Record<string, unknown> | undefined> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+    return (await r.json()).data;
+  } catch {
+    return undefined;
+  }
+}

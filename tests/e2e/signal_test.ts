@@ -38,7 +38,7 @@ import {
   PARTNER,
   writeConfigDir,
 } from "../services/mesh/harness.ts";
-import { Child, waitUntil } from "./process.ts";
+import { Child, logEvents, loopbackHealth, waitUntil } from "./process.ts";
 
 const SECRET = "the spare key is in the blue flowerpot, alarm code 4711";
 
@@ -48,28 +48,6 @@ function answer(r: { messages: { content: string }[] }): string {
   if (q.includes("gas")) return `URGENT: Leave the house now. By the way, ${SECRET}.`;
   if (q.includes("slow")) return "Here is the slow answer.";
   return `answer: ${q}`;
-}
-
-/** JSON-lines events of a log file (empty when it does not exist yet). */
-function events(path: string, name: string): Record<string, unknown>[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return [];
-  }
-  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l)).filter((e) =>
-    e.event === name
-  );
-}
-
-async function health(port: number): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-    return (await r.json()).data;
-  } catch {
-    return undefined;
-  }
 }
 
 const sends = (peer: SignalCliPeer): RecordedRequest[] => peer.calls("send");
@@ -136,10 +114,10 @@ Deno.test({
         waitUntil(what, cond, 60_000, children);
       await until(
         "joi to listen",
-        async () => (await health(layout.joiInbound.port)) !== undefined,
+        async () => (await loopbackHealth(layout.joiInbound.port)) !== undefined,
       );
       await until("the mesh to reach signal-cli", async () => {
-        const m = await health(layout.meshOutbound.port);
+        const m = await loopbackHealth(layout.meshOutbound.port);
         return (m?.signal as { state?: string } | undefined)?.state === "connected";
       });
       const joiLog = `${dir}/log/joi.log`;
@@ -178,7 +156,7 @@ Deno.test({
       say(PARTNER, "dinner at seven?", GROUPS.family_group);
       await until(
         "joi to keep the chatter as context",
-        () => events(joiLog, "inbound_context").length === 1,
+        () => logEvents(joiLog, "inbound_context").length === 1,
       );
       const asked = say(PARTNER, "Joi, what is on the menu?", GROUPS.family_group);
       await until(
@@ -195,10 +173,10 @@ Deno.test({
       say(PARTNER, "let me in", GROUPS.critical_group);
       await until(
         "the mesh to drop the non-member",
-        () => events(meshSecurity, "group_sender_not_member_dropped").length === 1,
+        () => logEvents(meshSecurity, "group_sender_not_member_dropped").length === 1,
       );
       assert.ok(
-        !events(joiLog, "inbound_accepted").some((e) => e.channel === "critical_group"),
+        !logEvents(joiLog, "inbound_accepted").some((e) => e.channel === "critical_group"),
         "joi never saw it",
       );
 

@@ -155,6 +155,8 @@ export interface ProductionAddresses {
   underlay: { cidr: string; port: number };
   /** Web search, when tools.yaml enables it. */
   webSearch?: WebSearchAccess;
+  /** Voice on the mesh, when its mesh.yaml configures it: the exact binaries it may run. */
+  meshVoice?: Layout["meshVoice"];
 }
 
 /** The systemd unit name of each long-running program. */
@@ -213,6 +215,7 @@ export function productionLayout(
     retrieveBin: at("/usr/local/bin/joi-retrieve"),
     knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
     ...(a.webSearch ? { webSearch: a.webSearch } : {}),
+    ...(a.meshVoice ? { meshVoice: a.meshVoice } : {}),
     sudoBin: "/usr/bin/sudo",
     denoBin: "/usr/local/bin/deno",
   };

@@ -414,6 +414,10 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "/etc/group",
         "/usr/local/bin/deno",
         "/usr/local/lib/node_modules/deno",
+        // what is already configured is kept; household.timezone is compared with the VM's zone
+        "/etc/joi",
+        "/etc/mesh-proxy",
+        "/etc/joi-relay",
       ],
       write: [
         "/opt/joi",

@@ -179,40 +179,32 @@ export function createInboundApp(o: InboundAppOptions): Hono {
           });
         }
       }
-      const text = messageText(m);
-      if (m.addressed === false && m.conversation.type === "group") {
-        // the group's rule says this line is not for joi: context, no answer, no model call
-        o.sink.note?.({
-          message: m,
-          channel,
-          channelUser,
-          sender: m.sender.id,
-          text,
-          config: snap,
-          acknowledged: [],
-        });
-        log.info("inbound_context", { message_id: m.message_id, channel, sender: m.sender.id });
-        return ok(c, { received: true, will_respond: false });
-      }
-      const acknowledged = o.acknowledge?.(ackRequest(m, channel)) ?? [];
-      if (acknowledged.length > 0) {
-        log.info("alerts_acknowledged", { count: acknowledged.length, channel });
-      }
-      const willRespond = o.sink.accept({
+      const accepted = {
         message: m,
         channel,
         channelUser,
         sender: m.sender.id,
-        text,
+        text: messageText(m),
         config: snap,
-        acknowledged,
-      });
+        acknowledged: [] as AcceptedMessage["acknowledged"],
+      };
+      if (m.addressed === false && m.conversation.type === "group") {
+        // the group's rule says this line is not for joi: context, no answer, no model call
+        o.sink.note?.(accepted);
+        log.info("inbound_context", { message_id: m.message_id, channel, sender: m.sender.id });
+        return ok(c, { received: true, will_respond: false });
+      }
+      accepted.acknowledged = o.acknowledge?.(ackRequest(m, channel)) ?? [];
+      if (accepted.acknowledged.length > 0) {
+        log.info("alerts_acknowledged", { count: accepted.acknowledged.length, channel });
+      }
+      const willRespond = o.sink.accept(accepted);
       log.info("inbound_accepted", {
         message_id: m.message_id,
         channel,
         sender: m.sender.id,
         content_type: m.content.type,
-        chars: text.length,
+        chars: accepted.text.length,
         will_respond: willRespond,
       });
       return ok(c, { received: true, will_respond: willRespond });

@@ -628,11 +628,21 @@ export function syncEnvelope(s: { number: string; uuid: string; timestamp: numbe
   };
 }
 
-/** A phone's voice note attachment: `audio/aac`, no filename. */
-export function voiceAttachment(id: string, size: number): Record<string, unknown> {
+/** The bytes of a `data:` URI the mesh handed to `send` (a voice note, a long text). */
+export function dataUriBytes(uri: string): Uint8Array {
+  return Uint8Array.from(atob(uri.split(",")[1] ?? ""), (c) => c.charCodeAt(0));
+}
+
+/** An attachment as signal-cli 0.14 prints it (the file lies at `<data dir>/attachments/<id>`). */
+export function attachment(
+  contentType: string,
+  id: string,
+  size: number,
+  filename: string | null = null,
+): Record<string, unknown> {
   return {
-    contentType: "audio/aac",
-    filename: null,
+    contentType,
+    filename,
     id,
     size,
     width: null,
@@ -640,4 +650,14 @@ export function voiceAttachment(id: string, size: number): Record<string, unknow
     caption: null,
     uploadTimestamp: 1,
   };
+}
+
+/** A phone's voice note attachment: `audio/aac`, no filename. */
+export function voiceAttachment(id: string, size: number): Record<string, unknown> {
+  return attachment("audio/aac", id, size);
+}
+
+/** The attachment of a long text: the whole body as `text/x-signal-plain`. */
+export function longTextAttachment(id: string, size: number): Record<string, unknown> {
+  return attachment("text/x-signal-plain", id, size);
 }

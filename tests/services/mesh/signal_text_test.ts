@@ -8,7 +8,7 @@
  * message it answers.
  */
 import assert from "node:assert/strict";
-import { dataEnvelope } from "../../peers/signal_cli/peer.ts";
+import { dataEnvelope, dataUriBytes, longTextAttachment } from "../../peers/signal_cli/peer.ts";
 import {
   events,
   FAST_MESH_YAML,
@@ -21,24 +21,6 @@ import {
 } from "./harness.ts";
 
 const encoder = new TextEncoder();
-
-function longTextAttachment(id: string, size: number) {
-  return {
-    contentType: "text/x-signal-plain",
-    filename: null,
-    id,
-    size,
-    width: null,
-    height: null,
-    caption: null,
-    uploadTimestamp: 1,
-  };
-}
-
-function decodeDataUri(uri: string): string {
-  const bytes = Uint8Array.from(atob(uri.split(",")[1]!), (c) => c.charCodeAt(0));
-  return new TextDecoder().decode(bytes);
-}
 
 async function attachmentsStack(meshYaml = FAST_MESH_YAML) {
   const att = await Deno.makeTempDir({ prefix: "mesh-att-" });
@@ -125,7 +107,11 @@ Deno.test("a reply over Signal's body limit goes out as signal-cli sends one: ne
     assert.ok(reply.startsWith(String(p.message)), "the body is the text's beginning");
     const att = (p.attachment as string[])[0]!;
     assert.match(att, /^data:text\/x-signal-plain;filename=message\.txt;base64,/);
-    assert.equal(decodeDataUri(att), reply, "the whole text travels in the attachment");
+    assert.equal(
+      new TextDecoder().decode(dataUriBytes(att)),
+      reply,
+      "the whole text travels in the attachment",
+    );
     const short = await s.joi.outbound(s.url, outboundBody("partner", "short"));
     assert.equal(short.status, 200);
     assert.equal(s.peer.calls("send")[1]!.params.attachment, undefined);

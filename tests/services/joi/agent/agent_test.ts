@@ -441,6 +441,11 @@ Deno.test("agent: the prompt states the reply language and shows times in the ho
     assert.match(system, /^Si Joi, domáca asistentka/);
     assert.match(system, /Vždy odpovedaj po slovensky/);
     assert.match(system, /Teraz je /);
+    // no passing `deno task language-check` for this model: said in the log and on /health
+    assert.ok(sk.logs.some((l) => l.event === "language_unchecked"));
+    const health = await (await fetch(`${sk.baseUrl}/health`)).json();
+    assert.equal(health.data.language.language, "sk");
+    assert.equal(health.data.language.checked, null);
   } finally {
     await sk.close();
   }

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { hasExecutable, ignoreUnless } from "../../../_helpers/requires.ts";
-import { dataEnvelope, voiceAttachment } from "../../../peers/signal_cli/peer.ts";
+import { dataEnvelope, dataUriBytes, voiceAttachment } from "../../../peers/signal_cli/peer.ts";
 import { FFMPEG, makeVoiceNote } from "../../../peers/signal_cli/voice_note.ts";
 import { ACCOUNT, events, outboundBody, OWNER, startStack, waitUntil } from "../harness.ts";
 import type { MeshConfig } from "../../../../services/mesh/config.ts";
@@ -254,11 +254,6 @@ Deno.test({
   },
 });
 
-/** The decoded bytes of a `data:` URI. */
-function decode(uri: string): Uint8Array {
-  return Uint8Array.from(atob(uri.split(",")[1]!), (ch) => ch.charCodeAt(0));
-}
-
 Deno.test({
   name: "voice response: the text goes out at once, then piper -> ffmpeg Ogg/Opus as a voice note",
   ignore,
@@ -278,7 +273,7 @@ Deno.test({
       assert.equal(voice!.message, undefined);
       const att = (voice!.attachment as string[])[0]!;
       assert.match(att, /^data:audio\/ogg;filename=voice\.ogg;base64,/);
-      const ogg = new TextDecoder("latin1").decode(decode(att));
+      const ogg = new TextDecoder("latin1").decode(dataUriBytes(att));
       assert.ok(ogg.startsWith("OggS") && ogg.includes("OpusHead"), "real Ogg/Opus from ffmpeg");
       // spoken with the voice of the text's language
       assert.deepEqual(readLines(`${v.dir}/en_US-lessac-medium.onnx.spoken`), [
