@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { FFMPEG } from "../peers/signal_cli/voice_note.ts";
 import type { Document } from "yaml";
 import { parseYaml } from "../../services/common/policy/parse_yaml.ts";
 import {
@@ -43,7 +44,7 @@ export interface Proc {
 export interface StackOptions {
   /** Edits `policy.yaml` (a YAML document: `doc.setIn(["iot", ...], value)`). */
   policy?: (doc: Document.Parsed) => void;
-  /** Voice notes on the mesh, with the whisper.cpp/ffmpeg stand-ins (`tests/peers/signal_cli/bin`). */
+  /** Voice notes on the mesh: Debian's ffmpeg, the whisper.cpp stand-in (`tests/peers/signal_cli/bin`). */
   voice?: boolean;
 }
 
@@ -158,9 +159,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   await Deno.mkdir(attachments, { recursive: true });
   const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
   const voice = {
-    attachments_dir: attachments,
     whisper: { bin: `${bin}/whisper-cli`, model: `${dir}/model.bin` },
-    ffmpeg: { bin: `${bin}/ffmpeg` },
+    ffmpeg: { bin: FFMPEG }, // Debian's real ffmpeg
   };
   Deno.writeTextFileSync(`${dir}/model.bin`, "m");
   Deno.writeTextFileSync(
