@@ -1,8 +1,8 @@
 /**
  * Is a group line meant for joi? A group answers by its `respond` rule
  * (identities.yaml, per group): `always`, or `mentioned`, where joi answers a
- * line that mentions its account or addresses it by name, and keeps every
- * other line as context only.
+ * line that mentions its account, addresses it by name, or quote-replies one
+ * of its messages, and keeps every other line as context only.
  *
  * A mention is matched on the account's ACI (signal-cli may give only the
  * uuid) as well as its number. Addressing by name means the name opens the

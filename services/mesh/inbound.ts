@@ -18,9 +18,10 @@
  *    how long to wait;
  * 7. the body: a long text's `text/x-signal-plain` attachment is read as the
  *    body; mention placeholders become `@name`; in a group whose rule is
- *    `respond: mentioned`, a line that neither mentions joi's account nor
- *    addresses it by name goes to joi marked `addressed: false` (context
- *    only); a text over the limit is cut and its sender told where;
+ *    `respond: mentioned`, a line that neither mentions joi's account,
+ *    addresses it by name nor quote-replies one of joi's messages goes to joi
+ *    marked `addressed: false` (context only); a text over the limit is cut
+ *    and its sender told where;
  * 8. voice notes are transcribed (bounded queue); the message is queued
  *    durably for joi.
  *
@@ -335,7 +336,11 @@ export class InboundPipeline {
     const group = view.group(p.groupId);
     if (!group || respondRule(group) === "always") return true;
     const self = this.#o.self();
-    return mentionsSelf(p.mentions, self) || addressedByName(text, self.name);
+    // a quote-reply of one of joi's own messages answers joi, as in any chat
+    const q = p.quote;
+    const repliesToJoi = q !== null &&
+      mentionsSelf([{ number: q.authorNumber, uuid: q.authorUuid, start: 0, length: 0 }], self);
+    return repliesToJoi || mentionsSelf(p.mentions, self) || addressedByName(text, self.name);
   }
 
   /** Cuts `text` to the limit; tells the sender where, when joi is to answer it. */

@@ -52,7 +52,7 @@ Deno.test("a known person writing in a group they are not a member of is dropped
   }
 });
 
-Deno.test("mention-gated family group: mentions by ACI or number, or the name, address joi; other lines are context", async () => {
+Deno.test("mention-gated family group: a mention (ACI or number), the name or a reply to joi addresses joi; other lines are context", async () => {
   const s = await startStack();
   try {
     let ts = 100;
@@ -77,9 +77,14 @@ Deno.test("mention-gated family group: mentions by ACI or number, or the name, a
     say("\uFFFC can you pick up milk?", {
       mentions: [{ number: OWNER.number, uuid: OWNER.uuid, start: 0, length: 1 }],
     });
-    await s.joi.waitFor(() => s.joi.received.length === 6);
+    // a quote-reply of joi's own message answers joi; one of the owner's does not
+    say("yes please", {
+      quote: { id: 42, author: { number: null, uuid: ACCOUNT.uuid }, text: "Shall I remind you?" },
+    });
+    say("me too", { quote: { id: 43, author: { number: OWNER.number, uuid: OWNER.uuid } } });
+    await s.joi.waitFor(() => s.joi.received.length === 8);
     const addressed = s.joi.received.map((r) => body(r).addressed !== false);
-    assert.deepEqual(addressed, [false, true, true, true, false, false]);
+    assert.deepEqual(addressed, [false, true, true, true, false, false, true, false]);
     assert.deepEqual(s.joi.received.map(text), [
       "dinner at 7?",
       "@Joi what is the weather tomorrow?",
@@ -87,6 +92,8 @@ Deno.test("mention-gated family group: mentions by ACI or number, or the name, a
       "Joi, is it going to rain?",
       "did you ask joi about the heating yesterday?",
       "@Owner can you pick up milk?",
+      "yes please",
+      "me too",
     ]);
     // the ACI was learnt from listGroups (signal-cli lists the account among the members)
     assert.equal(s.mesh.self.uuid, ACCOUNT.uuid);
@@ -97,8 +104,8 @@ Deno.test("mention-gated family group: mentions by ACI or number, or the name, a
       text: "note to self",
       groupId: GROUPS.owner_regular_dm,
     }));
-    await s.joi.waitFor(() => s.joi.received.length === 7);
-    assert.equal(body(s.joi.received[6]!).addressed, undefined);
+    await s.joi.waitFor(() => s.joi.received.length === 9);
+    assert.equal(body(s.joi.received[8]!).addressed, undefined);
   } finally {
     await s.stop();
   }
