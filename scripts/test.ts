@@ -18,6 +18,8 @@ import {
   localLayout,
   permissionFlags,
   programSpec,
+  TEST_SOCKET_DIR,
+  testSocketPaths,
 } from "../services/common/permissions/mod.ts";
 
 /** Counts of one run. */
@@ -86,6 +88,14 @@ async function main(): Promise<number> {
   // lives depends on how Deno was obtained (npx's cache, /usr/local/bin, ...),
   // which only this process knows; the rest of the sandbox is the manifest's.
   spec.permissions.read.push(Deno.execPath());
+  // Each run gets its own socket folder, so suites running side by side (several
+  // checkouts on one machine) never take or remove each other's sockets; the
+  // tests find it in JOI_TEST_SOCK_DIR (tests/_helpers/sockets.ts).
+  const socketDir = `${TEST_SOCKET_DIR}/run-${crypto.randomUUID().slice(0, 8)}`;
+  spec.permissions.net = [
+    ...spec.permissions.net.filter((n) => !n.startsWith(`unix:${TEST_SOCKET_DIR}/`)),
+    ...testSocketPaths(socketDir).map((p) => `unix:${p}`),
+  ];
   await Deno.mkdir("./var", { recursive: true, mode: 0o700 });
   // One report per run: concurrent runs must not read each other's tallies.
   const junit = `./var/test-report-${crypto.randomUUID()}.xml`;
@@ -104,10 +114,11 @@ async function main(): Promise<number> {
     stdin: "null",
     stdout: values.fuzz ? "piped" : "inherit",
     stderr: "inherit",
-    ...(values.fuzz ? { env: { JOI_FUZZ_SCALE: "10" } } : {}),
+    env: { JOI_TEST_SOCK_DIR: socketDir, ...(values.fuzz ? { JOI_FUZZ_SCALE: "10" } : {}) },
   }).spawn();
   const fuzzLines = values.fuzz ? teeFuzzLines(child.stdout) : Promise.resolve([]);
   const status = await child.status;
+  await Deno.remove(socketDir, { recursive: true }).catch(() => {});
   printFuzzRuns(await fuzzLines);
   let tally: Tally = { passed: 0, failed: 0, skipped: 0 };
   try {

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { denoRunArgs, type Layout, type ProgramName, programSpec } from "./permissions/mod.ts";
+import {
+  denoRunArgs,
+  type Layout,
+  type ProgramName,
+  programSpec,
+  TEST_SOCKET_DIR,
+} from "./permissions/mod.ts";
 import { exists } from "./fs.ts";
 
 /**
@@ -33,11 +39,12 @@ export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
 
 /**
  * The test runner's own flags: it only reads the repository, writes its report
- * into `./var` and starts `deno test` with the manifest's `test` permissions.
+ * into `./var`, removes its run's socket folder below `/tmp/joi-test-sock` and
+ * starts `deno test` with the manifest's `test` permissions.
  */
 export const TEST_RUNNER_FLAGS = [
   "--allow-read=.",
-  "--allow-write=./var",
+  `--allow-write=./var,${TEST_SOCKET_DIR}`,
   "--allow-run=deno",
 ];
 

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createLogger } from "../../services/common/log.ts";
-import { testSocketPaths } from "../../services/common/permissions/mod.ts";
+import { socketSlot } from "../_helpers/sockets.ts";
 import { startLocalStack } from "../_helpers/local_stack.ts";
 import { type Retriever, serveKnowledge } from "../../services/knowledge_broker/server.ts";
 import { loadOptionalKey } from "../../services/common/wire/keys.ts";
@@ -407,8 +407,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const socketPath = testSocketPaths()[13]!;
-    await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
+    const socketPath = socketSlot(13);
     const retriever: Retriever = {
       retrieve: () => Promise.resolve({ status: "ok", truncated: false, results: [] }),
     };

@@ -9,11 +9,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createLogger } from "../../services/common/log.ts";
-import { testSocketPaths } from "../../services/common/permissions/mod.ts";
+import { socketSlot } from "../_helpers/sockets.ts";
 import { JsonRpcClient } from "../../services/mesh/signal/jsonrpc_client.ts";
 import { hostileBytes, mutated, nastyString, report, runs, writeAll } from "./_fuzz.ts";
 
-const SOCK = testSocketPaths()[14]!;
+const SOCK = socketSlot(14);
 
 const enc = new TextEncoder();
 
@@ -46,7 +46,6 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
     const n = runs(40);
     for (const garbage of fc.sample(fc.array(line, { maxLength: 5 }), n)) {
       // a fresh socket per run: a client of an earlier run can never be accepted here

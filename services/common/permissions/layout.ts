@@ -89,9 +89,12 @@ export const TEST_SOCKET_DIR = "/tmp/joi-test-sock";
 /** Number of socket slots `s0.sock`..`s15.sock` the test sandbox admits. */
 export const TEST_SOCKET_SLOTS = 16;
 
-/** The test socket slot paths. */
-export function testSocketPaths(): string[] {
-  return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${TEST_SOCKET_DIR}/s${i}.sock`);
+/**
+ * The test socket slot paths in `dir` (default {@link TEST_SOCKET_DIR}). The
+ * test runner gives each run its own folder below it (see `scripts/test.ts`).
+ */
+export function testSocketPaths(dir: string = TEST_SOCKET_DIR): string[] {
+  return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${dir}/s${i}.sock`);
 }
 
 /** Options of {@link localLayout}. */

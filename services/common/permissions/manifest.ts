@@ -544,7 +544,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "./tests/peers/signal_cli/bin/whisper-cli",
         "./tests/peers/signal_cli/bin/piper",
       ],
-      env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP", "JOI_FUZZ_SCALE"],
+      env: ["CI", "PATH", "HOME", "TMPDIR", "JOI_TEST_KEEP", "JOI_FUZZ_SCALE", "JOI_TEST_SOCK_DIR"],
       sys: ["uid", "gid", "hostname"],
     },
     args: [],

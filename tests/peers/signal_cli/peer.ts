@@ -53,7 +53,7 @@ export interface PeerGroup {
 
 /** Options of {@link SignalCliPeer.start}. */
 export interface PeerOptions {
-  /** Socket path (use a `testSocketPaths()` slot). */
+  /** Socket path (a slot of tests/_helpers/sockets.ts). */
   path: string;
   /** The account the daemon runs for. */
   account?: string;

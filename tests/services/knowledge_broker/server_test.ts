@@ -1,18 +1,13 @@
 import assert from "node:assert/strict";
 import { createLogger, memorySink } from "../../../services/common/log.ts";
-import {
-  denoRunArgs,
-  localLayout,
-  programSpec,
-  testSocketPaths,
-} from "../../../services/common/permissions/mod.ts";
+import { denoRunArgs, localLayout, programSpec } from "../../../services/common/permissions/mod.ts";
+import { socketSlot } from "../../_helpers/sockets.ts";
 import type { RetrieveOutcome } from "../../../services/joi/knowledge/caller.ts";
 import { KnowledgeClient } from "../../../services/joi/knowledge/broker_client.ts";
 import { type Retriever, serveKnowledge } from "../../../services/knowledge_broker/server.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
-const SOCK = testSocketPaths()[12]!;
-await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
+const SOCK = socketSlot(12);
 
 const ok = (title: string): RetrieveOutcome => ({
   status: "ok",

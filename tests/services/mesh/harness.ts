@@ -20,11 +20,11 @@ import {
   signedRoutes,
   type WireResponse,
 } from "../../../services/common/wire/mod.ts";
-import {
-  type Layout,
-  localLayout,
-  testSocketPaths,
-} from "../../../services/common/permissions/mod.ts";
+import { type Layout, localLayout } from "../../../services/common/permissions/mod.ts";
+import { claimSocket } from "../../_helpers/sockets.ts";
+
+/** Claims a free socket slot of this test run (see tests/_helpers/sockets.ts). */
+export { claimSocket };
 import { loadMeshConfig, type MeshConfig } from "../../../services/mesh/config.ts";
 import type { IdentitiesConfig } from "../../../services/mesh/identity.ts";
 import { hashIdentities, validateIdentities } from "../../../services/mesh/identity.ts";
@@ -86,43 +86,6 @@ export function policyData(name: string): Record<string, unknown> {
 /** The example identities. */
 export function exampleIdentities(): IdentitiesConfig {
   return validateIdentities(policyData("identities"));
-}
-
-/**
- * Claims a free socket slot (`/tmp/joi-test-sock/sN.sock`) with an exclusive
- * lock file, from the top down (other suites start at s0).
- */
-export async function claimSocket(): Promise<{ path: string; release: () => void }> {
-  await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
-  const slots = testSocketPaths().reverse();
-  for (const path of slots) {
-    const lock = `${path}.mesh-lock`;
-    try {
-      const f = Deno.openSync(lock, { write: true, createNew: true });
-      f.close();
-    } catch {
-      // stale lock from a crashed run: older than 10 minutes is reclaimed
-      try {
-        const st = Deno.statSync(lock);
-        if (Date.now() - (st.mtime?.getTime() ?? 0) < 600_000) continue;
-        Deno.writeTextFileSync(lock, "");
-      } catch {
-        continue;
-      }
-    }
-    return {
-      path,
-      release: () => {
-        try {
-          Deno.removeSync(path);
-        } catch { /* absent */ }
-        try {
-          Deno.removeSync(lock);
-        } catch { /* absent */ }
-      },
-    };
-  }
-  throw new Error("no free test socket slot in /tmp/joi-test-sock");
 }
 
 /** A free TCP port on 127.0.0.1 (bound then released). */

@@ -457,12 +457,12 @@ Deno.test("a body that stalls is refused with 400 once bodyTimeoutMs passes", as
 });
 
 Deno.test("Unix socket peers pass only when `unix` is an allowed source", async () => {
-  const { testSocketPaths } = await import("../../../../services/common/permissions/mod.ts");
+  const { socketSlots } = await import("../../../_helpers/sockets.ts");
   const keys = await testKeys();
   for (const [sources, expected] of [[["127.0.0.1"], 403], [["unix"], 200]] as const) {
     const t = await tempStore();
     // Other suites share the slots: take a free one from the end, never remove a live one.
-    const socket = [...testSocketPaths()].reverse().find((p) => {
+    const socket = socketSlots().reverse().find((p) => {
       try {
         Deno.lstatSync(p);
         return false;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { NOTICES } from "../../../../services/joi/agent/mod.ts";
 import { promptTokens } from "../../../../services/joi/llm/mod.ts";
 import { startJoi } from "../inbound/harness.ts";
+import { claimSocket } from "../../../_helpers/sockets.ts";
 
 const smokeAlert = (now: number) => ({
   event_id: crypto.randomUUID(),
@@ -338,22 +339,12 @@ Deno.test("agent: with web search enabled, a SEARCH request goes through the pro
 });
 
 Deno.test("agent: knowledge comes from the broker for the message's channel, as tagged data", async () => {
-  const { testSocketPaths } = await import("../../../../services/common/permissions/mod.ts");
-  await Deno.mkdir("/tmp/joi-test-sock", { recursive: true });
-  let listener: Deno.UnixListener | undefined;
-  let path = "";
-  for (const p of testSocketPaths().reverse()) {
-    try {
-      await Deno.remove(p).catch(() => {});
-      listener = Deno.listen({ transport: "unix", path: p });
-      path = p;
-      break;
-    } catch { /* slot busy */ }
-  }
-  assert.ok(listener, "no free test socket slot");
+  const slot = claimSocket();
+  const listener = Deno.listen({ transport: "unix", path: slot.path });
+  const path = slot.path;
   const asked: { channel: string; type: string; query: { q: string } }[] = [];
   const serve = (async () => {
-    for await (const conn of listener!) {
+    for await (const conn of listener) {
       const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
       let buf = "";
       while (!buf.includes("\n")) {
@@ -399,9 +390,9 @@ Deno.test("agent: knowledge comes from the broker for the message's channel, as 
     assert.equal(j.sent[0]!.content.text, "In May.");
   } finally {
     await j.close();
-    listener!.close();
+    listener.close();
     await serve.catch(() => {});
-    await Deno.remove(path).catch(() => {});
+    slot.release();
   }
 });
 
