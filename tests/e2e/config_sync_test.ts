@@ -22,6 +22,7 @@ import {
   expectedGroups,
   freePort,
   makeKeys,
+  meshHealth,
   OWNER,
   PARTNER,
   writeConfigDir,
@@ -29,7 +30,7 @@ import {
 import { stageHousehold } from "../scripts/validate/household.ts";
 import { runRevoke } from "../scripts/revoke/harness.ts";
 import { Child, waitUntil } from "./topology.ts";
-import { logEvents, loopbackHealth } from "./process.ts";
+import { logEvents } from "./process.ts";
 
 function spawn(name: "joi" | "mesh", layout: Layout): Child {
   return new Child(name, "deno", denoRunArgs(programSpec(name, layout)), {
@@ -44,7 +45,7 @@ function until(what: string, cond: () => boolean | Promise<boolean>, children: C
   return waitUntil(what, cond, 60_000, children);
 }
 
-const health = loopbackHealth;
+const health = meshHealth;
 
 Deno.test({
   name: "config sync: after revoke partner, the mesh drops the partner's phone without a restart",
@@ -87,7 +88,7 @@ Deno.test({
       children.push(mesh);
       await until(
         "joi to listen",
-        async () => (await health(layout.joiInbound.port)) !== undefined,
+        async () => (await health(layout.joiInbound.port)) !== null,
         children,
       );
       await until("the mesh to reach signal-cli", async () => {

@@ -211,13 +211,3 @@ export function logEvents(path: string, event: string): Record<string, unknown>[
     e.event === event || e.msg === event || e.message === event
   );
 }
-
-/** The `data` of a loopback service's `/health` answer, or undefined while it does not answer. */
-export async function loopbackHealth(port: number): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-    return (await r.json()).data;
-  } catch {
-    return undefined;
-  }
-}

@@ -34,11 +34,12 @@ import {
   freePort,
   GROUPS,
   makeKeys,
+  meshHealth,
   OWNER,
   PARTNER,
   writeConfigDir,
 } from "../services/mesh/harness.ts";
-import { Child, logEvents, loopbackHealth, waitUntil } from "./process.ts";
+import { Child, logEvents, waitUntil } from "./process.ts";
 
 const SECRET = "the spare key is in the blue flowerpot, alarm code 4711";
 
@@ -114,10 +115,10 @@ Deno.test({
         waitUntil(what, cond, 60_000, children);
       await until(
         "joi to listen",
-        async () => (await loopbackHealth(layout.joiInbound.port)) !== undefined,
+        async () => (await meshHealth(layout.joiInbound.port)) !== null,
       );
       await until("the mesh to reach signal-cli", async () => {
-        const m = await loopbackHealth(layout.meshOutbound.port);
+        const m = await meshHealth(layout.meshOutbound.port);
         return (m?.signal as { state?: string } | undefined)?.state === "connected";
       });
       const joiLog = `${dir}/log/joi.log`;

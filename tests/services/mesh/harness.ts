@@ -148,7 +148,7 @@ export function meshLayout(
   };
 }
 
-/** The `data` of a mesh's `/health` answer, or null while it does not answer. */
+/** The `data` of a loopback service's `/health` answer (the mesh's, joi's), or null while it does not answer. */
 export async function meshHealth(port: number): Promise<Record<string, unknown> | null> {
   try {
     const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
