@@ -13,9 +13,13 @@
  * - the owner's DM is answered by the model while the family group floods the
  *   LLM budget;
  * - URGENT in the owner's private DM puts no private text in the critical
- *   group, only where to look.
+ *   group, only where to look;
+ * - a voice note (real AAC through Debian's ffmpeg, the whisper.cpp stand-in)
+ *   is answered in text and then as a spoken Ogg/Opus voice note (the piper
+ *   stand-in, ffmpeg); one whisper cannot transcribe gets the architecture's
+ *   reply.
  *
- * Runs unprivileged on loopback (about 25 s).
+ * Runs unprivileged on loopback (about 30 s).
  */
 import assert from "node:assert/strict";
 import {
@@ -26,7 +30,14 @@ import {
 } from "../../services/common/permissions/mod.ts";
 import { generateMemoryKeyFile } from "../../services/joi/memory/crypto.ts";
 import { LlmTestServer } from "../peers/llm_server.ts";
-import { dataEnvelope, type RecordedRequest, SignalCliPeer } from "../peers/signal_cli/peer.ts";
+import {
+  dataEnvelope,
+  dataUriBytes,
+  type RecordedRequest,
+  SignalCliPeer,
+  voiceAttachment,
+} from "../peers/signal_cli/peer.ts";
+import { FFMPEG, makeVoiceNote } from "../peers/signal_cli/voice_note.ts";
 import {
   claimSocket,
   expectedGroups,
@@ -59,7 +70,7 @@ const toOwner = (peer: SignalCliPeer) =>
 
 Deno.test({
   name:
-    "e2e Signal: typing around a slow answer, receipts, quotes, mention gating, members only, fair budget, no disclosure",
+    "e2e Signal: typing around a slow answer, receipts, voice both ways, quotes, mention gating, members only, fair budget, no disclosure",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -85,9 +96,23 @@ Deno.test({
         policy,
         Deno.readTextFileSync(policy).replace("calls_per_hour: 120", "calls_per_hour: 10"),
       );
+      // voice: Debian's ffmpeg, the whisper.cpp and piper stand-ins (their real command lines)
+      const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
+      const attachments = `${dir}/signal-cli/attachments`;
+      await Deno.mkdir(attachments, { recursive: true });
+      for (const f of ["ggml-medium.bin", "en_US-lessac-medium.onnx"]) {
+        await Deno.writeTextFile(`${dir}/${f}`, "model");
+      }
+      const voice = {
+        whisper: { bin: `${bin}/whisper-cli`, model: `${dir}/ggml-medium.bin` },
+        ffmpeg: { bin: FFMPEG },
+        piper: { bin: `${bin}/piper`, voices: { en: `${dir}/en_US-lessac-medium.onnx` } },
+      };
       await writeConfigDir(
         `${dir}/mesh-config`,
-        `${FAST_MESH_YAML}presence: { typing_refresh_seconds: 1 }\n`,
+        `${FAST_MESH_YAML}presence: { typing_refresh_seconds: 1 }\nvoice: ${
+          JSON.stringify(voice)
+        }\n`,
       );
       const layout: Layout = {
         ...localLayout({ varDir: dir }),
@@ -102,6 +127,8 @@ Deno.test({
         meshOutbound: { host: "127.0.0.1", port: freePort() },
         llm: { host: "127.0.0.1", port: Number(new URL(llm.origin).port) },
         signal: { kind: "socket", path: sock.path },
+        signalAttachmentsDir: attachments,
+        meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: FFMPEG, piperBin: voice.piper.bin },
         knowledgeSocket: `${dir}/knowledge.sock`,
       };
       for (const name of ["joi", "mesh"] as const) {
@@ -207,6 +234,42 @@ Deno.test({
       for (const word of ["4711", "flowerpot", "spare key", "Leave"]) {
         assert.ok(!notice.includes(word), `"${word}" stays in the private DM`);
       }
+
+      // 6. voice both ways, in the partner's DM (still under its share of the budget): a note
+      //    is answered in text, then spoken
+      const toPartner = () =>
+        sends(peer).filter((x) =>
+          JSON.stringify(x.params.recipient) === JSON.stringify([PARTNER.number])
+        );
+      const note = async (id: string, marker: string) => {
+        const size = await makeVoiceNote(`${attachments}/${id}`, 1, marker);
+        peer.push(dataEnvelope({
+          ...PARTNER,
+          timestamp: ++ts,
+          text: null,
+          attachments: [voiceAttachment(id, size)],
+        }));
+      };
+      await note("v1", "SAY what time is it");
+      await until("the spoken answer", () => toPartner().length === 2);
+      const [textReply, spoken] = toPartner().map((x) => x.params);
+      assert.equal(textReply!.message, "answer: what time is it");
+      assert.equal(spoken!.voiceNote, true);
+      const ogg = new TextDecoder("latin1").decode(
+        dataUriBytes((spoken!.attachment as string[])[0]!),
+      );
+      assert.ok(ogg.startsWith("OggS") && ogg.includes("OpusHead"), "an Ogg/Opus voice note");
+      assert.equal(
+        Deno.readTextFileSync(`${dir}/en_US-lessac-medium.onnx.spoken`).trim(),
+        "answer: what time is it",
+      );
+      await note("v2", "FAIL");
+      await until("the failed transcription's reply", () => toPartner().length === 3);
+      assert.equal(
+        toPartner()[2]!.params.message,
+        "I received your voice message but couldn't transcribe it. Could you send that as text?",
+      );
+      assert.deepEqual([...Deno.readDirSync(attachments)], [], "the notes were deleted");
     } finally {
       await Promise.all(children.map((c) => c.stop("SIGTERM")));
       await peer.stop();
