@@ -46,6 +46,7 @@ import { Agent } from "./agent/agent.ts";
 import { languageStatus } from "./agent/language_check.ts";
 import type { KnowledgeSnippet } from "./agent/prompt.ts";
 import { ConfigManager } from "./config/manager.ts";
+import { AlarmLog } from "./guard/alarms.ts";
 import { createEventPath, type EventPath } from "./ingest/event_path.ts";
 import { createInboundApp } from "./inbound/app.ts";
 import { InboundLedger } from "./inbound/ledger.ts";
@@ -219,8 +220,11 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     log: log.child("tools"),
     now,
   });
+  // the alarm record: the event path writes it, the agent shows it as home context
+  const alarms = new AlarmLog(db);
   const agent = new Agent({
     config: () => config.current(),
+    alarms,
     memory,
     llm,
     outbox,
@@ -241,6 +245,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     roles,
     outbox,
     context: agent,
+    alarms,
     signing: keys.openhabToJoi
       ? { key: keys.openhabToJoi, nonceStorePath: `${o.stateDir}/ingest_nonces.db` }
       : undefined,

@@ -22,7 +22,13 @@ import { llmFailureNotice, NOTICES } from "./notices.ts";
 import type { ProactiveGate } from "./proactive.ts";
 import type { LocalTime } from "../../common/local_time.ts";
 import { parseChannel } from "../../common/policy/household.ts";
-import { type KnowledgeSnippet, parseReply, systemMessage, systemPrompt } from "./prompt.ts";
+import {
+  type HomeLine,
+  type KnowledgeSnippet,
+  parseReply,
+  systemMessage,
+  systemPrompt,
+} from "./prompt.ts";
 import { maybeSummarize } from "./_summarize.ts";
 import { buildWindow } from "./window.ts";
 
@@ -36,7 +42,7 @@ export interface TurnContext {
   /** The household's clock and language (policy.yaml `household`). */
   time(): LocalTime;
   /** Home context lines, newest last. */
-  homeContext(): string[];
+  homeContext(): HomeLine[];
   /** Recent lines of a group not addressed to joi (context only), oldest first. */
   groupChat(channel: string): string[];
   /** Queues one message through the outbox (refusals logged as security events). */

@@ -28,7 +28,9 @@ import { LocalTime } from "../../common/local_time.ts";
 import { NOTICES } from "./notices.ts";
 import { GroupContext } from "./group_context.ts";
 import { ProactiveGate } from "./proactive.ts";
-import type { KnowledgeSnippet } from "./prompt.ts";
+import type { HomeLine, KnowledgeSnippet } from "./prompt.ts";
+import type { AlarmLog, AlarmRecord } from "../guard/alarms.ts";
+import { typeName } from "../guard/templates.ts";
 import { ChannelQueues } from "./_queue.ts";
 import { answerMessage, proactiveTurn, type TurnContext, willAnswer } from "./_turn.ts";
 
@@ -64,6 +66,8 @@ export interface AgentOptions {
   maxQueuePerChannel?: number | undefined;
   /** Home context items kept (default 50). */
   maxContextItems?: number | undefined;
+  /** The alarm record: active and recently cleared alarms are home context in every channel. */
+  alarms?: Pick<AlarmLog, "recent"> | undefined;
   /** Clock. */
   now?: (() => number) | undefined;
 }
@@ -160,11 +164,22 @@ export class Agent implements MessageSink {
     return this.#queues.idle();
   }
 
-  /** Home context lines (cleaned by ingest), newest last, at the household's local time. */
-  homeContext(): string[] {
+  /**
+   * Home context lines at the household's local time, newest last: the
+   * context items (outside text beside the template, shown quoted and
+   * tagged), then the alarms active or cleared within a day (last, so a full
+   * context block cuts them last).
+   */
+  homeContext(): HomeLine[] {
     const time = this.#time();
     const now = (this.#o.now ?? Date.now)();
-    return this.#context.map((c) => `${time.when(c.at, now)} ${c.kind}: ${c.summary}`);
+    const lines: HomeLine[] = this.#context.map((c) => {
+      const text = `${time.when(c.at, now)} ${c.kind}: ${c.summary}`;
+      return c.data !== undefined ? { text, untrusted: c.data } : text;
+    });
+    const alarms = this.#o.alarms?.recent(now - ALARM_MEMORY_MS, 10) ?? [];
+    for (const a of alarms.reverse()) lines.push(alarmLine(a, time, now));
+    return lines;
   }
 
   /** The household's clock and language (policy.yaml `household`, reloadable). */
@@ -187,6 +202,20 @@ export class Agent implements MessageSink {
     }
     return res;
   }
+}
+
+/** How long a cleared alarm stays in the home context. */
+const ALARM_MEMORY_MS = 24 * 3_600_000;
+
+/** One alarm as a home context line: what, where, since when, acknowledged or not, cleared. */
+export function alarmLine(a: AlarmRecord, time: LocalTime, now: number): HomeLine {
+  const status = a.clearedAt !== null ? `cleared ${time.when(a.clearedAt, now)}` : "ACTIVE";
+  const ack = a.acknowledgedAt !== null
+    ? `acknowledged ${time.when(a.acknowledgedAt, now)}`
+    : "not acknowledged";
+  const text = `${time.when(a.startedAt, now)} alarm (${status}, ${ack}): ` +
+    `${typeName(a.deviceType)} at ${a.device} (state ${a.state})`;
+  return a.label ? { text, untrusted: a.label } : text;
 }
 
 /** Context items that may start a conversation: presence changes and weather summaries. */

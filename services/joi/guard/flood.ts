@@ -163,6 +163,8 @@ function fromRow(r: Row): DeviceState {
 /** Options of {@link FloodGuard}. */
 export interface FloodGuardOptions {
   db: DatabaseSync;
+  /** The alarm record over the same database (default: one of its own). */
+  alarms?: AlarmLog | undefined;
   policy: IotPolicy;
   log: Logger;
 }
@@ -200,7 +202,7 @@ export class FloodGuard {
     this.#keep = options.policy.flapping.suppress_transitions + 1;
     this.#get = this.#db.prepare("SELECT * FROM guard_devices WHERE device = ?");
     this.#all = this.#db.prepare(ALL_DEVICES);
-    this.alarms = new AlarmLog(this.#db);
+    this.alarms = options.alarms ?? new AlarmLog(this.#db);
     this.#addMember = this.#db.prepare(
       "INSERT OR IGNORE INTO guard_group_members (grp, member) VALUES (?, ?)",
     );

@@ -2,8 +2,11 @@
  * What is not an alarm becomes context for the agent: presence changes,
  * batched sensor summaries, weather, non-critical alerts, thing status.
  * {@link ContextBuffer} is a bounded in-memory ring the agent reads (and may
- * replace with its own {@link ContextSink}); every text in it is already
- * cleaned and quoted, never raw event strings.
+ * replace with its own {@link ContextSink}). A summary is a fixed template
+ * over identifiers and numbers; text from outside (a String item's value, a
+ * trigger's event, a label) is never in it but beside it in `data`, cleaned
+ * and capped, which the prompt shows quoted inside `<untrusted_data>`.
+ * (Alarms are not context items: the agent reads them from the alarm record.)
  *
  * @module
  */
@@ -14,8 +17,10 @@ export interface ContextItem {
   kind: string;
   /** Device or topic. */
   device: string;
-  /** A short fixed-template line with cleaned values. */
+  /** A short fixed-template line: identifiers, numbers, state words. */
   summary: string;
+  /** Untrusted text that goes with it (cleaned, capped): shown quoted and tagged, never inline. */
+  data?: string;
   /** When it happened (ms). */
   at: number;
 }

@@ -15,6 +15,7 @@ import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { Policy } from "../../common/policy/policy.ts";
 import { type NonceStore, openNonceStore } from "../../common/wire/nonce_store.ts";
 import { type Acknowledge, createAcknowledger } from "../guard/acknowledge.ts";
+import type { AlarmLog } from "../guard/alarms.ts";
 import { FloodGuard } from "../guard/flood.ts";
 import type { Outbox } from "../outbox/outbox.ts";
 import { createIngestApp } from "./app.ts";
@@ -34,6 +35,8 @@ export interface EventPathOptions {
   outbox: Outbox;
   /** Where home context goes (the agent in joi; a buffer in tests). */
   context: ContextSink;
+  /** The alarm record over `db`, when the caller shares it (the agent reads it). */
+  alarms?: AlarmLog | undefined;
   /**
    * The relay's openhab_to_joi key and where its nonce store lives
    * (`<state>/ingest_nonces.db`): ingest then takes signed events only.
@@ -80,7 +83,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
   const nonceStore: NonceStore | undefined = o.signing
     ? openNonceStore(o.signing.nonceStorePath, p.security.nonce_retention_minutes * 60_000)
     : undefined;
-  const guard = new FloodGuard({ db, policy: p.iot, log: log.child("guard") });
+  const guard = new FloodGuard({ db, alarms: o.alarms, policy: p.iot, log: log.child("guard") });
   const pipeline = new EventPipeline({
     db,
     guard,

@@ -32,6 +32,8 @@ export interface DecodedValue {
   unit?: string;
   /** True for values that must not be stored at all (Raw images). */
   drop?: boolean;
+  /** True for free text (String items, unknown types): untrusted, never an instruction. */
+  free?: boolean;
 }
 
 const ENUM_TYPES = new Set([
@@ -110,7 +112,7 @@ export function decodeValue(
     return { state: parts.map((p) => String(Number(p))).join(",") };
   }
   // String and anything unknown: untrusted text
-  return { state: cleanUntrusted(v, stringMax) };
+  return { state: cleanUntrusted(v, stringMax), free: true };
 }
 
 function parsePayload(event: BusEvent, field: string): unknown {
@@ -219,6 +221,7 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
         ...(previous !== undefined ? { previousState: previous } : {}),
         ...(decoded.value !== undefined ? { value: decoded.value } : {}),
         ...(decoded.unit ? { unit: decoded.unit } : {}),
+        ...(decoded.free ? { freeText: true } : {}),
         observedAt: at,
         receivedAt: at,
       }],
@@ -294,6 +297,7 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
         deviceType: "trigger",
         kind: "trigger",
         state: cleanUntrusted(p.event, TRIGGER_MAX) || "(empty)",
+        freeText: true,
         observedAt: at,
         receivedAt: at,
       }],

@@ -239,11 +239,14 @@ export class EventPipeline {
         return 0;
       case "context": {
         const e = a.event;
-        const label = e.label ? ` ${e.label.startsWith("“") ? e.label : `“${e.label}”`}` : "";
+        // outside text (a String item's value, a trigger's event, a label) goes beside
+        // the summary, never in it: the prompt shows it quoted in <untrusted_data>
+        const data = e.freeText ? e.state ?? "" : e.label?.replace(/^“|”$/g, "") ?? "";
         this.#o.context.push({
           kind: "event",
           device: e.device,
-          summary: `${e.device} (${e.deviceType}, ${e.kind}): ${e.state}${label}`,
+          summary: `${e.device} (${e.deviceType}, ${e.kind})${e.freeText ? "" : `: ${e.state}`}`,
+          ...(data !== "" ? { data } : {}),
           at: e.observedAt,
         });
         return 0;

@@ -63,8 +63,14 @@ export interface DeviceEvent {
   value?: number;
   /** Unit of `value` (`°C`, `%`, `kWh`), when known. */
   unit?: string;
-  /** A cleaned, quoted, truncated human label (alert title, location). */
+  /** A cleaned, truncated human label (alert title, location, thing description). */
   label?: string;
+  /**
+   * The state is free text from outside (a String item, an unknown type, a
+   * trigger's event): cleaned and capped, but still untrusted; shown to the
+   * LLM only quoted inside `<untrusted_data>`, never as a state word.
+   */
+  freeText?: boolean;
   /** When the device observed it (ms since the epoch). */
   observedAt: number;
   /** When joi (or the relay, which stamps it) received it (ms since the epoch). */
