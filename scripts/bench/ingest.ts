@@ -7,7 +7,11 @@
  *    events, next to a bare Hono + zod + SQLite insert endpoint taking the
  *    same batches: events/s, p50/p99 per request, and the ratio;
  * 2. the time from a critical event's POST to the signed send reaching a test
- *    mesh while another device floods at about 1,000 events/s: p50/p99.
+ *    mesh while another device floods at about 1,000 events/s: p50/p99;
+ * 3. the whole alarm path, real relay, joi and mesh processes: alarm delivery
+ *    latency from openHAB's stream to signal-cli's `send`, idle and while the
+ *    relay carries 1,000 ordinary events/s including refused and oversized
+ *    ones (`_alarm_path.ts`): p50/p99, target p99 < 50 ms, alarms lost (0).
  *
  * Rate limits are raised for phase 1 (they would refuse a benchmark by
  * design). Ingest HMAC signing is not measured: the wire module has no
@@ -25,6 +29,7 @@ import { loadPolicies, type Policy } from "../../services/common/policy/mod.ts";
 import { importHmacKey, signedHeaders } from "../../services/common/wire/sign.ts";
 import { randomKeyBytes, startMeshPeer } from "../../tests/peers/mesh_peer.ts";
 import { createEventServices } from "../../tests/services/joi/harness.ts";
+import { alarmPath } from "./_alarm_path.ts";
 
 const CONCURRENCY = 8;
 const BATCH = 50;
@@ -286,6 +291,8 @@ export async function bench(): Promise<void> {
     await mesh.close();
     await Deno.remove(dir, { recursive: true });
   }
+  // phase 3: the whole alarm path, real processes
+  await alarmPath();
 }
 
 if (import.meta.main) await bench();

@@ -82,5 +82,7 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   log.info("relay_started", { source });
   await relay.run();
+  // what it carried, for the operator (and the benchmark)
+  log.info("relay_stopped", { ...relay.stats });
   return 0;
 }

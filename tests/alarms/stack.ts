@@ -67,6 +67,8 @@ export interface Stack {
   stopJoi(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Starts joi again (same ports, state, keys) and waits for its /health. */
   startJoi(): Promise<void>;
+  /** Stops the relay (SIGTERM: it logs `relay_stopped` with what it carried). */
+  stopRelay(): Promise<void>;
   /** `send` requests signal-cli got for the critical group, in order. */
   criticalSends(): RecordedRequest[];
   /** Parsed JSON log lines of a process (all jois for `joi`). */
@@ -219,6 +221,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     jois,
     push: (ev) => sse.push(ev),
     stopJoi: (signal) => stop(stack.joi, signal),
+    stopRelay: () => stop(stack.relay, "SIGTERM"),
     startJoi,
     criticalSends: () =>
       peer.calls("send").filter((r) => r.params.groupId === GROUPS.critical_group),
@@ -235,7 +238,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       await sse.close();
       await peer.stop();
       sock.release();
-      if (!Deno.env.get("JOI_TEST_KEEP")) await Deno.remove(dir, { recursive: true });
+      await Deno.remove(dir, { recursive: true });
     },
   };
   try {

@@ -3,7 +3,9 @@
  * replies, proactive chatter) is checked against the outbound content rules,
  * committed to the durable queue, and sent by {@link Outbox.pump}:
  *
- * - critical first, then oldest first;
+ * - two lanes: critical alerts are sent by their own loop, oldest first, never
+ *   waiting behind an ordinary message in flight (a slow signal-cli reply to
+ *   the family cannot hold an alarm back); ordinary messages oldest first;
  * - outbound rate limits per contracts.md (class by channel and kind), and the
  *   circuit breaker; event-triggered critical alerts bypass both, since a real
  *   alarm is never blocked;
@@ -81,8 +83,11 @@ export class Outbox {
   #roles: HouseholdRoles;
   #time: LocalTime;
   #delayedAfter: number;
-  #pumping: Promise<number> | null = null;
-  #again = false;
+  /** One sending loop per priority: each runs alone, the two run side by side. */
+  #lanes = {
+    critical: { pumping: null as Promise<number> | null, again: false },
+    normal: { pumping: null as Promise<number> | null, again: false },
+  };
   #lastMeshContact: number | null = null;
   #listeners = new Set<(m: QueuedMessage) => void>();
 
@@ -170,25 +175,37 @@ export class Outbox {
     this.pump().catch((e) => this.#log.error("outbox_pump_failed", { error: String(e) }));
   }
 
-  /** Sends what is due; resolves to the number sent. Concurrent calls share one run. */
-  pump(): Promise<number> {
-    if (this.#pumping) {
-      this.#again = true;
-      return this.#pumping;
+  /**
+   * Sends what is due in both lanes; resolves to the number sent. Concurrent
+   * calls share each lane's run.
+   */
+  async pump(): Promise<number> {
+    const [critical, normal] = await Promise.all([
+      this.#pumpLane("critical"),
+      this.#pumpLane("normal"),
+    ]);
+    return critical + normal;
+  }
+
+  #pumpLane(priority: "critical" | "normal"): Promise<number> {
+    const lane = this.#lanes[priority];
+    if (lane.pumping) {
+      lane.again = true;
+      return lane.pumping;
     }
-    this.#pumping = (async () => {
+    lane.pumping = (async () => {
       let sent = 0;
       try {
         do {
-          this.#again = false;
-          sent += await this.#drain();
-        } while (this.#again);
+          lane.again = false;
+          sent += await this.#drain(priority);
+        } while (lane.again);
       } finally {
-        this.#pumping = null;
+        lane.pumping = null;
       }
       return sent;
     })();
-    return this.#pumping;
+    return lane.pumping;
   }
 
   #backoff(attempts: number, retryAfterMs?: number): number {
@@ -197,19 +214,17 @@ export class Outbox {
     return Math.max(exp, retryAfterMs ?? 0);
   }
 
-  async #drain(): Promise<number> {
+  async #drain(priority: "critical" | "normal"): Promise<number> {
     let sent = 0;
     for (;;) {
       const now = this.#now();
-      const batch = this.store.due(now, 32);
+      const batch = this.store.due(now, 32, priority);
       if (batch.length === 0) return sent;
       let progressed = false;
       for (const m of batch) {
         const r = await this.#one(m);
         if (r === "sent") sent++;
         if (r !== "deferred") progressed = true;
-        // a newly queued critical alert overtakes the rest of this batch
-        if (this.#again && m.priority !== "critical") break;
       }
       if (!progressed) return sent;
     }

@@ -69,6 +69,7 @@ export class OutboxStore {
   #db: DatabaseSync;
   #insert: StatementSync;
   #due: StatementSync;
+  #dueOf: StatementSync;
   #sent: StatementSync;
   #retry: StatementSync;
   #final: StatementSync;
@@ -83,6 +84,8 @@ export class OutboxStore {
       next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#due = db.prepare(`SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
       ORDER BY priority = 'critical' DESC, id LIMIT ?`);
+    this.#dueOf = db.prepare(`SELECT * FROM outbox WHERE status = 'queued' AND priority = ?
+      AND next_attempt_at <= ? ORDER BY id LIMIT ?`);
     this.#sent = db.prepare(
       "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
     );
@@ -118,9 +121,12 @@ export class OutboxStore {
     return { id: Number(r.lastInsertRowid), deliveryId };
   }
 
-  /** Queued messages due at `now`, critical first, then oldest first. */
-  due(now: number, limit: number): QueuedMessage[] {
-    return (this.#due.all(now, limit) as Row[]).map(fromRow);
+  /** Queued messages due at `now` (of one priority when given), critical first, then oldest first. */
+  due(now: number, limit: number, priority?: "critical" | "normal"): QueuedMessage[] {
+    const rows = priority === undefined
+      ? this.#due.all(now, limit)
+      : this.#dueOf.all(priority, now, limit);
+    return (rows as Row[]).map(fromRow);
   }
 
   /** Marks a message sent. */

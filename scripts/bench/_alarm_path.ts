@@ -1,0 +1,128 @@
+/**
+ * Alarm delivery through the whole path, as it runs: the real relay, joi and
+ * mesh processes with their manifest flags (`tests/alarms/stack.ts`), the
+ * openHAB event-stream and signal-cli stand-ins in this process. Latency is
+ * measured from the moment an alarm is written to openHAB's stream ("relay
+ * in") to the moment signal-cli receives the `send` for the critical group
+ * ("signal-cli out"), first on an idle path (the baseline of the same run),
+ * then while the relay carries about 1,000 ordinary events/s, of which ~5 %
+ * are refused by joi and ~1 % are oversized lines the relay skips. Target:
+ * p99 < 50 ms under load, and no alarm lost.
+ *
+ * @module
+ */
+import type { OpenhabEvent } from "../../tests/peers/openhab_sse.ts";
+import { GROUPS } from "../../tests/services/mesh/harness.ts";
+import { startStack } from "../../tests/alarms/stack.ts";
+
+const ORDINARY_PER_SECOND = 1_000;
+const ALARMS_IDLE = 30;
+const ALARMS_LOADED = 100;
+const ALARM_GAP_MS = 100;
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+}
+
+function change(item: string, type: string, value: string): OpenhabEvent {
+  return {
+    topic: `openhab/items/${item}/statechanged`,
+    payload: JSON.stringify({ type, value, oldType: type, oldValue: "x" }),
+    type: "ItemStateChangedEvent",
+  };
+}
+
+/** The n-th ordinary event: mostly valid, 5 % refused by joi, 1 % oversized. */
+function ordinary(n: number): OpenhabEvent {
+  if (n % 100 === 7) {
+    return change(`Cam${n % 7}_Image`, "Raw", "data:image/jpeg;base64," + "A".repeat(150_000));
+  }
+  if (n % 20 === 3) return change(`Meter${n % 13}_Power`, "Decimal", "not a number");
+  if (n % 3 === 0) return change(`Room${n % 50}_Temperature`, "Quantity", `${18 + n % 60 / 10} °C`);
+  if (n % 3 === 1) return change(`Room${n % 50}_Light`, "OnOff", n % 2 ? "ON" : "OFF");
+  return change(`Room${n % 50}_Window`, "OpenClosed", n % 2 ? "OPEN" : "CLOSED");
+}
+
+/** Runs the measurement and prints its figures. */
+export async function alarmPath(): Promise<void> {
+  const s = await startStack({
+    // the benchmark's ordinary traffic must not be refused for the hourly limit
+    policy: (doc) => doc.setIn(["rate_limits", "openhab", "events"], 100_000_000),
+  });
+  const sentAt = new Map<string, number>();
+  s.peer.onRequest = (r) => {
+    if (r.method !== "send" || r.params.groupId !== GROUPS.critical_group) return;
+    const device = /ALERT: .+? by (\S+) \(state /.exec(String(r.params.message))?.[1];
+    if (device && !sentAt.has(device)) sentAt.set(device, performance.now());
+  };
+  const measure = async (prefix: string, n: number): Promise<{ ms: number[]; lost: number }> => {
+    const pushedAt = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const device = `${prefix}${i}_Smoke`;
+      pushedAt.set(device, performance.now());
+      s.push(change(device, "OnOff", "ON"));
+      await new Promise((r) => setTimeout(r, ALARM_GAP_MS));
+    }
+    const end = performance.now() + 10_000;
+    while (performance.now() < end && [...pushedAt.keys()].some((d) => !sentAt.has(d))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const ms: number[] = [];
+    let lost = 0;
+    for (const [device, at] of pushedAt) {
+      const sent = sentAt.get(device);
+      if (sent === undefined) lost++;
+      else ms.push(sent - at);
+    }
+    return { ms: ms.sort((a, b) => a - b), lost };
+  };
+  try {
+    // warm-up, then the idle baseline
+    await measure("Warm", 5);
+    const idle = await measure("Idle", ALARMS_IDLE);
+    // the loaded path: ordinary traffic in 10 ms ticks
+    let pushed = 0;
+    let loading = true;
+    const started = performance.now();
+    const load = (async () => {
+      while (loading) {
+        const due = Math.floor((performance.now() - started) * ORDINARY_PER_SECOND / 1000);
+        while (pushed < due) s.push(ordinary(pushed++));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const loaded = await measure("Load", ALARMS_LOADED);
+    loading = false;
+    await load;
+    const seconds = (performance.now() - started) / 1000;
+    await s.stopRelay();
+    const stats = s.logs("relay").find((l) => l.event === "relay_stopped") ?? {};
+    const refused = s.logs("relay").filter((l) => l.event === "relay_event_refused").length;
+    const p = (f: { ms: number[] }) =>
+      `p50 ${pct(f.ms, 0.5).toFixed(1)} ms  p99 ${pct(f.ms, 0.99).toFixed(1)} ms`;
+    console.log(
+      `alarm, relay in -> signal-cli send out, idle path:            ${p(idle)} ` +
+        `(${idle.ms.length} alarms, lost ${idle.lost})`,
+    );
+    console.log(
+      `alarm, relay in -> signal-cli send out, ${Math.round(pushed / seconds)} ordinary ev/s: ${
+        p(loaded)
+      } (${loaded.ms.length} alarms, lost ${loaded.lost})`,
+    );
+    console.log(
+      `  the relay carried ${stats.forwarded ?? "?"} events to joi in ${seconds.toFixed(1)} s ` +
+        `(${Math.round(Number(stats.forwarded) / seconds)} ev/s), joi refused ${refused} ` +
+        `(each named in the relay's log), ${stats.skipped ?? "?"} oversized skipped, ` +
+        `${stats.dropped ?? "?"} dropped for room, ${stats.buffered ?? "?"} still buffered`,
+    );
+    const p99 = pct(loaded.ms, 0.99);
+    console.log(
+      `  ratio loaded/idle p99: ${(p99 / pct(idle.ms, 0.99)).toFixed(2)}; target p99 < 50 ms: ${
+        p99 < 50 ? "met" : "NOT met"
+      }; alarms lost: ${idle.lost + loaded.lost} (must be 0)`,
+    );
+  } finally {
+    await s.close();
+  }
+}
