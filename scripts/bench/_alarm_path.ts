@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { OpenhabEvent } from "../../tests/peers/openhab_sse.ts";
+import { type OpenhabEvent, stateChanged } from "../../tests/peers/openhab_sse.ts";
 import { GROUPS } from "../../tests/services/mesh/harness.ts";
 import { startStack } from "../../tests/alarms/stack.ts";
 
@@ -24,23 +24,21 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 }
 
-function change(item: string, type: string, value: string): OpenhabEvent {
-  return {
-    topic: `openhab/items/${item}/statechanged`,
-    payload: JSON.stringify({ type, value, oldType: type, oldValue: "x" }),
-    type: "ItemStateChangedEvent",
-  };
-}
-
 /** The n-th ordinary event: mostly valid, 5 % refused by joi, 1 % oversized. */
 function ordinary(n: number): OpenhabEvent {
   if (n % 100 === 7) {
-    return change(`Cam${n % 7}_Image`, "Raw", "data:image/jpeg;base64," + "A".repeat(150_000));
+    return stateChanged(
+      `Cam${n % 7}_Image`,
+      "Raw",
+      "data:image/jpeg;base64," + "A".repeat(150_000),
+    );
   }
-  if (n % 20 === 3) return change(`Meter${n % 13}_Power`, "Decimal", "not a number");
-  if (n % 3 === 0) return change(`Room${n % 50}_Temperature`, "Quantity", `${18 + n % 60 / 10} °C`);
-  if (n % 3 === 1) return change(`Room${n % 50}_Light`, "OnOff", n % 2 ? "ON" : "OFF");
-  return change(`Room${n % 50}_Window`, "OpenClosed", n % 2 ? "OPEN" : "CLOSED");
+  if (n % 20 === 3) return stateChanged(`Meter${n % 13}_Power`, "Decimal", "not a number");
+  if (n % 3 === 0) {
+    return stateChanged(`Room${n % 50}_Temperature`, "Quantity", `${18 + n % 60 / 10} °C`);
+  }
+  if (n % 3 === 1) return stateChanged(`Room${n % 50}_Light`, "OnOff", n % 2 ? "ON" : "OFF");
+  return stateChanged(`Room${n % 50}_Window`, "OpenClosed", n % 2 ? "OPEN" : "CLOSED");
 }
 
 /** Runs the measurement and prints its figures. */
@@ -60,7 +58,7 @@ export async function alarmPath(): Promise<void> {
     for (let i = 0; i < n; i++) {
       const device = `${prefix}${i}_Smoke`;
       pushedAt.set(device, performance.now());
-      s.push(change(device, "OnOff", "ON"));
+      s.push(stateChanged(device, "OnOff", "ON"));
       await new Promise((r) => setTimeout(r, ALARM_GAP_MS));
     }
     const end = performance.now() + 10_000;

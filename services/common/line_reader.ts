@@ -49,8 +49,8 @@ export class LineSplitter {
   readonly #headBytes: number;
   readonly #tailBytes: number;
   readonly #decoder = new TextDecoder();
-  /** Pieces of the current line while it is within the limit. */
-  #parts: Uint8Array[] = [];
+  /** The current line while it is within the limit (grown as needed, up to the limit). */
+  #buf = new Uint8Array(256);
   #length = 0;
   /** Set while the current line is being skipped. */
   #skipping: { head: Uint8Array; tail: Uint8Array; count: number } | null = null;
@@ -103,22 +103,33 @@ export class LineSplitter {
       s.tail = lastBytes(s.tail, bytes, this.#tailBytes);
       return;
     }
-    if (this.#length + bytes.length <= this.#max) {
-      // copy: the caller may reuse its read buffer
-      this.#parts.push(bytes.slice());
-      this.#length += bytes.length;
+    const length = this.#length + bytes.length;
+    if (length <= this.#max) {
+      // copied: the caller may reuse its read buffer
+      if (length > this.#buf.length) {
+        const grown = new Uint8Array(Math.min(this.#max, Math.max(length, this.#buf.length * 2)));
+        grown.set(this.#buf.subarray(0, this.#length));
+        this.#buf = grown;
+      }
+      this.#buf.set(bytes, this.#length);
+      this.#length = length;
       return;
     }
     // over the limit: keep its head and tail only, from now on count
-    const held = concat(this.#parts, this.#length);
-    const all = concat([held, bytes], held.length + bytes.length);
-    this.#skipping = {
-      head: all.slice(0, this.#headBytes),
-      tail: all.slice(Math.max(0, all.length - this.#tailBytes)),
-      count: all.length,
-    };
-    this.#parts = [];
+    const held = this.#buf.subarray(0, this.#length);
+    const head = new Uint8Array(Math.min(this.#headBytes, length));
+    head.set(held.subarray(0, head.length));
+    if (held.length < head.length) {
+      head.set(bytes.subarray(0, head.length - held.length), held.length);
+    }
+    this.#skipping = { head, tail: lastBytes(held, bytes, this.#tailBytes), count: length };
+    this.#reset();
+  }
+
+  /** Empties the line buffer, giving back memory a long line took. */
+  #reset(): void {
     this.#length = 0;
+    if (this.#buf.length > 65_536) this.#buf = new Uint8Array(256);
   }
 
   #finish(): LineItem {
@@ -131,22 +142,10 @@ export class LineSplitter {
         tail: this.#decoder.decode(s.tail),
       };
     }
-    const line = this.#decoder.decode(concat(this.#parts, this.#length));
-    this.#parts = [];
-    this.#length = 0;
+    const line = this.#decoder.decode(this.#buf.subarray(0, this.#length));
+    this.#reset();
     return { line };
   }
-}
-
-function concat(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(length);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 function lastBytes(prev: Uint8Array, next: Uint8Array, n: number): Uint8Array {

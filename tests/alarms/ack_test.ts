@@ -13,7 +13,7 @@
  * the alert it sent; joi's `/health` shows how many alarms still alert.
  */
 import assert from "node:assert/strict";
-import { itemChange } from "../peers/openhab_sse.ts";
+import { stateChanged } from "../peers/openhab_sse.ts";
 import { dataEnvelope, voiceAttachment } from "../peers/signal_cli/peer.ts";
 import { makeVoiceNote } from "../peers/signal_cli/voice_note.ts";
 import { GROUPS, OWNER } from "../services/mesh/harness.ts";
@@ -60,13 +60,14 @@ Deno.test({
       await until(
         () => accepted(s) > before,
         `joi to accept ${JSON.stringify(envelope).slice(0, 300)}; mesh: ${
-          s.mesh.lines.filter((l) => l.includes("signal_")).slice(-6).join("\n")
+          s.logs("mesh").filter((l) => String(l.event).startsWith("signal_")).slice(-6)
+            .map((l) => JSON.stringify(l)).join("\n")
         }`,
       );
     };
     try {
       for (const device of ["Kitchen_Smoke", "Garage_CO_Detector", "Bath_WaterLeak"]) {
-        s.push(itemChange(device, "OnOff", "ON", "OFF")[2]!);
+        s.push(stateChanged(device, "OnOff", "ON", { oldValue: "OFF" }));
       }
       await until(() => critical(s, "ALERT:").length === 3, "three alerts");
       await until(async () => (await alerting(s)) === 3, "three alarms alerting");
@@ -74,6 +75,18 @@ Deno.test({
         critical(s, "ALERT:").find((r) => String(r.params.message).includes(`by ${device} `))!;
       const stampOf = (device: string) =>
         (alertOf(device).result as { timestamp: number }).timestamp;
+      /** The owner's reaction in the critical group to the message joi sent at `target`. */
+      const react = (emoji: string, target: number) =>
+        dataEnvelope({
+          ...OWNER,
+          timestamp: ++ts,
+          groupId: GROUPS.critical_group,
+          reaction: {
+            emoji,
+            author: { number: s.peer.account, uuid: s.peer.accountUuid },
+            targetSentTimestamp: target,
+          },
+        });
 
       // not acknowledgements: the family group, the DM, a voice note
       await say(
@@ -116,16 +129,7 @@ Deno.test({
       assert.equal(await alerting(s), 2);
 
       // a 👍 reaction to the CO alert: that alarm only
-      await say(dataEnvelope({
-        ...OWNER,
-        timestamp: ++ts,
-        groupId: GROUPS.critical_group,
-        reaction: {
-          emoji: "👍🏽",
-          author: { number: s.peer.account, uuid: s.peer.accountUuid },
-          targetSentTimestamp: stampOf("Garage_CO_Detector"),
-        },
-      }));
+      await say(react("👍🏽", stampOf("Garage_CO_Detector")));
       await until(() => critical(s, "Acknowledged").length === 2, "the reaction's acknowledgement");
       assert.match(
         String(critical(s, "Acknowledged")[1]!.params.message),
@@ -134,16 +138,7 @@ Deno.test({
       assert.equal(await alerting(s), 1);
 
       // a reaction to something that is not an alert acknowledges nothing
-      await say(dataEnvelope({
-        ...OWNER,
-        timestamp: ++ts,
-        groupId: GROUPS.critical_group,
-        reaction: {
-          emoji: "👍",
-          author: { number: s.peer.account, uuid: s.peer.accountUuid },
-          targetSentTimestamp: 1_234,
-        },
-      }));
+      await say(react("👍", 1_234));
       assert.equal(await alerting(s), 1);
 
       // "ok 👍" typed in the critical group: the rest

@@ -21,7 +21,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { OpenhabEvent } from "../peers/openhab_sse.ts";
+import { type OpenhabEvent, stateChanged, triggered } from "../peers/openhab_sse.ts";
 import { type Stack, startStack } from "./stack.ts";
 
 /** Alert 1 within this of max(push, joi up again); alert 2 within 60 s plus this. */
@@ -107,30 +107,20 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   },
 );
 
-function item(name: string, type: string, value: string, group?: string): OpenhabEvent {
-  return {
-    topic: group
-      ? `openhab/items/${group}/${name}/statechanged`
-      : `openhab/items/${name}/statechanged`,
-    payload: JSON.stringify({ type, value, oldType: type, oldValue: "x" }),
-    type: group ? "GroupItemStateChangedEvent" : "ItemStateChangedEvent",
-  };
-}
-
 /** Bad events, each naming its own item. */
 function invalid(name: string, variant: number): OpenhabEvent {
   const t = `openhab/items/${name}/statechanged`;
   switch (variant) {
     case 0:
-      return item(name, "Decimal", "not a number");
+      return stateChanged(name, "Decimal", "not a number");
     case 1:
       return { topic: t, payload: "{not json", type: "ItemStateChangedEvent" };
     case 2:
       return { topic: t, payload: JSON.stringify({ value: "ON" }), type: "ItemStateChangedEvent" };
     case 3:
-      return item(name, "OnOff", "1 2 3");
+      return stateChanged(name, "OnOff", "1 2 3");
     case 4:
-      return item(name, "DateTime", "the day after tomorrow");
+      return stateChanged(name, "DateTime", "the day after tomorrow");
     default:
       return {
         topic: `openhab/items/${name}/extra/segment/statechanged`,
@@ -195,18 +185,14 @@ async function run(s: Stack, l: Ledger, steps: Step[]): Promise<void> {
           ["Front_Door", "OpenClosed", st.value % 2 ? "OPEN" : "CLOSED"],
           ["Living_Humidity", "Decimal", String(Math.abs(st.value))],
         ][st.which]!;
-        s.push(item(dev!, type!, value!));
+        s.push(stateChanged(dev!, type!, value!));
         break;
       }
       case "string":
-        s.push(item("Garage_Note", "String", st.text));
+        s.push(stateChanged("Garage_Note", "String", st.text));
         break;
       case "trigger":
-        s.push({
-          topic: `openhab/channels/mqtt:topic:remote:${name}/triggered`,
-          payload: JSON.stringify({ event: st.event, channel: "mqtt:topic:remote" }),
-          type: "ChannelTriggeredEvent",
-        });
+        s.push(triggered(`mqtt:topic:remote:${name}`, st.event));
         break;
       case "invalid":
         l.invalid.push(`Bad_${name}`);
@@ -217,18 +203,18 @@ async function run(s: Stack, l: Ledger, steps: Step[]): Promise<void> {
         const value = st.raw
           ? "data:image/jpeg;base64," + "A".repeat(st.bytes)
           : "w".repeat(st.bytes);
-        s.push(item(`Big_${name}`, st.raw ? "Raw" : "String", value));
+        s.push(stateChanged(`Big_${name}`, st.raw ? "Raw" : "String", value));
         break;
       }
       case "flap":
         for (let i = 0; i < st.n; i++) {
           open = !open;
-          s.push(item("Porch_Contact", "OpenClosed", open ? "OPEN" : "CLOSED"));
+          s.push(stateChanged("Porch_Contact", "OpenClosed", open ? "OPEN" : "CLOSED"));
         }
         break;
       case "exhaust":
         for (let i = 0; i < EVENT_LIMIT; i++) {
-          s.push(item(`Meter_${i % 40}_Power`, "Decimal", String(i)));
+          s.push(stateChanged(`Meter_${i % 40}_Power`, "Decimal", String(i)));
         }
         break;
       case "alarm": {
@@ -237,8 +223,8 @@ async function run(s: Stack, l: Ledger, steps: Step[]): Promise<void> {
         const device = a.kind === "group" ? `${name}_Detector` : `${name}_${a.type}`;
         const group = a.type === "Smoke" ? "gSmoke" : a.type === "WaterLeak" ? "gLeaks" : "gCO";
         const pushedAt = Date.now();
-        const own = item(device, "OnOff", "ON");
-        const viaGroup = item(device, "OnOff", "ON", group);
+        const own = stateChanged(device, "OnOff", "ON");
+        const viaGroup = stateChanged(device, "OnOff", "ON", { group });
         const order = a.kind === "own"
           ? [own]
           : a.kind === "group"

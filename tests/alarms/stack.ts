@@ -23,6 +23,7 @@ import { generateKeyFile } from "../../services/common/wire/keys.ts";
 import { generateMemoryKeyFile } from "../../services/joi/memory/crypto.ts";
 import { type OpenhabEvent, type OpenhabSse, startOpenhabSse } from "../peers/openhab_sse.ts";
 import { type RecordedRequest, SignalCliPeer } from "../peers/signal_cli/peer.ts";
+import { Child, waitUntil } from "../e2e/process.ts";
 import {
   claimSocket,
   expectedGroups,
@@ -30,15 +31,6 @@ import {
   freePort,
   GROUPS,
 } from "../services/mesh/harness.ts";
-
-/** One running service process. */
-export interface Proc {
-  child: Deno.ChildProcess;
-  /** Its stderr, line by line (JSON log lines and anything else it printed). */
-  lines: string[];
-  /** Resolves when its stderr is drained (after exit). */
-  drained: Promise<void>;
-}
 
 /** Options of {@link startStack}. */
 export interface StackOptions {
@@ -56,11 +48,11 @@ export interface Stack {
   attachments: string;
   sse: OpenhabSse;
   peer: SignalCliPeer;
-  relay: Proc;
-  mesh: Proc;
-  joi: Proc;
+  relay: Child;
+  mesh: Child;
+  joi: Child;
   /** Every joi process so far (restarts append), for its logs. */
-  jois: Proc[];
+  jois: Child[];
   /** Pushes one openHAB event to the relay's stream. */
   push(ev: OpenhabEvent): void;
   /** Stops joi (`SIGTERM`, or `SIGKILL` as a crash) and waits for it to exit. */
@@ -79,62 +71,31 @@ export interface Stack {
 
 const TOKEN = "oh.alarm-stack-token-0123456789";
 
-function spawn(layout: Layout, program: "joi" | "mesh" | "openhab_relay"): Proc {
-  const spec = programSpec(program, layout);
-  const child = new Deno.Command("deno", {
-    args: denoRunArgs(spec),
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const drained = (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      lines.push(...parts);
-    }
-    if (rest) lines.push(rest);
-  })().catch(() => {});
-  return { child, lines, drained };
+function spawn(layout: Layout, program: "joi" | "mesh" | "openhab_relay"): Child {
+  return new Child(program, "deno", denoRunArgs(programSpec(program, layout)));
 }
 
-async function waitHealthy(proc: Proc, url: string, what: string, limitMs = 60_000) {
-  let exited = false;
-  proc.child.status.then(() => (exited = true));
-  const end = Date.now() + limitMs;
-  while (Date.now() < end) {
-    if (exited) {
-      throw new Error(`${what} exited before answering ${url}:\n${proc.lines.join("\n")}`);
-    }
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      await r.body?.cancel();
-      if (r.ok) return;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not answer ${url} within ${limitMs} ms:\n${proc.lines.join("\n")}`);
+async function waitHealthy(child: Child, url: string): Promise<void> {
+  await waitUntil(
+    `${child.name}'s ${url}`,
+    async () => {
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        await r.body?.cancel();
+        return r.ok;
+      } catch {
+        return false; // not up yet
+      }
+    },
+    60_000,
+    [child],
+  );
 }
 
-async function stop(proc: Proc, signal: "SIGTERM" | "SIGKILL"): Promise<void> {
-  try {
-    proc.child.kill(signal);
-  } catch { /* exited */ }
-  const timer = setTimeout(() => {
-    try {
-      proc.child.kill("SIGKILL");
-    } catch { /* exited */ }
-  }, 10_000);
-  await proc.child.status;
-  clearTimeout(timer);
-  await proc.drained;
-}
-
-function parsed(lines: string[]): Record<string, unknown>[] {
+/** The JSON log lines a service wrote to stderr. */
+function logLines(child: Child): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  for (const l of lines) {
+  for (const l of child.output.join("").split("\n")) {
     if (!l.startsWith("{")) continue;
     try {
       out.push(JSON.parse(l));
@@ -200,14 +161,14 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   for (const d of [layout.joiStateDir, layout.meshStateDir, layout.relayStateDir, layout.logDir]) {
     await Deno.mkdir(d, { recursive: true, mode: 0o700 });
   }
-  const procs: Proc[] = [];
-  const jois: Proc[] = [];
+  const procs: Child[] = [];
+  const jois: Child[] = [];
   const startJoi = async () => {
     const joi = spawn(layout, "joi");
     procs.push(joi);
     jois.push(joi);
     stack.joi = joi;
-    await waitHealthy(joi, `http://127.0.0.1:${layout.joiIngest.port}/health`, "joi");
+    await waitHealthy(joi, `http://127.0.0.1:${layout.joiIngest.port}/health`);
   };
   const stack: Stack = {
     dir,
@@ -215,26 +176,22 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     attachments,
     sse,
     peer,
-    relay: undefined as unknown as Proc,
-    mesh: undefined as unknown as Proc,
-    joi: undefined as unknown as Proc,
+    relay: undefined as unknown as Child,
+    mesh: undefined as unknown as Child,
+    joi: undefined as unknown as Child,
     jois,
     push: (ev) => sse.push(ev),
-    stopJoi: (signal) => stop(stack.joi, signal),
-    stopRelay: () => stop(stack.relay, "SIGTERM"),
+    stopJoi: (signal) => stack.joi.stop(signal),
+    stopRelay: () => stack.relay.stop("SIGTERM"),
     startJoi,
     criticalSends: () =>
       peer.calls("send").filter((r) => r.params.groupId === GROUPS.critical_group),
     logs: (which) =>
-      parsed(
-        which === "joi"
-          ? jois.flatMap((j) => j.lines)
-          : which === "relay"
-          ? stack.relay.lines
-          : stack.mesh.lines,
-      ),
+      which === "joi"
+        ? jois.flatMap(logLines)
+        : logLines(which === "relay" ? stack.relay : stack.mesh),
     async close() {
-      for (const p of procs) await stop(p, "SIGTERM");
+      for (const p of procs) await p.stop("SIGTERM");
       await sse.close();
       await peer.stop();
       sock.release();
@@ -245,7 +202,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     await startJoi();
     stack.mesh = spawn(layout, "mesh");
     procs.push(stack.mesh);
-    await waitHealthy(stack.mesh, `http://127.0.0.1:${layout.meshOutbound.port}/health`, "mesh");
+    await waitHealthy(stack.mesh, `http://127.0.0.1:${layout.meshOutbound.port}/health`);
     await peer.waitFor(() => peer.connected, 30_000);
     stack.relay = spawn(layout, "openhab_relay");
     procs.push(stack.relay);

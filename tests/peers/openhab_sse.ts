@@ -63,6 +63,34 @@ export function itemChange(
   ];
 }
 
+/**
+ * One `statechanged` event of `item` (through `group`, when given: the
+ * five-segment GroupItemStateChangedEvent openHAB sends for a group item).
+ */
+export function stateChanged(
+  item: string,
+  type: string,
+  value: string,
+  o: { oldValue?: string; group?: string } = {},
+): OpenhabEvent {
+  return {
+    topic: o.group
+      ? `openhab/items/${o.group}/${item}/statechanged`
+      : `openhab/items/${item}/statechanged`,
+    payload: JSON.stringify({ type, value, oldType: type, oldValue: o.oldValue ?? "NULL" }),
+    type: o.group ? "GroupItemStateChangedEvent" : "ItemStateChangedEvent",
+  };
+}
+
+/** A channel trigger with any event string (`1002.0`, `x y`, `on-press`, ...). */
+export function triggered(channel: string, event: string): OpenhabEvent {
+  return {
+    topic: `openhab/channels/${channel}/triggered`,
+    payload: JSON.stringify({ event, channel }),
+    type: "ChannelTriggeredEvent",
+  };
+}
+
 const encoder = new TextEncoder();
 
 /** Options of {@link startOpenhabSse}. */

@@ -211,6 +211,21 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   return h;
 }
 
+/** A relay batch of openHAB bus events (`POST /api/v1/openhab/events`). */
+export function busBatch(
+  events: unknown[],
+  at: number = Date.now(),
+  source = "openhab.homelab.example",
+) {
+  return {
+    event_id: crypto.randomUUID(),
+    event_type: "openhab_events",
+    timestamp: at,
+    source,
+    events,
+  };
+}
+
 /** A contract `state` body. */
 export function stateEvent(
   item: string,

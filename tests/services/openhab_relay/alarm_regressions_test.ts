@@ -16,22 +16,48 @@
  */
 import assert from "node:assert/strict";
 import type { Fields } from "../../../services/common/log.ts";
-import { itemChange, type OpenhabEvent, startOpenhabSse } from "../../peers/openhab_sse.ts";
-import { criticalTexts, startHarness } from "../joi/harness.ts";
+import {
+  type OpenhabEvent,
+  type OpenhabSse,
+  startOpenhabSse,
+  stateChanged,
+  triggered,
+} from "../../peers/openhab_sse.ts";
+import type { Policy } from "../../../services/common/policy/mod.ts";
+import type { Relay, RelayOptions } from "../../../services/openhab_relay/relay.ts";
+import {
+  busBatch,
+  criticalTexts,
+  type Harness,
+  type HarnessOptions,
+  startHarness,
+} from "../joi/harness.ts";
 import { relayFor, until } from "./relay_helpers.ts";
 
 const TOKEN = "oh.regression-token-0123456789";
 
-function trigger(channel: string, event: string): OpenhabEvent {
-  return {
-    topic: `openhab/channels/${channel}/triggered`,
-    payload: JSON.stringify({ event, channel }),
-    type: "ChannelTriggeredEvent",
-  };
+function smokeOn(item: string): OpenhabEvent {
+  return stateChanged(item, "OnOff", "ON", { oldValue: "OFF" });
 }
 
-function smokeOn(item: string): OpenhabEvent {
-  return itemChange(item, "OnOff", "ON", "OFF")[2]!;
+/** The relay (its real stream and lanes) between the openHAB stand-in and joi, around `fn`. */
+async function withRelay(
+  o: { harness?: HarnessOptions; relay?: Partial<RelayOptions> },
+  fn: (t: { sse: OpenhabSse; h: Harness; relay: Relay; logs: Fields[] }) => Promise<void>,
+): Promise<void> {
+  const sse = startOpenhabSse(TOKEN);
+  const h = await startHarness(o.harness);
+  const { relay, logs } = relayFor(sse.url, h.url, TOKEN, o.relay);
+  const running = relay.run();
+  try {
+    await sse.waitConnections(1);
+    await fn({ sse, h, relay, logs });
+  } finally {
+    relay.stop();
+    await running;
+    await sse.close();
+    await h.close();
+  }
 }
 
 function named(logs: Fields[], event: string, item: string): boolean {
@@ -39,17 +65,12 @@ function named(logs: Fields[], event: string, item: string): boolean {
 }
 
 Deno.test("regression 1: real trigger strings and a bad neighbour never cost an alarm its batch", async () => {
-  const sse = startOpenhabSse(TOKEN);
-  const h = await startHarness();
-  const { relay, logs } = relayFor(sse.url, h.url, TOKEN);
-  const running = relay.run();
-  try {
-    await sse.waitConnections(1);
+  await withRelay({}, async ({ sse, h, relay, logs }) => {
     // faster than one relay->joi round trip: everything below is in the stream at once
     for (let i = 0; i < 8; i++) {
-      sse.push(trigger(`hue:0820:bridge:button${i}#button-last-event`, "1002.0"));
-      sse.push(trigger(`mqtt:topic:remote${i}#action`, "x y"));
-      sse.push(trigger(`mqtt:topic:remote${i}#click`, "on-press"));
+      sse.push(triggered(`hue:0820:bridge:button${i}#button-last-event`, "1002.0"));
+      sse.push(triggered(`mqtt:topic:remote${i}#action`, "x y"));
+      sse.push(triggered(`mqtt:topic:remote${i}#click`, "on-press"));
       sse.push(smokeOn(`Room${i}_Smoke`));
       sse.push({
         topic: `openhab/items/Hall_Dimmer${i}/statechanged`,
@@ -72,24 +93,16 @@ Deno.test("regression 1: real trigger strings and a bad neighbour never cost an 
     for (let i = 0; i < 8; i++) {
       await until(() => named(logs, "relay_event_refused", `Hall_Dimmer${i}`), `Hall_Dimmer${i}`);
     }
-  } finally {
-    relay.stop();
-    await running;
-    await sse.close();
-    await h.close();
-  }
+  });
 });
 
 Deno.test("regression 1 at joi: a batch is judged per event, one answer lists every verdict", async () => {
   const h = await startHarness();
   try {
-    const r = await h.post("/api/v1/openhab/events", {
-      event_id: crypto.randomUUID(),
-      event_type: "openhab_events",
-      timestamp: h.now(),
-      source: "openhab.homelab.example",
-      events: [
-        trigger("hue:0820:bridge:1#button-last-event", "1002.0"),
+    const r = await h.post(
+      "/api/v1/openhab/events",
+      busBatch([
+        triggered("hue:0820:bridge:1#button-last-event", "1002.0"),
         {
           topic: "openhab/items/Hall_Dimmer/statechanged",
           payload: JSON.stringify({ type: "Percent", value: "abc" }),
@@ -97,8 +110,8 @@ Deno.test("regression 1 at joi: a batch is judged per event, one answer lists ev
         },
         smokeOn("Kitchen_Smoke"),
         { topic: "openhab/items/No_Payload/statechanged", type: "ItemStateChangedEvent" },
-      ],
-    });
+      ], h.now()),
+    );
     assert.equal(r.status, 200, JSON.stringify(r.json));
     const data = r.json.data as {
       accepted: number[];
@@ -119,12 +132,7 @@ Deno.test("regression 1 at joi: a batch is judged per event, one answer lists ev
 });
 
 Deno.test("regression 2: a 200 KB image line is skipped and logged; the CO alarm after it arrives", async () => {
-  const sse = startOpenhabSse(TOKEN);
-  const h = await startHarness();
-  const { relay, logs } = relayFor(sse.url, h.url, TOKEN);
-  const running = relay.run();
-  try {
-    await sse.waitConnections(1);
+  await withRelay({}, async ({ sse, h, logs }) => {
     const image = "data:image/jpeg;base64," + "A".repeat(200_000);
     sse.push({
       topic: "openhab/items/Door_Camera_Image/statechanged",
@@ -143,18 +151,10 @@ Deno.test("regression 2: a 200 KB image line is skipped and logged; the CO alarm
         ),
       "the skipped image named with its size",
     );
-  } finally {
-    relay.stop();
-    await running;
-    await sse.close();
-    await h.close();
-  }
+  });
 });
 
 Deno.test("regression 3: a flapping device over the event limit backs the relay off; the alarm behind it arrives", async () => {
-  const sse = startOpenhabSse(TOKEN);
-  // joi's clock stands still: the hourly event limit never refills during the test
-  const h = await startHarness({ patch: (p) => (p.rate_limits.openhab.events = 20) });
   const posts: number[] = [];
   const counting = ((input: string | URL | Request, init?: RequestInit) => {
     if (String(input instanceof Request ? input.url : input).includes("/api/v1/openhab/")) {
@@ -162,14 +162,13 @@ Deno.test("regression 3: a flapping device over the event limit backs the relay 
     }
     return fetch(input, init);
   }) as typeof fetch;
-  const { relay, logs } = relayFor(sse.url, h.url, TOKEN, { fetch: counting });
-  const running = relay.run();
-  try {
-    await sse.waitConnections(1);
+  // joi's clock stands still: the hourly event limit never refills during the test
+  const harness = { patch: (p: Policy) => (p.rate_limits.openhab.events = 20) };
+  await withRelay({ harness, relay: { fetch: counting } }, async ({ sse, h, logs }) => {
     let open = false;
     const flap = () => {
       open = !open;
-      sse.push(itemChange("Porch_Contact", "OpenClosed", open ? "OPEN" : "CLOSED", "x")[2]!);
+      sse.push(stateChanged("Porch_Contact", "OpenClosed", open ? "OPEN" : "CLOSED"));
     };
     // one flap per post until the limit is used up (whether joi counts requests or events)...
     for (let i = 0; i < 25; i++) {
@@ -194,10 +193,5 @@ Deno.test("regression 3: a flapping device over the event limit backs the relay 
       `${posts.length - settled} posts in 2 s while joi asked for a pause of about an hour`,
     );
     assert.equal(criticalTexts(h.mesh).length, 1);
-  } finally {
-    relay.stop();
-    await running;
-    await sse.close();
-    await h.close();
-  }
+  });
 });

@@ -6,31 +6,17 @@
  * acknowledgement count).
  */
 import assert from "node:assert/strict";
-import { criticalTexts, type Harness, startHarness } from "../harness.ts";
+import { stateChanged } from "../../../peers/openhab_sse.ts";
+import { busBatch, criticalTexts, type Harness, startHarness } from "../harness.ts";
 
 const MIN = 60_000;
 
-function change(topic: string, type: string, value: string) {
-  return {
-    topic,
-    payload: JSON.stringify({ type: "OnOff", value, oldType: "OnOff", oldValue: "OFF" }),
-    type,
-  };
-}
-
-const own = (item: string, value = "ON") =>
-  change(`openhab/items/${item}/statechanged`, "ItemStateChangedEvent", value);
+const own = (item: string, value = "ON") => stateChanged(item, "OnOff", value);
 const viaGroup = (group: string, item: string, value = "ON") =>
-  change(`openhab/items/${group}/${item}/statechanged`, "GroupItemStateChangedEvent", value);
+  stateChanged(item, "OnOff", value, { group });
 
 async function post(h: Harness, events: unknown[]) {
-  const r = await h.post("/api/v1/openhab/events", {
-    event_id: crypto.randomUUID(),
-    event_type: "openhab_events",
-    timestamp: h.now(),
-    source: "openhab.homelab.example",
-    events,
-  });
+  const r = await h.post("/api/v1/openhab/events", busBatch(events, h.now()));
   assert.equal(r.status, 200, JSON.stringify(r.json));
   assert.deepEqual((r.json.data as { refused: unknown[] }).refused, []);
   await h.settle();
