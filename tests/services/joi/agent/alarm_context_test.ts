@@ -47,7 +47,7 @@ Deno.test("prompt: after an alarm the prompt holds it, in every channel; a Strin
       // the alarm, with device, time and acknowledgement state
       assert.match(
         home,
-        /alarm \(ACTIVE, not acknowledged\): Smoke at Kitchen_Smoke \(state ON\), raised 12:00:\d\d UTC/,
+        /today at \d\d:\d\d alarm \(ACTIVE, not acknowledged\): Smoke at Kitchen_Smoke \(state ON\)/,
         `${channel}: ${home}`,
       );
       // the String value: exactly once, quoted, inside the tags

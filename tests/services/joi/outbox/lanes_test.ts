@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { openDb } from "../../../../services/common/db.ts";
+import { LocalTime } from "../../../../services/common/local_time.ts";
 import { createLogger } from "../../../../services/common/log.ts";
 import { householdRoles } from "../../../../services/common/policy/household.ts";
 import { loadPolicies } from "../../../../services/common/policy/mod.ts";
@@ -21,7 +22,7 @@ Deno.test("outbox: a critical alert overtakes an ordinary send still in flight",
     db,
     policy: policies.policy,
     roles: householdRoles(policies.recipients),
-    timeZone: "UTC",
+    time: new LocalTime("UTC"),
     log: createLogger("outbox-test", { quiet: true }),
     transport: {
       async send(body: MeshOutboundBody) {
