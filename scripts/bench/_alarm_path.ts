@@ -12,7 +12,6 @@
  * @module
  */
 import { type OpenhabEvent, stateChanged } from "../../tests/peers/openhab_sse.ts";
-import { GROUPS } from "../../tests/services/mesh/harness.ts";
 import { startStack } from "../../tests/alarms/stack.ts";
 
 const ORDINARY_PER_SECOND = 1_000;
@@ -49,7 +48,7 @@ export async function alarmPath(): Promise<void> {
   });
   const sentAt = new Map<string, number>();
   s.peer.onRequest = (r) => {
-    if (r.method !== "send" || r.params.groupId !== GROUPS.critical_group) return;
+    if (!s.isCriticalSend(r)) return;
     const device = /ALERT: .+? by (\S+) \(state /.exec(String(r.params.message))?.[1];
     if (device && !sentAt.has(device)) sentAt.set(device, performance.now());
   };

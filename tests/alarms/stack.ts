@@ -63,6 +63,8 @@ export interface Stack {
   stopRelay(): Promise<void>;
   /** `send` requests signal-cli got for the critical group, in order. */
   criticalSends(): RecordedRequest[];
+  /** True for a `send` to the critical group. */
+  isCriticalSend(r: RecordedRequest): boolean;
   /** Parsed JSON log lines of a process (all jois for `joi`). */
   logs(which: "relay" | "mesh" | "joi"): Record<string, unknown>[];
   /** Stops everything and removes the folder. */
@@ -184,8 +186,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     stopJoi: (signal) => stack.joi.stop(signal),
     stopRelay: () => stack.relay.stop("SIGTERM"),
     startJoi,
-    criticalSends: () =>
-      peer.calls("send").filter((r) => r.params.groupId === GROUPS.critical_group),
+    criticalSends: () => peer.calls("send").filter((r) => stack.isCriticalSend(r)),
+    isCriticalSend: (r) => r.method === "send" && r.params.groupId === GROUPS.critical_group,
     logs: (which) =>
       which === "joi"
         ? jois.flatMap(logLines)
