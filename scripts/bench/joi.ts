@@ -36,6 +36,7 @@ import { LlmTestServer } from "../../tests/peers/llm_server.ts";
 import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts";
 import { freePort } from "../../tests/services/mesh/harness.ts";
 import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
+import { relaxedPolicies } from "./_stack.ts";
 
 const LATENCY_RUNS = 300;
 const VOLUME = 10_000;
@@ -47,27 +48,6 @@ function pct(xs: number[], p: number): number {
 }
 
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
-
-async function relaxedPolicies(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  for await (const e of Deno.readDir("./policies")) {
-    if (!e.isFile) continue;
-    let text = await Deno.readTextFile(`./policies/${e.name}`);
-    if (e.name === "policy.yaml") {
-      text = text
-        .replace(
-          /per_hour: \d+,\s+per_minute: \d+,\s+cooldown_seconds: \d+/g,
-          "per_hour: 1000000, per_minute: 100000, cooldown_seconds: 0",
-        )
-        .replace(
-          /others: +\{ per_hour: \d+,\s+per_minute: \d+ \}/,
-          "others: { per_hour: 1000000, per_minute: 100000 }",
-        )
-        .replace(/calls_per_hour: \d+/, "calls_per_hour: 1000000");
-    }
-    await Deno.writeTextFile(`${dir}/${e.name}`, text);
-  }
-}
 
 /** Runs the benchmark and prints its figures. */
 export async function bench(): Promise<void> {
