@@ -88,6 +88,8 @@ export class MeshStore {
   #delete: StatementSync;
   #attempt: StatementSync;
   #depth: StatementSync;
+  /** Per inbound message (the duplicate check), so prepared once. */
+  #seen: StatementSync;
 
   /** Opens (creating) the store at `path` (`:memory:` for unit tests). */
   constructor(path: string, options: MeshStoreOptions = {}) {
@@ -152,6 +154,7 @@ export class MeshStore {
       "UPDATE inbound_queue SET attempts = attempts + 1 WHERE seq = ?",
     );
     this.#depth = this.db.prepare("SELECT count(*) AS n FROM inbound_queue");
+    this.#seen = this.db.prepare("SELECT 1 FROM seen WHERE sender = ? AND ts = ?");
   }
 
   /**
@@ -164,11 +167,7 @@ export class MeshStore {
 
   /** True when (sender, timestamp) was seen before. */
   seen(sender: string, timestamp: number): boolean {
-    return this.db.prepare("SELECT 1 FROM seen WHERE sender = ? AND ts = ?").get(
-      sender,
-      timestamp,
-    ) !==
-      undefined;
+    return this.#seen.get(sender, timestamp) !== undefined;
   }
 
   /**

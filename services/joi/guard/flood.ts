@@ -183,6 +183,8 @@ export class FloodGuard {
   #upsert: StatementSync;
   #get: StatementSync;
   #all: StatementSync;
+  /** Devices whose timers are due: run by {@link tick} every second, so prepared once. */
+  #due: StatementSync;
   #addMember: StatementSync;
   /** group -> members and member -> groups, learned from group item events. */
   #members = new Map<string, Set<string>>();
@@ -202,6 +204,10 @@ export class FloodGuard {
     this.#keep = options.policy.flapping.suppress_transitions + 1;
     this.#get = this.#db.prepare("SELECT * FROM guard_devices WHERE device = ?");
     this.#all = this.#db.prepare(ALL_DEVICES);
+    this.#due = this.#db.prepare(
+      "SELECT device FROM guard_devices WHERE (next_alert_at IS NOT NULL AND next_alert_at <= ?) " +
+        "OR (clear_at IS NOT NULL AND clear_at <= ?)",
+    );
     this.alarms = options.alarms ?? new AlarmLog(this.#db);
     this.#addMember = this.#db.prepare(
       "INSERT OR IGNORE INTO guard_group_members (grp, member) VALUES (?, ?)",
@@ -530,10 +536,7 @@ export class FloodGuard {
    */
   tick(now: number): GuardAction[] {
     const actions: GuardAction[] = [];
-    const due = this.#db.prepare(
-      "SELECT device FROM guard_devices WHERE (next_alert_at IS NOT NULL AND next_alert_at <= ?) " +
-        "OR (clear_at IS NOT NULL AND clear_at <= ?)",
-    ).all(now, now) as Row[];
+    const due = this.#due.all(now, now) as Row[];
     for (const r of due) {
       const cur = this.#load(String(r.device));
       if (!cur) continue;
