@@ -24,6 +24,11 @@ import { type Stack, type StackService, startStack } from "./_stack.ts";
 import { temperatureEvent } from "./relay.ts";
 import { dataEnvelope } from "../../tests/peers/signal_cli/peer.ts";
 import { GROUPS, OWNER, PARTNER } from "../../tests/services/mesh/harness.ts";
+import {
+  channelOfGroup,
+  CRITICAL_GROUP,
+  FAMILY_GROUP,
+} from "../../services/common/policy/household.ts";
 import type { OpenhabEvent } from "../../tests/peers/openhab_sse.ts";
 
 const HOURS = 24;
@@ -37,6 +42,9 @@ const STREAM_DROP_HOURS = new Set([4, 16]);
 const SIGNAL_RESTART_HOURS = new Set([8, 20]);
 const GROWTH_TARGET = 0.05;
 const SERVICES: StackService[] = ["mesh", "joi", "openhab_relay"];
+/** Signal group ids of the example household's critical and family groups. */
+const CRITICAL = GROUPS[channelOfGroup(CRITICAL_GROUP)];
+const FAMILY = GROUPS[channelOfGroup(FAMILY_GROUP)];
 
 /** What the day did, to show it really went through. */
 interface DayCounts {
@@ -103,10 +111,10 @@ async function within(ms: number, pred: () => boolean): Promise<boolean> {
 
 /** One smoke alarm: delivered to the critical group, acknowledged by the owner, cleared. */
 async function alarm(stack: Stack, counts: DayCounts): Promise<void> {
-  const before = sendsTo(stack, GROUPS.critical_group);
+  const before = sendsTo(stack, CRITICAL);
   const t0 = performance.now();
   stack.openhab.push(toggle("Kitchen_Smoke", "OnOff", "ON", "OFF", true));
-  if (!(await within(30_000, () => sendsTo(stack, GROUPS.critical_group) > before))) {
+  if (!(await within(30_000, () => sendsTo(stack, CRITICAL) > before))) {
     throw new Error("soak: a smoke alarm did not reach the critical group within 30 s");
   }
   counts.alarms++;
@@ -114,7 +122,7 @@ async function alarm(stack: Stack, counts: DayCounts): Promise<void> {
   stack.signal.push(
     dataEnvelope({
       ...OWNER,
-      groupId: GROUPS.critical_group,
+      groupId: CRITICAL,
       timestamp: stack.signal.nextTimestamp(),
       text: "ok",
     }),
@@ -131,7 +139,7 @@ async function hour(stack: Stack, h: number, counts: DayCounts): Promise<void> {
     { who: OWNER, groupId: undefined },
     { who: OWNER, groupId: undefined },
     { who: PARTNER, groupId: undefined },
-    { who: PARTNER, groupId: GROUPS.family_group },
+    { who: PARTNER, groupId: FAMILY },
   ];
   const slices = MESSAGES_PER_HOUR;
   const perSlice = Math.ceil(events.length / slices);
