@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { absolutePath, httpUrl, inCidr, ipv4, ipv4Cidr, port } from "./primitives.ts";
+import { flagSafePath, httpUrl, inCidr, ipv4, ipv4Cidr, port } from "./primitives.ts";
 import type { RuleIssue } from "./source.ts";
 
 /** The whole `network.yaml`. */
@@ -28,7 +28,7 @@ export const NetworkSchema = z.object({
     proxy: port,
   }).strict(),
   openhab: z.object({ url: httpUrl }).strict(),
-  signal_cli: z.object({ socket: absolutePath, data_dir: absolutePath }).strict(),
+  signal_cli: z.object({ socket: flagSafePath, data_dir: flagSafePath }).strict(),
 }).strict();
 
 /** A validated `network.yaml`. */

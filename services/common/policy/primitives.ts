@@ -159,6 +159,17 @@ export const absolutePath = z.string().refine(
   { error: (iss) => `${shown(iss.input)} is not an absolute path without ".." segments` },
 );
 
+/**
+ * An absolute path that may stand in a program's sandbox flags and in a
+ * systemd unit as it is: letters, digits and `._@+-/` only (a comma would
+ * split a `--allow-read` list, a space a unit's directive).
+ */
+export const flagSafePath = absolutePath.refine((s) => /^\/[A-Za-z0-9._@+\/-]*$/.test(s), {
+  error: (iss) =>
+    `${shown(iss.input)} may only hold letters, digits and . _ @ + - / ` +
+    `(it goes into the sandbox flags and the systemd units as it is)`,
+});
+
 /** True for a URL with the http: or https: scheme. */
 export function isHttpUrl(s: string, schemes: readonly string[] = ["http:", "https:"]): boolean {
   try {
