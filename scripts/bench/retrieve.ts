@@ -41,7 +41,7 @@ const VOCAB = (() => {
 })();
 
 /** Builds `<root>/shared` with `n` documents; returns a word present in ~1% of them. */
-function buildCorpus(root: string, n: number): string {
+export function buildCorpus(root: string, n: number): string {
   Deno.mkdirSync(`${root}/shared`, { recursive: true, mode: 0o755 });
   const w = openIndexWriter(`${root}/shared`);
   const r = rng(n);

@@ -47,7 +47,7 @@ const CRITICAL = GROUPS[channelOfGroup(CRITICAL_GROUP)];
 const FAMILY = GROUPS[channelOfGroup(FAMILY_GROUP)];
 
 /** What the day did, to show it really went through. */
-interface DayCounts {
+export interface DayCounts {
   messages: number;
   replies: number;
   events: number;
@@ -110,7 +110,7 @@ async function within(ms: number, pred: () => boolean): Promise<boolean> {
 }
 
 /** One smoke alarm: delivered to the critical group, acknowledged by the owner, cleared. */
-async function alarm(stack: Stack, counts: DayCounts): Promise<void> {
+export async function alarm(stack: Stack, counts: DayCounts): Promise<void> {
   const before = sendsTo(stack, CRITICAL);
   const t0 = performance.now();
   stack.openhab.push(toggle("Kitchen_Smoke", "OnOff", "ON", "OFF", true));
@@ -133,7 +133,7 @@ async function alarm(stack: Stack, counts: DayCounts): Promise<void> {
 }
 
 /** Hour `h` of the day: its messages and events spread over {@link HOUR_MS}. */
-async function hour(stack: Stack, h: number, counts: DayCounts): Promise<void> {
+export async function hour(stack: Stack, h: number, counts: DayCounts): Promise<void> {
   const events = hourEvents(h);
   const senders = [
     { who: OWNER, groupId: undefined },
@@ -178,17 +178,15 @@ function around(samples: MemoryBreakdown[], h: number): MemoryBreakdown {
   return three[Math.floor(three.length / 2)]!;
 }
 
+/** Counters at zero. */
+export function newDayCounts(): DayCounts {
+  return { messages: 0, replies: 0, events: 0, alarms: 0, alarmMs: [], acknowledged: 0 };
+}
+
 /** Runs the benchmark and prints its figures. */
 export async function bench(): Promise<void> {
   const stack = await startStack(SERVICES);
-  const counts: DayCounts = {
-    messages: 0,
-    replies: 0,
-    events: 0,
-    alarms: 0,
-    alarmMs: [],
-    acknowledged: 0,
-  };
+  const counts = newDayCounts();
   const samples = new Map<StackService, MemoryBreakdown[]>(SERVICES.map((s) => [s, []]));
   const t0 = performance.now();
   try {

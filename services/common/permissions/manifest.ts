@@ -500,8 +500,19 @@ const MANIFEST: Record<ProgramName, Builder> = {
       read: [".", "/tmp", "/etc/passwd", "/etc/group", "/usr/local/bin"],
       write: ["./var", "/tmp"],
       net: ["127.0.0.1", ...testSocketPaths().map((p) => `unix:${p}`)],
-      // pmap: where a service's memory is (/proc/<pid>/smaps needs --allow-all in Deno)
-      run: ["deno", "sudo", "nft", "ip", "/usr/bin/pmap"],
+      // pmap: where a service's memory is (/proc/<pid>/smaps needs --allow-all in Deno);
+      // time, ffmpeg, nebula, nebula-cert: the peaks bench budget measures
+      run: [
+        "deno",
+        "sudo",
+        "nft",
+        "ip",
+        "/usr/bin/pmap",
+        "/usr/bin/time",
+        "/usr/bin/ffmpeg",
+        "/usr/bin/nebula",
+        "/usr/bin/nebula-cert",
+      ],
       env: [],
       sys: [],
     },
