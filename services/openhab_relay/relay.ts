@@ -355,6 +355,9 @@ export class Relay {
           },
         });
         for await (const ev of events) {
+          // an aborted fetch may still yield what it had buffered: stop reading (the
+          // generator's return cancels the body)
+          if (abort.signal.aborted) break;
           arm();
           if (ev.event === "message") this.accept(ev.data);
         }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseSse } from "../../../services/openhab_relay/sse.ts";
 import { readTokenFile } from "../../../services/openhab_relay/service.ts";
-import { itemChange, startOpenhabSse } from "../../peers/openhab_sse.ts";
+import { itemChange, startOpenhabSse, stateChanged } from "../../peers/openhab_sse.ts";
 import { startHarness } from "../joi/harness.ts";
 import { relayFor, until } from "./relay_helpers.ts";
 
@@ -202,5 +202,32 @@ Deno.test("relay token file: 0600 accepted, group-readable refused with the fix"
     await assert.rejects(readTokenFile(`${dir}/missing`), /create it with mode 0600/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("relay: stop() ends it promptly while the stream still delivers a backlog", async () => {
+  const sse = startOpenhabSse(TOKEN);
+  const h = await startHarness({ patch: (p) => (p.rate_limits.openhab.events = 1_000_000) });
+  const { relay } = relayFor(sse.url, h.url, TOKEN);
+  const running = relay.run();
+  try {
+    await sse.waitConnections(1);
+    for (let i = 0; i < 8000; i++) {
+      sse.push(stateChanged(`Room${i % 50}_Light`, "OnOff", i % 2 ? "ON" : "OFF"));
+    }
+    await until(() => relay.stats.received > 100, "the backlog to flow");
+    await new Promise((r) => setTimeout(r, 1_500)); // the rest sits in the client's buffer
+    relay.stop();
+    // an aborted fetch kept yielding its buffered body: the relay used to read on forever
+    const ended = await Promise.race([
+      running.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 5_000)),
+    ]);
+    assert.ok(ended, `still running 5 s after stop(): ${JSON.stringify(relay.stats)}`);
+  } finally {
+    relay.stop();
+    await Promise.race([running, new Promise((r) => setTimeout(r, 1_000))]);
+    await sse.close();
+    await h.close();
   }
 });
