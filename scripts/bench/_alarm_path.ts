@@ -52,11 +52,14 @@ export async function alarmPath(): Promise<void> {
     const device = /ALERT: .+? by (\S+) \(state /.exec(String(r.params.message))?.[1];
     if (device && !sentAt.has(device)) sentAt.set(device, performance.now());
   };
+  /** Wall-clock push times, for the per-hop split read from the services' logs. */
+  const pushedWall = new Map<string, number>();
   const measure = async (prefix: string, n: number): Promise<{ ms: number[]; lost: number }> => {
     const pushedAt = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       const device = `${prefix}${i}_Smoke`;
       pushedAt.set(device, performance.now());
+      pushedWall.set(device, Date.now());
       s.push(stateChanged(device, "OnOff", "ON"));
       await new Promise((r) => setTimeout(r, ALARM_GAP_MS));
     }
@@ -94,7 +97,10 @@ export async function alarmPath(): Promise<void> {
     await load;
     const seconds = (performance.now() - started) / 1000;
     await s.stopRelay();
-    const stats = s.logs("relay").find((l) => l.event === "relay_stopped") ?? {};
+    const stopped = () => s.logs("relay").find((l) => l.event === "relay_stopped");
+    // its stderr may still be in the pipe when the exit is seen
+    for (let i = 0; i < 100 && !stopped(); i++) await new Promise((r) => setTimeout(r, 20));
+    const stats = stopped() ?? {};
     const refused = s.logs("relay").filter((l) => l.event === "relay_event_refused").length;
     const p = (f: { ms: number[] }) =>
       `p50 ${pct(f.ms, 0.5).toFixed(1)} ms  p99 ${pct(f.ms, 0.99).toFixed(1)} ms`;
@@ -112,6 +118,27 @@ export async function alarmPath(): Promise<void> {
         `(${Math.round(Number(stats.forwarded) / seconds)} ev/s), joi refused ${refused} ` +
         `(each named in the relay's log), ${stats.skipped ?? "?"} oversized skipped, ` +
         `${stats.dropped ?? "?"} dropped for room, ${stats.buffered ?? "?"} still buffered`,
+    );
+    // where the time goes under load: openHAB's stream -> joi's pipeline raising the
+    // alert (relay + ingest), then joi -> signal-cli (outbox + mesh)
+    const toJoi: number[] = [];
+    const toSignal: number[] = [];
+    for (const l of s.logs("joi")) {
+      const d = String(l.device);
+      if (l.event !== "critical_alert" || !d.startsWith("Load")) continue;
+      const raised = Date.parse(String(l.ts));
+      const send = s.peer.requests.find((r) =>
+        s.isCriticalSend(r) && String(r.params.message).includes(`by ${d} `)
+      );
+      toJoi.push(raised - pushedWall.get(d)!);
+      if (send) toSignal.push(send.at - raised);
+    }
+    toJoi.sort((a, b) => a - b);
+    toSignal.sort((a, b) => a - b);
+    console.log(
+      `  split under load: stream -> joi raises the alert p50 ${pct(toJoi, 0.5)} ms p99 ` +
+        `${pct(toJoi, 0.99)} ms; joi -> signal-cli send p50 ${pct(toSignal, 0.5)} ms p99 ` +
+        `${pct(toSignal, 0.99)} ms (log clocks, 1 ms resolution)`,
     );
     const p99 = pct(loaded.ms, 0.99);
     console.log(

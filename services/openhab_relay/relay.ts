@@ -479,7 +479,17 @@ export class Relay {
       });
       const forwarded = sent.filter((_, i) => out.accepted.has(i)).length;
       this.stats.forwarded += forwarded;
-      if (queue === this.#urgent) this.stats.criticalForwarded += forwarded;
+      if (queue === this.#urgent) {
+        this.stats.criticalForwarded += forwarded;
+        // alarms are rare: each one joi took is worth a line (with how long it took)
+        sent.forEach((p, i) => {
+          if (!out.accepted.has(i)) return;
+          this.#o.log.info("relay_critical_forwarded", {
+            item: p.item,
+            ms: this.#now() - p.ev.received_at,
+          });
+        });
+      }
     } else if (out.kind === "refused_whole") {
       if (sent.length === 1) {
         done.add(sent[0]!);
