@@ -8,16 +8,19 @@
  * 4. the outbox, the one way out to the mesh;
  * 5. the conversation side: memory, LLM client, GPU monitor, tools,
  *    knowledge, the agent;
- * 6. the event path: flood guard, pipeline (home context to the agent),
- *    ingest app;
- * 7. HTTP: the messages app (8443: `/health` and the signed inbound routes,
- *    composed with `app.route`) and the ingest app (8445).
+ * 6. the watches (link to the mesh, house heartbeat, clocks, model,
+ *    certificates, drift), telling through the outbox;
+ * 7. the event path: flood guard, pipeline (home context to the agent),
+ *    ingest app (with the relay's heartbeat route to the house watch);
+ * 8. HTTP: the messages app (8443: `/health`, the signed inbound routes and
+ *    the signed link check, composed with `app.route`) and the ingest app
+ *    (8445).
  *
- * Each part receives what it depends on when it is built. The two callbacks
+ * Each part receives what it depends on when it is built. The callbacks
  * that point back up (the config manager's alerts to the outbox, the LLM's
- * degradation notices to the agent) are subscriptions made right after the
- * listener exists, as the mesh's root does with its transport. `main.ts` is
- * argument parsing plus {@link runJoi}; tests build with {@link createJoi}.
+ * degradation to the model watch's check) are subscriptions made right after
+ * the listener exists, as the mesh's root does with its transport. `main.ts`
+ * is argument parsing plus {@link runJoi}; tests build with {@link createJoi}.
  *
  * @module
  */
@@ -39,6 +42,7 @@ import {
   type NonceStore,
   ok,
   openNonceStore,
+  SignedClient,
   signedRoutes,
 } from "../common/wire/mod.ts";
 import { loadOptionalKey } from "../common/wire/keys.ts";
@@ -57,6 +61,8 @@ import { loadMemoryKey, MemoryStores } from "./memory/mod.ts";
 import { httpMeshTransport, type MeshTransport } from "./outbox/mesh_transport.ts";
 import { Outbox } from "./outbox/outbox.ts";
 import { ToolRouter, type WebSearchOptions, webSearchRunner } from "./tools/mod.ts";
+import { createWatches, type Watches } from "./watch/watches.ts";
+import { LINK_PING_PATH, type LinkRequester } from "../common/watch/link_ping.ts";
 
 /** Inputs of {@link createJoi}. */
 export interface JoiOptions {
@@ -99,6 +105,10 @@ export interface JoiOptions {
   sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Overrides of llm.yaml figures, for tests (e.g. a short timeout). */
   llmOverrides?: Partial<Policies["llm"]> | undefined;
+  /** Replaces the signed client of the link checks to the mesh (tests). */
+  linkClient?: LinkRequester | undefined;
+  /** The daily validation's report joi reads (production: `/var/lib/joi-validate/report.json`). */
+  driftReport?: string | undefined;
   /** Logger. */
   log: Logger;
   /** Clock (ms). */
@@ -121,6 +131,8 @@ export interface Joi extends Omit<EventPath, "tick" | "close"> {
   gpu: GpuHealthMonitor;
   /** The agent (also the event path's home context sink). */
   agent: Agent;
+  /** The watches (link, house, clock, model, expiry, drift). */
+  watches: Watches;
   /** The mesh-facing app, port 8443: `/health` and the signed inbound routes. */
   messagesApp: Hono;
   /** Fires the event path's timers (confirmation loop, batches, summaries). */
@@ -235,10 +247,34 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     roles,
     now,
   });
-  llm.onDegraded(() => agent.degraded());
-  llm.onRecovered(() => agent.recovered());
 
-  // 6. the event path
+  // 6. the watches
+  const watches = await createWatches({
+    db,
+    outbox,
+    roles,
+    policy: () => config.current().policies.policy,
+    gpu,
+    meshClient: o.linkClient ?? (keys.joiToMesh
+      ? new SignedClient({
+        baseUrl: o.meshUrl,
+        key: keys.joiToMesh,
+        direction: "joi_to_mesh",
+        maxRetries: 0, // one try per check, within its deadline
+        timeoutMs: policy.nebula_health.lighthouse_ping_timeout_ms,
+        now,
+      })
+      : undefined),
+    certPath: `${o.secretsDir}/nebula.crt`,
+    driftReport: o.driftReport,
+    production: o.mode === "production",
+    log: log.child("watch"),
+    now,
+  });
+  // a GPU request just fell back to the CPU: the model watch starts counting now
+  llm.onDegraded(() => void gpu.check().catch(() => {}));
+
+  // 7. the event path
   const events = createEventPath({
     db,
     policy,
@@ -249,11 +285,12 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     signing: keys.openhabToJoi
       ? { key: keys.openhabToJoi, nonceStorePath: `${o.stateDir}/ingest_nonces.db` }
       : undefined,
+    heartbeat: (hb, at) => watches.heartbeat(hb, at),
     log,
     now,
   });
 
-  // 7. HTTP
+  // 8. HTTP
   const inboundNonces: NonceStore = openNonceStore(
     `${o.stateDir}/nonces_inbound.db`,
     sec.nonce_retention_minutes * 60_000,
@@ -276,25 +313,29 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     llm: { ...llm.state(), budget: budget.usage() },
     gpu: gpu.snapshot(),
     agent_queue: agent.queueDepth(),
+    watch: watches.health(),
     memory_mb: memoryMb(),
+  });
+  const auth = signedRoutes({
+    key: keys.meshToJoi,
+    direction: "mesh_to_joi",
+    nonceStore: inboundNonces,
+    allowedSources: o.meshSources,
+    toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
+    maxBodyBytes: sec.max_body_bytes,
+    logger: log,
+    now,
   });
   const messagesApp = new Hono();
   installEnvelopeHandlers(messagesApp, log);
   messagesApp.get("/health", (c) => ok(c, health()));
+  // the mesh's link check: a signed round trip, answered with joi's clock
+  messagesApp.post(LINK_PING_PATH, auth, (c) => ok(c, { time: now() }));
   messagesApp.route(
     "/",
     createInboundApp({
       config,
-      auth: signedRoutes({
-        key: keys.meshToJoi,
-        direction: "mesh_to_joi",
-        nonceStore: inboundNonces,
-        allowedSources: o.meshSources,
-        toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
-        maxBodyBytes: sec.max_body_bytes,
-        logger: log,
-        now,
-      }),
+      auth,
       meshSources: o.meshSources.map((s) => s.toLowerCase()),
       sink: agent,
       inboundLimiter: new RateLimiter(policy.rate_limits.inbound.others, { now }),
@@ -307,7 +348,11 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
 
   const timers: ReturnType<typeof setInterval>[] = [];
   let stopSighup: (() => void) | undefined;
-  const tick = (t?: number) => events.tick(t ?? now());
+  const tick = (t?: number) => {
+    const at = t ?? now();
+    watches.tick(at);
+    return events.tick(at);
+  };
   const prune = () =>
     memory.pruneAll(config.current().policies.policy.memory.retention_days).then(
       (n) => log.info("memory_pruned", { deleted: n }),
@@ -322,6 +367,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     llm,
     gpu,
     agent,
+    watches,
     messagesApp,
     health,
     tick,
@@ -334,6 +380,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
         }
       }, options.tickMs ?? 1000));
       gpu.start();
+      watches.start();
       stopSighup = config.listenSighup();
       void prune();
       timers.push(setInterval(prune, 24 * 3_600_000));
@@ -342,6 +389,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     async close() {
       for (const t of timers) clearInterval(t);
       gpu.stop();
+      watches.stop();
       stopSighup?.();
       await agent.idle();
       memory.close();

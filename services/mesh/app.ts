@@ -3,6 +3,8 @@
  *
  * - `GET /health`: signal-cli connection and version, joi reachability,
  *   queue depth, last config sync (no phone numbers, no secrets);
+ * - `POST /api/v1/link/ping`: joi's link check (signed like the rest); the
+ *   answer carries the mesh's clock and facts (see `watch/link.ts`);
  * - `POST /api/v1/message/outbound` (alias `/api/v1/signal/outbound`):
  *   signed with the joi->mesh key (source address, HMAC, nonce, timestamp,
  *   checked by the wire middleware); its `X-Config-Hash` triggers a config
@@ -14,6 +16,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Logger } from "../common/log.ts";
 import { fail, jsonBody, ok } from "../common/wire/mod.ts";
+import { LINK_PING_PATH } from "../common/watch/link_ping.ts";
 import type { ConfigSync } from "./config_sync.ts";
 import { type Outbound, outboundSchema } from "./outbound.ts";
 
@@ -27,6 +30,8 @@ export interface AppOptions {
   health: () => Record<string, unknown>;
   /** policy.yaml content.max_outbound_chars. */
   maxOutboundChars: number;
+  /** The link watch's answer to joi's signed check (`POST /api/v1/link/ping`). */
+  linkAnswer?: ((body: { ack_outage?: unknown }) => Record<string, unknown>) | undefined;
   log: Logger;
 }
 
@@ -68,6 +73,14 @@ export function createApp(o: AppOptions): Hono {
 
   for (const path of ["/api/v1/message/outbound", "/api/v1/signal/outbound"]) {
     app.post(path, o.verify, syncFirst, handler);
+  }
+
+  const linkAnswer = o.linkAnswer;
+  if (linkAnswer) {
+    app.post(LINK_PING_PATH, o.verify, (c) => {
+      const body = jsonBody<Record<string, unknown>>(c);
+      return ok(c, linkAnswer(body !== null && typeof body === "object" ? body : {}));
+    });
   }
 
   app.notFound((c) => fail(c, "not_found", `no route ${c.req.method} ${c.req.path}`));

@@ -182,6 +182,10 @@ export interface MeshConfig {
   security: { toleranceMs: number; nonceRetentionMs: number; maxBodyBytes: number };
   /** mesh.yaml. */
   settings: MeshSettings;
+  /** policy.yaml `nebula_health`: the link watch's checks. */
+  link: { intervalMs: number; timeoutMs: number; failures: number };
+  /** The household's time zone (policy.yaml `household.timezone`), for alert texts. */
+  timeZone: string;
 }
 
 /**
@@ -249,5 +253,11 @@ export function loadMeshConfig(dir: string): MeshConfig {
       maxBodyBytes: policy.security.max_body_bytes,
     },
     settings,
+    link: {
+      intervalMs: policy.nebula_health.check_interval_seconds * 1000,
+      timeoutMs: policy.nebula_health.lighthouse_ping_timeout_ms,
+      failures: policy.nebula_health.alert_after_failures,
+    },
+    timeZone: policy.household.timezone,
   };
 }

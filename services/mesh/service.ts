@@ -37,6 +37,11 @@ import { Presence } from "./presence.ts";
 import { attachmentPath, removeQuietly, sweep } from "./voice/files.ts";
 import { JobQueue } from "./voice/jobs.ts";
 import { checkVoiceLanguage } from "./voice/language.ts";
+import { WatchLedger } from "../common/watch/ledger.ts";
+import type { LinkRequester } from "../common/watch/link_ping.ts";
+import { CertReader } from "../common/watch/cert_reader.ts";
+import { MeshAlerts } from "./watch/alerts.ts";
+import { MeshLinkWatch } from "./watch/link.ts";
 import { synthesize } from "./voice/synthesize.ts";
 import { transcribe, type TranscriptionResult, whisperLanguage } from "./voice/transcribe.ts";
 
@@ -66,8 +71,15 @@ export interface MeshOptions {
   now?: (() => number) | undefined;
   /** Waits before rate-limited send retries (tests). */
   sleep?: ((ms: number) => Promise<void>) | undefined;
-  /** Disable periodic timers (group check, sync poll, sweeps) for tests. */
+  /** Disable periodic timers (group check, sync poll, sweeps, link checks) for tests. */
   timers?: boolean | undefined;
+  /**
+   * Signed client for the link watch's checks of joi (mesh->joi key, the
+   * check's deadline as timeout; default: `joi`).
+   */
+  linkClient?: LinkRequester | undefined;
+  /** The mesh's own Nebula certificate (`<credentials>/nebula.crt`), when it has one. */
+  nebulaCert?: string | undefined;
 }
 
 /** A running mesh. */
@@ -85,6 +97,9 @@ export interface Mesh {
   self: SelfAccount;
   voice: JobQueue | null;
   transport: SignalTransport;
+  /** The link watch (joi reachable?) and the mesh's own alerts. */
+  link: MeshLinkWatch;
+  alerts: MeshAlerts;
   health(): Record<string, unknown>;
   start(): void;
   stop(): Promise<void>;
@@ -277,6 +292,43 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     };
   };
 
+  // the watches: joi's reachability, told by the mesh (it holds Signal)
+  const ledger = new WatchLedger(store.db);
+  const alerts = new MeshAlerts({
+    ledger,
+    identities,
+    transport,
+    owner: settings.owner_recipient,
+    criticalChannel: settings.critical_channel,
+    log: log.child("watch"),
+    now,
+  });
+  const cert = new CertReader(o.nebulaCert);
+  await cert.refresh();
+  const link = new MeshLinkWatch({
+    client: o.linkClient ?? o.joi,
+    ledger,
+    alerts,
+    intervalMs: config.link.intervalMs,
+    failures: config.link.failures,
+    timeZone: config.timeZone,
+    facts: () => {
+      const v = versionInfo();
+      return {
+        cert: cert.facts(),
+        signal_cli: typeof v.age_days === "number"
+          ? {
+            version: v.version,
+            age_days: v.age_days,
+            warn_days: settings.signal_cli.version_warn_days,
+          }
+          : null,
+      };
+    },
+    log: log.child("link"),
+    now,
+  });
+
   const memory = () => {
     const m = Deno.memoryUsage();
     const mb = (n: number) => Math.round((n / 1048576) * 10) / 10;
@@ -315,6 +367,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
       groups: {
         last_check: monitor.lastCheck ? new Date(monitor.lastCheck).toISOString() : null,
       },
+      link: link.status(),
+      nebula_cert: cert.facts(),
       memory: memory(),
     };
   };
@@ -325,6 +379,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     verify: o.verify,
     health,
     maxOutboundChars: config.maxOutboundChars,
+    linkAnswer: (body) => link.answer(body),
     log: log.child("http"),
   });
 
@@ -332,6 +387,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   let firstConnect = true;
   transport.onNotification((n) => void inbound.handle(n));
   transport.onConnect(() => {
+    void alerts.pump(); // what could not be sent while signal-cli was away
     const v = versionInfo();
     if (v.warning) log.warn("signal_version_old", { version: v.version, age_days: v.age_days });
     if (firstConnect) {
@@ -354,6 +410,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     self,
     voice: jobs,
     transport,
+    link,
+    alerts,
     health,
     start() {
       inbound.resumeVoice();
@@ -361,6 +419,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
       transport.start();
       if (o.timers !== false) {
         monitor.start();
+        link.start();
+        timers.push(setInterval(() => void cert.refresh(), 6 * 3600_000));
         const poll = settings.config_sync.poll_minutes;
         if (poll > 0) {
           timers.push(setInterval(() => void sync.sync("periodic check"), poll * 60_000));
@@ -385,6 +445,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
       if (firstCheck !== undefined) clearTimeout(firstCheck);
       presence.close();
       monitor.stop();
+      link.stop();
       await transport.close();
       await forwarder.stop();
       await inbound.settled();
@@ -475,6 +536,14 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     maxRetries: 0, // the forwarder paces retries and keeps order
     timeoutMs: 15_000,
   });
+  // the link watch's checks: one try each, within the check's deadline
+  const linkClient = new SignedClient({
+    baseUrl: args.joiUrl.origin,
+    key: meshToJoi,
+    direction: "mesh_to_joi",
+    maxRetries: 0,
+    timeoutMs: config.link.timeoutMs,
+  });
   // the terminal reads the identities in force, which the mesh loads: it is built from them
   const signal = args.signal;
   const transport = signal.kind === "socket"
@@ -499,6 +568,8 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     verify,
     validateIdentities,
     hashIdentities,
+    linkClient,
+    nebulaCert: args.secretsDir ? `${args.secretsDir}/nebula.crt` : undefined,
     log,
   });
   const ac = new AbortController();

@@ -111,6 +111,18 @@ export interface RelayStats {
   postFailures: number;
 }
 
+/** The relay's view of openHAB's event stream (the heartbeat reports it). */
+export interface StreamState {
+  /** Connected, and traffic (events or keep-alives) arrives. */
+  connected: boolean;
+  /** When `connected` last changed (ms). */
+  since: number;
+  /** Last event or keep-alive (ms), null before any. */
+  lastTrafficAt: number | null;
+  /** Why the stream is down (null while connected). */
+  error: string | null;
+}
+
 /** A waiting event. */
 interface Pending {
   ev: RelayedEvent;
@@ -190,6 +202,7 @@ export class Relay {
   #notBefore = 0;
   #fetch: typeof fetch;
   #now: () => number;
+  #stream: StreamState;
 
   constructor(o: RelayOptions) {
     this.#o = o;
@@ -197,6 +210,18 @@ export class Relay {
     this.#critical = new Set(o.criticalTypes ?? []);
     this.#fetch = o.fetch ?? fetch;
     this.#now = o.now ?? Date.now;
+    this.#stream = { connected: false, since: this.#now(), lastTrafficAt: null, error: null };
+  }
+
+  /** openHAB's event stream as the relay sees it. */
+  streamState(): StreamState {
+    return { ...this.#stream };
+  }
+
+  #streamUp(up: boolean, error: string | null): void {
+    if (this.#stream.connected !== up) this.#stream.since = this.#now();
+    this.#stream.connected = up;
+    this.#stream.error = error;
   }
 
   /** Decides whether a bus event is forwarded (topic kind, action, item filter). */
@@ -345,12 +370,14 @@ export class Relay {
           );
         }
         this.stats.connections++;
+        this.#streamUp(true, null);
         this.#o.log.info("relay_connected", { connections: this.stats.connections });
         backoff = min;
         const events = parseSse(res.body, {
           maxLineBytes: this.#o.maxLineBytes ?? 65_536,
           onSkip: (s) => {
             arm(); // a skipped line is traffic too
+            this.#stream.lastTrafficAt = this.#now();
             this.#skipped(s);
           },
         });
@@ -359,10 +386,18 @@ export class Relay {
           // generator's return cancels the body)
           if (abort.signal.aborted) break;
           arm();
+          this.#stream.lastTrafficAt = this.#now();
           if (ev.event === "message") this.accept(ev.data);
         }
         if (!this.#stopped) this.#o.log.warn("relay_stream_ended", {});
+        this.#streamUp(false, "openHAB ended the event stream");
       } catch (e) {
+        this.#streamUp(
+          false,
+          abort.signal.aborted
+            ? "openHAB's event stream went silent (no keep-alive)"
+            : (e as Error).message.slice(0, 200),
+        );
         if (!this.#stopped && !abort.signal.aborted) {
           this.#o.log.warn("relay_stream_failed", {
             error: (e as Error).message,

@@ -1,6 +1,8 @@
 /**
  * The openHAB relay's composition root: reads the policy, the API token and
- * the signing key, builds the {@link Relay} and runs it until SIGTERM/SIGINT.
+ * the signing key, builds the {@link Relay} and its {@link HeartbeatLoop} (the
+ * house watch's signal, with the node's Nebula certificate from the
+ * `nebula.crt` credential) and runs them until SIGTERM/SIGINT.
  * `main.ts` is argument parsing plus {@link runRelay}.
  *
  * The API token is read from `<secrets-dir>/openhab_token`, which must be a
@@ -12,6 +14,9 @@ import type { Logger } from "../common/log.ts";
 import { loadPolicyFile } from "../common/policy/mod.ts";
 import { loadOptionalKey, readSecretFile } from "../common/wire/keys.ts";
 import { Relay } from "./relay.ts";
+import { HeartbeatLoop } from "./heartbeat.ts";
+import { CertReader } from "../common/watch/cert_reader.ts";
+import { JsonClient, SignedClient } from "../common/wire/client.ts";
 
 /** Reads the API token file, refusing group/other access and symlinks. */
 export async function readTokenFile(path: string): Promise<string> {
@@ -77,10 +82,34 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     ...(signingKey ? { signingKey } : {}),
     log,
   });
-  const stop = () => relay.stop();
+  const cert = new CertReader(`${args.secretsDir}/nebula.crt`);
+  await cert.refresh();
+  const heartbeat = new HeartbeatLoop({
+    relay,
+    client: signingKey
+      ? new SignedClient({
+        baseUrl: args.joiUrl,
+        key: signingKey,
+        direction: "openhab_to_joi",
+        maxRetries: 0,
+        timeoutMs: 10_000,
+      })
+      : new JsonClient({ baseUrl: args.joiUrl, maxRetries: 0, timeoutMs: 10_000 }),
+    source,
+    intervalMs: policy.watch.heartbeat_seconds * 1000,
+    cert,
+    log: log.child("heartbeat"),
+  });
+  const certTimer = setInterval(() => void cert.refresh(), 6 * 3_600_000);
+  const stop = () => {
+    heartbeat.stop();
+    clearInterval(certTimer);
+    relay.stop();
+  };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
-  log.info("relay_started", { source });
+  log.info("relay_started", { source, heartbeat_s: policy.watch.heartbeat_seconds });
+  heartbeat.start();
   await relay.run();
   // what it carried, for the operator (and the benchmark)
   log.info("relay_stopped", { ...relay.stats });

@@ -125,6 +125,31 @@ export const PolicySchema = z.object({
     check_interval_seconds: positiveInt,
     alert_on_fallback: z.boolean(),
   }).strict(),
+  /** The link watch: joi and the mesh check each other over the overlay. */
+  nebula_health: z.object({
+    check_interval_seconds: positiveInt,
+    /** One check's deadline: no answer within it is a failure. */
+    lighthouse_ping_timeout_ms: positiveInt,
+    /** Consecutive failed checks before the household is told. */
+    alert_after_failures: positiveInt,
+  }).strict(),
+  /** What the other watches tell, and when. */
+  watch: z.object({
+    /** The relay's heartbeat period. */
+    heartbeat_seconds: positiveInt,
+    /** No heartbeat for this long: the critical group is told the house is silent. */
+    house_silent_seconds: positiveInt,
+    /** Ollama unreachable, or inference on CPU, this long: the owner is told. */
+    model_alert_minutes: positiveInt,
+    /** Days before a Nebula certificate expires when the owner is warned. */
+    cert_warn_days: z.array(positiveInt).min(1),
+    /** The signal-cli age warning is repeated this often while it stands. */
+    signal_cli_remind_days: positiveInt,
+    /** Watch messages that are not about safety, per rolling hour; more wait. */
+    alerts_per_hour: positiveInt,
+    /** This many requests refused for their timestamp within the window: the owner is told. */
+    timestamp_refusals: z.object({ count: positiveInt, window_minutes: positiveInt }).strict(),
+  }).strict(),
 }).strict();
 
 /** A validated `policy.yaml`. */
@@ -197,6 +222,30 @@ export function policyRules(p: Policy): RuleIssue[] {
         `got ${p.ingest.max_event_bytes}`,
     });
   }
+  const nh = p.nebula_health;
+  if (nh.lighthouse_ping_timeout_ms >= nh.check_interval_seconds * 1000) {
+    issues.push({
+      path: ["nebula_health", "lighthouse_ping_timeout_ms"],
+      message: `must be less than check_interval_seconds (${nh.check_interval_seconds} s), got ` +
+        `${nh.lighthouse_ping_timeout_ms} ms: a check must end before the next begins`,
+    });
+  }
+  const w = p.watch;
+  if (w.house_silent_seconds < 2 * w.heartbeat_seconds) {
+    issues.push({
+      path: ["watch", "house_silent_seconds"],
+      message: `must be at least 2 x heartbeat_seconds (${2 * w.heartbeat_seconds}), got ` +
+        `${w.house_silent_seconds}: one late heartbeat must not raise "house silent"`,
+    });
+  }
+  w.cert_warn_days.forEach((d, i, all) => {
+    if (i > 0 && d >= all[i - 1]!) {
+      issues.push({
+        path: ["watch", "cert_warn_days", i],
+        message: `warning days must decrease (e.g. [30, 7, 1]), got ${d} after ${all[i - 1]}`,
+      });
+    }
+  });
   const names = new Set<string>();
   p.content.blocked_patterns.forEach((bp, i) => {
     if (names.has(bp.name)) {

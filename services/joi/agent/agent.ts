@@ -25,7 +25,6 @@ import type { MemoryStores } from "../memory/stores.ts";
 import type { EnqueueResult, OutboundMessage } from "../outbox/mod.ts";
 import type { ToolRouter } from "../tools/router.ts";
 import { LocalTime } from "../../common/local_time.ts";
-import { NOTICES } from "./notices.ts";
 import { GroupContext } from "./group_context.ts";
 import { ProactiveGate } from "./proactive.ts";
 import type { HomeLine, KnowledgeSnippet } from "./prompt.ts";
@@ -80,7 +79,6 @@ export class Agent implements MessageSink {
   #groupChat = new GroupContext();
   #proactive: ProactiveGate;
   #turn: TurnContext;
-  #degradedNoticeSent = false;
 
   /** Creates the agent. */
   constructor(o: AgentOptions) {
@@ -135,28 +133,6 @@ export class Agent implements MessageSink {
         () => proactiveTurn(this.#turn, this.#proactive, channel, item),
       );
     }
-  }
-
-  /**
-   * The LLM fell back to CPU: tell the owner once per degradation episode,
-   * in their direct channel (policy `gpu_health.alert_on_fallback`).
-   */
-  degraded(): void {
-    if (this.#degradedNoticeSent) return;
-    if (!this.#o.config().policies.policy.gpu_health.alert_on_fallback) return;
-    this.#degradedNoticeSent = true;
-    this.#send({
-      channel: this.#o.roles.ownerDm,
-      text: NOTICES.degraded,
-      priority: "normal",
-      kind: "proactive",
-      template: true,
-    }, "degraded_notice");
-  }
-
-  /** The GPU is back: the next degradation is a new episode. */
-  recovered(): void {
-    this.#degradedNoticeSent = false;
   }
 
   /** Resolves when every queued message has been handled (tests, shutdown). */

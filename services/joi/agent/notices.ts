@@ -1,6 +1,8 @@
 /**
- * The fixed texts joi sends without the LLM (degraded mode, busy, down,
- * refused, a voice note not transcribed, an escalation's notice; acknowledgements are the guard's templates), and which one answers a failed LLM call. Their
+ * The fixed texts joi sends without the LLM (busy, down, refused, a voice
+ * note not transcribed, an escalation's notice; acknowledgements are the
+ * guard's templates, degraded mode the model watch's), and which one answers
+ * a failed LLM call. Their
  * constant text is ours, so the outbox checks them as templates.
  *
  * @module
@@ -9,7 +11,6 @@ import { LlmError } from "../llm/errors.ts";
 
 /** Fixed texts joi sends without the LLM. */
 export const NOTICES = {
-  degraded: "Running in degraded mode (CPU). Check eGPU connection.",
   busy: (minutes: number) =>
     `I need a moment: I have been thinking a lot this hour. Ask me again in about ${minutes} minute${
       minutes === 1 ? "" : "s"

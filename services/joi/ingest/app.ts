@@ -1,7 +1,9 @@
 /**
  * joi's openHAB ingest on 8445: `POST /api/v1/openhab/{presence,sensors,
  * weather,alert,state}` (contracts.md) and `POST /api/v1/openhab/events`
- * (openHAB's own bus events, one or a relay batch), plus `GET /health`.
+ * (openHAB's own bus events, one or a relay batch), the relay's heartbeat
+ * (`POST /api/v1/openhab/heartbeat`, see `common/watch/heartbeat.ts`), plus
+ * `GET /health`.
  *
  * Each request is checked in this order: source address allowed (403), JSON
  * type and size (415/413: 10 KiB per event), JSON syntax (400), schema (400
@@ -48,6 +50,7 @@ import { type BatchAnswer, type JudgedEvent, judgeEvents } from "./batch.ts";
 import type { EventPipeline, HandleOptions } from "./pipeline.ts";
 import type { DeviceEvent, IngestEndpoint } from "./types.ts";
 import { cleanUntrusted } from "./untrusted.ts";
+import { type Heartbeat, HEARTBEAT_PATH, heartbeatSchema } from "../../common/watch/heartbeat.ts";
 
 /** policy.yaml figures the ingest app uses. */
 export interface IngestPolicy {
@@ -78,6 +81,12 @@ export interface IngestAppOptions {
    * unsigned events are refused with 401. Production always sets it.
    */
   signing?: { key: CryptoKey; nonceStore: NonceStore; toleranceMs: number };
+  /**
+   * The relay's heartbeat (`POST /api/v1/openhab/heartbeat`, same checks as
+   * the events: source address, signature, size; then its schema and source
+   * name): handed to the house watch with joi's receive time.
+   */
+  heartbeat?: ((hb: Heartbeat, receivedAt: number) => void) | undefined;
 }
 
 const IP = /^[0-9.]+$|:/;
@@ -370,6 +379,25 @@ export function createIngestApp(o: IngestAppOptions): Hono {
       return { events: res.events, skipped: res.skipped ? [res.skipped] : [] };
     });
   });
+
+  const onHeartbeat = o.heartbeat;
+  if (onHeartbeat) {
+    app.post(HEARTBEAT_PATH, single, (c) => {
+      const r = parse(c, heartbeatSchema);
+      if (!r.ok) return r.res;
+      if (!allowedNames.has(r.data.source.toLowerCase())) {
+        log.security("ingest_source_refused", { source: cleanUntrusted(r.data.source, 64) });
+        return fail(
+          c,
+          "forbidden",
+          `source "${cleanUntrusted(r.data.source, 64)}" is not an allowed openHAB node`,
+        );
+      }
+      const at = o.now();
+      onHeartbeat(r.data, at);
+      return ok(c, { received: true, time: at });
+    });
+  }
 
   app.notFound((c) => fail(c, "not_found", `no route ${c.req.method} ${c.req.path}`));
   app.onError((e, c) => {

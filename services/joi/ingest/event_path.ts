@@ -22,6 +22,7 @@ import { createIngestApp } from "./app.ts";
 import type { ContextSink } from "./context.ts";
 import { EventPipeline } from "./pipeline.ts";
 import type { IngestEndpoint } from "./types.ts";
+import type { Heartbeat } from "../../common/watch/heartbeat.ts";
 
 /** Inputs of {@link createEventPath}. */
 export interface EventPathOptions {
@@ -42,6 +43,8 @@ export interface EventPathOptions {
    * (`<state>/ingest_nonces.db`): ingest then takes signed events only.
    */
   signing?: { key: CryptoKey; nonceStorePath: string } | undefined;
+  /** The relay's heartbeats go here (the house watch). */
+  heartbeat?: ((hb: Heartbeat, receivedAt: number) => void) | undefined;
   /** Logger. */
   log: Logger;
   /** Clock (ms). */
@@ -127,6 +130,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
     log: log.child("ingest"),
     now,
     health,
+    heartbeat: o.heartbeat,
     ...(o.signing && nonceStore
       ? {
         signing: {

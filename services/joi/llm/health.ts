@@ -21,6 +21,10 @@ export interface GpuHealth {
   degraded: boolean;
   /** Whether Ollama answered the last check. */
   ollama_reachable: boolean;
+  /** A model is loaded with no layer in VRAM: Ollama runs it on the CPU. */
+  cpu_loaded: boolean;
+  /** Why Ollama could not be asked (null when it answered). */
+  error: string | null;
   /** Time of the last check (ISO), null before the first. */
   checked_at: string | null;
 }
@@ -51,8 +55,11 @@ export class GpuHealthMonitor {
     vram_used_mb: null,
     degraded: false,
     ollama_reachable: false,
+    cpu_loaded: false,
+    error: null,
     checked_at: null,
   };
+  #listeners: ((h: GpuHealth) => void)[] = [];
 
   /** Creates the monitor (not started). */
   constructor(o: GpuHealthOptions) {
@@ -66,25 +73,40 @@ export class GpuHealthMonitor {
     return new URL(this.#o.client.endpoint).origin;
   }
 
+  /** Called after every check with its snapshot (the model watch). */
+  onCheck(listener: (h: GpuHealth) => void): void {
+    this.#listeners.push(listener);
+  }
+
   /** Runs one check now. */
   async check(): Promise<GpuHealth> {
     let vram: number | null = null;
     let reachable = false;
+    let cpuLoaded = false;
+    let error: string | null = null;
     try {
       const res = await this.#fetch(`${this.origin}/api/ps`, { signal: AbortSignal.timeout(5000) });
       if (res.ok) {
-        const json = await res.json() as { models?: { size_vram?: unknown }[] };
+        const json = await res.json() as { models?: { size?: unknown; size_vram?: unknown }[] };
         let bytes = 0;
         for (const m of json.models ?? []) {
           if (typeof m.size_vram === "number") bytes += m.size_vram;
+          if (m.size_vram === 0 && typeof m.size === "number" && m.size > 0) cpuLoaded = true;
         }
         vram = Math.round(bytes / (1024 * 1024));
         reachable = true;
       } else {
         await res.body?.cancel();
+        error = `Ollama answered HTTP ${res.status} to GET /api/ps`;
       }
     } catch (e) {
-      this.#o.log?.warn("gpu_health_ps_failed", { error: (e as Error).name });
+      error = ollamaError(e, this.origin);
+    }
+    if (error !== null && this.#snap.error === null) {
+      // once per episode: it is on /health (and told by the model watch) while it lasts
+      this.#o.log?.warn("ollama_unreachable", { url: this.origin, error });
+    } else if (error === null && this.#snap.error !== null) {
+      this.#o.log?.info("ollama_reachable", { url: this.origin });
     }
     if (this.#o.client.degraded && reachable) await this.#o.client.probeGpu();
     const state = this.#o.client.state();
@@ -94,8 +116,11 @@ export class GpuHealthMonitor {
       vram_used_mb: vram,
       degraded: state.degraded,
       ollama_reachable: reachable,
+      cpu_loaded: cpuLoaded,
+      error,
       checked_at: new Date(this.#now()).toISOString(),
     };
+    for (const listener of this.#listeners) listener(this.snapshot());
     return this.#snap;
   }
 
@@ -122,4 +147,17 @@ export class GpuHealthMonitor {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/** A fetch failure of Ollama as one readable line. */
+export function ollamaError(e: unknown, origin: string): string {
+  const m = e instanceof Error ? e.message : String(e);
+  if (e instanceof DOMException && e.name === "TimeoutError") {
+    return `no answer from Ollama at ${origin} within 5 s`;
+  }
+  if (/connection refused/i.test(m)) return `nothing listens at ${origin} (connection refused)`;
+  if (e instanceof Deno.errors.NotCapable || /requires net access/i.test(m)) {
+    return `this process may not dial ${origin} (sandbox): ${m.slice(0, 120)}`;
+  }
+  return `Ollama at ${origin} could not be reached: ${m.slice(0, 160)}`;
 }

@@ -33,6 +33,8 @@ export interface OutboundMessage {
   conversationId?: string;
   /** Ask the mesh for a voice response. */
   voiceResponse?: boolean;
+  /** Not sent before this time (ms): a watch message waiting for quiet hours to end. */
+  notBefore?: number;
 }
 
 /** A queued message as the store holds it. */
@@ -47,6 +49,7 @@ export interface QueuedMessage extends
       | "recipient"
       | "template"
       | "createdAt"
+      | "notBefore"
     >
   > {
   id: number;

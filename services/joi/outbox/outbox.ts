@@ -154,19 +154,23 @@ export class Outbox {
       return { accepted: false, rule: verdict.rule, message: verdict.message };
     }
     const now = this.#now();
-    const { id, deliveryId } = this.store.insert({
-      channel: m.channel,
-      recipient: m.recipient ?? recipientOfChannel(m.channel) ?? this.#roles.owner,
-      text: verdict.text,
-      priority: m.priority,
-      kind: m.kind,
-      createdAt: m.createdAt ?? now,
-      ttlMs: this.#ttl(m),
-      template: m.template === true,
-      replyTo: m.replyTo ?? null,
-      conversationId: m.conversationId ?? null,
-      voiceResponse: m.voiceResponse === true,
-    }, now);
+    const { id, deliveryId } = this.store.insert(
+      {
+        channel: m.channel,
+        recipient: m.recipient ?? recipientOfChannel(m.channel) ?? this.#roles.owner,
+        text: verdict.text,
+        priority: m.priority,
+        kind: m.kind,
+        createdAt: m.createdAt ?? now,
+        ttlMs: this.#ttl(m),
+        template: m.template === true,
+        replyTo: m.replyTo ?? null,
+        conversationId: m.conversationId ?? null,
+        voiceResponse: m.voiceResponse === true,
+      },
+      now,
+      m.notBefore,
+    );
     return { accepted: true, id, deliveryId };
   }
 

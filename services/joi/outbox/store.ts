@@ -64,6 +64,16 @@ export type NewRow = Omit<
   "id" | "status" | "attempts" | "lastError" | "sentAt" | "nextAttemptAt" | "deliveryId"
 >;
 
+/** What happened to the messages of one stretch of time (the link watch's summary). */
+export interface WindowCounts {
+  /** Critical messages raised before its end and sent after its start. */
+  criticalDelivered: number;
+  /** Messages raised before its end whose time to live ran out after its start. */
+  expired: number;
+  /** Messages raised before its end still waiting. */
+  stillQueued: number;
+}
+
 /** SQL access to the outbox table. */
 export class OutboxStore {
   #db: DatabaseSync;
@@ -100,8 +110,11 @@ export class OutboxStore {
     );
   }
 
-  /** Inserts a message; returns its id and its delivery id (`X-Request-ID`). */
-  insert(m: NewRow, now: number): { id: number; deliveryId: string } {
+  /**
+   * Inserts a message, first due at `now` (or `notBefore` when later);
+   * returns its id and its delivery id (`X-Request-ID`).
+   */
+  insert(m: NewRow, now: number, notBefore?: number): { id: number; deliveryId: string } {
     const deliveryId = crypto.randomUUID();
     const r = this.#insert.run(
       deliveryId,
@@ -116,7 +129,7 @@ export class OutboxStore {
       m.replyTo,
       m.conversationId,
       m.voiceResponse ? 1 : 0,
-      now,
+      Math.max(now, notBefore ?? now),
     );
     return { id: Number(r.lastInsertRowid), deliveryId };
   }
@@ -160,6 +173,34 @@ export class OutboxStore {
   nextDue(): number | null {
     const r = this.#nextDue.get() as Row;
     return r.t === null ? null : Number(r.t);
+  }
+
+  /**
+   * Makes every message waiting for a retry (after a failed send) due at
+   * `now`: the link to the mesh is back. Messages deferred on purpose (quiet
+   * hours, never tried yet) keep their time.
+   */
+  retryNow(now: number): number {
+    const r = this.#db.prepare(
+      "UPDATE outbox SET next_attempt_at = ? WHERE status = 'queued' AND attempts > 0 " +
+        "AND next_attempt_at > ?",
+    ).run(now, now);
+    return Number(r.changes);
+  }
+
+  /** Counts for the stretch `[from, to]` (ms). */
+  windowCounts(from: number, to: number): WindowCounts {
+    const r = this.#db.prepare(`SELECT
+      coalesce(sum(priority = 'critical' AND status = 'sent' AND sent_at >= ?1), 0) AS delivered,
+      coalesce(sum(status = 'dropped' AND ttl_ms IS NOT NULL AND created_at + ttl_ms >= ?1), 0)
+        AS expired,
+      coalesce(sum(status = 'queued'), 0) AS queued
+      FROM outbox WHERE created_at <= ?2`).get(from, to) as Row;
+    return {
+      criticalDelivered: Number(r.delivered),
+      expired: Number(r.expired),
+      stillQueued: Number(r.queued),
+    };
   }
 
   /** Deletes finished messages older than `before` (retention). */

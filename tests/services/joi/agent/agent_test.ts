@@ -13,32 +13,51 @@ const smokeAlert = (now: number) => ({
   data: { alert_type: "smoke", title: "Smoke in the kitchen", message: "detector 1" },
 });
 
-Deno.test("agent: GPU error -> CPU fallback, replies keep flowing, exactly one degraded-mode notice", async () => {
+// Since issue 15 the degraded-mode message is the model watch's: told once the CPU episode
+// lasted watch.model_alert_minutes (not at the first fallback), once per episode, with recovery.
+Deno.test("agent: GPU error -> CPU fallback, replies keep flowing, one model-watch notice per episode", async () => {
   const j = await startJoi({
     llm: { reply: (r) => (r.options?.num_gpu === 0 ? "answer on cpu" : "answer on gpu") },
   });
+  const cpuNotices = () => j.sent.filter((m) => /running on the CPU/.test(m.content.text));
+  const backNotices = () => j.sent.filter((m) => /works again/.test(m.content.text));
   try {
     j.llm.mode = "gpu_error";
     for (const text of ["one", "two", "three"]) {
       await j.post({ sender: "owner", channel: "owner_private_dm", text });
       await j.settle();
     }
-    const notices = j.sent.filter((m) => m.content.text === NOTICES.degraded);
-    assert.equal(notices.length, 1);
-    assert.deepEqual(notices[0]!.delivery, { target: "direct" });
-    assert.equal(notices[0]!.recipient.id, "owner");
     assert.equal(j.sent.filter((m) => m.content.text === "answer on cpu").length, 3);
-    // the GPU health check probes the GPU: still broken -> still degraded, no second notice
+    // the GPU health check probes the GPU: still broken -> still degraded; not told yet
     await j.conv.gpu.check();
     assert.equal(j.conv.llm.degraded, true);
-    // eGPU back: the episode ends; a new failure is a new episode with one new notice
+    await j.settle();
+    assert.equal(cpuNotices().length, 0);
+    // 10 minutes on the CPU (watch.model_alert_minutes): told once
+    j.clock.now += 10 * 60_000 + 1000;
+    await j.conv.gpu.check();
+    await j.settle();
+    await j.conv.gpu.check();
+    await j.settle();
+    assert.equal(cpuNotices().length, 1);
+    assert.deepEqual(cpuNotices()[0]!.delivery, { target: "direct" });
+    assert.equal(cpuNotices()[0]!.recipient.id, "owner");
+    // eGPU back: the episode ends, told once; a new failure is a new episode with one new notice
     j.llm.mode = "answer";
     await j.conv.gpu.check();
+    await j.settle();
     assert.equal(j.conv.llm.degraded, false);
+    assert.equal(backNotices().length, 1);
     j.llm.mode = "gpu_error";
     await j.post({ sender: "owner", channel: "owner_private_dm", text: "four" });
     await j.settle();
-    assert.equal(j.sent.filter((m) => m.content.text === NOTICES.degraded).length, 2);
+    await j.conv.gpu.check();
+    j.clock.now += 10 * 60_000 + 1000;
+    await j.conv.gpu.check();
+    await j.settle();
+    await j.conv.gpu.check();
+    await j.settle();
+    assert.equal(cpuNotices().length, 2);
   } finally {
     await j.close();
   }

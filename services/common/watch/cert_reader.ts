@@ -1,0 +1,64 @@
+/**
+ * A service's own Nebula certificate, as its watches see it: read at start
+ * and re-read periodically (a renewed certificate is picked up), reported as
+ * `{name, not_after}` or `{error}` (and null when the service has none: the
+ * local run without Nebula).
+ *
+ * In production each service receives its node's certificate as the systemd
+ * credential `nebula.crt` (`LoadCredential=nebula.crt:/etc/nebula/<node>.crt`):
+ * the public certificate only, never the key, and no read access to
+ * `/etc/nebula` for the service.
+ *
+ * @module
+ */
+import { type NebulaCert, readNebulaCert } from "./nebula_cert.ts";
+
+/** The `/health` and link-answer form of a certificate. */
+export type CertFacts = { name: string; not_after: number } | { error: string } | null;
+
+/** Reads one certificate file on demand. */
+export class CertReader {
+  readonly path: string | undefined;
+  #cert: NebulaCert | undefined;
+  #error: string | undefined;
+
+  /** `path` undefined: this service has no certificate (the local run). */
+  constructor(path: string | undefined) {
+    this.path = path;
+  }
+
+  /**
+   * Reads the file again. A missing file means no certificate (the local run;
+   * in production the unit's `LoadCredential=` refuses to start without it).
+   */
+  async refresh(): Promise<void> {
+    if (this.path === undefined) return;
+    try {
+      await Deno.lstat(this.path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        this.#cert = undefined;
+        this.#error = undefined;
+        return;
+      }
+    }
+    try {
+      this.#cert = await readNebulaCert(this.path);
+      this.#error = undefined;
+    } catch (e) {
+      this.#cert = undefined;
+      this.#error = (e as Error).message.slice(0, 300);
+    }
+  }
+
+  /** The certificate last read, if any. */
+  get cert(): NebulaCert | undefined {
+    return this.#cert;
+  }
+
+  /** What the watches report. */
+  facts(): CertFacts {
+    if (this.#cert) return { name: this.#cert.name, not_after: this.#cert.notAfter };
+    return this.#error !== undefined ? { error: this.#error } : null;
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * joi's end of the link watch. Every `nebula_health.check_interval_seconds`
+ * joi checks the mesh (the Nebula lighthouse, and joi's only way out) with a
+ * signed round trip. joi cannot tell anyone while the link is down (the mesh
+ * holds Signal, and it tells the household after `alert_after_failures`
+ * checks of its own); joi keeps queueing, and when the link is back it sends
+ * the one summary: down from/to, how many alerts were delayed and are now
+ * delivered, how many messages expired.
+ *
+ * The outage summarised is the union of what joi saw (its own failed checks)
+ * and what the mesh told (the mesh's answer carries the outage it reported,
+ * until joi acknowledges it in a later check), so a joi that was stopped
+ * (and saw nothing) still sends it. The mesh's answer also carries its own
+ * facts (certificate, signal-cli age, its clock), which it hands to
+ * {@link LinkWatchOptions.onMeshFacts}.
+ *
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import { Episode } from "../../common/watch/episode.ts";
+import type { WatchLedger } from "../../common/watch/ledger.ts";
+import {
+  type ClockSample,
+  linkPing,
+  type LinkRequester,
+  type PingOutcome,
+} from "../../common/watch/link_ping.ts";
+import { durationText, timeText } from "../../common/watch/time_text.ts";
+import type { OutboxStore } from "../outbox/store.ts";
+import type { WatchAlerts } from "./alerts.ts";
+
+/** An outage the mesh told the household about. */
+export interface MeshOutage {
+  id: string;
+  since: number;
+  until: number | null;
+}
+
+/** What the mesh says about itself in its answer. */
+export interface MeshFacts {
+  /** The outage of joi the mesh reported and joi has not acknowledged. */
+  joiOutage: MeshOutage | null;
+  /** The mesh's Nebula certificate: valid until (ms), or why it could not be read. */
+  cert: { notAfter: number; name: string } | { error: string } | null;
+  /** signal-cli's version and age. */
+  signalCli: { version: string; ageDays: number; warnDays: number } | null;
+  /** The mesh's clock minus joi's, as the mesh measured it. */
+  meshClock: ClockSample | null;
+}
+
+/** Options of {@link LinkWatch}. */
+export interface LinkWatchOptions {
+  /** Signed client to the mesh (joi->mesh key), with the check's deadline as its timeout. */
+  client: LinkRequester;
+  ledger: WatchLedger;
+  alerts: WatchAlerts;
+  /** The outbox's store (what was delayed, delivered, expired). */
+  outbox: OutboxStore;
+  /** Sends what is due now; resolves when the queue has been tried. */
+  flush: () => Promise<unknown>;
+  /** policy `nebula_health.alert_after_failures`. */
+  failures: () => number;
+  /** The household's time zone. */
+  timeZone: () => string;
+  /** Each answer's clock sample. */
+  onClock?: ((s: ClockSample) => void) | undefined;
+  /** Each answer's mesh facts. */
+  onMeshFacts?: ((f: MeshFacts) => void) | undefined;
+  log: Logger;
+  now: () => number;
+}
+
+/** The link watch's part of joi's `/health`. */
+export interface LinkStatus {
+  reachable: boolean | null;
+  last_ok: string | null;
+  failures: number;
+  down_since: string | null;
+  last_error: string | null;
+  clock: { offset_ms: number; rtt_ms: number; measured_at: string } | null;
+}
+
+const ACK = "link-ack";
+
+/** joi's end of the link watch. */
+export class LinkWatch {
+  readonly #o: LinkWatchOptions;
+  readonly #episode: Episode;
+  #running: Promise<void> | null = null;
+  #last: PingOutcome | null = null;
+  #lastOk: number | null = null;
+  #clock: ClockSample | null = null;
+
+  /** Loads the saved episode. */
+  constructor(o: LinkWatchOptions) {
+    this.#o = o;
+    this.#episode = new Episode(o.ledger, "link", { count: o.failures() });
+  }
+
+  /** One check (single flight). */
+  check(): Promise<void> {
+    this.#running ??= this.#check().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #check(): Promise<void> {
+    const o = this.#o;
+    const ack = o.ledger.load<string>(ACK);
+    const r = await linkPing(o.client, ack ? { ack_outage: ack } : {}, o.now);
+    this.#last = r;
+    if (!r.ok) {
+      const t = this.#episode.observe(true, r.at, r.error);
+      if (t?.kind === "started") {
+        o.log.error("mesh_unreachable", {
+          since: new Date(t.since).toISOString(),
+          checks: t.count,
+          error: r.error,
+          effect: "messages stay queued; the mesh tells the household",
+        });
+      } else o.log.warn("link_check_failed", { error: r.error, status: r.status });
+      return;
+    }
+    this.#lastOk = r.at;
+    if (r.clock) {
+      this.#clock = r.clock;
+      o.onClock?.(r.clock);
+    }
+    const facts = meshFacts(r.data);
+    o.onMeshFacts?.(facts);
+    if (ack && facts.joiOutage?.id !== ack) o.ledger.save(ACK, null);
+    const mine = this.#episode.observe(false, r.at);
+    const theirs = facts.joiOutage && facts.joiOutage.id !== ack ? facts.joiOutage : null;
+    const own = mine?.kind === "ended" ? mine : null;
+    if (!own && !theirs) return;
+    const since = Math.min(own?.since ?? Infinity, theirs?.since ?? Infinity);
+    await this.#summarise(theirs?.id ?? own!.id, since, r.at);
+    if (theirs) o.ledger.save(ACK, theirs.id);
+  }
+
+  async #summarise(id: string, since: number, until: number): Promise<void> {
+    const o = this.#o;
+    try {
+      await o.flush();
+    } catch (e) {
+      o.log.warn("link_summary_flush_failed", { error: (e as Error).message });
+    }
+    const c = o.outbox.windowCounts(since, until);
+    const tz = o.timeZone();
+    const now = o.now();
+    const parts = [
+      `joi is back in touch. It was cut off from ${timeText(since, now, tz)} to ` +
+      `${timeText(until, now, tz)} (${durationText(until - since)}).`,
+      c.criticalDelivered > 0
+        ? `${plural(c.criticalDelivered, "alert was", "alerts were")} delayed and ` +
+          `${c.criticalDelivered === 1 ? "is" : "are"} now delivered.`
+        : "No alert was delayed.",
+    ];
+    if (c.expired > 0) {
+      parts.push(`${plural(c.expired, "message", "messages")} expired and will not be sent.`);
+    }
+    if (c.stillQueued > 0) {
+      parts.push(`${plural(c.stillQueued, "message", "messages")} still queued.`);
+    }
+    o.log.info("link_restored", {
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      delivered_late: c.criticalDelivered,
+      expired: c.expired,
+      queued: c.stillQueued,
+    });
+    o.alerts.send({
+      watch: "link",
+      episode: id,
+      phase: "recovered",
+      safety: true,
+      to: "both",
+      text: parts.join(" "),
+    });
+  }
+
+  /** For `/health`. */
+  status(): LinkStatus {
+    const s = this.#episode.state;
+    const last = this.#last;
+    return {
+      reachable: last === null ? null : last.ok,
+      last_ok: this.#lastOk === null ? null : new Date(this.#lastOk).toISOString(),
+      failures: s.bad ? s.count : 0,
+      down_since: s.bad && s.since !== null ? new Date(s.since).toISOString() : null,
+      last_error: last && !last.ok ? last.error : null,
+      clock: this.#clock
+        ? {
+          offset_ms: this.#clock.offsetMs,
+          rtt_ms: this.#clock.rttMs,
+          measured_at: new Date(this.#clock.at).toISOString(),
+        }
+        : null,
+    };
+  }
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+const num = (v: unknown): number | null => typeof v === "number" && Number.isFinite(v) ? v : null;
+const obj = (v: unknown): Record<string, unknown> | null =>
+  v !== null && typeof v === "object" && !Array.isArray(v) ? v as Record<string, unknown> : null;
+
+/** Reads the mesh's answer defensively: a missing or odd field is null. */
+export function meshFacts(data: Record<string, unknown>): MeshFacts {
+  const outage = obj(data.joi_outage);
+  const cert = obj(data.cert);
+  const sc = obj(data.signal_cli);
+  const clock = obj(data.mesh_clock);
+  const since = num(outage?.since);
+  const notAfter = num(cert?.not_after);
+  const age = num(sc?.age_days);
+  const offset = num(clock?.offset_ms);
+  return {
+    joiOutage: outage && typeof outage.id === "string" && since !== null
+      ? { id: outage.id.slice(0, 100), since, until: num(outage.until) }
+      : null,
+    cert: notAfter !== null
+      ? { notAfter, name: String(cert?.name ?? "mesh").slice(0, 64) }
+      : typeof cert?.error === "string"
+      ? { error: cert.error.slice(0, 200) }
+      : null,
+    signalCli: sc && typeof sc.version === "string" && age !== null
+      ? { version: sc.version.slice(0, 40), ageDays: age, warnDays: num(sc.warn_days) ?? 75 }
+      : null,
+    meshClock: offset !== null
+      ? { offsetMs: offset, rttMs: num(clock?.rtt_ms) ?? 0, at: num(clock?.at) ?? 0 }
+      : null,
+  };
+}
