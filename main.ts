@@ -12,7 +12,8 @@
  *   cleanly on Ctrl-C and SIGTERM.
  *
  * Its own permissions are the manifest's `main` entry: read the repository,
- * write `./var`, run `deno`, and dial the three local ports for `/health`.
+ * write `./var`, run `deno`, and dial the three local ports for `/health`
+ * and Ollama's (once, to say at start-up when no Ollama is reachable).
  *
  * @module
  */
@@ -29,6 +30,7 @@ import { exists } from "./services/common/fs.ts";
 import { webSearchAccess } from "./services/common/units.ts";
 import { loadPolicyFile } from "./services/common/policy/mod.ts";
 import { generateKeyFile } from "./services/common/wire/keys.ts";
+import { ollamaStartLine, probeOllama } from "./services/joi/llm/ollama_probe.ts";
 
 /** The keys the local run needs, each generated once with mode 0600. */
 export const LOCAL_KEYS = ["mesh_to_joi.key", "joi_to_mesh.key", "memory.key"] as const;
@@ -162,6 +164,12 @@ async function main(): Promise<number> {
       Deno.addSignalListener(sig, () => stop().then(resolve));
     }
   });
+
+  // Ollama is not ours to start: say in one line when there is none, and how to get it
+  const model = loadPolicyFile("llm", "./policies/llm.yaml").primary_model;
+  const ollama = `http://${layout.llm.host}:${layout.llm.port}`;
+  const noModel = ollamaStartLine(ollama, model, await probeOllama(ollama, model));
+  if (noModel) print(`[main] ${noModel}`);
 
   const down = await waitHealthy(layout, 30_000);
   if (down.length) {

@@ -8,6 +8,16 @@
 import assert from "node:assert/strict";
 import { startLocalStack } from "./_helpers/local_stack.ts";
 
+/** Whether something listens on Ollama's port on this machine. */
+async function ollamaListening(): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port: 11434 })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 Deno.test("deno task start: the stack starts, answers a typed DM in its channel, and stops cleanly", async () => {
   const varDir = await Deno.makeTempDir({ prefix: "joi-main-" });
   const { base, child, lines, pump, errs, until } = startLocalStack(varDir);
@@ -27,6 +37,18 @@ Deno.test("deno task start: the stack starts, answers a typed DM in its channel,
       });
       assert.equal(r.status, 200, `port ${port}`);
       await r.body?.cancel();
+    }
+    // no Ollama here: one readable line says so and how to get one; no error class names
+    const noOllama = lines.filter((l) =>
+      l.startsWith("[main] no Ollama at http://127.0.0.1:11434")
+    );
+    if (!(await ollamaListening())) {
+      assert.equal(noOllama.length, 1, lines.join("\n"));
+      assert.match(
+        noOllama[0]!,
+        /^\[main\] no Ollama at http:\/\/127\.0\.0\.1:11434 \(connection refused: nothing listens there\): joi runs, but answers "I can't answer right now" until one does\. Get it at https:\/\/ollama\.com\/download, then run: ollama pull llama3\.1:8b-instruct-q4_K_M$/,
+      );
+      assert.ok(!lines.some((l) => /TypeError|gpu_health_ps_failed/.test(l)), lines.join("\n"));
     }
     // each program is prefixed with its name
     for (const p of ["[knowledge]", "[joi]", "[mesh]"]) {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { renderJournald, renderLogrotate } from "../../services/common/log_retention.ts";
 import type { UnitFile } from "../../services/common/units.ts";
 
 /** The three machine roles. */
@@ -78,6 +79,7 @@ export const ROLES: Record<Role, RoleSpec> = {
       "services/knowledge_broker/main.ts",
       "scripts/validate.ts",
       "scripts/provision.ts",
+      "scripts/doctor.ts",
     ],
     stateDirs: ["/var/lib/joi", "/var/log/joi"],
   },
@@ -89,7 +91,7 @@ export const ROLES: Record<Role, RoleSpec> = {
     generatedKeys: [],
     copiedKeys: ["mesh_to_joi.key", "joi_to_mesh.key"],
     units: ["joi-mesh.service", "signal-cli.socket", "signal-cli.service"],
-    entries: ["services/mesh/main.ts"],
+    entries: ["services/mesh/main.ts", "scripts/doctor.ts"],
     stateDirs: ["/var/log/joi"],
   },
   openhab: {
@@ -100,7 +102,7 @@ export const ROLES: Record<Role, RoleSpec> = {
     generatedKeys: [],
     copiedKeys: ["openhab_token", "openhab_to_joi.key"],
     units: ["joi-openhab-relay.service"],
-    entries: ["services/openhab_relay/main.ts"],
+    entries: ["services/openhab_relay/main.ts", "scripts/doctor.ts"],
     stateDirs: [],
   },
 };
@@ -235,11 +237,61 @@ export function planInstall(input: PlanInput): Action[] {
       overwrite: true,
     });
   }
+  a.push(...retentionActions(input.role));
   a.push({
     kind: "note",
     text: `then: systemctl daemon-reload && systemctl enable --now ${
       r.units.filter((u) => !u.endsWith(".service") || !u.startsWith("joi-validate")).join(" ")
     }`,
+  });
+  return a;
+}
+
+/**
+ * Log retention (logrotate, journald) on every VM, and on joi the folder
+ * where the daily validation leaves its report for joi's drift watch (root
+ * writes it, the setgid group lets joi read it). See
+ * services/common/log_retention.ts and services/common/watch/drift_report.ts.
+ */
+export function retentionActions(role: Role): Action[] {
+  const a: Action[] = [];
+  if (role === "joi") {
+    a.push({
+      kind: "dir",
+      path: "/var/lib/joi-validate",
+      mode: 0o2750,
+      owner: "root",
+      group: "joi",
+    });
+  }
+  const rotate = renderLogrotate(role);
+  if (rotate !== null) {
+    a.push({ kind: "dir", path: "/etc/logrotate.d", mode: 0o755, owner: "root", group: "root" });
+    a.push({
+      kind: "file",
+      path: "/etc/logrotate.d/joi",
+      content: rotate,
+      mode: 0o644,
+      owner: "root",
+      group: "root",
+      overwrite: true,
+    });
+  }
+  a.push({
+    kind: "dir",
+    path: "/etc/systemd/journald.conf.d",
+    mode: 0o755,
+    owner: "root",
+    group: "root",
+  });
+  a.push({
+    kind: "file",
+    path: "/etc/systemd/journald.conf.d/joi.conf",
+    content: renderJournald(),
+    mode: 0o644,
+    owner: "root",
+    group: "root",
+    overwrite: true,
   });
   return a;
 }

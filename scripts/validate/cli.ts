@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { formatFinding, formatSummary, type Report, validate } from "./mod.ts";
+import { driftReport, writeDriftReport } from "../../services/common/watch/drift_report.ts";
 
 /** Usage text. */
 export const USAGE = `usage: joi-validate-config [options]
@@ -16,6 +17,8 @@ export const USAGE = `usage: joi-validate-config [options]
   --group-file=F     groups file (default <root>/etc/group)
   --lsattr-bin=PATH  lsattr binary (default /usr/bin/lsattr; "" skips the check)
   --json             one JSON object: {ok, summary, findings}
+  --report=FILE      also leave the verdict (severities and check codes only) in FILE for
+                     joi's drift watch (production: /var/lib/joi-validate/report.json)
 exit status: 0 passed, 1 CRITICAL or ERROR findings, 2 bad usage`;
 
 /** Output sinks (injectable for tests). */
@@ -48,6 +51,7 @@ export function main(args: string[], io: Io = consoleIo): number {
         "group-file": { type: "string" },
         "lsattr-bin": { type: "string" },
         json: { type: "boolean", default: false },
+        report: { type: "string" },
         help: { type: "boolean", default: false },
       },
     }));
@@ -72,6 +76,17 @@ export function main(args: string[], io: Io = consoleIo): number {
   } catch (e) {
     io.err(`joi-validate-config: ${e instanceof Error ? e.message : e}`);
     return 2;
+  }
+  if (values.report) {
+    try {
+      writeDriftReport(values.report, driftReport(report.findings, Date.now()));
+    } catch (e) {
+      // validate's verdict stands (it may gate joi's start); the drift watch will see no report
+      io.err(
+        `joi-validate-config: cannot write the report ${values.report}: ` +
+          `${e instanceof Error ? e.message : e}`,
+      );
+    }
   }
   if (values.json) {
     io.out(

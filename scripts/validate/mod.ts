@@ -27,6 +27,7 @@ import { checkRetrieve } from "./retrieve_check.ts";
 import { checkSecrets, credentialsOf } from "./secrets_check.ts";
 import { checkTree } from "./tree_check.ts";
 import { checkUnits } from "./units_check.ts";
+import { checkNebulaCerts, NEBULA_DIR } from "./nebula_check.ts";
 
 export { productionAddressesFrom } from "./addresses.ts";
 export { expectedState, installedArgsPattern } from "./expected.ts";
@@ -134,6 +135,16 @@ export function validate(options: ValidateOptions = {}): Report {
       family(() => checkContentFiles(w.paths, accounts, paths.root), "sudoers");
     }
   }
+
+  family(
+    () =>
+      checkNebulaCerts(
+        paths.at(NEBULA_DIR),
+        options.clockMs ?? Date.now(),
+        Math.max(...(p.policy?.watch.cert_warn_days ?? [30])),
+      ),
+    "nebula",
+  );
 
   if (p.network && p.llm) {
     const addresses = productionAddressesFrom({

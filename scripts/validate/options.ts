@@ -18,6 +18,8 @@ export interface ValidateOptions {
   groupFile?: string | undefined;
   /** `lsattr` binary (default `/usr/bin/lsattr`); `""` skips the immutability check. */
   lsattrBin?: string | undefined;
+  /** The time certificates are judged at (ms; default now), for tests. */
+  clockMs?: number | undefined;
 }
 
 /** Installed (production) paths, before the root prefix. */

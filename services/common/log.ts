@@ -111,13 +111,40 @@ export function createLogger(program: string, options: LoggerOptions = {}): Logg
 }
 
 /**
- * A sink appending to a file opened once (mode 0640). Security lines can be
- * routed to a second file with `onlySecurity`.
+ * A sink appending to a file (mode 0640). Security lines can be routed to a
+ * second file with `onlySecurity`.
+ *
+ * The file is rotated by logrotate (`log_retention.ts`): at most once per
+ * `checkMs` the sink compares the file at `path` with the one it has open,
+ * and when it was moved away (or deleted) it opens a new one at `path`. No
+ * signal and no copy-and-truncate, so no line is lost between the two.
  */
-export function fileSink(path: string, onlySecurity = false): Sink {
-  const file = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
+export function fileSink(path: string, onlySecurity = false, checkMs = 1000): Sink {
+  const open = () => Deno.openSync(path, { append: true, create: true, mode: 0o640 });
+  let file = open();
+  let checked = Date.now();
+  const rotated = (): boolean => {
+    try {
+      return Deno.statSync(path).ino !== file.statSync().ino;
+    } catch {
+      return true; // moved away and not yet recreated
+    }
+  };
   return (line, level) => {
     if (onlySecurity && level !== "security") return;
+    const now = Date.now();
+    if (now - checked >= checkMs) {
+      checked = now;
+      if (rotated()) {
+        try {
+          const next = open();
+          file.close();
+          file = next;
+        } catch {
+          // cannot open a new file: keep writing to the moved one rather than lose the line
+        }
+      }
+    }
     file.writeSync(encoder.encode(line + "\n"));
   };
 }

@@ -34,6 +34,7 @@ export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   devices: "devices",
   memory: "memory",
   language_check: "language-check",
+  doctor: "doctor",
   bench: "bench",
 };
 

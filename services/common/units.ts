@@ -359,7 +359,9 @@ export function renderUnits(addresses: ProductionAddresses): UnitFile[] {
       ["ExecStart", execLine("validate", l)],
       ["Environment", denoEnv("validate", l)],
       ["WorkingDirectory", "/opt/joi"],
-      // Runs as root to read sudoers and stat every knowledge folder; it only reads.
+      // Runs as root to read sudoers and stat every knowledge folder; it only reads,
+      // except its report for joi's drift watch (install: root:joi 2750; "-": absent is fine)
+      ["ReadWritePaths", `-${dirOf(l.driftReport)}`],
       ["PrivateNetwork", "yes"],
       ["IPAddressDeny", "any"],
       ...hardening({

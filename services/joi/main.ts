@@ -57,6 +57,8 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
       "knowledge-socket": { type: "string" },
       mode: { type: "string" },
       "mesh-address": { type: "string" },
+      "drift-report": { type: "string" },
+      "nebula-cert": { type: "string" },
     },
   });
   const need = (f: "config-dir" | "state-dir" | "listen" | "ingest-listen" | "mesh-url") => {
@@ -80,6 +82,8 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
     meshAddress: values["mesh-address"] ?? "127.0.0.1",
     llmUrl: values["llm-url"],
     knowledgeSocket: values["knowledge-socket"],
+    driftReport: values["drift-report"],
+    nebulaCert: values["nebula-cert"],
   };
 }
 

@@ -109,6 +109,8 @@ export interface JoiOptions {
   linkClient?: LinkRequester | undefined;
   /** The daily validation's report joi reads (production: `/var/lib/joi-validate/report.json`). */
   driftReport?: string | undefined;
+  /** joi's own Nebula certificate (production: `/etc/nebula/joi.crt`). */
+  nebulaCert?: string | undefined;
   /** Logger. */
   log: Logger;
   /** Clock (ms). */
@@ -265,7 +267,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
         now,
       })
       : undefined),
-    certPath: `${o.secretsDir}/nebula.crt`,
+    certPath: o.nebulaCert,
     driftReport: o.driftReport,
     production: o.mode === "production",
     log: log.child("watch"),
@@ -506,6 +508,10 @@ export interface JoiArgs {
   meshAddress: string;
   llmUrl: string | undefined;
   knowledgeSocket: string | undefined;
+  /** The daily validation's report (drift watch). */
+  driftReport?: string | undefined;
+  /** joi VM's Nebula certificate (expiry watch). */
+  nebulaCert?: string | undefined;
 }
 
 /**
@@ -533,6 +539,8 @@ export async function runJoi(args: JoiArgs, log: Logger): Promise<number> {
       meshSources: [args.meshAddress],
       llmUrl: args.llmUrl,
       knowledgeSocket: args.knowledgeSocket,
+      driftReport: args.driftReport,
+      nebulaCert: args.nebulaCert,
       log,
     });
   } catch (e) {

@@ -49,6 +49,7 @@ export function parseMeshArgs(args: string[]): MeshArgs {
         "signal-socket": { type: "string" },
         "attachments-dir": { type: "string" },
         "terminal": { type: "boolean", default: false },
+        "nebula-cert": { type: "string" },
       },
     }).values;
   } catch (e) {
@@ -91,6 +92,7 @@ export function parseMeshArgs(args: string[]): MeshArgs {
     joiUrl,
     signal: v.terminal ? { kind: "terminal" } : { kind: "socket", path: v["signal-socket"]! },
     attachmentsDir: v.terminal ? undefined : v["attachments-dir"],
+    nebulaCert: v["nebula-cert"],
   };
 }
 

@@ -78,7 +78,7 @@ export interface MeshOptions {
    * check's deadline as timeout; default: `joi`).
    */
   linkClient?: LinkRequester | undefined;
-  /** The mesh's own Nebula certificate (`<credentials>/nebula.crt`), when it has one. */
+  /** The mesh's own Nebula certificate (`/etc/nebula/mesh.crt`), when it has one. */
   nebulaCert?: string | undefined;
 }
 
@@ -505,6 +505,8 @@ export interface MeshArgs {
   signal: { kind: "socket"; path: string } | { kind: "terminal" };
   /** signal-cli's attachments folder (long texts, voice notes), with a socket. */
   attachmentsDir: string | undefined;
+  /** The mesh VM's Nebula certificate (`--nebula-cert`, production). */
+  nebulaCert?: string | undefined;
 }
 
 /**
@@ -569,7 +571,7 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     validateIdentities,
     hashIdentities,
     linkClient,
-    nebulaCert: args.secretsDir ? `${args.secretsDir}/nebula.crt` : undefined,
+    nebulaCert: args.nebulaCert,
     log,
   });
   const ac = new AbortController();

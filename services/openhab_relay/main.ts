@@ -20,6 +20,7 @@ export function parseRelayArgs(args: string[]): RelayArgs {
       "secrets-dir": { type: "string" },
       "openhab-url": { type: "string" },
       "joi-url": { type: "string" },
+      "nebula-cert": { type: "string" },
     },
   });
   const need = (f: "config-dir" | "secrets-dir" | "openhab-url" | "joi-url") => {
@@ -36,6 +37,7 @@ export function parseRelayArgs(args: string[]): RelayArgs {
     secretsDir: need("secrets-dir"),
     openhabUrl: need("openhab-url"),
     joiUrl: need("joi-url"),
+    nebulaCert: values["nebula-cert"],
   };
 }
 

@@ -1,8 +1,8 @@
 /**
  * The openHAB relay's composition root: reads the policy, the API token and
  * the signing key, builds the {@link Relay} and its {@link HeartbeatLoop} (the
- * house watch's signal, with the node's Nebula certificate from the
- * `nebula.crt` credential) and runs them until SIGTERM/SIGINT.
+ * house watch's signal, with the node's Nebula certificate's expiry) and runs
+ * them until SIGTERM/SIGINT.
  * `main.ts` is argument parsing plus {@link runRelay}.
  *
  * The API token is read from `<secrets-dir>/openhab_token`, which must be a
@@ -39,6 +39,8 @@ export interface RelayArgs {
   secretsDir: string;
   openhabUrl: string;
   joiUrl: string;
+  /** The openHAB VM's Nebula certificate (`--nebula-cert`, production). */
+  nebulaCert?: string | undefined;
 }
 
 /** Runs the relay until SIGTERM/SIGINT; resolves with the exit status (1: it must not start). */
@@ -82,7 +84,7 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     ...(signingKey ? { signingKey } : {}),
     log,
   });
-  const cert = new CertReader(`${args.secretsDir}/nebula.crt`);
+  const cert = new CertReader(args.nebulaCert);
   await cert.refresh();
   const heartbeat = new HeartbeatLoop({
     relay,

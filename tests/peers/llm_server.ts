@@ -2,7 +2,7 @@
  * A protocol-faithful stand-in for Ollama on loopback: `POST /v1/chat/completions`
  * in OpenAI's response format (where, as in Ollama, `options` are ignored),
  * Ollama's native `POST /api/chat` (which honours `options.num_gpu` and
- * `options.num_ctx`) and its `GET /api/ps` process list.
+ * `options.num_ctx`), its `GET /api/ps` process list and `GET /api/tags` (the pulled models).
  *
  * It speaks HTTP/1.1 over a raw TCP listener so it can misbehave the way a
  * real Ollama does: answer, stall (never respond), fail with a GPU error (HTTP
@@ -67,6 +67,8 @@ export class LlmTestServer {
   served = 0;
   /** What /api/ps reports. */
   ps: { name: string; size: number; size_vram: number }[] = [];
+  /** The pulled models `GET /api/tags` lists (Ollama's shape: `{models: [{name, ...}]}`). */
+  tags: string[] = ["llama3.1:8b-instruct-q4_K_M", "gemma2:9b", "phi3:mini"];
   #listener: Deno.TcpListener;
   #conns = new Set<Deno.Conn>();
   #opts: LlmServerOptions;
@@ -132,6 +134,11 @@ export class LlmTestServer {
     if ((this.mode as LlmMode) === "down") return; // it went down while the request arrived
     if (req.method === "GET" && req.path === "/api/ps") {
       return await respond(conn, 200, { models: this.ps });
+    }
+    if (req.method === "GET" && req.path === "/api/tags") {
+      return await respond(conn, 200, {
+        models: this.tags.map((name) => ({ name, model: name, size: 4_920_000_000 })),
+      });
     }
     const api = req.path === "/v1/chat/completions"
       ? "openai"

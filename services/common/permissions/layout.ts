@@ -74,6 +74,13 @@ export interface Layout {
   meshVoice?: { whisperBin: string; ffmpegBin: string; piperBin?: string };
   /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
   retrieveBin: string;
+  /**
+   * The daily validation's report for joi's drift watch
+   * (`/var/lib/joi-validate/report.json`: root writes, joi's group reads).
+   */
+  driftReport: string;
+  /** Nebula's folder (`/etc/nebula`): the doctor reads the certificates; none locally. */
+  nebulaDir?: string;
   /** The knowledge broker's Unix socket (the only process that may sudo). */
   knowledgeSocket: string;
   /** Web search, when tools.yaml enables it (joi then dials the proxy and those hosts). */
@@ -133,6 +140,7 @@ export function localLayout(options: LocalLayoutOptions = {}): Layout {
     signal: { kind: "terminal" },
     signalAttachmentsDir: `${v}/signal-cli/attachments`,
     retrieveBin: "/usr/local/bin/joi-retrieve",
+    driftReport: `${v}/validate/report.json`,
     knowledgeSocket: `${v}/knowledge.sock`,
     ...(options.webSearch ? { webSearch: options.webSearch } : {}),
     sudoBin: "/usr/bin/sudo",
@@ -216,6 +224,8 @@ export function productionLayout(
     signal: { kind: "socket", path: a.signalSocket },
     signalAttachmentsDir: `${a.signalDataDir}/attachments`,
     retrieveBin: at("/usr/local/bin/joi-retrieve"),
+    driftReport: at("/var/lib/joi-validate/report.json"),
+    nebulaDir: at("/etc/nebula"),
     knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
     ...(a.webSearch ? { webSearch: a.webSearch } : {}),
     ...(a.meshVoice ? { meshVoice: a.meshVoice } : {}),

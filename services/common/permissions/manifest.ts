@@ -19,6 +19,7 @@
  */
 
 import { type Endpoint, type Layout, testSocketPaths, UNIT_NAMES } from "./layout.ts";
+import { NEBULA_CERTS } from "../watch/nebula_cert.ts";
 
 /** Every program joi ships. */
 export const PROGRAMS = [
@@ -39,6 +40,7 @@ export const PROGRAMS = [
   "devices",
   "memory",
   "language_check",
+  "doctor",
   "bench",
   "test",
 ] as const;
@@ -114,7 +116,13 @@ const MANIFEST: Record<ProgramName, Builder> = {
       ...none(),
       read: [l.codeDir, varRoot(l)],
       write: [varRoot(l)],
-      net: [hostPort(l.joiInbound), hostPort(l.meshOutbound), hostPort(l.joiIngest)],
+      // the three ports for /health; Ollama once, to say at start-up when there is none
+      net: [
+        hostPort(l.joiInbound),
+        hostPort(l.meshOutbound),
+        hostPort(l.joiIngest),
+        hostPort(l.llm),
+      ],
       run: [l.denoBin],
     },
     args: [],
@@ -132,6 +140,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
         l.secretsDir("joi"),
         "/etc/passwd",
         l.knowledgeSocket,
+        l.driftReport, // the daily validation's verdict, left by root (drift watch)
+        ...ownCert(l, "joi"), // its public Nebula certificate's expiry (never the key)
       ],
       write: [l.joiStateDir, l.logDir, l.knowledgeSocket],
       net: [
@@ -157,6 +167,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--knowledge-socket=${l.knowledgeSocket}`,
       `--mode=${l.mode}`,
       `--mesh-address=${l.meshOutbound.host}`,
+      `--drift-report=${l.driftReport}`,
+      ...ownCert(l, "joi").map((c) => `--nebula-cert=${c}`),
     ],
     // a small young generation, a capped old space and V8's memory-saving heap growth
     // (--optimize-for-size: no measurable latency cost) keep joi's V8 heap near its
@@ -208,6 +220,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
           l.secretsDir("mesh"),
           ...sock,
           ...attachments,
+          ...ownCert(l, "mesh"),
         ],
         write: [l.meshStateDir, l.logDir, ...sock, ...attachments],
         net: [
@@ -227,6 +240,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
         ...(l.signal.kind === "socket"
           ? [`--signal-socket=${l.signal.path}`, `--attachments-dir=${l.signalAttachmentsDir}`]
           : ["--terminal"]),
+        ...ownCert(l, "mesh").map((c) => `--nebula-cert=${c}`),
       ],
       // small young generation, no optimizing JIT (the mesh is I/O-bound): RSS after
       // 10,000 messages ~86 MB instead of ~160-200 MB (scripts/bench/mesh.ts)
@@ -239,7 +253,12 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "services/openhab_relay/main.ts",
     permissions: {
       ...none(),
-      read: [l.relayConfigDir, l.relayStateDir, l.secretsDir("openhab_relay")],
+      read: [
+        l.relayConfigDir,
+        l.relayStateDir,
+        l.secretsDir("openhab_relay"),
+        ...ownCert(l, "openhab"),
+      ],
       write: [l.relayStateDir],
       net: [hostPort(l.openhab), hostPort(l.joiIngest)],
     },
@@ -249,6 +268,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--secrets-dir=${l.secretsDir("openhab_relay")}`,
       `--openhab-url=http://${hostPort(l.openhab)}`,
       `--joi-url=http://${hostPort(l.joiIngest)}`,
+      ...ownCert(l, "openhab").map((c) => `--nebula-cert=${c}`),
     ],
     // as the mesh's: without them its young generation alone grows to 32 MB under a
     // burst, RSS 123 MB after 10,000 events instead of 74 MB (scripts/bench/relay.ts)
@@ -295,10 +315,17 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "/usr/local/bin",
         // who watches the watchmen: owner and mode of the code (validate, retrieve)
         l.codeDir,
+        // the Nebula certificates' expiry (not the keys beside them)
+        ...nebulaCerts(l),
+        // its own report (Deno's rename wants read on both names)
+        l.driftReport,
+        `${l.driftReport}.tmp`,
       ],
+      // its verdict for joi's drift watch (severities and check codes only)
+      write: [l.driftReport, `${l.driftReport}.tmp`],
       run: ["/usr/bin/lsattr"],
     },
-    args: [`--config-dir=${l.joiConfigDir}`],
+    args: [`--config-dir=${l.joiConfigDir}`, `--report=${l.driftReport}`],
     v8Flags: [],
   }),
   ai_switch: (l) => {
@@ -434,6 +461,10 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "/usr/local/bin/joi-retrieve.tmp",
         "/var/lib/joi",
         "/var/log/joi",
+        // log retention and the drift report's folder (retentionActions)
+        "/etc/logrotate.d",
+        "/etc/systemd/journald.conf.d",
+        "/var/lib/joi-validate",
         "./var/stage",
       ],
       run: ["/usr/sbin/useradd", "/usr/sbin/groupadd", "deno"],
@@ -492,6 +523,75 @@ const MANIFEST: Record<ProgramName, Builder> = {
     ],
     v8Flags: [],
   }),
+  doctor: (l) => {
+    const production = l.mode === "production";
+    const keys = {
+      joi: production ? `${l.joiConfigDir}/secrets` : l.secretsDir("joi"),
+      mesh: production ? `${l.meshConfigDir}/secrets` : l.secretsDir("mesh"),
+      relay: production ? `${l.relayConfigDir}/secrets` : l.secretsDir("openhab_relay"),
+    };
+    const url = (e: Endpoint) => `http://${hostPort(e)}`;
+    return {
+      description: "joi-doctor: one table of every health check of this machine, with fixes",
+      entry: "scripts/doctor.ts",
+      // Reads only (keys: their mode and owner, never their bytes); dials the
+      // services' /health, Ollama and openHAB; asks systemd, df, logrotate and
+      // timedatectl in production.
+      permissions: {
+        ...none(),
+        read: [
+          ...new Set([
+            l.joiConfigDir,
+            l.meshConfigDir,
+            l.relayConfigDir,
+            l.joiStateDir,
+            l.meshStateDir,
+            l.relayStateDir,
+            l.logDir,
+            keys.joi,
+            keys.mesh,
+            keys.relay,
+            l.driftReport,
+            "/etc/passwd",
+          ]),
+          ...nebulaCerts(l),
+          ...(production ? ["/etc/logrotate.d/joi", "/etc/systemd/journald.conf.d/joi.conf"] : []),
+        ],
+        net: [
+          hostPort(l.joiInbound),
+          hostPort(l.meshOutbound),
+          hostPort(l.joiIngest),
+          hostPort(l.llm),
+          hostPort(l.openhab),
+        ],
+        run: production
+          ? ["/usr/bin/systemctl", "/usr/bin/df", "/usr/sbin/logrotate", "/usr/bin/timedatectl"]
+          : ["/usr/bin/df"],
+        sys: production ? ["networkInterfaces"] : [],
+      },
+      args: [
+        `--mode=${l.mode}`,
+        `--joi-config-dir=${l.joiConfigDir}`,
+        `--mesh-config-dir=${l.meshConfigDir}`,
+        `--relay-config-dir=${l.relayConfigDir}`,
+        `--joi-state-dir=${l.joiStateDir}`,
+        `--mesh-state-dir=${l.meshStateDir}`,
+        `--relay-state-dir=${l.relayStateDir}`,
+        `--log-dir=${l.logDir}`,
+        `--joi-keys=${keys.joi}`,
+        `--mesh-keys=${keys.mesh}`,
+        `--relay-keys=${keys.relay}`,
+        `--joi-url=${url(l.joiInbound)}`,
+        `--mesh-url=${url(l.meshOutbound)}`,
+        `--ingest-url=${url(l.joiIngest)}`,
+        `--llm-url=${url(l.llm)}`,
+        `--openhab-url=${url(l.openhab)}`,
+        `--drift-report=${l.driftReport}`,
+        ...(l.nebulaDir ? [`--nebula-dir=${l.nebulaDir}`] : []),
+      ],
+      v8Flags: [],
+    };
+  },
   bench: () => ({
     description: "benchmarks: figures and ratios against a baseline measured in the same run",
     entry: "scripts/bench.ts",
@@ -551,6 +651,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "kill",
         "chown",
         "sh",
+        // log retention: the real logrotate over a folder of aged logs
+        "/usr/sbin/logrotate",
         // the booted end-to-end test (tests/e2e/vm/): VMs and commands inside them
         "bash",
         "unshare",
@@ -567,6 +669,16 @@ const MANIFEST: Record<ProgramName, Builder> = {
     v8Flags: [],
   }),
 };
+
+/** A VM's own Nebula certificate (public), when the layout has Nebula. */
+function ownCert(l: Layout, node: "joi" | "mesh" | "openhab"): string[] {
+  return l.nebulaDir ? [`${l.nebulaDir}/${node}.crt`] : [];
+}
+
+/** The Nebula certificates of a layout (public; never the keys beside them). */
+function nebulaCerts(l: Layout): string[] {
+  return l.nebulaDir ? NEBULA_CERTS.map((n) => `${l.nebulaDir}/${n}`) : [];
+}
 
 /** The full spec of `name` under `layout`. */
 export function programSpec(name: ProgramName, layout: Layout): ProgramSpec {

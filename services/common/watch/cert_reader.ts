@@ -1,13 +1,12 @@
 /**
  * A service's own Nebula certificate, as its watches see it: read at start
- * and re-read periodically (a renewed certificate is picked up), reported as
- * `{name, not_after}` or `{error}` (and null when the service has none: the
- * local run without Nebula).
+ * and re-read every few hours (a renewed certificate is picked up without a
+ * restart), reported as `{name, not_after}` or `{error}` (null when the
+ * service has none: the local run without Nebula).
  *
- * In production each service receives its node's certificate as the systemd
- * credential `nebula.crt` (`LoadCredential=nebula.crt:/etc/nebula/<node>.crt`):
- * the public certificate only, never the key, and no read access to
- * `/etc/nebula` for the service.
+ * In production each service reads its node's public certificate,
+ * `/etc/nebula/<node>.crt` (`--nebula-cert`; its sandbox admits that one
+ * file, never the key beside it).
  *
  * @module
  */
@@ -27,10 +26,7 @@ export class CertReader {
     this.path = path;
   }
 
-  /**
-   * Reads the file again. A missing file means no certificate (the local run;
-   * in production the unit's `LoadCredential=` refuses to start without it).
-   */
+  /** Reads the file again. A missing file means no certificate (the local run). */
   async refresh(): Promise<void> {
     if (this.path === undefined) return;
     try {

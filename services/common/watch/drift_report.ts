@@ -70,11 +70,11 @@ export function driftReport(
  * Writes `report` to `path` atomically (a temporary file beside it, renamed
  * over), mode 0640: the directory's group (joi) may read it.
  */
-export async function writeDriftReport(path: string, report: DriftReport): Promise<void> {
+export function writeDriftReport(path: string, report: DriftReport): void {
   const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(report) + "\n", { mode: 0o640 });
-  await Deno.chmod(tmp, 0o640);
-  await Deno.rename(tmp, path);
+  Deno.writeTextFileSync(tmp, JSON.stringify(report) + "\n", { mode: 0o640 });
+  Deno.chmodSync(tmp, 0o640);
+  Deno.renameSync(tmp, path);
 }
 
 /** Reads a report: undefined when there is none yet; throws naming what is wrong. */

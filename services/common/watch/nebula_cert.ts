@@ -7,12 +7,16 @@
  * watch only wants to know when this one stops working.
  *
  * Field numbers from Nebula's `cert/cert_v1.proto` (Details = 1; Name = 1,
- * NotBefore = 5, NotAfter = 6, IsCA = 8) and `cert/cert_v2.asn1` (details
- * `[0]`; notBefore `[5]`, notAfter `[6]`, name `[0]`, isCA `[4]`), times in
- * seconds since the epoch.
+ * Ips = 2 (packed address/mask pairs), NotBefore = 5, NotAfter = 6, IsCA = 8)
+ * and `cert/cert_v2.asn1` (details `[0]`; name `[0]`, networks `[1]` (octet
+ * strings: address bytes + prefix length), isCA `[4]`, notBefore `[5]`,
+ * notAfter `[6]`), times in seconds since the epoch.
  *
  * @module
  */
+
+/** The certificates a VM may hold in `/etc/nebula` (never the keys beside them). */
+export const NEBULA_CERTS = ["ca.crt", "joi.crt", "mesh.crt", "openhab.crt"] as const;
 
 /** What the watches need of a certificate. */
 export interface NebulaCert {
@@ -24,6 +28,8 @@ export interface NebulaCert {
   notAfter: number;
   /** A CA certificate. */
   isCa: boolean;
+  /** The node's overlay addresses with prefix (`10.42.0.10/24`); none for a CA. */
+  ips: string[];
   /** Format version. */
   version: 1 | 2;
 }
@@ -109,22 +115,40 @@ function parseV1(der: Uint8Array): NebulaCert {
     }
     if (!details) throw new Error("no details");
     const r = new Reader(details);
-    const cert = { name: "", notBefore: NaN, notAfter: NaN, isCa: false, version: 1 as const };
+    const cert = {
+      name: "",
+      notBefore: NaN,
+      notAfter: NaN,
+      isCa: false,
+      ips: [] as string[],
+      version: 1 as const,
+    };
+    const words: number[] = [];
     while (!r.done) {
       const key = r.varint();
       const field = key >>> 3;
       const wire = key & 7;
       if (field === 1 && wire === 2) cert.name = new TextDecoder().decode(r.bytes());
+      else if (field === 2 && wire === 2) {
+        const packed = new Reader(r.bytes());
+        while (!packed.done) words.push(packed.varint());
+      } else if (field === 2 && wire === 0) words.push(r.varint());
       else if (field === 5 && wire === 0) cert.notBefore = r.varint() * 1000;
       else if (field === 6 && wire === 0) cert.notAfter = r.varint() * 1000;
       else if (field === 8 && wire === 0) cert.isCa = r.varint() !== 0;
       else r.skip(wire);
+    }
+    for (let i = 0; i + 1 < words.length; i += 2) {
+      cert.ips.push(`${ipv4(words[i]!)}/${prefixOf(words[i + 1]!)}`);
     }
     return checked(cert);
   } catch (e) {
     throw new Error(`not a readable Nebula v1 certificate (${(e as Error).message})`);
   }
 }
+
+const ipv4 = (n: number) => [24, 16, 8, 0].map((b) => Math.floor(n / 2 ** b) % 256).join(".");
+const prefixOf = (mask: number) => mask.toString(2).replace(/0+$/, "").length;
 
 // ---- version 2: ASN.1 DER ----
 
@@ -168,10 +192,23 @@ function parseV2(der: Uint8Array): NebulaCert {
     // the details' fields, whether or not wrapped in their own SEQUENCE
     let fields = [...tlvs(details.value)];
     if (fields.length === 1 && fields[0]!.tag === 0x30) fields = [...tlvs(fields[0]!.value)];
-    const out = { name: "", notBefore: NaN, notAfter: NaN, isCa: false, version: 2 as const };
+    const out = {
+      name: "",
+      notBefore: NaN,
+      notAfter: NaN,
+      isCa: false,
+      ips: [] as string[],
+      version: 2 as const,
+    };
     for (const f of fields) {
       if (f.tag === 0x80) out.name = new TextDecoder().decode(f.value);
-      else if (f.tag === 0x84) out.isCa = f.value[0] !== 0;
+      else if (f.tag === 0xa1) {
+        for (const n of tlvs(f.value)) {
+          if (n.tag === 0x04 && n.value.length === 5) {
+            out.ips.push(`${[...n.value.subarray(0, 4)].join(".")}/${n.value[4]}`);
+          }
+        }
+      } else if (f.tag === 0x84) out.isCa = f.value[0] !== 0;
       else if (f.tag === 0x85) out.notBefore = int(f.value) * 1000;
       else if (f.tag === 0x86) out.notAfter = int(f.value) * 1000;
     }

@@ -100,7 +100,7 @@ export class GpuHealthMonitor {
         error = `Ollama answered HTTP ${res.status} to GET /api/ps`;
       }
     } catch (e) {
-      error = ollamaError(e, this.origin);
+      error = `${this.origin}: ${ollamaError(e)}`;
     }
     if (error !== null && this.#snap.error === null) {
       // once per episode: it is on /health (and told by the model watch) while it lasts
@@ -149,15 +149,24 @@ export class GpuHealthMonitor {
   }
 }
 
-/** A fetch failure of Ollama as one readable line. */
-export function ollamaError(e: unknown, origin: string): string {
-  const m = e instanceof Error ? e.message : String(e);
-  if (e instanceof DOMException && e.name === "TimeoutError") {
-    return `no answer from Ollama at ${origin} within 5 s`;
-  }
-  if (/connection refused/i.test(m)) return `nothing listens at ${origin} (connection refused)`;
+/** Why Ollama could not be asked, in a few words (no stack, no error class name). */
+export function ollamaError(e: unknown): string {
+  return fetchError(e);
+}
+
+/**
+ * A failed fetch in a few words: Deno's `TypeError: fetch failed` carries the
+ * reason in its `cause` (`... tcp connect error: Connection refused ...`).
+ */
+export function fetchError(e: unknown): string {
+  const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : "";
+  const m = `${e instanceof Error ? e.message : String(e)} ${cause}`;
+  if (e instanceof DOMException && e.name === "TimeoutError") return "no answer in time";
+  if (/connection refused/i.test(m)) return "connection refused: nothing listens there";
+  if (/timed out|deadline/i.test(m)) return "no answer in time";
   if (e instanceof Deno.errors.NotCapable || /requires net access/i.test(m)) {
-    return `this process may not dial ${origin} (sandbox): ${m.slice(0, 120)}`;
+    return "this process's sandbox may not dial it";
   }
-  return `Ollama at ${origin} could not be reached: ${m.slice(0, 160)}`;
+  const detail = (cause || m).replace(/^error sending request for url \([^)]*\): /, "");
+  return detail.trim().slice(0, 160);
 }

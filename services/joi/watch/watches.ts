@@ -45,7 +45,7 @@ export interface WatchesOptions {
   gpu: GpuHealthMonitor;
   /** Signed client to the mesh for the link checks; absent: no link watch (no key). */
   meshClient?: LinkRequester | undefined;
-  /** joi's own Nebula certificate (`<credentials>/nebula.crt`). */
+  /** joi's own Nebula certificate (`/etc/nebula/joi.crt`, production). */
   certPath?: string | undefined;
   /** The daily validation's report (production). */
   driftReport?: string | undefined;

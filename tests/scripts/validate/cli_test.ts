@@ -20,15 +20,27 @@ async function runCli(h: Household, extra: string[] = []) {
     "validate",
     productionLayout(productionAddressesFrom({ network: p.network, llm: p.llm })),
   );
+  // (issue 15: validate also leaves its verdict for joi's drift watch)
+  await Deno.mkdir(`${h.root}/var/lib/joi-validate`, { recursive: true });
   const rooted = {
     ...spec,
     permissions: {
       ...spec.permissions,
       read: spec.permissions.read.map((r) => h.root + r),
+      write: spec.permissions.write.map((w) => h.root + w),
     },
-    args: [`--config-dir=${h.configDir}`, `--root=${h.root}`, ...extra],
+    args: [
+      `--config-dir=${h.configDir}`,
+      `--root=${h.root}`,
+      `--report=${h.root}/var/lib/joi-validate/report.json`,
+      ...extra,
+    ],
   };
-  assert.deepEqual(spec.args, ["--config-dir=/etc/joi"], "the manifest passes only the config dir");
+  assert.deepEqual(
+    spec.args,
+    ["--config-dir=/etc/joi", "--report=/var/lib/joi-validate/report.json"],
+    "the manifest passes the config dir and the drift report only",
+  );
   const out = await new Deno.Command("deno", {
     args: denoRunArgs(rooted),
     stdout: "piped",
@@ -71,6 +83,16 @@ Deno.test("validate CLI: --json reports a fault and exits 1", async () => {
     assert.equal(f.severity, "ERROR");
     assert.equal(f.where, `${h.root}/etc/sudoers.d/joi`);
     assert.match(f.fix, /chmod 0440/);
+    // the drift report joi reads: severities and codes only, readable by joi's group
+    const path = `${h.root}/var/lib/joi-validate/report.json`;
+    assert.doesNotMatch(r.stderr, /cannot write the report/, r.stderr);
+    const drift = JSON.parse(Deno.readTextFileSync(path));
+    assert.equal(drift.ok, false);
+    assert.deepEqual(drift.failed, [
+      { severity: "ERROR", code: "sudoers_mode" },
+      { severity: "WARNING", code: "retrieve_not_immutable" },
+    ]);
+    assert.equal(Deno.statSync(path).mode! & 0o777, 0o640);
   } finally {
     await h.cleanup();
   }

@@ -58,6 +58,7 @@ Deno.test({
         assert.equal(c.isCa, isCa);
         assert.equal(c.notAfter, Date.parse(printed.details.notAfter));
         assert.equal(c.notBefore, Date.parse(printed.details.notBefore));
+        assert.deepEqual(c.ips, printed.details.ips);
       }
       const node = await readNebulaCert(`${dir}/openhab.crt`);
       assert.equal(daysLeft(node, Date.now()), 7); // 170 h = 7 days and 2 h
@@ -107,6 +108,7 @@ Deno.test("nebula cert: version 2 (ASN.1 DER of cert_v2.asn1) reads its name and
     notBefore: notBefore * 1000,
     notAfter: notAfter * 1000,
     isCa: false,
+    ips: ["10.42.0.1/24"],
     version: 2,
   });
 });

@@ -17,6 +17,7 @@ import { WatchLedger } from "../../../../services/common/watch/ledger.ts";
 import type { MeshOutboundBody } from "../../../../services/joi/outbox/message.ts";
 import { Outbox } from "../../../../services/joi/outbox/outbox.ts";
 import { WatchAlerts } from "../../../../services/joi/watch/alerts.ts";
+import { LocalTime } from "../../../../services/common/local_time.ts";
 
 /** Wednesday 4 March 2026, 12:00 UTC (outside quiet hours). */
 export const NOON = Date.UTC(2026, 2, 4, 12, 0, 0);
@@ -51,6 +52,8 @@ export function bench(
   const policy: Policy = structuredClone(loaded.policy);
   // the owner's 5 s cooldown would make a test wait between two watch messages
   policy.rate_limits.outbound.owner_dm.cooldown_seconds = 0;
+  // the texts below are read in UTC
+  policy.household.timezone = "UTC";
   o.edit?.(policy);
   const policies: Policies = { ...loaded, policy };
   const db = o.db ?? openDb(":memory:");
@@ -65,7 +68,7 @@ export function bench(
     db,
     policy: policies.policy,
     roles,
-    timeZone: policies.policy.quiet_hours.timezone,
+    time: new LocalTime(policy.household.timezone),
     log,
     now,
     transport: {

@@ -409,7 +409,7 @@ Deno.test("drift watch: the owner is told which checks failed, once per failing 
       now: b.now,
     });
     await d.check(); // no report yet
-    await writeDriftReport(
+    writeDriftReport(
       path,
       driftReport([{ severity: "WARNING", code: "not_immutable" }], NOON),
     );
@@ -422,11 +422,11 @@ Deno.test("drift watch: the owner is told which checks failed, once per failing 
       { severity: "WARNING" as const, code: "not_immutable" },
     ];
     b.clock.now += DAY;
-    await writeDriftReport(path, driftReport(failing, b.now()));
+    writeDriftReport(path, driftReport(failing, b.now()));
     await d.check();
     await d.check();
     b.clock.now += DAY; // next day, same failures
-    await writeDriftReport(path, driftReport(failing, b.now()));
+    writeDriftReport(path, driftReport(failing, b.now()));
     await d.check();
     await b.flush();
     assert.deepEqual(b.to(OWNER), [
@@ -435,13 +435,13 @@ Deno.test("drift watch: the owner is told which checks failed, once per failing 
       "to see each problem and its fix.",
     ]);
     b.clock.now += DAY; // a different failure
-    await writeDriftReport(
+    writeDriftReport(
       path,
       driftReport([{ severity: "ERROR", code: "secret_mode" }], b.now()),
     );
     await d.check();
     b.clock.now += DAY;
-    await writeDriftReport(path, driftReport([], b.now()));
+    writeDriftReport(path, driftReport([], b.now()));
     await d.check();
     await b.flush();
     assert.equal(b.to(OWNER).length, 3);
