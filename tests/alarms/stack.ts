@@ -59,8 +59,10 @@ export interface Stack {
   stopJoi(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Starts joi again (same ports, state, keys) and waits for its /health. */
   startJoi(): Promise<void>;
-  /** Stops the relay (SIGTERM: it logs `relay_stopped` with what it carried). */
-  stopRelay(): Promise<void>;
+  /** Stops the relay (SIGTERM: it logs `relay_stopped` with what it carried; SIGKILL: a crash). */
+  stopRelay(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Starts the relay again and waits until it holds openHAB's stream. */
+  startRelay(): Promise<void>;
   /** `send` requests signal-cli got for the critical group, in order. */
   criticalSends(): RecordedRequest[];
   /** True for a `send` to the critical group. */
@@ -172,6 +174,12 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     stack.joi = joi;
     await waitHealthy(joi, `http://127.0.0.1:${layout.joiIngest.port}/health`);
   };
+  const startRelay = async () => {
+    const connected = sse.connections;
+    stack.relay = spawn(layout, "openhab_relay");
+    procs.push(stack.relay);
+    await sse.waitConnections(connected + 1, 60_000);
+  };
   const stack: Stack = {
     dir,
     layout,
@@ -184,7 +192,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     jois,
     push: (ev) => sse.push(ev),
     stopJoi: (signal) => stack.joi.stop(signal),
-    stopRelay: () => stack.relay.stop("SIGTERM"),
+    stopRelay: (signal = "SIGTERM") => stack.relay.stop(signal),
+    startRelay,
     startJoi,
     criticalSends: () => peer.calls("send").filter((r) => stack.isCriticalSend(r)),
     isCriticalSend: (r) => r.method === "send" && r.params.groupId === GROUPS.critical_group,
@@ -206,9 +215,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     procs.push(stack.mesh);
     await waitHealthy(stack.mesh, `http://127.0.0.1:${layout.meshOutbound.port}/health`);
     await peer.waitFor(() => peer.connected, 30_000);
-    stack.relay = spawn(layout, "openhab_relay");
-    procs.push(stack.relay);
-    await sse.waitConnections(1, 60_000);
+    await startRelay();
   } catch (e) {
     await stack.close().catch(() => {});
     throw e;
