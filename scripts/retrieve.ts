@@ -248,9 +248,13 @@ export function ftsTokens(q: string): string[] {
   return (q.toLowerCase().match(/[\p{L}\p{N}\p{M}]+/gu) ?? []).slice(0, 32);
 }
 
-/** An FTS5 MATCH expression from user text: every word quoted, all required. */
+/**
+ * An FTS5 MATCH expression from user text: every word quoted, any may match;
+ * bm25 ranks first the documents holding more of them, and rarer ones. (All
+ * words required, a question found nothing unless a note held its every word.)
+ */
 export function ftsMatch(q: string): string {
-  return ftsTokens(q).map((t) => `"${t}"`).join(" ");
+  return ftsTokens(q).map((t) => `"${t}"`).join(" OR ");
 }
 
 /** Paths (relative to the root) of the folder indexes this uid can open. */

@@ -31,6 +31,7 @@ import {
 } from "./prompt.ts";
 import { maybeSummarize } from "./_summarize.ts";
 import { buildWindow } from "./window.ts";
+import { searchTerms } from "../knowledge/search_terms.ts";
 
 /** What a turn uses of the agent. */
 export interface TurnContext {
@@ -120,9 +121,10 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
   );
   const budget = promptBudget(snap);
   let knowledge: KnowledgeSnippet[] = [];
-  if (o.retrieve) {
+  const terms = searchTerms(m.text);
+  if (o.retrieve && terms !== "") {
     try {
-      knowledge = await o.retrieve(channel, m.text.slice(0, 200));
+      knowledge = await o.retrieve(channel, terms);
     } catch (e) {
       log.warn("knowledge_retrieve_failed", { channel, error: (e as Error).message });
     }

@@ -309,3 +309,35 @@ Deno.test("retrieve never follows a symlink in the corpus, even where the kernel
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("search: any word may match, documents holding more of them rank first", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = `${dir}/knowledge`;
+    await Deno.mkdir(`${root}/shared/common`, { recursive: true });
+    const w = openIndexWriter(`${root}/shared/common`);
+    const facts = { sha256: "0", size: 1, mtimeMs: 0, updatedAt: "2026-01-01T00:00:00Z" };
+    w.upsert({
+      id: ID,
+      title: "Spare key",
+      category: "general",
+      body: "The spare key is under the blue flowerpot.",
+    }, { ...facts, source: "shared/common/key.md" });
+    w.upsert({
+      id: "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+      title: "Car",
+      category: "general",
+      body: "The car key hangs in the hall.",
+    }, { ...facts, source: "shared/common/car.md" });
+    w.close();
+    // the words of "joi, where is the spare key?" as joi sends them (search_terms.ts)
+    const out = runQuery(root, { type: "search", q: "joi spare key", limit: 10 }, "uid:0");
+    assert.deepEqual(out.results.map((r) => r.title), ["Spare key", "Car"]);
+    assert.deepEqual(
+      runQuery(root, { type: "search", q: "garage", limit: 10 }, "uid:0").results,
+      [],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
