@@ -9,7 +9,7 @@
  * @module
  */
 
-const SYNONYMS: Record<string, string> = {
+const SYNONYM_TABLE: Record<string, string> = {
   smoke: "smoke",
   smokedetector: "smoke",
   fire: "fire",
@@ -48,6 +48,12 @@ const SYNONYMS: Record<string, string> = {
   lux: "illuminance",
 };
 
+/**
+ * The table as a Map: item names are outside input, and a plain object would
+ * answer `constructor`, `toString` or `__proto__` with a function.
+ */
+const SYNONYMS: ReadonlyMap<string, string> = new Map(Object.entries(SYNONYM_TABLE));
+
 // classes that outrank location words when a name holds several (Door_Smoke -> smoke)
 const PRIORITY = ["smoke", "fire", "co", "gas", "water_leak", "security_breach"];
 
@@ -80,13 +86,13 @@ const CACHE = new Map<string, string>();
 
 /** A token's class; a plural (`Leaks`, `SmokeDetectors`' `detectors`, `Doors`) as its singular. */
 function synonym(token: string): string | undefined {
-  return SYNONYMS[token] ??
-    (token.length > 3 && token.endsWith("s") ? SYNONYMS[token.slice(0, -1)] : undefined);
+  return SYNONYMS.get(token) ??
+    (token.length > 3 && token.endsWith("s") ? SYNONYMS.get(token.slice(0, -1)) : undefined);
 }
 
 function classify(name: string, hint?: string): string {
   if (hint) {
-    const h = SYNONYMS[hint.toLowerCase()];
+    const h = SYNONYMS.get(hint.toLowerCase());
     if (h) return h;
   }
   const tokens = nameTokens(name);

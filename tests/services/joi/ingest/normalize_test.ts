@@ -250,3 +250,11 @@ Deno.test("device classes by whole tokens", () => {
   assert.equal(deviceTypeOf("gWindowContacts"), "contact");
   assert.equal(deviceTypeOf("Gas_Lines"), "gas");
 });
+
+Deno.test("device classes: names of built-in object properties are ordinary names", () => {
+  for (const name of ["constructor", "Hall_toString", "__proto__", "hasOwnProperty", "valueOfs"]) {
+    assert.equal(typeof deviceTypeOf(name), "string", name);
+    assert.equal(deviceTypeOf(name, "OnOff"), "switch", name);
+  }
+  assert.equal(deviceTypeOf("Kitchen", "constructor"), "constructor");
+});
