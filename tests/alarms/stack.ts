@@ -38,6 +38,15 @@ export interface StackOptions {
   policy?: (doc: Document.Parsed) => void;
   /** Voice notes on the mesh: Debian's ffmpeg, the whisper.cpp stand-in (`tests/peers/signal_cli/bin`). */
   voice?: boolean;
+  /**
+   * Spoken replies too (with `voice`): the piper stand-in with the English
+   * voice `<dir>/voice.onnx` (it writes what it spoke to `voice.onnx.spoken`).
+   */
+  speak?: boolean;
+  /** Lines added to `mesh.yaml` (YAML, each ending in a newline). */
+  meshYaml?: string;
+  /** The port of an LLM stand-in already listening (default: a free port, nothing there). */
+  llmPort?: number;
 }
 
 /** A running stack. */
@@ -125,14 +134,17 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const attachments = `${dir}/signal-cli/attachments`;
   await Deno.mkdir(attachments, { recursive: true });
   const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
+  const piper = { bin: `${bin}/piper`, voices: { en: `${dir}/voice.onnx` } };
   const voice = {
     whisper: { bin: `${bin}/whisper-cli`, model: `${dir}/model.bin` },
     ffmpeg: { bin: FFMPEG }, // Debian's real ffmpeg
+    ...(o.speak ? { piper } : {}),
   };
   Deno.writeTextFileSync(`${dir}/model.bin`, "m");
+  Deno.writeTextFileSync(`${dir}/voice.onnx`, "m");
   Deno.writeTextFileSync(
     `${config}/mesh.yaml`,
-    FAST_MESH_YAML + (o.voice ? `voice: ${JSON.stringify(voice)}\n` : ""),
+    FAST_MESH_YAML + (o.voice ? `voice: ${JSON.stringify(voice)}\n` : "") + (o.meshYaml ?? ""),
   );
   for (const k of ["mesh_to_joi.key", "joi_to_mesh.key", "openhab_to_joi.key"]) {
     await generateKeyFile(`${secrets}/${k}`);
@@ -153,13 +165,19 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     joiInbound: { host: "127.0.0.1", port: freePort() },
     joiIngest: { host: "127.0.0.1", port: freePort() },
     meshOutbound: { host: "127.0.0.1", port: freePort() },
-    llm: { host: "127.0.0.1", port: freePort() },
+    llm: { host: "127.0.0.1", port: o.llmPort ?? freePort() },
     openhab: { host: "127.0.0.1", port: Number(new URL(sse.url).port) },
     signal: { kind: "socket", path: sock.path },
     knowledgeSocket: `${dir}/knowledge.sock`,
     signalAttachmentsDir: attachments,
     ...(o.voice
-      ? { meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: voice.ffmpeg.bin } }
+      ? {
+        meshVoice: {
+          whisperBin: voice.whisper.bin,
+          ffmpegBin: voice.ffmpeg.bin,
+          ...(o.speak ? { piperBin: piper.bin } : {}),
+        },
+      }
       : {}),
   };
   for (const d of [layout.joiStateDir, layout.meshStateDir, layout.relayStateDir, layout.logDir]) {

@@ -1,7 +1,7 @@
 /**
  * Signal as people use it, through real processes: joi and the mesh started
- * with their manifest flags, the signal-cli stand-in on a Unix socket and the
- * Ollama stand-in. What the household sees is what signal-cli is asked to do:
+ * with their manifest flags (the alarm tests' stack, `tests/alarms/stack.ts`),
+ * the signal-cli stand-in on a Unix socket and the Ollama stand-in. What the household sees is what signal-cli is asked to do:
  *
  * - a slow answer (a CPU-bound model) is framed by `sendTyping` start,
  *   refreshes and stop, after a `sendReceipt` for the DM;
@@ -22,13 +22,6 @@
  * Runs unprivileged on loopback (about 30 s).
  */
 import assert from "node:assert/strict";
-import {
-  denoRunArgs,
-  type Layout,
-  localLayout,
-  programSpec,
-} from "../../services/common/permissions/mod.ts";
-import { generateMemoryKeyFile } from "../../services/joi/memory/crypto.ts";
 import { LlmTestServer } from "../peers/llm_server.ts";
 import {
   dataEnvelope,
@@ -37,20 +30,10 @@ import {
   SignalCliPeer,
   voiceAttachment,
 } from "../peers/signal_cli/peer.ts";
-import { FFMPEG, makeVoiceNote } from "../peers/signal_cli/voice_note.ts";
-import {
-  claimSocket,
-  expectedGroups,
-  FAST_MESH_YAML,
-  freePort,
-  GROUPS,
-  makeKeys,
-  meshHealth,
-  OWNER,
-  PARTNER,
-  writeConfigDir,
-} from "../services/mesh/harness.ts";
-import { Child, logEvents, waitUntil } from "./process.ts";
+import { makeVoiceNote } from "../peers/signal_cli/voice_note.ts";
+import { GROUPS, OWNER, PARTNER } from "../services/mesh/harness.ts";
+import { startStack } from "../alarms/stack.ts";
+import { logEvents, waitUntil } from "./process.ts";
 
 const SECRET = "the spare key is in the blue flowerpot, alarm code 4711";
 
@@ -74,82 +57,28 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "joi-e2e-signal-" });
-    const sock = await claimSocket();
     const llm = await LlmTestServer.start({
       reply: answer,
       delayMs: (r) => (r.messages.at(-1)!.content.includes("slow") ? 3_500 : 0),
     });
-    const peer = SignalCliPeer.start({ path: sock.path });
-    peer.groups = expectedGroups();
-    const children: Child[] = [];
+    // the shipped policies with a small LLM budget so a flood is quick to show; voice both
+    // ways (Debian's ffmpeg, the whisper.cpp and piper stand-ins with their real command lines)
+    const stack = await startStack({
+      policy: (doc) => doc.setIn(["rate_limits", "llm", "calls_per_hour"], 10),
+      voice: true,
+      speak: true,
+      meshYaml: "presence: { typing_refresh_seconds: 1 }\n",
+      llmPort: Number(new URL(llm.origin).port),
+    }).catch(async (e) => {
+      await llm.close();
+      throw e;
+    });
+    const { dir, peer, attachments, layout } = stack;
     try {
-      await makeKeys(`${dir}/secrets`);
-      await generateMemoryKeyFile(`${dir}/secrets/memory.key`);
-      // joi's policies: the shipped ones, with a small LLM budget so a flood is quick to show
-      await Deno.mkdir(`${dir}/joi-config`);
-      for await (const e of Deno.readDir("policies")) {
-        if (e.isFile) await Deno.copyFile(`policies/${e.name}`, `${dir}/joi-config/${e.name}`);
-      }
-      const policy = `${dir}/joi-config/policy.yaml`;
-      Deno.writeTextFileSync(
-        policy,
-        Deno.readTextFileSync(policy).replace("calls_per_hour: 120", "calls_per_hour: 10"),
-      );
-      // voice: Debian's ffmpeg, the whisper.cpp and piper stand-ins (their real command lines)
-      const bin = Deno.realPathSync("tests/peers/signal_cli/bin");
-      const attachments = `${dir}/signal-cli/attachments`;
-      await Deno.mkdir(attachments, { recursive: true });
-      for (const f of ["ggml-medium.bin", "en_US-lessac-medium.onnx"]) {
-        await Deno.writeTextFile(`${dir}/${f}`, "model");
-      }
-      const voice = {
-        whisper: { bin: `${bin}/whisper-cli`, model: `${dir}/ggml-medium.bin` },
-        ffmpeg: { bin: FFMPEG },
-        piper: { bin: `${bin}/piper`, voices: { en: `${dir}/en_US-lessac-medium.onnx` } },
-      };
-      await writeConfigDir(
-        `${dir}/mesh-config`,
-        `${FAST_MESH_YAML}presence: { typing_refresh_seconds: 1 }\nvoice: ${
-          JSON.stringify(voice)
-        }\n`,
-      );
-      const layout: Layout = {
-        ...localLayout({ varDir: dir }),
-        joiConfigDir: `${dir}/joi-config`,
-        joiStateDir: `${dir}/joi`,
-        meshConfigDir: `${dir}/mesh-config`,
-        meshStateDir: `${dir}/mesh`,
-        logDir: `${dir}/log`,
-        secretsDir: () => `${dir}/secrets`,
-        joiInbound: { host: "127.0.0.1", port: freePort() },
-        joiIngest: { host: "127.0.0.1", port: freePort() },
-        meshOutbound: { host: "127.0.0.1", port: freePort() },
-        llm: { host: "127.0.0.1", port: Number(new URL(llm.origin).port) },
-        signal: { kind: "socket", path: sock.path },
-        signalAttachmentsDir: attachments,
-        meshVoice: { whisperBin: voice.whisper.bin, ffmpegBin: FFMPEG, piperBin: voice.piper.bin },
-        knowledgeSocket: `${dir}/knowledge.sock`,
-      };
-      for (const name of ["joi", "mesh"] as const) {
-        children.push(
-          new Child(name, "deno", denoRunArgs(programSpec(name, layout)), {
-            env: { NO_COLOR: "1" },
-          }),
-        );
-      }
       const until = (what: string, cond: () => boolean | Promise<boolean>) =>
-        waitUntil(what, cond, 60_000, children);
-      await until(
-        "joi to listen",
-        async () => (await meshHealth(layout.joiInbound.port)) !== null,
-      );
-      await until("the mesh to reach signal-cli", async () => {
-        const m = await meshHealth(layout.meshOutbound.port);
-        return (m?.signal as { state?: string } | undefined)?.state === "connected";
-      });
-      const joiLog = `${dir}/log/joi.log`;
-      const meshSecurity = `${dir}/log/mesh-security.log`;
+        waitUntil(what, cond, 60_000, [stack.joi, stack.mesh]);
+      const joiLog = `${layout.logDir}/joi.log`;
+      const meshSecurity = `${layout.logDir}/mesh-security.log`;
       let ts = 5_000;
       const say = (who: typeof OWNER, text: string, groupId?: string) => {
         const t = ++ts;
@@ -260,7 +189,7 @@ Deno.test({
       );
       assert.ok(ogg.startsWith("OggS") && ogg.includes("OpusHead"), "an Ogg/Opus voice note");
       assert.equal(
-        Deno.readTextFileSync(`${dir}/en_US-lessac-medium.onnx.spoken`).trim(),
+        Deno.readTextFileSync(`${dir}/voice.onnx.spoken`).trim(),
         "answer: what time is it",
       );
       await note("v2", "FAIL");
@@ -271,11 +200,8 @@ Deno.test({
       );
       assert.deepEqual([...Deno.readDirSync(attachments)], [], "the notes were deleted");
     } finally {
-      await Promise.all(children.map((c) => c.stop("SIGTERM")));
-      await peer.stop();
+      await stack.close();
       await llm.close();
-      sock.release();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
