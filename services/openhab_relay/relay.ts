@@ -11,7 +11,8 @@
  *   classifies it) is posted at once, on its own, by its own loop, whatever
  *   the ordinary lane is doing (in flight, backing off, rate limited); it is
  *   retried quickly (at most `criticalBackoffMaxMs` apart) until joi has it,
- *   and never dropped for room;
+ *   and never dropped for room (a detector flooding its own events keeps only
+ *   its latest 20 waiting);
  * - **ordinary**: everything else is buffered (bounded: the oldest are
  *   dropped, counted and named in the log) and posted in batches of at most
  *   `maxBatch` events and `maxBodyBytes` bytes.
@@ -147,6 +148,8 @@ const UPDATES = new Set(["state", "stateupdated"]);
 const encoder = new TextEncoder();
 /** A retryable refusal of one event is tried this often, then dropped and logged. */
 const MAX_ATTEMPTS = 8;
+/** Critical events of one device waiting at most (a flooding detector cannot grow memory). */
+const MAX_PENDING_PER_DEVICE = 20;
 /** Room for the batch envelope around its events. */
 const ENVELOPE_BYTES = 512;
 
@@ -293,9 +296,7 @@ export class Relay {
     }
     const p: Pending = { ev: out, item, bytes, attempts: 0, alone: false };
     if (this.isCritical(ev.topic)) {
-      this.#urgent.push(p);
-      this.stats.criticalPending = this.#urgent.length;
-      this.#criticalWaker.wake();
+      this.#urgentPush(p);
       return;
     }
     this.#ordinary.push(p);
@@ -311,6 +312,30 @@ export class Relay {
     this.stats.buffered = this.#ordinary.length;
     // while joi asked for a pause, new events wait for it: they never cut it short
     if (this.#now() >= this.#notBefore) this.#ordinaryWaker.wake();
+  }
+
+  /**
+   * Queues a critical event. Memory stays bounded even when a broken (or
+   * pwned) detector floods: one device holds at most
+   * {@link MAX_PENDING_PER_DEVICE} waiting events, its oldest give way (joi's
+   * flood guard would suppress such a device anyway); no other device's alarm
+   * is ever dropped for it.
+   */
+  #urgentPush(p: Pending): void {
+    const same = this.#urgent.filter((q) => q.ev.topic === p.ev.topic);
+    if (same.length >= MAX_PENDING_PER_DEVICE) {
+      const oldest = same[0]!;
+      this.#urgent.splice(this.#urgent.indexOf(oldest), 1);
+      this.stats.dropped++;
+      this.#o.log.warn("relay_critical_flood", {
+        item: p.item,
+        waiting: same.length,
+        reason: "this device reports faster than joi takes its events; its oldest gives way",
+      });
+    }
+    this.#urgent.push(p);
+    this.stats.criticalPending = this.#urgent.length;
+    this.#criticalWaker.wake();
   }
 
   /** An over-long SSE line or event was skipped: say which item it was, when known. */

@@ -231,3 +231,52 @@ Deno.test("relay: stop() ends it promptly while the stream still delivers a back
     await h.close();
   }
 });
+
+Deno.test("relay: a flooding detector keeps only its latest critical events waiting; another alarm still goes", async () => {
+  const posted: string[] = [];
+  let up = false;
+  const fakeFetch = ((input: string | URL | Request, init?: RequestInit) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (url.includes("/rest/events")) {
+      return Promise.resolve(
+        new Response(
+          new ReadableStream({
+            start(c) {
+              init?.signal?.addEventListener(
+                "abort",
+                () => c.error(new DOMException("x", "AbortError")),
+              );
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
+        ),
+      );
+    }
+    if (!up) return Promise.reject(new TypeError("connection refused"));
+    const body = JSON.parse(new TextDecoder().decode(init!.body as Uint8Array));
+    posted.push(...body.events.map((e: { topic: string }) => e.topic));
+    return Promise.resolve(
+      new Response(JSON.stringify({ status: "ok", data: { accepted: [0], refused: [] } })),
+    );
+  }) as typeof fetch;
+  const { relay, logs } = relayFor("http://127.0.0.1:1", "http://127.0.0.1:2", TOKEN, {
+    fetch: fakeFetch,
+  });
+  const running = relay.run();
+  try {
+    const ev = (item: string, value: string) =>
+      JSON.stringify(stateChanged(item, "OnOff", value, { oldValue: "OFF" }));
+    for (let i = 0; i < 500; i++) relay.accept(ev("Attic_Smoke", i % 2 ? "OFF" : "ON"));
+    relay.accept(ev("Kitchen_Smoke", "ON"));
+    assert.ok(relay.stats.criticalPending <= 21, `${relay.stats.criticalPending} waiting`);
+    assert.ok(logs.some((l) => l.event === "relay_critical_flood" && l.item === "Attic_Smoke"));
+    up = true;
+    await until(
+      () => posted.includes("openhab/items/Kitchen_Smoke/statechanged"),
+      "the other alarm",
+    );
+  } finally {
+    relay.stop();
+    await running;
+  }
+});
