@@ -27,7 +27,7 @@ import {
 } from "./services/common/permissions/mod.ts";
 import { type ChildSpec, pumpLines, Supervisor } from "./services/common/supervisor.ts";
 import { exists } from "./services/common/fs.ts";
-import { webSearchAccess } from "./services/common/units.ts";
+import { webSearchAccess } from "./services/common/units/mod.ts";
 import { loadPolicyFile } from "./services/common/policy/mod.ts";
 import { generateKeyFile } from "./services/common/wire/keys.ts";
 import { ollamaStartLine, probeOllama } from "./services/joi/llm/ollama_probe.ts";
@@ -47,6 +47,7 @@ export async function prepareVar(layout: Layout): Promise<string[]> {
     layout.relayStateDir,
     layout.logDir,
     layout.secretsDir("joi"),
+    layout.retrieveSocketDir,
   ];
   for (const dir of dirs) {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -131,13 +132,21 @@ async function main(): Promise<number> {
     );
     return 2;
   }
-  // Absolute: Deno admits Unix sockets (the knowledge broker's) by absolute path only.
+  // Absolute: Deno admits Unix sockets (the retrieve sockets) by absolute path only.
   const varDir = values["var-dir"].startsWith("/")
     ? values["var-dir"]
     : `${Deno.cwd()}/${values["var-dir"].replace(/^\.\//, "")}`;
   // joi may dial the search proxy only when tools.yaml enables web search
   const webSearch = webSearchAccess(loadPolicyFile("tools", "./policies/tools.yaml"));
-  const layout = localLayout({ basePort, varDir, ...(webSearch ? { webSearch } : {}) });
+  // one retrieve socket per channel: joi and the broker are allowed exactly these
+  const channels = loadPolicyFile("channelUsers", "./policies/channel_users.yaml")
+    .allowed_channel_users;
+  const layout = localLayout({
+    basePort,
+    varDir,
+    channels,
+    ...(webSearch ? { webSearch } : {}),
+  });
   const print = (line: string) => console.log(line);
   const created = await prepareVar(layout);
   for (const path of created) print(`[main] generated key ${path} (mode 0600)`);

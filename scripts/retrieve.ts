@@ -1,252 +1,46 @@
 /**
- * `joi-retrieve <search|get|list> '<json>'`: read-only full-text search over
- * the knowledge the calling uid may open.
+ * `joi-retrieve`: read-only full-text search over the knowledge the calling
+ * uid may open. It reads one request line `<search|get|list> <json>` on
+ * stdin and writes the result JSON on stdout.
  *
- * This program is a security boundary. joi starts it through sudo as a channel
- * user, with `--allow-read=<knowledge root>` and nothing else (no write, net,
- * env, run or ffi; `--allow-sys=uid` only to report who it ran as). Which
- * folders it may read is decided by the kernel: it walks the knowledge root,
- * tries every folder index it finds and silently skips every one it is denied.
- * It never takes a path from the query, never follows a symlink, never opens a
- * document file (only the per-folder SQLite FTS5 indexes joi maintains), and
- * writes JSON only to stdout (capped at 1 MB) and a short reason to stderr.
+ * This program is a security boundary. It runs as a channel user with
+ * `--allow-read=<knowledge root>` and nothing else (no write, net, env, run or
+ * ffi; `--allow-sys=uid` only to report who it ran as): in production each
+ * connection to the channel's retrieve socket is a fresh process of it,
+ * started by systemd as that channel's user (`joi-retrieve-<channel>@.service`,
+ * stdin and stdout the connection); in the local run the knowledge broker
+ * starts it through sudo. Which folders it may read is decided by the kernel:
+ * it walks the knowledge root, tries every folder index it finds and silently
+ * skips every one it is denied. It never takes a path from the query, never
+ * follows a symlink, never opens a document file (only the per-folder SQLite
+ * FTS5 indexes joi maintains), and writes JSON only to stdout (capped at 1 MB)
+ * and a short reason to stderr.
  *
- * It imports nothing but `node:sqlite`: joi imports its validator and
- * constants, so both sides of the sudo boundary apply the same rules.
+ * It imports nothing but `node:sqlite` and the retrieve protocol module
+ * (which imports nothing): joi validates with the same module, so both sides
+ * of the uid boundary apply the same rules.
  *
- * Usage (pinned argv, see `services/joi/knowledge/retrieve_argv.ts`):
- *   deno run ... scripts/retrieve.ts --root=<knowledge root> search '{"q":"boiler","limit":5}'
+ * Usage (the pinned argv, see `services/common/permissions/retrieve_argv.ts`):
+ *   echo 'search {"q":"boiler","limit":5}' | deno run ... scripts/retrieve.ts --root=<dir>
  *
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import {
+  ftsTokens,
+  INDEX_FILE,
+  INDEX_SCHEMA_VERSION,
+  MAX_OUTPUT_BYTES,
+  MAX_REQUEST_BYTES,
+  type Output,
+  parseRequest,
+  type Query,
+  QueryError,
+  type Result,
+} from "../services/joi/knowledge/retrieve_protocol.ts";
 
-/** The file name of a knowledge folder's FTS5 index, inside the folder. */
-export const INDEX_FILE = ".joi-index.sqlite";
-/** Index schema version written to `PRAGMA user_version`. */
-export const INDEX_SCHEMA_VERSION = 1;
-/** Maximum size of the query JSON, in bytes (UTF-8). */
-export const MAX_QUERY_BYTES = 4096;
-/** Maximum size of the JSON written to stdout, in bytes. */
-export const MAX_OUTPUT_BYTES = 1024 * 1024;
-/** Maximum length of a search string, in characters. */
-export const MAX_Q_CHARS = 1000;
-/** Largest `limit` a query may ask for. */
-export const MAX_LIMIT = 100;
-/** `limit` when the query gives none. */
-export const DEFAULT_LIMIT = 10;
 /** Deepest directory level (below the root) where a folder index may live. */
 export const MAX_FOLDER_DEPTH = 3;
-/** Query types, the whole whitelist. */
-export const QUERY_TYPES = ["search", "get", "list"] as const;
-/** One of {@link QUERY_TYPES}. */
-export type QueryType = typeof QUERY_TYPES[number];
-
-/** A validated query. */
-export type Query =
-  | { type: "search"; q: string; limit: number; category?: string }
-  | { type: "get"; id: string }
-  | { type: "list"; category: string; limit: number };
-
-/** One result as written to stdout. */
-export interface Result {
-  /** The document's UUIDv4. */
-  id: string;
-  /** Its title. */
-  title: string;
-  /** A short excerpt (search: around the match; get: the whole body). */
-  snippet: string;
-  /** Path relative to the knowledge root, e.g. `owner/private/boiler.md`. */
-  source: string;
-  /** Who read it: `uid:<n>`, the kernel identity (joi maps it to the channel user). */
-  accessed_as: string;
-  /** The document's category. */
-  category: string;
-  /** Last update, ISO 8601. */
-  updated_at: string;
-  /** The folder (relative to the root) whose index held it. */
-  folder: string;
-  /** bm25 score (search only; lower is better). */
-  score?: number;
-}
-
-/** The stdout document. */
-export interface Output {
-  /** Always `ok` on stdout; failures go to stderr with a non-zero exit. */
-  status: "ok";
-  /** Results, best first. */
-  results: Result[];
-  /** True when results were dropped to stay under {@link MAX_OUTPUT_BYTES}. */
-  truncated: boolean;
-}
-
-/** A query refused by validation; `message` never echoes the offending input. */
-export class QueryError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "QueryError";
-  }
-}
-
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const CATEGORY = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-/** Characters a search string may hold: letters, digits, marks, space, limited punctuation. */
-const Q_CHARS = /^[\p{L}\p{N}\p{M} '?!,.:_-]*$/u;
-/** Characters the raw JSON text may hold (no shell metacharacters, no `/` or `~`). */
-const RAW_CHARS = /^[A-Za-z0-9 {}":,._\\'?!-]*$/;
-const KEYS: Record<QueryType, { required: string[]; optional: string[] }> = {
-  search: { required: ["q"], optional: ["limit", "category"] },
-  get: { required: ["id"], optional: [] },
-  list: { required: ["category"], optional: ["limit"] },
-};
-
-/** True if `id` is a lowercase UUIDv4. */
-export function isUuidV4(id: string): boolean {
-  return UUID_V4.test(id);
-}
-
-/** True if `name` is a valid category name. */
-export function isCategory(name: string): boolean {
-  return CATEGORY.test(name);
-}
-
-function assertNoPath(s: string, what: string): void {
-  if (s.includes("/") || s.includes("..") || s.includes("~") || s.includes("\\")) {
-    throw new QueryError(`${what}: path components not allowed in query (/, .., ~, \\)`);
-  }
-}
-
-function parseLimit(v: unknown): number {
-  if (v === undefined) return DEFAULT_LIMIT;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > MAX_LIMIT) {
-    throw new QueryError(`limit: must be an integer from 1 to ${MAX_LIMIT}`);
-  }
-  return v;
-}
-
-function parseCategory(v: unknown): string {
-  if (typeof v !== "string" || !isCategory(v)) {
-    throw new QueryError("category: must match [a-z0-9][a-z0-9_-]{0,63}");
-  }
-  return v;
-}
-
-/**
- * Validates a parsed query object for `type`: only the known keys, each of
- * the right type and character set. Used by joi before spawning and by
- * retrieve on what it receives.
- */
-export function validateQuery(type: string, value: unknown): Query {
-  if (!(QUERY_TYPES as readonly string[]).includes(type)) {
-    throw new QueryError(`query type: must be one of ${QUERY_TYPES.join(", ")}`);
-  }
-  const t = type as QueryType;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new QueryError("query: must be a JSON object");
-  }
-  const obj = value as Record<string, unknown>;
-  const { required, optional } = KEYS[t];
-  for (const key of Object.keys(obj)) {
-    if (!required.includes(key) && !optional.includes(key)) {
-      throw new QueryError(
-        `query: unknown key (allowed for ${t}: ${[...required, ...optional].join(", ")})`,
-      );
-    }
-  }
-  for (const key of required) {
-    if (!(key in obj)) throw new QueryError(`query: missing key "${key}" for ${t}`);
-  }
-  switch (t) {
-    case "search": {
-      const q = obj.q;
-      if (typeof q !== "string" || q.trim() === "") {
-        throw new QueryError("q: must be a non-empty string");
-      }
-      if ([...q].length > MAX_Q_CHARS) throw new QueryError(`q: longer than ${MAX_Q_CHARS}`);
-      assertNoPath(q, "q");
-      if (!Q_CHARS.test(q)) {
-        throw new QueryError("q: only letters, digits, spaces and ' ? ! , . : _ - are allowed");
-      }
-      if (ftsTokens(q).length === 0) throw new QueryError("q: contains no searchable word");
-      const query: Query = { type: "search", q, limit: parseLimit(obj.limit) };
-      if (obj.category !== undefined) query.category = parseCategory(obj.category);
-      return query;
-    }
-    case "get": {
-      if (typeof obj.id !== "string" || !isUuidV4(obj.id)) {
-        throw new QueryError("id: must be a lowercase UUIDv4");
-      }
-      return { type: "get", id: obj.id };
-    }
-    case "list":
-      return { type: "list", category: parseCategory(obj.category), limit: parseLimit(obj.limit) };
-  }
-}
-
-/**
- * Checks the raw JSON text (size, characters, path components) and parses and
- * validates it. Everything is refused before any file is opened.
- */
-export function parseQuery(type: string, json: string): Query {
-  if (!(QUERY_TYPES as readonly string[]).includes(type)) {
-    throw new QueryError(`query type: must be one of ${QUERY_TYPES.join(", ")}`);
-  }
-  if (new TextEncoder().encode(json).length > MAX_QUERY_BYTES) {
-    throw new QueryError(`query: larger than ${MAX_QUERY_BYTES} bytes`);
-  }
-  if (json.includes("/") || json.includes("..") || json.includes("~")) {
-    throw new QueryError("query: path components not allowed in query (/, .., ~)");
-  }
-  if (!RAW_CHARS.test(json)) {
-    throw new QueryError("query: characters outside the allowed set (no shell metacharacters)");
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    throw new QueryError("query: not valid JSON");
-  }
-  return validateQuery(type, value);
-}
-
-/**
- * The canonical JSON of a validated query, as joi passes it on the command
- * line: fixed key order, no spaces, and every character outside `[A-Za-z0-9_-]`
- * inside strings escaped as `\uXXXX`, so the text matches the sudoers argument
- * pattern `\{[A-Za-z0-9"{}:,_\\-]+\}` and holds no `/`, `.`, `~` or shell
- * metacharacter at all.
- */
-export function canonicalQueryJson(query: Query): string {
-  const str = (s: string) =>
-    `"${
-      [...s].map((ch) => {
-        if (/^[A-Za-z0-9_-]$/.test(ch)) return ch;
-        const code = ch.codePointAt(0)!;
-        if (code > 0xffff) {
-          const hi = Math.floor((code - 0x10000) / 0x400) + 0xd800;
-          const lo = ((code - 0x10000) % 0x400) + 0xdc00;
-          return `\\u${hi.toString(16).padStart(4, "0")}\\u${lo.toString(16).padStart(4, "0")}`;
-        }
-        return `\\u${code.toString(16).padStart(4, "0")}`;
-      }).join("")
-    }"`;
-  switch (query.type) {
-    case "search":
-      return `{"q":${str(query.q)},"limit":${query.limit}${
-        query.category !== undefined ? `,"category":${str(query.category)}` : ""
-      }}`;
-    case "get":
-      return `{"id":${str(query.id)}}`;
-    case "list":
-      return `{"category":${str(query.category)},"limit":${query.limit}}`;
-  }
-}
-
-/** The words of a search string, lowercased, at most 32. */
-export function ftsTokens(q: string): string[] {
-  return (q.toLowerCase().match(/[\p{L}\p{N}\p{M}]+/gu) ?? []).slice(0, 32);
-}
 
 /**
  * An FTS5 MATCH expression from user text: every word quoted, any may match;
@@ -412,16 +206,45 @@ export function renderOutput(out: Output, maxBytes = MAX_OUTPUT_BYTES): string {
   }
 }
 
-/** Parses `[--root=<dir>] <type> <json>`; throws a usage error. */
-export function parseArgv(argv: string[]): { root: string; type: string; json: string } {
-  const rest = [...argv];
-  let root = "";
-  if (rest[0]?.startsWith("--root=")) root = rest.shift()!.slice("--root=".length);
-  const [type, json] = rest;
-  if (root === "" || !root.startsWith("/") || rest.length !== 2 || !type || json === undefined) {
-    throw new QueryError("usage: joi-retrieve --root=<absolute dir> <search|get|list> '<json>'");
+/** Parses `--root=<absolute dir>`, the only argument; throws a usage error. */
+export function parseArgv(argv: string[]): { root: string } {
+  const root = argv.length === 1 && argv[0]?.startsWith("--root=")
+    ? argv[0].slice("--root=".length)
+    : "";
+  if (!root.startsWith("/")) {
+    throw new QueryError(
+      "usage: echo '<search|get|list> <json>' | joi-retrieve --root=<absolute dir>",
+    );
   }
-  return { root, type, json };
+  return { root };
+}
+
+/**
+ * Reads one request line from `read` (stdin): up to the first newline or the
+ * end of input, at most {@link MAX_REQUEST_BYTES}. Throws a {@link QueryError}
+ * for a longer line or bytes that are not UTF-8.
+ */
+export async function readRequestLine(
+  read: (buf: Uint8Array) => Promise<number | null>,
+): Promise<string> {
+  const buf = new Uint8Array(MAX_REQUEST_BYTES + 1);
+  let used = 0;
+  for (;;) {
+    const newline = buf.subarray(0, used).indexOf(10);
+    if (newline >= 0) return decodeLine(buf.subarray(0, newline));
+    if (used >= buf.length) throw new QueryError(`request: longer than ${MAX_REQUEST_BYTES} bytes`);
+    const n = await read(buf.subarray(used));
+    if (n === null || n === 0) return decodeLine(buf.subarray(0, used));
+    used += n;
+  }
+}
+
+function decodeLine(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes).replace(/\r$/, "");
+  } catch {
+    throw new QueryError("request: not UTF-8");
+  }
 }
 
 function currentUid(): string {
@@ -432,19 +255,22 @@ function currentUid(): string {
   }
 }
 
-/** Entry point: returns the exit code (0 ok, 2 bad query, 1 failure). */
-export function main(argv: string[]): number {
-  let args: { root: string; type: string; json: string };
+/** Entry point: returns the exit code (0 ok, 2 bad request, 1 failure). */
+export async function main(
+  argv: string[],
+  read: (buf: Uint8Array) => Promise<number | null> = (b) => Deno.stdin.read(b),
+): Promise<number> {
+  let root: string;
   let query: Query;
   try {
-    args = parseArgv(argv);
-    query = parseQuery(args.type, args.json);
+    root = parseArgv(argv).root;
+    query = parseRequest(await readRequestLine(read));
   } catch (e) {
-    console.error(`joi-retrieve: ${e instanceof QueryError ? e.message : "invalid arguments"}`);
+    console.error(`joi-retrieve: ${e instanceof QueryError ? e.message : "invalid request"}`);
     return 2;
   }
   try {
-    const out = runQuery(args.root, query, currentUid());
+    const out = runQuery(root, query, currentUid());
     const bytes = new TextEncoder().encode(renderOutput(out) + "\n");
     for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
     return 0;
@@ -455,4 +281,4 @@ export function main(argv: string[]): number {
   }
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -9,7 +9,12 @@
 import { localLayout } from "../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../services/common/policy/mod.ts";
 import { renderTasks } from "../services/common/tasks.ts";
-import { productionAddressesFrom, renderUnits, type UnitFile } from "../services/common/units.ts";
+import {
+  productionAddressesFrom,
+  renderUnits,
+  type UnitFile,
+  unitHousehold,
+} from "../services/common/units/mod.ts";
 
 /** Rewrites the `tasks` of `deno.json` in place; returns whether it changed. */
 export async function syncDenoJson(path = "./deno.json"): Promise<boolean> {
@@ -22,19 +27,28 @@ export async function syncDenoJson(path = "./deno.json"): Promise<boolean> {
   return true;
 }
 
-/** The units for the shipped policies. */
+/** The units for the shipped policies (the example household's retrieve units included). */
 export function shippedUnits(policiesDir = "./policies"): UnitFile[] {
-  return renderUnits(productionAddressesFrom(
-    loadPolicyFile("network", `${policiesDir}/network.yaml`),
-    loadPolicyFile("llm", `${policiesDir}/llm.yaml`),
-    loadPolicyFile("tools", `${policiesDir}/tools.yaml`),
-  ));
+  return renderUnits(
+    productionAddressesFrom(
+      loadPolicyFile("network", `${policiesDir}/network.yaml`),
+      loadPolicyFile("llm", `${policiesDir}/llm.yaml`),
+      loadPolicyFile("tools", `${policiesDir}/tools.yaml`),
+    ),
+    unitHousehold(loadPolicyFile("recipients", `${policiesDir}/recipients.yaml`)),
+  );
 }
 
-/** Writes `systemd/`; returns the names of the units that changed. */
+/** Writes `systemd/` (and removes units it no longer renders); returns what changed. */
 export async function syncUnits(dir = "./systemd"): Promise<string[]> {
   const changed: string[] = [];
-  for (const unit of shippedUnits()) {
+  const units = shippedUnits();
+  for (const e of Deno.readDirSync(dir)) {
+    if (units.some((u) => u.name === e.name)) continue;
+    await Deno.remove(`${dir}/${e.name}`);
+    changed.push(`-${e.name}`);
+  }
+  for (const unit of units) {
     const path = `${dir}/${unit.name}`;
     let old = "";
     try {

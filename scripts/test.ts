@@ -19,6 +19,7 @@ import {
   permissionFlags,
   programSpec,
   TEST_SOCKET_DIR,
+  testRetrieveSocketPaths,
   testSocketPaths,
 } from "../services/common/permissions/mod.ts";
 
@@ -94,7 +95,9 @@ async function main(): Promise<number> {
   const socketDir = `${TEST_SOCKET_DIR}/run-${crypto.randomUUID().slice(0, 8)}`;
   spec.permissions.net = [
     ...spec.permissions.net.filter((n) => !n.startsWith(`unix:${TEST_SOCKET_DIR}/`)),
-    ...testSocketPaths(socketDir).map((p) => `unix:${p}`),
+    ...[...testSocketPaths(socketDir), ...testRetrieveSocketPaths(socketDir)].map((p) =>
+      `unix:${p}`
+    ),
   ];
   await Deno.mkdir("./var", { recursive: true, mode: 0o700 });
   // One report per run: concurrent runs must not read each other's tallies.

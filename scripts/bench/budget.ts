@@ -15,7 +15,7 @@
  * - one knowledge search (`joi-retrieve` over 10,000 documents).
  *
  * Cited, with the source next to each figure: signal-cli's JVM (bounded by
- * the caps its unit sets, `SIGNAL_CLI_JVM` in services/common/units.ts),
+ * the caps its unit sets, `SIGNAL_CLI_JVM` in services/common/units/memory.ts),
  * whisper.cpp per model, piper, and the operating system.
  *
  * Needs ffmpeg, nebula and GNU time (Debian packages). Run alone:
@@ -34,9 +34,9 @@ import {
   SIGNAL_CLI_JVM,
   SIGNAL_CLI_MEMORY_MAX_MB,
   WHISPER_MODEL_MB,
-} from "../../services/common/units.ts";
-import { retrieveFixedArgv, retrieveSpec } from "../../services/joi/knowledge/retrieve_argv.ts";
-import { canonicalQueryJson } from "../retrieve.ts";
+} from "../../services/common/units/mod.ts";
+import { retrieveFixedArgv, retrieveSpec } from "../../services/common/permissions/mod.ts";
+import { requestLine } from "../../services/joi/knowledge/retrieve_protocol.ts";
 
 const TIME = "/usr/bin/time";
 const FFMPEG = "/usr/bin/ffmpeg";
@@ -65,13 +65,19 @@ const CITED = {
 } as const;
 
 /** Peak RSS (MB) of a command, from GNU time's `%M` (KiB). */
-async function peakRssMb(cmd: string, args: string[]): Promise<number> {
-  const out = await new Deno.Command(TIME, {
+async function peakRssMb(cmd: string, args: string[], input?: string): Promise<number> {
+  const child = new Deno.Command(TIME, {
     args: ["-f", "PEAK_RSS_KB=%M", cmd, ...args],
-    stdin: "null",
+    stdin: input === undefined ? "null" : "piped",
     stdout: "null",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (input !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+  }
+  const out = await child.output();
   const err = new TextDecoder().decode(out.stderr);
   const m = /PEAK_RSS_KB=(\d+)/.exec(err);
   if (!out.success || !m) throw new Error(`${cmd} failed: ${err.slice(-400)}`);
@@ -180,9 +186,10 @@ async function retrievePeak(dir: string): Promise<number> {
   const argv = retrieveFixedArgv(
     retrieveSpec({ ...localLayout(), codeDir: REPO, joiStateDir: state }, REPO),
   );
-  const q = canonicalQueryJson({ type: "search", q: needle, limit: 10 });
-  await peakRssMb(Deno.execPath(), [...argv, "search", q]); // warm the page cache
-  return await peakRssMb(Deno.execPath(), [...argv, "search", q]);
+  // the request line on stdin, as the retrieve units' socket passes it
+  const line = requestLine({ type: "search", q: needle, limit: 10 });
+  await peakRssMb(Deno.execPath(), argv, line); // warm the page cache
+  return await peakRssMb(Deno.execPath(), argv, line);
 }
 
 /** A budget line: process, MB, how we know. */

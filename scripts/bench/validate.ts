@@ -8,7 +8,8 @@
  * @module
  */
 import { loadPolicies } from "../../services/common/policy/mod.ts";
-import { renderUnits } from "../../services/common/units.ts";
+import { renderUnits, unitHousehold } from "../../services/common/units/mod.ts";
+import { householdUnitsOf } from "../provision/provision.ts";
 import { diff, systemView } from "../provision/plan.ts";
 import { parseGroup, parsePasswd } from "../provision/system.ts";
 import { expectedState, INSTALLED, productionAddressesFrom, validate } from "../validate/mod.ts";
@@ -33,7 +34,7 @@ function populate(root: string): void {
     if (e.isFile) Deno.copyFileSync(`policies/${e.name}`, `${config}/${e.name}`);
   }
   const p = loadPolicies(config);
-  const want = expectedState(p.recipients);
+  const want = expectedState(p.recipients, householdUnitsOf(p));
   const passwd = ["root:x:0:0::/root:/bin/sh"];
   const group = ["root:x:0:"];
   let id = 64000;
@@ -77,7 +78,10 @@ function populate(root: string): void {
   Deno.mkdirSync(bin.slice(0, bin.lastIndexOf("/")), { recursive: true });
   Deno.writeTextFileSync(bin, "#!/bin/false\n");
   Deno.chmodSync(bin, 0o755);
-  const units = renderUnits(productionAddressesFrom({ network: p.network, llm: p.llm }));
+  const units = renderUnits(
+    productionAddressesFrom({ network: p.network, llm: p.llm }),
+    unitHousehold(p.recipients),
+  );
   // the code validate guards: its own and retrieve's entry modules, root-owned
   for (const entry of ["scripts/validate.ts", "scripts/retrieve.ts"]) {
     const at = `${root}${INSTALLED.codeDir}/${entry}`;

@@ -1,8 +1,9 @@
 /**
  * Carries out an installation plan, under a root prefix (`/` for a real
- * install, a staging directory otherwise). Users and groups are only created
- * for a real install; ownership is applied when the named user exists.
- * Existing household configuration and keys are never overwritten.
+ * install, a staging directory otherwise). Users are only created for a real
+ * install; ownership is applied by root (a real install refuses an owner that
+ * does not exist). Existing household configuration and keys keep their
+ * content; their owner and mode are set again.
  *
  * Owners and modes are set through `scripts/common/root_fs.ts` (its rule is
  * binding here): on descriptors, never through a symlink, and below a
@@ -15,6 +16,7 @@ import { generateKeyFile } from "../../services/common/wire/keys.ts";
 import type { Action } from "./plan.ts";
 import { exists } from "../../services/common/fs.ts";
 import { type Ownership, placePath, whileFrozen } from "../common/root_fs.ts";
+import { copyTree, copyTreeWithLinks } from "./tree.ts";
 
 /** Options of {@link applyPlan}. */
 export interface ApplyOptions {
@@ -59,27 +61,6 @@ async function run(
   }
 }
 
-/** Copies a tree, materialising symlinks (Deno grants symlink() only with unscoped flags). */
-async function copyTree(from: string, to: string): Promise<number> {
-  const info = await Deno.stat(from);
-  if (info.isFile) {
-    await Deno.copyFile(from, to);
-    await Deno.chmod(to, info.mode! & 0o111 ? 0o755 : 0o644);
-    return 1;
-  }
-  await Deno.mkdir(to, { recursive: true, mode: 0o755 });
-  let n = 0;
-  for await (const e of Deno.readDir(from)) {
-    try {
-      n += await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound && e.isSymlink) continue; // dangling link
-      throw err;
-    }
-  }
-  return n;
-}
-
 /**
  * Writes `path` through `<path>.tmp` (the name the manifest admits): parent
  * created, `write` fills the temporary file, mode set, renamed into place.
@@ -95,18 +76,23 @@ async function placeViaTmp(
   await Deno.rename(`${path}.tmp`, path);
 }
 
+/** The parent folder of a path. */
+const parentOf = (path: string) => path.replace(/\/[^/]+$/, "") || "/";
+
 /** Applies `plan`, printing (through `o.print`) a line for each change. */
 export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> {
   const real = o.root === "/";
   const at = (p: string) => (real ? p : `${o.root}${p}`);
-  // read once, and again only after a user or group was added
+  // read once, and again only after a user was added
   let known: { users: Map<string, number>; groups: Map<string, number> } | undefined;
   const accounts = () => known ??= { users: ids(at("/etc/passwd")), groups: ids(at("/etc/group")) };
-  /** The ids to give `owner:group` here, or null (left as they are) when unknown. */
+  /** The ids to give `owner:group` here; undefined (left as they are) for a staging run as a user. */
   const idsOf = (path: string, owner: string, group: string): Ownership | undefined => {
+    if (Deno.uid() !== 0) return undefined;
     const uid = owner === "root" ? 0 : accounts().users.get(owner);
     const gid = group === "root" ? 0 : accounts().groups.get(group);
     if (uid === undefined || gid === undefined) {
+      if (real) throw new Error(`${owner}:${group} of ${path}: no such user or group`);
       o.print(`  (ownership ${owner}:${group} of ${path} not applied: no such user/group here)`);
       return undefined;
     }
@@ -116,16 +102,32 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
     placePath(path, kind, { uid: ids?.uid ?? null, gid: ids?.gid ?? null, mode }, {
       create: kind === "dir",
     });
+  /**
+   * Runs `fn` on `path`; inside a folder a service user owns (its secrets
+   * folder), only while that folder is held frozen.
+   */
+  const inParent = async (path: string, fn: () => void | Promise<void>) => {
+    const dir = parentOf(path);
+    let st: Deno.FileInfo | undefined;
+    try {
+      st = Deno.lstatSync(dir);
+    } catch { /* created by fn */ }
+    if (st && st.uid !== 0 && Deno.uid() === 0) await whileFrozen(dir, fn);
+    else await fn();
+  };
+  /** Writes `path` through `<path>.tmp`, then sets its owner and mode; `fill` writes the temporary file. */
+  const place = (
+    path: string,
+    a: { mode: number; owner: string; group: string },
+    fill: (tmp: string) => Promise<void>,
+  ) =>
+    inParent(path, () =>
+      placeViaTmp(path, a.mode, async (tmp) => {
+        await fill(tmp);
+        own(tmp, "file", a.mode, idsOf(path, a.owner, a.group));
+      }));
   for (const a of plan) {
     switch (a.kind) {
-      case "group":
-        if (!real) break;
-        if (!accounts().groups.has(a.name)) {
-          await run("/usr/sbin/groupadd", ["--system", a.name]);
-          known = undefined;
-          o.print(`created group ${a.name}`);
-        }
-        break;
       case "user":
         if (!real) {
           o.print(`staging: user ${a.name} not created`);
@@ -150,55 +152,64 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
       case "dir": {
         const path = at(a.path);
         // the parents are root's (/var/lib, /etc, a staging prefix)
-        await Deno.mkdir(path.replace(/\/[^/]+$/, "") || "/", { recursive: true, mode: 0o755 });
-        const ids = real || Deno.uid() === 0 ? idsOf(path, a.owner, a.group) : undefined;
-        own(path, "dir", a.mode, ids);
+        await Deno.mkdir(parentOf(path), { recursive: true, mode: 0o755 });
+        own(path, "dir", a.mode, idsOf(path, a.owner, a.group));
         break;
       }
       case "tree": {
         if (await exists(at(a.to))) await Deno.remove(at(a.to), { recursive: true });
-        const n = await copyTree(a.from, at(a.to));
-        o.print(`copied ${n} files to ${at(a.to)}`);
+        if (a.links) {
+          await copyTreeWithLinks(a.from, at(a.to));
+          o.print(`copied ${a.from} to ${at(a.to)} (links kept)`);
+        } else {
+          const n = await copyTree(a.from, at(a.to));
+          o.print(`copied ${n} files to ${at(a.to)}`);
+        }
         break;
       }
-      case "copy":
-        if (!a.overwrite && await exists(at(a.to))) {
-          o.print(`kept ${at(a.to)}`);
+      case "copy": {
+        const path = at(a.to);
+        if (!a.overwrite && await exists(path)) {
+          // the household's content stays; its owner and mode are set again
+          await inParent(path, () => {
+            own(path, "file", a.mode, idsOf(path, a.owner, a.group));
+          });
+          o.print(`kept ${path} (${a.owner}:${a.group} 0${a.mode.toString(8)})`);
           break;
         }
-        await placeViaTmp(at(a.to), a.mode, async (tmp) => {
+        await place(path, a, async (tmp) => {
           await Deno.copyFile(await Deno.realPath(a.from), tmp);
         });
-        o.print(`installed ${at(a.to)}`);
+        o.print(`installed ${path}`);
         break;
-      case "file":
-        if (!a.overwrite && await exists(at(a.path))) {
-          o.print(`kept ${at(a.path)}`);
-          break;
-        }
-        await placeViaTmp(at(a.path), a.mode, async (tmp) => {
-          await Deno.writeTextFile(tmp, a.content, { mode: a.mode });
-          if (Deno.uid() === 0) own(tmp, "file", a.mode, idsOf(at(a.path), a.owner, a.group));
-        });
-        o.print(`wrote ${at(a.path)}`);
-        break;
-      case "key":
-        if (await exists(at(a.path))) {
-          o.print(`kept key ${at(a.path)}`);
-          break;
-        }
-        {
-          // the secrets folder is the service user's: generate and chown while it is frozen
-          const path = at(a.path);
-          const dir = path.replace(/\/[^/]+$/, "");
-          const ids = Deno.uid() === 0 ? idsOf(path, a.owner, a.owner) : undefined;
-          await whileFrozen(dir, async () => {
-            await generateKeyFile(path);
-            own(path, "file", 0o600, ids);
+      }
+      case "file": {
+        const path = at(a.path);
+        if (!a.overwrite && await exists(path)) {
+          await inParent(path, () => {
+            own(path, "file", a.mode, idsOf(path, a.owner, a.group));
           });
+          o.print(`kept ${path}`);
+          break;
         }
-        o.print(`generated key ${at(a.path)} (0600)`);
+        await place(path, a, async (tmp) => {
+          await Deno.writeTextFile(tmp, a.content, { mode: a.mode });
+        });
+        o.print(`wrote ${path}`);
         break;
+      }
+      case "key": {
+        // the secrets folder is the service user's: generate and chown while it is frozen
+        const path = at(a.path);
+        const ids = idsOf(path, a.owner, a.owner);
+        const kept = await exists(path);
+        await inParent(path, async () => {
+          if (!kept) await generateKeyFile(path);
+          own(path, "file", 0o600, ids);
+        });
+        o.print(kept ? `kept key ${path}` : `generated key ${path} (0600)`);
+        break;
+      }
       case "cache":
         await Deno.mkdir(at(a.dir), { recursive: true, mode: 0o755 });
         // /opt/joi/deno.json says nodeModulesDir "manual": npm packages come from the

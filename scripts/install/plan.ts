@@ -4,21 +4,44 @@
  * real run does). Paths are absolute system paths; {@link applyPlan} prefixes
  * them with `--root` for staging.
  *
+ * The install runs from that VM's bundle (`deno task bundle --role R` on the
+ * build host): the code, the Deno binary, the VM's own Nebula files and its
+ * own wire keys. {@link checkBundle} refuses a bundle that holds the CA key or
+ * another node's key (a whole checkout copied by mistake).
+ *
  * @module
  */
 import { renderJournald, renderLogrotate } from "../../services/common/log_retention.ts";
-import type { UnitFile } from "../../services/common/units.ts";
+import type { UnitFile } from "../../services/common/units/mod.ts";
 
 /** The three machine roles. */
 export type Role = "joi" | "mesh" | "openhab";
 
+/** Every role, in the order the guide installs them. */
+export const ROLE_NAMES: readonly Role[] = ["joi", "mesh", "openhab"];
+
 /** One step of an installation. */
 export type Action =
   | { kind: "user"; name: string; groups: string[]; note: string }
-  | { kind: "group"; name: string; note: string }
   | { kind: "dir"; path: string; mode: number; owner: string; group: string }
-  | { kind: "copy"; from: string; to: string; mode: number; overwrite: boolean }
-  | { kind: "tree"; from: string; to: string; note: string }
+  | {
+    kind: "copy";
+    from: string;
+    to: string;
+    mode: number;
+    owner: string;
+    group: string;
+    /** false: an existing file keeps its content (its owner and mode are still set). */
+    overwrite: boolean;
+  }
+  | {
+    kind: "tree";
+    from: string;
+    to: string;
+    note: string;
+    /** Keep symlinks as symlinks (node_modules); otherwise they are materialised. */
+    links?: boolean;
+  }
   | {
     kind: "file";
     path: string;
@@ -34,24 +57,26 @@ export type Action =
 
 /** Per-role facts. */
 export interface RoleSpec {
-  /** The service user. */
+  /** The service user (joi's comes from recipients.yaml's `service_user`). */
   user: string;
-  /** Its supplementary groups. */
+  /** Its supplementary groups (created first, as their own users' groups). */
   groups: string[];
   /** Where its policies live. */
   configDir: string;
   /** The policy files it reads. */
   policyFiles: string[];
-  /** Keys it generates here (the HMAC keys are made once, on joi, and copied). */
+  /** Keys it generates here and never leave the VM. */
   generatedKeys: string[];
-  /** Keys that must be copied from elsewhere (never generated twice). */
-  copiedKeys: string[];
-  /** Its units. */
+  /** Wire keys it receives in its bundle (made on the build host). */
+  bundledKeys: string[];
+  /** Secrets the operator writes on the VM (named by a note). */
+  operatorSecrets: string[];
+  /** The household-independent units install writes (provision writes joi's others). */
   units: string[];
-  /** Its entry modules (pre-cached). */
+  /** Entry modules pre-cached in `/opt/joi/.deno`. */
   entries: string[];
-  /** State directories it owns. */
-  stateDirs: string[];
+  /** The units the guide enables on this VM once it is configured. */
+  enable: string[];
 }
 
 /** The roles of the architecture document's three VMs. */
@@ -71,17 +96,21 @@ export const ROLES: Record<Role, RoleSpec> = {
       "network.yaml",
       "infra.yml",
     ],
-    generatedKeys: ["mesh_to_joi.key", "joi_to_mesh.key", "openhab_to_joi.key", "memory.key"],
-    copiedKeys: [],
-    units: ["joi.service", "joi-knowledge.service", "joi-validate.service", "joi-validate.timer"],
+    generatedKeys: ["memory.key"],
+    bundledKeys: ["mesh_to_joi.key", "joi_to_mesh.key", "openhab_to_joi.key"],
+    operatorSecrets: [],
+    units: ["nebula.service", "joi-index.service", "joi-validate.service", "joi-validate.timer"],
     entries: [
       "services/joi/main.ts",
-      "services/knowledge_broker/main.ts",
       "scripts/validate.ts",
       "scripts/provision.ts",
       "scripts/doctor.ts",
+      "scripts/revoke.ts",
+      "scripts/retrieve.ts",
+      "scripts/index.ts",
+      "scripts/memory.ts",
     ],
-    stateDirs: ["/var/lib/joi", "/var/log/joi"],
+    enable: ["nebula.service", "joi.service", "joi-validate.timer"],
   },
   mesh: {
     user: "joi-mesh",
@@ -89,10 +118,11 @@ export const ROLES: Record<Role, RoleSpec> = {
     configDir: "/etc/mesh-proxy",
     policyFiles: ["identities.yaml", "groups.yaml", "policy.yaml", "network.yaml", "mesh.yaml"],
     generatedKeys: [],
-    copiedKeys: ["mesh_to_joi.key", "joi_to_mesh.key"],
-    units: ["joi-mesh.service", "signal-cli.socket", "signal-cli.service"],
+    bundledKeys: ["mesh_to_joi.key", "joi_to_mesh.key"],
+    operatorSecrets: [],
+    units: ["nebula.service", "joi-mesh.service", "signal-cli.socket", "signal-cli.service"],
     entries: ["services/mesh/main.ts", "scripts/doctor.ts"],
-    stateDirs: ["/var/log/joi"],
+    enable: ["nebula.service", "signal-cli.socket", "joi-mesh.service"],
   },
   openhab: {
     user: "joi-relay",
@@ -100,24 +130,106 @@ export const ROLES: Record<Role, RoleSpec> = {
     configDir: "/etc/joi-relay",
     policyFiles: ["policy.yaml", "network.yaml"],
     generatedKeys: [],
-    copiedKeys: ["openhab_token", "openhab_to_joi.key"],
-    units: ["joi-openhab-relay.service"],
+    bundledKeys: ["openhab_to_joi.key"],
+    operatorSecrets: ["openhab_token"],
+    units: ["nebula.service", "joi-openhab-relay.service"],
     entries: ["services/openhab_relay/main.ts", "scripts/doctor.ts"],
-    stateDirs: [],
+    enable: ["nebula.service", "joi-openhab-relay.service"],
   },
 };
+
+/** The wire keys of the deployment (made once on the build host, in `var/keys`). */
+export const WIRE_KEYS = ["mesh_to_joi.key", "joi_to_mesh.key", "openhab_to_joi.key"] as const;
+
+/** The Nebula files of a role's bundle (in `var/nebula`), and where install puts them. */
+export function nebulaFiles(
+  role: Role,
+): { name: string; to: string; mode: number; owner: string; group: string }[] {
+  return [
+    { name: "ca.crt", to: "/etc/nebula/ca.crt", mode: 0o640, owner: "root", group: "nebula" },
+    {
+      name: `${role}.crt`,
+      to: `/etc/nebula/${role}.crt`,
+      mode: 0o640,
+      owner: "root",
+      group: "nebula",
+    },
+    {
+      name: `${role}.key`,
+      to: `/etc/nebula/${role}.key`,
+      mode: 0o600,
+      owner: "nebula",
+      group: "nebula",
+    },
+    {
+      name: `${role}.yml`,
+      to: "/etc/nebula/config.yml",
+      mode: 0o640,
+      owner: "root",
+      group: "nebula",
+    },
+    // applied by root in nebula.service's ExecStartPre
+    { name: "guard.nft", to: "/etc/nebula/guard.nft", mode: 0o644, owner: "root", group: "root" },
+    { name: "nebula", to: "/usr/local/bin/nebula", mode: 0o755, owner: "root", group: "root" },
+  ];
+}
+
+/** What a bundle holds: the names in its `var/nebula` and `var/keys`. */
+export interface BundleListing {
+  /** File names in `var/nebula` (undefined: no such folder). */
+  nebula: string[] | undefined;
+  /** File names in `var/keys` (undefined: no such folder). */
+  keys: string[] | undefined;
+}
+
+/**
+ * Refuses a bundle that is not exactly `role`'s: the CA key or another
+ * node's key anywhere, a missing file, or anything unexpected. The message
+ * says how to make the right one.
+ */
+export function checkBundle(role: Role, listing: BundleListing): void {
+  const make = `make it on the build host with \`deno task bundle --role ${role}\` and copy ` +
+    `var/bundle/${role}/ (not the whole checkout) to this VM`;
+  const nebula = listing.nebula ?? [];
+  const keys = listing.keys ?? [];
+  const foreign = [
+    ...nebula.filter((n) => n === "ca.key" || (n.endsWith(".key") && n !== `${role}.key`))
+      .map((n) => `var/nebula/${n}`),
+    ...keys.filter((k) => !ROLES[role].bundledKeys.includes(k)).map((k) => `var/keys/${k}`),
+  ];
+  if (foreign.length) {
+    throw new Error(
+      `install: refusing a bundle that holds ${foreign.join(", ")}: a VM holds only its own ` +
+        `keys (the CA key never leaves the build host); ${make}`,
+    );
+  }
+  const wantNebula = nebulaFiles(role).map((f) => f.name);
+  const missing = [
+    ...wantNebula.filter((n) => !nebula.includes(n)).map((n) => `var/nebula/${n}`),
+    ...ROLES[role].bundledKeys.filter((k) => !keys.includes(k)).map((k) => `var/keys/${k}`),
+  ];
+  if (missing.length) throw new Error(`install: the bundle lacks ${missing.join(", ")}; ${make}`);
+  const unexpected = nebula.filter((n) => !wantNebula.includes(n)).map((n) => `var/nebula/${n}`);
+  if (unexpected.length) {
+    throw new Error(`install: unexpected ${unexpected.join(", ")} in the bundle; ${make}`);
+  }
+}
 
 /** What the plan needs from outside. */
 export interface PlanInput {
   role: Role;
-  /** The repository (source of code and example policies). */
+  /** The bundle (or checkout) install runs from. */
   repo: string;
-  /** The real Deno binary to copy as the retrieve entry point. */
+  /** The Deno binary: copied as the retrieve entry point on joi. */
   denoBinary: string;
+  /** joi's service user (recipients.yaml `service_user`); default `joi`. */
+  serviceUser?: string | undefined;
   /** The rendered units (from the manifest). */
   units: UnitFile[];
   /** `/opt/joi/deno.json`: npm packages from node_modules only, production tasks. */
   denoJson: string;
+  /** The command wrappers installed in /usr/local/bin (name -> script). */
+  wrappers: Record<string, string>;
 }
 
 /** The code shipped to `/opt/joi` (tests and local-run files stay behind). */
@@ -130,14 +242,24 @@ export const CODE_PATHS = [
   "policies",
 ];
 
+/** The user of `role` (joi's from its recipients.yaml). */
+export function roleUser(role: Role, serviceUser?: string): string {
+  return role === "joi" ? serviceUser ?? ROLES.joi.user : ROLES[role].user;
+}
+
 /** Computes the installation plan of one role. */
 export function planInstall(input: PlanInput): Action[] {
   const r = ROLES[input.role];
+  const user = roleUser(input.role, input.serviceUser);
   const a: Action[] = [];
-  for (const g of r.groups) {
-    a.push({ kind: "group", name: g, note: "the signal-cli socket's group" });
+  // the users, each with its own group: signal-cli first (the mesh joins its group)
+  a.push({ kind: "user", name: "nebula", groups: [], note: "runs nebula.service" });
+  if (input.role === "mesh") {
+    a.push({ kind: "user", name: "signal-cli", groups: [], note: "runs signal-cli.service" });
   }
-  a.push({ kind: "user", name: r.user, groups: r.groups, note: `runs the ${input.role} service` });
+  a.push({ kind: "user", name: user, groups: r.groups, note: `runs the ${input.role} service` });
+
+  // the code, root-owned, with a pre-filled cache
   a.push({ kind: "dir", path: "/opt/joi", mode: 0o755, owner: "root", group: "root" });
   for (const p of CODE_PATHS) {
     a.push({
@@ -151,7 +273,8 @@ export function planInstall(input: PlanInput): Action[] {
     kind: "tree",
     from: `${input.repo}/node_modules`,
     to: "/opt/joi/node_modules",
-    note: "npm packages from deno.lock, so services start with --cached-only",
+    note: "npm packages from deno.lock, links kept, so services start with --cached-only",
+    links: true,
   });
   a.push({
     kind: "file",
@@ -163,51 +286,107 @@ export function planInstall(input: PlanInput): Action[] {
     overwrite: true,
   });
   a.push({ kind: "cache", dir: "/opt/joi/.deno", entries: r.entries });
-  a.push({ kind: "dir", path: r.configDir, mode: 0o750, owner: "root", group: r.user });
+
+  // configuration: root-owned, readable by the service's group only
+  a.push({ kind: "dir", path: r.configDir, mode: 0o750, owner: "root", group: user });
   for (const f of r.policyFiles) {
     a.push({
       kind: "copy",
       from: `${input.repo}/policies/${f}`,
       to: `${r.configDir}/${f}`,
       mode: 0o640,
+      owner: "root",
+      group: user,
       overwrite: false,
     });
   }
-  a.push({
-    kind: "dir",
-    path: `${r.configDir}/secrets`,
-    mode: 0o700,
-    owner: r.user,
-    group: r.user,
-  });
-  for (const k of r.generatedKeys) {
-    a.push({ kind: "key", path: `${r.configDir}/secrets/${k}`, owner: r.user });
-  }
-  for (const k of r.copiedKeys) {
+  a.push({ kind: "dir", path: `${r.configDir}/secrets`, mode: 0o700, owner: user, group: user });
+  for (const k of r.bundledKeys) {
     a.push({
-      kind: "note",
-      text: k === "openhab_token"
-        ? `create an API token in openHAB (Settings > API Security) and write it to ${r.configDir}/secrets/openhab_token (0600 ${r.user})`
-        : `copy ${k} from the joi VM's /etc/joi/secrets/ to ${r.configDir}/secrets/${k} (0600 ${r.user})`,
+      kind: "copy",
+      from: `${input.repo}/var/keys/${k}`,
+      to: `${r.configDir}/secrets/${k}`,
+      mode: 0o600,
+      owner: user,
+      group: user,
+      overwrite: true,
     });
   }
-  for (const d of r.stateDirs) {
-    a.push({ kind: "dir", path: d, mode: 0o750, owner: r.user, group: r.user });
+  for (const k of r.generatedKeys) {
+    a.push({ kind: "key", path: `${r.configDir}/secrets/${k}`, owner: user });
   }
+  for (const s of r.operatorSecrets) {
+    // an empty file with the right owner and mode: the operator's editor keeps both
+    a.push({
+      kind: "file",
+      path: `${r.configDir}/secrets/${s}`,
+      content: "",
+      mode: 0o600,
+      owner: user,
+      group: user,
+      overwrite: false,
+    });
+    a.push({
+      kind: "note",
+      text: `create an API token in openHAB (Settings > API Security) and write it into ` +
+        `${r.configDir}/secrets/${s}`,
+    });
+  }
+
+  // Nebula: this node's certificate, key and config only
+  a.push({ kind: "dir", path: "/etc/nebula", mode: 0o750, owner: "root", group: "nebula" });
+  for (const f of nebulaFiles(input.role)) {
+    a.push({
+      kind: "copy",
+      from: `${input.repo}/var/nebula/${f.name}`,
+      to: f.to,
+      mode: f.mode,
+      owner: f.owner,
+      group: f.group,
+      overwrite: true,
+    });
+  }
+
   if (input.role === "joi") {
     a.push({
       kind: "copy",
       from: input.denoBinary,
       to: "/usr/local/bin/joi-retrieve",
       mode: 0o755,
+      owner: "root",
+      group: "root",
       overwrite: true,
     });
+  }
+  for (const [name, script] of Object.entries(input.wrappers)) {
     a.push({
-      kind: "note",
-      text: "then: chattr +i /usr/local/bin/joi-retrieve; deno task provision; joi-validate-config",
+      kind: "file",
+      path: `/usr/local/bin/${name}`,
+      content: script,
+      mode: 0o755,
+      owner: "root",
+      group: "root",
+      overwrite: true,
     });
   }
   if (input.role === "mesh") {
+    // signal-cli's data: `signal-cli link` runs here as signal-cli before the
+    // service does; the mesh (group signal-cli) passes through to attachments/
+    // (long texts, voice notes), which it reads and deletes once handled
+    a.push({
+      kind: "dir",
+      path: "/var/lib/signal-cli",
+      mode: 0o710,
+      owner: "signal-cli",
+      group: "signal-cli",
+    });
+    a.push({
+      kind: "dir",
+      path: "/var/lib/signal-cli/attachments",
+      mode: 0o2770,
+      owner: "signal-cli",
+      group: "signal-cli",
+    });
     a.push({
       kind: "file",
       path: "/etc/mesh-proxy/signal-cli.env",
@@ -219,12 +398,7 @@ export function planInstall(input: PlanInput): Action[] {
       overwrite: false,
     });
   }
-  a.push({
-    kind: "note",
-    text:
-      `copy ca.crt, ${input.role}.crt, ${input.role}.key (0600 nebula) and ${input.role}.yml as /etc/nebula/config.yml from the build host's var/nebula/`,
-  });
-  for (const name of ["nebula.service", ...r.units]) {
+  for (const name of r.units) {
     const unit = input.units.find((u) => u.name === name);
     if (!unit) throw new Error(`install: no rendered unit named ${name}`);
     a.push({
@@ -238,11 +412,16 @@ export function planInstall(input: PlanInput): Action[] {
     });
   }
   a.push(...retentionActions(input.role));
+  if (input.role === "joi") {
+    a.push({
+      kind: "note",
+      text: "then: edit /etc/joi/*.yaml; cd /opt/joi && deno task provision (channel users, " +
+        "knowledge trees, joi.service and the retrieve units); joi-validate-config",
+    });
+  }
   a.push({
     kind: "note",
-    text: `then: systemctl daemon-reload && systemctl enable --now ${
-      r.units.filter((u) => !u.endsWith(".service") || !u.startsWith("joi-validate")).join(" ")
-    }`,
+    text: `then: systemctl daemon-reload && systemctl enable --now ${r.enable.join(" ")}`,
   });
   return a;
 }
@@ -299,23 +478,23 @@ export function retentionActions(role: Role): Action[] {
 /** One line per action, for `--dry-run`. */
 export function describe(action: Action, root: string): string {
   const at = (p: string) => (root === "/" ? p : `${root}${p}`);
+  const own = (o: { mode: number; owner: string; group: string }) =>
+    `${o.mode.toString(8).padStart(4, "0")} ${o.owner}:${o.group}`;
   switch (action.kind) {
     case "user":
       return `user   ${action.name}${
         action.groups.length ? ` (groups ${action.groups.join(",")})` : ""
       }: ${action.note}`;
-    case "group":
-      return `group  ${action.name}: ${action.note}`;
     case "dir":
-      return `dir    ${at(action.path)} ${action.mode.toString(8)} ${action.owner}:${action.group}`;
+      return `dir    ${at(action.path)} ${own(action)}`;
     case "copy":
-      return `copy   ${action.from} -> ${at(action.to)} ${action.mode.toString(8)}${
-        action.overwrite ? "" : " (kept if present)"
+      return `copy   ${action.from} -> ${at(action.to)} ${own(action)}${
+        action.overwrite ? "" : " (content kept if present)"
       }`;
     case "tree":
       return `tree   ${action.from} -> ${at(action.to)}: ${action.note}`;
     case "file":
-      return `file   ${at(action.path)} ${action.mode.toString(8)} ${action.owner}:${action.group}${
+      return `file   ${at(action.path)} ${own(action)}${
         action.overwrite ? "" : " (kept if present)"
       }`;
     case "key":

@@ -104,6 +104,13 @@ export function applyActions(actions: Action[], options: ApplyOptions): Accounts
       case "write":
         place(a.spec, a.kind, options, acc(), tools);
         break;
+      case "remove":
+        try {
+          Deno.removeSync(options.root + a.path);
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        }
+        break;
       case "install_entry":
         installEntry(a.source, options.root + a.path);
         break;

@@ -1,7 +1,9 @@
 /**
  * The auditd rules of a joi VM (architecture "Audit Logging"): every access to
- * the knowledge and data trees, changes to joi's configuration and sudoers,
- * each retrieve execution and writes to the sudo log.
+ * the knowledge and data trees, changes to joi's configuration and to the
+ * files that grant retrieval as the channel users (the retrieve units in
+ * production, the sudoers file in the local run), each retrieve execution and,
+ * with sudo, writes to the sudo log.
  *
  * @module
  */
@@ -14,10 +16,10 @@ export interface AuditInput {
   configDir: string;
   /** The retrieve entry point. */
   retrieveBin: string;
-  /** sudo's log file for the service user. */
-  sudoLog: string;
-  /** The installed sudoers file. */
-  sudoersPath: string;
+  /** sudo's log file for the service user (the local run's sudo retrieval only). */
+  sudoLog?: string | undefined;
+  /** The files that decide who runs retrieve as whom (units or sudoers). */
+  privilegeFiles: string[];
 }
 
 /** Renders `/etc/audit/rules.d/joi.rules`. */
@@ -29,11 +31,10 @@ export function renderAuditRules(i: AuditInput): string {
     `-w ${i.stateDir}/data/ -p rwxa -k joi-data`,
     "# Configuration and privilege changes",
     `-w ${i.configDir}/ -p wa -k joi-config`,
-    `-w ${i.sudoersPath} -p wa -k joi-sudoers`,
+    ...i.privilegeFiles.map((f) => `-w ${f} -p wa -k joi-retrieval`),
     "# Each retrieve execution",
     `-w ${i.retrieveBin} -p x -k joi-retrieve`,
-    "# The sudo log",
-    `-w ${i.sudoLog} -p wa -k joi-sudo`,
+    ...(i.sudoLog ? ["# The sudo log", `-w ${i.sudoLog} -p wa -k joi-sudo`] : []),
     "",
   ].join("\n");
 }

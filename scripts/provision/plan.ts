@@ -1,6 +1,8 @@
 /**
  * What a household needs (users, groups, exact memberships, the knowledge and
- * data trees with owners, modes and setgid bits, the sudoers and audit files)
+ * data trees with owners, modes and setgid bits, the audit rules, and the
+ * files of the retrieval mechanism: in production joi.service and each
+ * channel's retrieve socket and service; in the local run the sudoers file)
  * computed from `recipients.yaml`, and the difference from what the system
  * has: provision applies only that difference, so a second run does nothing.
  *
@@ -11,6 +13,7 @@ import {
   criticalUser,
   knowledgeFolders,
 } from "../../services/joi/knowledge/folders.ts";
+import type { UnitFile } from "../../services/common/units/mod.ts";
 import { renderAuditRules } from "./audit.ts";
 import { renderSudoers } from "./sudoers.ts";
 import { type Accounts, type PathState, pathState } from "./system.ts";
@@ -50,9 +53,40 @@ export interface DesiredState {
   memberships: Record<string, string[]>;
   /** Directories and files, parents first. */
   paths: PathSpec[];
+  /** Files that must not exist: in `dir`, every name `stale` accepts that `paths` does not hold. */
+  absent: { dir: string; stale: (name: string) => boolean; why: string }[];
   /** The retrieve entry point: a root-owned 0755 copy of `source`. */
   entry?: { path: string; source: string };
 }
+
+/**
+ * How joi's retrieval runs: `units` (production: systemd starts joi-retrieve
+ * as the channel user per connection; no sudo anywhere) or `sudo` (the local
+ * run and the sudo-based tests: a sudoers file pins the command line).
+ */
+export type Retrieval =
+  | {
+    kind: "units";
+    /** Where unit files go (`/etc/systemd/system`). */
+    unitsDir: string;
+    /** joi.service and every channel's retrieve units, rendered for this household. */
+    units: UnitFile[];
+    /** True for a unit name provision owns (stale ones are removed). */
+    isManagedUnit: (name: string) => boolean;
+    /** The sudoers file an older install may have left (removed: joi needs no sudo). */
+    sudoersPath: string;
+  }
+  | {
+    kind: "sudo";
+    /** The sudoers argument pattern (`sudoersArgsPattern`). */
+    argsPattern: string;
+    /** Where the sudoers file goes (`/etc/sudoers.d/joi`). */
+    sudoersPath: string;
+    /** sudo's log for the service user (`/var/log/joi-sudo.log`). */
+    sudoLog: string;
+    /** The Deno binary to install as the entry point (omit to leave it alone). */
+    entrySource?: string | undefined;
+  };
 
 /** Inputs of {@link desiredState}. */
 export interface ProvisionInput {
@@ -64,16 +98,10 @@ export interface ProvisionInput {
   configDir: string;
   /** The installed retrieve entry point. */
   retrieveBin: string;
-  /** The sudoers argument pattern (`sudoersArgsPattern`). */
-  argsPattern: string;
-  /** Where the sudoers file goes (`/etc/sudoers.d/joi`). */
-  sudoersPath: string;
   /** Where the audit rules go (`/etc/audit/rules.d/joi.rules`). */
   auditRulesPath: string;
-  /** sudo's log for the service user (`/var/log/joi-sudo.log`). */
-  sudoLog: string;
-  /** The Deno binary to install as the entry point (omit to leave it alone). */
-  entrySource?: string | undefined;
+  /** The retrieval mechanism and its files. */
+  retrieval: Retrieval;
 }
 
 /** Mode of knowledge folders: rwx joi, r-x group, setgid (new files keep the group). */
@@ -134,21 +162,48 @@ export function desiredState(i: ProvisionInput): DesiredState {
   // channel user reads one (retrieve reads knowledge indexes only), so data/
   // is joi:joi 0700 and joi creates each store 0600 (memory/stores.ts).
   paths.push({ path: d, type: "dir", owner: svc, group: svc, mode: DATA_MODE, inside: "own" });
-  paths.push({
-    path: i.sudoersPath,
-    type: "file",
-    owner: "root",
-    group: "root",
-    mode: 0o440,
-    content: renderSudoers({
-      serviceUser: svc,
-      channelUsers: users,
-      retrieveBin: i.retrieveBin,
-      argsPattern: i.argsPattern,
-      logFile: i.sudoLog,
-    }),
-    validate: "sudoers",
-  });
+  const absent: DesiredState["absent"] = [];
+  const rv = i.retrieval;
+  if (rv.kind === "sudo") {
+    paths.push({
+      path: rv.sudoersPath,
+      type: "file",
+      owner: "root",
+      group: "root",
+      mode: 0o440,
+      content: renderSudoers({
+        serviceUser: svc,
+        channelUsers: users,
+        retrieveBin: i.retrieveBin,
+        argsPattern: rv.argsPattern,
+        logFile: rv.sudoLog,
+      }),
+      validate: "sudoers",
+    });
+  } else {
+    for (const u of rv.units) {
+      paths.push({
+        path: `${rv.unitsDir}/${u.name}`,
+        type: "file",
+        owner: "root",
+        group: "root",
+        mode: 0o644,
+        content: u.text,
+      });
+    }
+    absent.push({
+      dir: rv.unitsDir,
+      stale: rv.isManagedUnit,
+      why: "a channel recipients.yaml no longer has",
+    });
+    const sudoers = rv.sudoersPath;
+    const name = sudoers.slice(sudoers.lastIndexOf("/") + 1);
+    absent.push({
+      dir: sudoers.slice(0, sudoers.lastIndexOf("/")),
+      stale: (n) => n === name,
+      why: "retrieval runs as systemd units: joi needs no sudo",
+    });
+  }
   paths.push({
     path: i.auditRulesPath,
     type: "file",
@@ -159,8 +214,9 @@ export function desiredState(i: ProvisionInput): DesiredState {
       stateDir: i.stateDir,
       configDir: i.configDir,
       retrieveBin: i.retrieveBin,
-      sudoLog: i.sudoLog,
-      sudoersPath: i.sudoersPath,
+      ...(rv.kind === "sudo"
+        ? { sudoLog: rv.sudoLog, privilegeFiles: [rv.sudoersPath] }
+        : { privilegeFiles: rv.units.map((u) => `${rv.unitsDir}/${u.name}`) }),
     }),
   });
   return {
@@ -168,7 +224,10 @@ export function desiredState(i: ProvisionInput): DesiredState {
     users: [svc, ...users],
     memberships,
     paths,
-    ...(i.entrySource ? { entry: { path: i.retrieveBin, source: i.entrySource } } : {}),
+    absent,
+    ...(rv.kind === "sudo" && rv.entrySource
+      ? { entry: { path: i.retrieveBin, source: rv.entrySource } }
+      : {}),
   };
 }
 
@@ -181,6 +240,7 @@ export type Action =
   | { kind: "create"; spec: PathSpec }
   | { kind: "fix"; spec: PathSpec; was: string }
   | { kind: "write"; spec: PathSpec }
+  | { kind: "remove"; path: string; why: string }
   | { kind: "install_entry"; path: string; source: string };
 
 /** How the plan reads the system (injectable for staging). */
@@ -193,6 +253,8 @@ export interface SystemView {
   read: (path: string) => string | undefined;
   /** True if the installed entry point equals its source. */
   entryCurrent: (path: string, source: string) => boolean;
+  /** The names in a folder (already prefixed by the staging root); none if it does not exist. */
+  list: (dir: string) => string[];
   /** Staging root ("" for the live system). */
   root: string;
   /** Skip users, groups and memberships (staging). */
@@ -251,6 +313,15 @@ export function diff(want: DesiredState, sys: SystemView): Action[] {
       });
     }
   }
+  const wanted = new Set(want.paths.map((p) => p.path));
+  for (const rule of want.absent) {
+    for (const name of sys.list(sys.root + rule.dir).sort()) {
+      const path = `${rule.dir}/${name}`;
+      if (rule.stale(name) && !wanted.has(path)) {
+        actions.push({ kind: "remove", path, why: rule.why });
+      }
+    }
+  }
   if (want.entry && !sys.entryCurrent(sys.root + want.entry.path, want.entry.source)) {
     actions.push({ kind: "install_entry", path: want.entry.path, source: want.entry.source });
   }
@@ -277,6 +348,8 @@ export function describe(a: Action): string {
     case "write":
       return `write ${a.spec.path} (${a.spec.owner}:${a.spec.group} ${fmtMode(a.spec.mode)}` +
         `${a.spec.validate ? ", validated with visudo -c" : ""})`;
+    case "remove":
+      return `rm ${a.path} (${a.why})`;
     case "install_entry":
       return `install -o root -g root -m 0755 ${a.source} ${a.path}`;
   }
@@ -295,6 +368,14 @@ export function systemView(accounts: Accounts, root = "", filesOnly = false): Sy
       }
     },
     entryCurrent: (p, source) => sameFile(p, source),
+    list: (dir) => {
+      try {
+        return [...Deno.readDirSync(dir)].map((e) => e.name);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return [];
+        throw e;
+      }
+    },
     root,
     filesOnly,
   };

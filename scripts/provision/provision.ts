@@ -4,15 +4,31 @@
  * user, compute the plan, apply the difference (unless dry-run), and confirm
  * nothing is left to do.
  *
+ * Retrieval `units` (production, the default): joi.service and each channel's
+ * retrieve socket and service are rendered from the policies of the config
+ * directory into the units folder (then `systemctl daemon-reload`), units of
+ * channels the household no longer has are removed, and so is a sudoers file
+ * an older install left. Retrieval `sudo` (the local run, the sudo tests):
+ * the sudoers file and the retrieve entry point.
+ *
  * @module
  */
-import { deriveChannels, loadPolicyFile } from "../../services/common/policy/mod.ts";
-import { type Layout, localLayout } from "../../services/common/permissions/mod.ts";
+import { deriveChannels, loadPolicyFile, type Policies } from "../../services/common/policy/mod.ts";
 import {
+  type Layout,
+  localLayout,
   retrieveFixedArgv,
   retrieveSpec,
   sudoersArgsPattern,
-} from "../../services/joi/knowledge/retrieve_argv.ts";
+} from "../../services/common/permissions/mod.ts";
+import {
+  householdUnitNames,
+  isRetrieveUnitName,
+  productionAddressesFrom,
+  renderUnits,
+  type UnitFile,
+  unitHousehold,
+} from "../../services/common/units/mod.ts";
 import { applyActions, type Tools } from "./apply.ts";
 import {
   type Action,
@@ -20,6 +36,7 @@ import {
   type DesiredState,
   desiredState,
   diff,
+  type Retrieval,
   systemView,
 } from "./plan.ts";
 import { pathState, readAccounts } from "./system.ts";
@@ -41,8 +58,12 @@ export interface ProvisionOptions {
   auditRulesPath?: string | undefined;
   /** sudo log (default `/var/log/joi-sudo.log`). */
   sudoLog?: string | undefined;
-  /** A Deno binary to install as the entry point (omit: leave it as it is). */
+  /** A Deno binary to install as the entry point (sudo retrieval; omit: leave it as it is). */
   entrySource?: string | undefined;
+  /** How retrieval runs: `units` (production, default) or `sudo` (local run, tests). */
+  retrieval?: "units" | "sudo" | undefined;
+  /** Where units go (units retrieval; default `/etc/systemd/system`). */
+  unitsDir?: string | undefined;
   /** Staging prefix: files only, no account changes. */
   root?: string | undefined;
   /** Print the plan, change nothing. */
@@ -126,22 +147,65 @@ export function checkCodeOwnership(entry: string, codeDir: string): void {
   }
 }
 
+/** The policies the household's units are rendered from. */
+export type UnitPolicies = Pick<Policies, "network" | "llm" | "tools" | "recipients">;
+
+/**
+ * The units provision writes for a household: joi.service (its sandbox names
+ * each channel's socket) and each channel's retrieve socket and service,
+ * rendered for the production layout.
+ */
+export function householdUnitsOf(p: UnitPolicies): UnitFile[] {
+  const household = unitHousehold(p.recipients);
+  const names = new Set(householdUnitNames(household));
+  return renderUnits(productionAddressesFrom(p.network, p.llm, p.tools), household)
+    .filter((u) => names.has(u.name));
+}
+
+/** {@link householdUnitsOf} the policies in `configDir`. */
+export function householdUnits(configDir: string): UnitFile[] {
+  return householdUnitsOf({
+    network: loadPolicyFile("network", `${configDir}/network.yaml`),
+    llm: loadPolicyFile("llm", `${configDir}/llm.yaml`),
+    tools: loadPolicyFile("tools", `${configDir}/tools.yaml`),
+    recipients: loadPolicyFile("recipients", `${configDir}/recipients.yaml`),
+  });
+}
+
+/** True for the unit names provision owns in the units folder. */
+export function isHouseholdUnitName(name: string): boolean {
+  return name === "joi.service" || isRetrieveUnitName(name);
+}
+
 /** Runs provision. */
 export function provision(o: ProvisionOptions): ProvisionResult {
   const recipients = loadHousehold(o.configDir);
   const spec = retrieveSpec(provisionLayout(o), Deno.cwd());
   const fixed = retrieveFixedArgv(spec);
   checkCodeOwnership(spec.entry, o.codeDir);
+  const sudoersPath = o.sudoersPath ?? "/etc/sudoers.d/joi";
+  const retrieval: Retrieval = (o.retrieval ?? "units") === "units"
+    ? {
+      kind: "units",
+      unitsDir: o.unitsDir ?? "/etc/systemd/system",
+      units: householdUnits(o.configDir),
+      isManagedUnit: isHouseholdUnitName,
+      sudoersPath,
+    }
+    : {
+      kind: "sudo",
+      argsPattern: sudoersArgsPattern(fixed),
+      sudoersPath,
+      sudoLog: o.sudoLog ?? "/var/log/joi-sudo.log",
+      entrySource: o.entrySource,
+    };
   const want = desiredState({
     recipients,
     stateDir: absolute(o.stateDir),
     configDir: absolute(o.configDir),
     retrieveBin: o.retrieveBin ?? "/usr/local/bin/joi-retrieve",
-    argsPattern: sudoersArgsPattern(fixed),
-    sudoersPath: o.sudoersPath ?? "/etc/sudoers.d/joi",
     auditRulesPath: o.auditRulesPath ?? "/etc/audit/rules.d/joi.rules",
-    sudoLog: o.sudoLog ?? "/var/log/joi-sudo.log",
-    entrySource: o.entrySource,
+    retrieval,
   });
   const root = (o.root ?? "").replace(/\/+$/, "");
   const staging = root !== "";

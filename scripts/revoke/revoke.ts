@@ -6,9 +6,10 @@
  * 1. finish or roll back an earlier interrupted commit;
  * 2. edit the YAML files structurally and validate the whole new policy set
  *    in memory (nothing is written if it would not load);
- * 3. accounts: leave every group, lock and expire, end processes, and the
- *    sudoers file rewritten without their runas rules (each step is
- *    idempotent, and the recipient is still in recipients.yaml, so a re-run
+ * 3. accounts: leave every group, lock and expire, end processes; then the
+ *    retrieval files: joi.service rewritten without their channels' sockets,
+ *    those channels' retrieve units removed, their sockets stopped (each step
+ *    is idempotent, and the recipient is still in recipients.yaml, so a re-run
  *    repeats the plan);
  * 4. commit the files (staging, backup, intent, renames: see journal.ts);
  * 5. tell joi to reload; 6. run joi-validate-config.
@@ -25,6 +26,10 @@ import {
   policyNames,
 } from "../../services/common/policy/mod.ts";
 import { type Accounts, readAccounts } from "../provision/system.ts";
+import { type Action as ProvisionAction, describe, diff, systemView } from "../provision/plan.ts";
+import { applyActions } from "../provision/apply.ts";
+import { householdUnitsOf } from "../provision/provision.ts";
+import { retrieveUnitNames } from "../../services/common/units/mod.ts";
 import { INSTALLED } from "../validate/options.ts";
 import { expectedState, type Report, validate, type ValidateOptions } from "../validate/mod.ts";
 import {
@@ -49,7 +54,7 @@ import {
   DEFAULT_TOOLS,
   type Reload,
   reloadMethod,
-  replaceSudoers,
+  retireCommands,
   runCommand,
   show,
   systemdRunning,
@@ -88,8 +93,12 @@ export interface RevokePlan {
   commands: Command[];
   /** How joi is reloaded. */
   reload: Reload;
-  /** The sudoers file rewritten without the recipient's channel users. */
-  sudoers: { path: string; content: string };
+  /**
+   * The retrieval files brought to the household without the recipient
+   * (joi.service rewritten, their channels' retrieve units removed: provision's
+   * own actions), and the systemd commands that retire those units.
+   */
+  retrieval: { actions: ProvisionAction[]; retire: Command[] };
   /** Purge commands printed, never run. */
   purge: string[];
 }
@@ -137,14 +146,23 @@ export function planRevoke(o: RevokeOptions, configDir: string, accounts: Accoun
   const root = (o.root ?? "").replace(/\/+$/, "");
   const state = `${root}${INSTALLED.stateDir}`;
   const id = revocation.id;
-  const sudoers = expectedState(after.recipients).paths.find((p) => p.validate === "sudoers");
-  if (!sudoers?.content) throw new Error("provision's desired state has no sudoers file");
+  // provision's view of the household without the recipient, limited to its
+  // generated files: what to rewrite (joi.service, the audit rules that name
+  // the units) and what to remove (their channels' retrieve units)
+  const want = expectedState(after.recipients, householdUnitsOf(after));
+  const units = `${INSTALLED.unitsDir}/`;
+  const retrieval = diff(want, systemView(accounts, root, true)).filter((a) =>
+    (a.kind === "write" && a.spec.content !== undefined) ||
+    (a.kind === "remove" && a.path.startsWith(units))
+  );
+  const systemd = o.systemd ?? systemdRunning();
+  const sockets = revocation.channels.map((c) => retrieveUnitNames(c).socket);
   return {
     revocation,
     edits,
-    sudoers: { path: `${root}${sudoers.path}`, content: sudoers.content },
+    retrieval: { actions: retrieval, retire: retireCommands(tools, sockets, systemd) },
     commands: accountCommands(revocation, accounts, tools),
-    reload: reloadMethod(tools, o.pidFile ?? "/run/joi/joi.pid", o.systemd ?? systemdRunning()),
+    reload: reloadMethod(tools, o.pidFile ?? "/run/joi/joi.pid", systemd),
     purge: [
       `rm -rf ${state}/knowledge/${id}`,
       `rm -rf ${state}/knowledge/group/${id}_public`,
@@ -159,7 +177,8 @@ export function planLines(p: RevokePlan): string[] {
   return [
     `Revoking recipient ${r.id} (users ${r.users.join(", ")}; channels ${r.channels.join(", ")})`,
     ...p.commands.map((c) => `  run: ${show(c)}`),
-    `  rewrite: ${p.sudoers.path} without their runas rules (visudo -c, atomic)`,
+    ...p.retrieval.actions.map((a) => `  retrieval: ${describe(a)}`),
+    ...p.retrieval.retire.map((c) => `  run: ${show(c)}`),
     ...Object.keys(p.edits).map((f) => `  edit: ${f} (structural, atomic, with a backup)`),
     p.reload.kind === "none"
       ? `  reload: not possible: ${p.reload.reason}`
@@ -232,14 +251,9 @@ async function revokeLocked(o: RevokeOptions): Promise<RevokeResult> {
 
   for (const c of plan.commands) await runCommand(c);
   await hook("accounts");
-  const accounts = readAccounts(passwd, group);
-  replaceSudoers(
-    plan.sudoers.path,
-    plan.sudoers.content,
-    (u) => accounts.users.has(u),
-    (o.tools ?? DEFAULT_TOOLS).visudo,
-  );
-  await hook("sudoers");
+  applyActions(plan.retrieval.actions, { root, etc: passwd.replace(/\/passwd$/, "") });
+  for (const c of plan.retrieval.retire) await runCommand(c);
+  await hook("retrieval");
 
   const files = Object.keys(plan.edits);
   const allFiles = policyNames.map((n) => policyFileNames[n]);

@@ -1,14 +1,12 @@
 /**
  * The system side of a revocation: the recipient's channel users leave every
  * group they are a supplementary member of, are locked and expired (kept for
- * the audit trail), and their processes are ended; then joi is told to
- * reload (systemd when it runs, else SIGHUP to the pid in a pid file).
+ * the audit trail), and their processes are ended; their channels' retrieve
+ * sockets are stopped; then joi is told to reload (systemd when it runs, else
+ * SIGHUP to the pid in a pid file).
  *
  * @module
  */
-import { writeNewFile } from "../common/root_fs.ts";
-import { replaceFile } from "../provision/replace.ts";
-import { checkSudoersFile, runasUsers } from "../provision/sudoers.ts";
 import type { Accounts } from "../provision/system.ts";
 import type { Revocation } from "./edit.ts";
 
@@ -24,8 +22,6 @@ export interface Tools {
   systemctl: string;
   /** kill (SIGHUP to joi's pid otherwise). */
   kill: string;
-  /** visudo (checks the rewritten sudoers file). */
-  visudo: string;
 }
 
 /** The Debian paths. */
@@ -35,7 +31,6 @@ export const DEFAULT_TOOLS: Tools = {
   pkill: "/usr/bin/pkill",
   systemctl: "/usr/bin/systemctl",
   kill: "/usr/bin/kill",
-  visudo: "/usr/sbin/visudo",
 };
 
 /** One command of the plan. */
@@ -66,6 +61,23 @@ export function accountCommands(rev: Revocation, accounts: Accounts, tools: Tool
     out.push({ bin: tools.pkill, args: ["-KILL", "-u", u], okCodes: [0, 1] });
   }
   return out;
+}
+
+/**
+ * The systemd commands that retire the revoked channels' retrieve units once
+ * their files are gone: stop each socket (its file disappears, a connection
+ * in flight ends), then reload systemd's view of the units.
+ */
+export function retireCommands(
+  tools: Tools,
+  sockets: string[],
+  systemdRunning: boolean,
+): Command[] {
+  if (!systemdRunning) return [];
+  return [
+    ...sockets.map((s) => ({ bin: tools.systemctl, args: ["stop", s], okCodes: [0, 5] })),
+    { bin: tools.systemctl, args: ["daemon-reload"], okCodes: [0] },
+  ];
 }
 
 /** How joi is told to reload. */
@@ -137,21 +149,4 @@ export async function runCommand(c: Command): Promise<void> {
     const err = new TextDecoder().decode(out.stderr).trim();
     throw new Error(`${show(c)} failed (exit ${out.code}): ${err || "no message"}`);
   }
-}
-
-/**
- * Replaces the sudoers file atomically: written beside it under a dotted name
- * (which sudo ignores), root:root 0440, checked with `visudo -c` and for
- * existing runas users (provision's check), fsynced, then renamed over it.
- */
-export function replaceSudoers(
-  path: string,
-  content: string,
-  userExists: (user: string) => boolean,
-  visudo: string,
-): void {
-  replaceFile(path, "revoke-new", (staged) => {
-    writeNewFile(staged, new TextEncoder().encode(content), { uid: 0, gid: 0, mode: 0o440 });
-    checkSudoersFile(staged, runasUsers(content), userExists, visudo);
-  });
 }

@@ -16,6 +16,8 @@ export const USAGE = `usage: joi-validate-config [options]
   --passwd-file=F    users file (default <root>/etc/passwd)
   --group-file=F     groups file (default <root>/etc/group)
   --lsattr-bin=PATH  lsattr binary (default /usr/bin/lsattr; "" skips the check)
+  --setpriv-bin=PATH setpriv binary (default /usr/bin/setpriv; "" skips asking the
+                     kernel, as each user, what it may open)
   --json             one JSON object: {ok, summary, findings}
   --report=FILE      also leave the verdict (severities and check codes only) in FILE for
                      joi's drift watch (production: /var/lib/joi-validate/report.json)
@@ -50,6 +52,7 @@ export function main(args: string[], io: Io = consoleIo): number {
         "passwd-file": { type: "string" },
         "group-file": { type: "string" },
         "lsattr-bin": { type: "string" },
+        "setpriv-bin": { type: "string" },
         json: { type: "boolean", default: false },
         report: { type: "string" },
         help: { type: "boolean", default: false },
@@ -72,6 +75,7 @@ export function main(args: string[], io: Io = consoleIo): number {
       passwdFile: values["passwd-file"],
       groupFile: values["group-file"],
       lsattrBin: values["lsattr-bin"],
+      setprivBin: values["setpriv-bin"],
     });
   } catch (e) {
     io.err(`joi-validate-config: ${e instanceof Error ? e.message : e}`);

@@ -1,12 +1,13 @@
 /**
- * Check family: files whose exact content provision writes (the sudoers file
- * and the audit rules). The installed file must equal what provision would
- * generate now, byte for byte, and have its owner and mode (sudoers 0440:
- * `visudo -c` does not check the mode).
+ * Check family: files whose exact content provision writes (joi.service and
+ * the retrieve units, the audit rules; the sudoers file where retrieval runs
+ * through sudo). The installed file must equal what provision would generate
+ * now, byte for byte, and have its owner and mode; and no file provision
+ * removes (a revoked channel's units, a leftover sudoers file) may remain.
  *
  * @module
  */
-import type { PathSpec } from "../provision/plan.ts";
+import type { DesiredState, PathSpec } from "../provision/plan.ts";
 import { type Accounts, pathState } from "../provision/system.ts";
 import { Findings, fmtMode } from "./finding.ts";
 import { namesOf } from "./tree_check.ts";
@@ -39,16 +40,22 @@ export function checkContentFiles(
   const names = namesOf(accounts);
   for (const spec of specs) {
     if (spec.content === undefined) continue;
-    const kind = spec.validate === "sudoers" ? "sudoers" : "audit_rules";
+    const kind = spec.validate === "sudoers"
+      ? "sudoers"
+      : spec.path.endsWith(".rules")
+      ? "audit_rules"
+      : "retrieval_unit";
+    // who runs as whom is decided by these two: a changed one is critical
+    const decisive = kind !== "audit_rules";
     const at = root + spec.path;
     const st = pathState(at);
     if (!st || st.type !== "file") {
       f.add(
-        kind === "sudoers" ? "ERROR" : "WARNING",
+        decisive ? "ERROR" : "WARNING",
         `${kind}_missing`,
         `${at} ${st ? `is a ${st.type}, not a file` : "does not exist"}`,
         at,
-        "run joi-provision",
+        "run joi-provision (then systemctl daemon-reload)",
       );
       continue;
     }
@@ -67,13 +74,14 @@ export function checkContentFiles(
     const d = firstDifference(text, spec.content);
     if (d) {
       f.add(
-        kind === "sudoers" ? "CRITICAL" : "ERROR",
+        decisive ? "CRITICAL" : "ERROR",
         `${kind}_modified`,
         `${at} differs from what provision generates, first at line ${d.line}: ` +
           `installed ${JSON.stringify(shorten(d.installed))}, ` +
           `expected ${JSON.stringify(shorten(d.expected))}`,
         `${at}:${d.line}`,
-        "re-run joi-provision to rewrite it (never edit it by hand)",
+        "re-run joi-provision to rewrite it (never edit it by hand; use a drop-in for local " +
+          "settings)",
       );
     }
     if (st.uid !== 0 || st.gid !== 0) {
@@ -90,6 +98,38 @@ export function checkContentFiles(
         `${at} has mode ${fmtMode(st.mode)}, expected ${fmtMode(spec.mode)}`,
         at,
         `chmod ${fmtMode(spec.mode)} ${at}`,
+      );
+    }
+  }
+  return f;
+}
+
+/** Files provision removes that are still there (read from the folders under `root`). */
+export function checkAbsent(want: DesiredState, root: string): Findings {
+  const f = new Findings();
+  const wanted = new Set(want.paths.map((p) => p.path));
+  for (const rule of want.absent) {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(root + rule.dir)].map((e) => e.name).sort();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      f.error(
+        "unreadable",
+        `cannot list ${root + rule.dir}: ${e instanceof Error ? e.message : e}`,
+        root + rule.dir,
+        "run joi-validate-config as root",
+      );
+      continue;
+    }
+    for (const name of names) {
+      const path = `${rule.dir}/${name}`;
+      if (!rule.stale(name) || wanted.has(path)) continue;
+      f.error(
+        "stale_retrieval_file",
+        `${root + path} should not exist (${rule.why})`,
+        root + path,
+        "run joi-provision (it removes it), then systemctl daemon-reload",
       );
     }
   }

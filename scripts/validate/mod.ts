@@ -11,14 +11,17 @@
  *
  * @module
  */
+import { deriveChannels } from "../../services/common/policy/mod.ts";
 import { productionLayout } from "../../services/common/permissions/mod.ts";
-import { renderUnits } from "../../services/common/units.ts";
+import { renderUnits, unitHousehold } from "../../services/common/units/mod.ts";
+import { checkAccess, setprivProber } from "./access_check.ts";
+import { householdUnitsOf } from "../provision/provision.ts";
 import { type Accounts, readAccounts } from "../provision/system.ts";
 import { checkAccounts } from "./accounts_check.ts";
 import { productionAddressesFrom } from "./addresses.ts";
 import { expectedState } from "./expected.ts";
 import { checkCode } from "./code_check.ts";
-import { checkContentFiles } from "./files_check.ts";
+import { checkAbsent, checkContentFiles } from "./files_check.ts";
 import { type Finding, Findings, sortFindings, summarize, type Summary } from "./finding.ts";
 import { INSTALLED, resolvePaths, type ValidateOptions } from "./options.ts";
 import { checkPolicies } from "./policies_check.ts";
@@ -30,7 +33,7 @@ import { checkUnits } from "./units_check.ts";
 import { checkNebulaCerts, NEBULA_DIR } from "./nebula_check.ts";
 
 export { productionAddressesFrom } from "./addresses.ts";
-export { expectedState, installedArgsPattern } from "./expected.ts";
+export { expectedState } from "./expected.ts";
 export {
   type Finding,
   formatFinding,
@@ -117,8 +120,19 @@ export function validate(options: ValidateOptions = {}): Report {
   if (p.recipients) {
     const recipients = p.recipients;
     let want: ReturnType<typeof expectedState> | undefined;
+    let unitsKnown = false;
     family(() => {
-      want = expectedState(recipients);
+      // without network/llm/tools the household's units cannot be rendered:
+      // the accounts and trees are still checked, the unit files are not
+      // (the "checks_skipped" warning below says so)
+      want = p.network && p.llm && p.tools
+        ? expectedState(
+          recipients,
+          householdUnitsOf({ network: p.network, llm: p.llm, tools: p.tools, recipients }),
+        )
+        : undefined;
+      unitsKnown = want !== undefined;
+      want ??= expectedState(recipients, []);
       return undefined;
     }, "expected-state");
     if (want && accounts) {
@@ -132,7 +146,30 @@ export function validate(options: ValidateOptions = {}): Report {
         "accounts",
       );
       family(() => checkTree(w.paths, accounts, paths.root), "tree");
-      family(() => checkContentFiles(w.paths, accounts, paths.root), "sudoers");
+      // the generated files (units, audit rules) depend on the units' policies
+      if (unitsKnown) {
+        family(() => checkContentFiles(w.paths, accounts, paths.root), "files");
+        family(() => checkAbsent(w, paths.root), "stale-files");
+      }
+      // as each user: only against the system's own accounts (a staged
+      // household's users do not exist here)
+      if (paths.setprivBin !== "" && paths.passwdFile === "/etc/passwd") {
+        family(
+          () =>
+            checkAccess(
+              recipients,
+              deriveChannels(recipients),
+              {
+                configDir: paths.configDir,
+                stateDir: paths.at(INSTALLED.stateDir),
+                socketDir: paths.at(INSTALLED.retrieveSocketDir),
+              },
+              accounts,
+              setprivProber(paths.setprivBin),
+            ),
+          "access",
+        );
+      }
     }
   }
 
@@ -152,12 +189,15 @@ export function validate(options: ValidateOptions = {}): Report {
       llm: p.llm,
       ...(p.tools ? { tools: p.tools } : {}),
     });
-    const layout = productionLayout(addresses);
+    const household = p.recipients
+      ? unitHousehold(p.recipients)
+      : { serviceUser: "joi", channels: {} };
+    const layout = productionLayout(addresses, { channels: household.channels });
     family(() => checkUnits(paths.at(INSTALLED.unitsDir), layout), "units");
     if (p.recipients && accounts) {
       const svc = p.recipients.service_user;
       family(() => {
-        const joiUnit = renderUnits(addresses).find((u) => u.name === "joi.service");
+        const joiUnit = renderUnits(addresses, household).find((u) => u.name === "joi.service");
         if (!joiUnit) throw new Error("renderUnits returned no joi.service");
         return checkSecrets(
           credentialsOf(joiUnit.text),

@@ -20,6 +20,12 @@ export interface ValidateOptions {
   lsattrBin?: string | undefined;
   /** The time certificates are judged at (ms; default now), for tests. */
   clockMs?: number | undefined;
+  /**
+   * `setpriv` binary (default `/usr/bin/setpriv`), to ask the kernel as each
+   * user what it may open; `""` skips that check (it also only runs against
+   * the system's own `/etc/passwd`).
+   */
+  setprivBin?: string | undefined;
 }
 
 /** Installed (production) paths, before the root prefix. */
@@ -32,6 +38,7 @@ export const INSTALLED = {
   auditRules: "/etc/audit/rules.d/joi.rules",
   sudoLog: "/var/log/joi-sudo.log",
   retrieveBin: "/usr/local/bin/joi-retrieve",
+  retrieveSocketDir: "/run/joi-retrieve",
   secretsDir: "/etc/joi/secrets",
 } as const;
 
@@ -47,6 +54,8 @@ export interface ValidatePaths {
   groupFile: string;
   /** The lsattr binary, or "" to skip. */
   lsattrBin: string;
+  /** The setpriv binary, or "" to skip the as-each-user check. */
+  setprivBin: string;
   /** Prefixes an installed absolute path with the root. */
   at: (installed: string) => string;
 }
@@ -64,6 +73,7 @@ export function resolvePaths(o: ValidateOptions = {}): ValidatePaths {
     passwdFile: o.passwdFile ?? at("/etc/passwd"),
     groupFile: o.groupFile ?? at("/etc/group"),
     lsattrBin: o.lsattrBin ?? "/usr/bin/lsattr",
+    setprivBin: o.setprivBin ?? "/usr/bin/setpriv",
     at,
   };
 }

@@ -1,9 +1,11 @@
 /**
  * Check family: the installed systemd units. joi.service has `UMask=0027`;
- * every Deno command line of every installed joi unit carries exactly the
+ * every Deno command line of every installed joi unit (joi, each channel's
+ * retrieve service, the mesh, the relay, validate) carries exactly the
  * `--allow-*` flags the permission manifest gives its program under the
- * production layout (addresses from network.yaml and llm.yaml): no extra
- * host, path or binary, none missing, never `-A` or an unscoped flag.
+ * production layout (addresses from network.yaml and llm.yaml, channels from
+ * recipients.yaml): no extra host, path or binary, none missing, never `-A`
+ * or an unscoped flag.
  *
  * @module
  */
@@ -15,6 +17,7 @@ import {
   programSpec,
   UNIT_NAMES,
 } from "../../services/common/permissions/mod.ts";
+import { retrieveUnitNames } from "../../services/common/units/mod.ts";
 import { Findings } from "./finding.ts";
 
 /** One `Key=value` of a unit file, with its section and line. */
@@ -113,18 +116,23 @@ export function allowFlags(argv: string[], entry: string): {
 }
 
 /** The units checked and the program each runs. */
-const UNITS: { unit: string; program: ProgramName; required: boolean }[] = [
-  { unit: UNIT_NAMES.joi, program: "joi", required: true },
-  // the only unit allowed to run sudo: its flags matter as much as joi's
-  { unit: UNIT_NAMES.knowledge, program: "knowledge", required: true },
-  { unit: UNIT_NAMES.mesh, program: "mesh", required: false },
-  { unit: UNIT_NAMES.openhab_relay, program: "openhab_relay", required: false },
-  { unit: "joi-validate.service", program: "validate", required: false },
-];
+function unitsOf(layout: Layout): { unit: string; program: ProgramName; required: boolean }[] {
+  return [
+    { unit: UNIT_NAMES.joi, program: "joi", required: true },
+    // each runs joi-retrieve as a channel user: its flags matter as much as joi's
+    ...Object.keys(layout.channels).sort().map((c) => ({
+      unit: retrieveUnitNames(c).service,
+      program: "retrieve" as const,
+      required: true,
+    })),
+    { unit: UNIT_NAMES.mesh, program: "mesh", required: false },
+    { unit: UNIT_NAMES.openhab_relay, program: "openhab_relay", required: false },
+    { unit: "joi-validate.service", program: "validate", required: false },
+  ];
+}
 
 const CHECKED_PROGRAMS: ProgramName[] = [
   "joi",
-  "knowledge",
   "mesh",
   "openhab_relay",
   "validate",
@@ -140,7 +148,7 @@ export function checkUnits(unitsDir: string, layout: Layout): Findings {
       return [`${layout.codeDir}/${spec.entry}`, { program: p, spec }];
     }),
   );
-  for (const { unit, program, required } of UNITS) {
+  for (const { unit, program, required } of unitsOf(layout)) {
     const path = `${unitsDir}/${unit}`;
     let text: string;
     try {

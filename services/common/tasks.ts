@@ -29,6 +29,7 @@ export const TASK_NAMES: Partial<Record<ProgramName, string>> = {
   revoke: "revoke",
   provision: "provision",
   nebula: "nebula",
+  bundle: "bundle",
   install: "install",
   replay: "replay",
   devices: "devices",

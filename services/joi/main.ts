@@ -53,8 +53,7 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
       "ingest-listen": { type: "string" },
       "mesh-url": { type: "string" },
       "llm-url": { type: "string" },
-      "retrieve-bin": { type: "string" },
-      "knowledge-socket": { type: "string" },
+      "retrieve-socket-dir": { type: "string" },
       mode: { type: "string" },
       "mesh-address": { type: "string" },
       "drift-report": { type: "string" },
@@ -81,9 +80,9 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
     meshUrl: need("mesh-url"),
     meshAddress: values["mesh-address"] ?? "127.0.0.1",
     llmUrl: values["llm-url"],
-    knowledgeSocket: values["knowledge-socket"],
     driftReport: values["drift-report"],
     nebulaCert: values["nebula-cert"],
+    retrieveSocketDir: values["retrieve-socket-dir"],
   };
 }
 

@@ -54,7 +54,7 @@ import { AlarmLog } from "./guard/alarms.ts";
 import { createEventPath, type EventPath } from "./ingest/event_path.ts";
 import { createInboundApp } from "./inbound/app.ts";
 import { InboundLedger } from "./inbound/ledger.ts";
-import { KnowledgeClient } from "./knowledge/broker_client.ts";
+import { RetrieveClient } from "./knowledge/retrieve_client.ts";
 import { KnowledgeWriter } from "./knowledge/writer.ts";
 import { GpuHealthMonitor, LlmCallBudget, LlmClient } from "./llm/mod.ts";
 import { loadMemoryKey, MemoryStores } from "./memory/mod.ts";
@@ -86,9 +86,9 @@ export interface JoiOptions {
   transport?: MeshTransport | undefined;
   /** `--llm-url` (overrides llm.yaml's endpoint). */
   llmUrl?: string | undefined;
-  /** The knowledge broker's socket (`--knowledge-socket`). */
-  knowledgeSocket?: string | undefined;
-  /** Knowledge retrieval for a channel (default: the broker at `knowledgeSocket`, if given). */
+  /** The folder of the channels' retrieve sockets (`--retrieve-socket-dir`). */
+  retrieveSocketDir?: string | undefined;
+  /** Knowledge retrieval for a channel (default: the sockets in `retrieveSocketDir`, if given). */
   retrieve?: ((channel: string, query: string) => Promise<KnowledgeSnippet[]>) | undefined;
   /**
    * Knowledge write to a channel's folder. Default: the knowledge module's
@@ -242,7 +242,10 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     memory,
     llm,
     outbox,
-    retrieve: o.retrieve ?? (o.knowledgeSocket ? brokerRetrieve(o.knowledgeSocket) : undefined),
+    retrieve: o.retrieve ??
+      (o.retrieveSocketDir
+        ? socketRetrieve(o.retrieveSocketDir, () => config.current().policies, log)
+        : undefined),
     saveKnowledge: o.saveKnowledge ?? knowledgeWriter(o.stateDir, first, log),
     tools,
     log: log.child("agent"),
@@ -469,14 +472,29 @@ function knowledgeWriter(
   return (channel, doc) => void writer.save(channel, doc);
 }
 
-/** Knowledge search through the broker (which runs retrieve as the channel's user). */
-function brokerRetrieve(
-  socketPath: string,
+/**
+ * Knowledge search through the channel's retrieve socket (each connection a
+ * joi-retrieve as the channel's user), judged by the current policies.
+ */
+function socketRetrieve(
+  socketDir: string,
+  policies: () => Policies,
+  log: Logger,
 ): (channel: string, query: string) => Promise<KnowledgeSnippet[]> {
-  const client = new KnowledgeClient({ socketPath });
+  const client = new RetrieveClient({
+    socketDir,
+    channels: () => {
+      const p = policies();
+      return {
+        allowedChannelUsers: p.channelUsers.allowed_channel_users,
+        recipients: p.recipients,
+      };
+    },
+    logger: log.child("knowledge"),
+  });
   return async (channel, query) => {
     const out = await client.retrieve(channel, "search", { q: query });
-    if (out.status !== "ok") throw new Error(`knowledge broker: ${out.reason}`);
+    if (out.status !== "ok") throw new Error(`knowledge retrieval: ${out.reason}`);
     return out.results.map((r) => ({ title: r.title, text: r.snippet }));
   };
 }
@@ -507,11 +525,12 @@ export interface JoiArgs {
   /** The mesh's address, the only caller of 8443's signed routes. */
   meshAddress: string;
   llmUrl: string | undefined;
-  knowledgeSocket: string | undefined;
   /** The daily validation's report (drift watch). */
   driftReport?: string | undefined;
   /** joi VM's Nebula certificate (expiry watch). */
   nebulaCert?: string | undefined;
+  /** The folder of the channels' retrieve sockets. */
+  retrieveSocketDir: string | undefined;
 }
 
 /**
@@ -538,9 +557,9 @@ export async function runJoi(args: JoiArgs, log: Logger): Promise<number> {
       meshUrl: args.meshUrl,
       meshSources: [args.meshAddress],
       llmUrl: args.llmUrl,
-      knowledgeSocket: args.knowledgeSocket,
       driftReport: args.driftReport,
       nebulaCert: args.nebulaCert,
+      retrieveSocketDir: args.retrieveSocketDir,
       log,
     });
   } catch (e) {

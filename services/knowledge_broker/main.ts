@@ -1,28 +1,28 @@
 /**
- * `joi-knowledge`: the knowledge broker process (see `server.ts`).
+ * `joi-knowledge`: the local run's retrieve sockets (see `server.ts`); in
+ * production systemd serves them (`joi-retrieve-<channel>.socket`).
  *
  * Arguments (from the permission manifest's `knowledge` entry):
- * `--config-dir`, `--state-dir`, `--code-dir`, `--socket`, `--retrieve-bin`,
- * `--sudo-bin`, `--log-dir`. The channel configuration is reloaded on SIGHUP
- * and whenever `channel_users.yaml` or `recipients.yaml` changes on disk; a
- * broken file is refused and the previous configuration kept.
+ * `--config-dir`, `--state-dir`, `--code-dir`, `--socket-dir`, `--retrieve-bin`,
+ * `--sudo-bin`, `--log-dir`. The channels come from `channel_users.yaml`; the
+ * channel -> user mapping is reloaded on SIGHUP and whenever the file changes
+ * on disk (a broken file is refused and the previous mapping kept). A channel
+ * added later needs a restart: its socket is not in the sandbox yet.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { createLogger, fileSink, type Logger } from "../common/log.ts";
-import { localLayout } from "../common/permissions/mod.ts";
-import { loadPolicies } from "../common/policy/mod.ts";
-import { RetrieveCaller } from "../joi/knowledge/caller.ts";
-import { retrieveFixedArgv, retrieveSpec } from "../joi/knowledge/retrieve_argv.ts";
-import { type Retriever, serveKnowledge } from "./server.ts";
+import { localLayout, retrieveFixedArgv, retrieveSpec } from "../common/permissions/mod.ts";
+import { loadPolicyFile } from "../common/policy/mod.ts";
+import { serveRetrieveSockets } from "./server.ts";
 
 /** Parsed arguments. */
 export interface BrokerArgs {
   configDir: string;
   stateDir: string;
   codeDir: string;
-  socket: string;
+  socketDir: string;
   retrieveBin: string;
   sudoBin: string;
   logDir?: string | undefined;
@@ -36,7 +36,7 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
       "config-dir": { type: "string" },
       "state-dir": { type: "string" },
       "code-dir": { type: "string" },
-      socket: { type: "string" },
+      "socket-dir": { type: "string" },
       "retrieve-bin": { type: "string" },
       "sudo-bin": { type: "string" },
       "log-dir": { type: "string" },
@@ -51,67 +51,48 @@ export function parseBrokerArgs(args: string[]): BrokerArgs {
     configDir: need("config-dir"),
     stateDir: need("state-dir"),
     codeDir: need("code-dir"),
-    socket: need("socket"),
+    socketDir: need("socket-dir"),
     retrieveBin: need("retrieve-bin"),
     sudoBin: need("sudo-bin"),
     logDir: values["log-dir"],
   };
 }
 
-/**
- * Holds the current caller; rebuilds it when the channel files change.
- * The retrieve argv derives from the manifest's `retrieve` entry for these
- * code and state directories, exactly as provision renders the sudoers rule.
- */
-export class CallerHolder {
-  #args: BrokerArgs;
+/** channel_users.yaml, reloaded when it changes (a broken file keeps the old mapping). */
+export class ChannelUsers {
+  #file: string;
   #log: Logger;
-  #caller: RetrieveCaller;
+  #map: Readonly<Record<string, string>>;
   #stamp: string;
 
-  /** Loads the policies once; throws if they are broken at start. */
-  constructor(args: BrokerArgs, log: Logger) {
-    this.#args = args;
+  /** Loads the file once; throws if it is broken at start. */
+  constructor(configDir: string, log: Logger) {
+    this.#file = `${configDir}/channel_users.yaml`;
     this.#log = log;
-    this.#stamp = this.#mtimes();
-    this.#caller = this.#build();
+    this.#stamp = this.#mtime();
+    this.#map = this.#load();
   }
 
-  #mtimes(): string {
-    return ["channel_users.yaml", "recipients.yaml"].map((f) => {
-      try {
-        const st = Deno.statSync(`${this.#args.configDir}/${f}`);
-        // size and inode too: two writes within one millisecond share an mtime
-        return `${st.mtime?.getTime()}:${st.size}:${st.ino}`;
-      } catch {
-        return "missing";
-      }
-    }).join("/");
+  #mtime(): string {
+    try {
+      const st = Deno.statSync(this.#file);
+      // size and inode too: two writes within one millisecond share an mtime
+      return `${st.mtime?.getTime()}:${st.size}:${st.ino}`;
+    } catch {
+      return "missing";
+    }
   }
 
-  #build(): RetrieveCaller {
-    const p = loadPolicies(this.#args.configDir);
-    const layout = {
-      ...localLayout(),
-      codeDir: this.#args.codeDir,
-      joiStateDir: this.#args.stateDir,
-    };
-    return new RetrieveCaller({
-      sudoBin: this.#args.sudoBin,
-      retrieveBin: this.#args.retrieveBin,
-      fixedArgv: retrieveFixedArgv(retrieveSpec(layout, Deno.cwd())),
-      allowedChannelUsers: p.channelUsers.allowed_channel_users,
-      recipients: p.recipients,
-      logger: this.#log,
-    });
+  #load(): Readonly<Record<string, string>> {
+    return loadPolicyFile("channelUsers", this.#file).allowed_channel_users;
   }
 
-  /** Rebuilds now (SIGHUP); keeps the old caller if the files are broken. */
+  /** Reloads now (SIGHUP); keeps the old mapping if the file is broken. */
   reload(reason: string): void {
     // Stamp before reading: a write that lands while we read is seen next time.
-    const stamp = this.#mtimes();
+    const stamp = this.#mtime();
     try {
-      this.#caller = this.#build();
+      this.#map = this.#load();
       this.#log.info("knowledge_config_reloaded", { reason });
     } catch (e) {
       this.#log.security("knowledge_config_refused", { reason, error: (e as Error).message });
@@ -120,10 +101,15 @@ export class CallerHolder {
     }
   }
 
-  /** The caller for the next request (reloading first if a file changed). */
-  current(): Retriever {
-    if (this.#mtimes() !== this.#stamp) this.reload("file changed");
-    return this.#caller;
+  /** The channels at start. */
+  channels(): string[] {
+    return Object.keys(this.#map).sort();
+  }
+
+  /** The current user of `channel` (reloading first if the file changed). */
+  userOf(channel: string): string | undefined {
+    if (this.#mtime() !== this.#stamp) this.reload("file changed");
+    return Object.hasOwn(this.#map, channel) ? this.#map[channel] : undefined;
   }
 }
 
@@ -131,13 +117,26 @@ async function main(): Promise<number> {
   const args = parseBrokerArgs(Deno.args);
   const sinks = args.logDir ? [fileSink(`${args.logDir}/knowledge.log`)] : [];
   const log = createLogger("knowledge", { sinks });
-  const holder = new CallerHolder(args, log);
-  const server = await serveKnowledge({
-    socketPath: args.socket,
-    retriever: () => holder.current(),
+  const users = new ChannelUsers(args.configDir, log);
+  // the command line sudo pins: the manifest's retrieve entry for these folders
+  const layout = { ...localLayout(), codeDir: args.codeDir, joiStateDir: args.stateDir };
+  const fixed = retrieveFixedArgv(retrieveSpec(layout, Deno.cwd()));
+  const server = await serveRetrieveSockets({
+    socketDir: args.socketDir,
+    channels: users.channels(),
+    userOf: (c) => users.userOf(c),
+    spawn: (user) =>
+      new Deno.Command(args.sudoBin, {
+        args: ["-n", "-u", user, "--", args.retrieveBin, ...fixed],
+        clearEnv: true,
+        env: {},
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn(),
     logger: log,
   });
-  Deno.addSignalListener("SIGHUP", () => holder.reload("SIGHUP"));
+  Deno.addSignalListener("SIGHUP", () => users.reload("SIGHUP"));
   await new Promise<void>((resolve) => {
     for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, () => resolve());
   });

@@ -1,154 +1,236 @@
 /**
- * The knowledge broker server: the only joi process allowed to run
- * `sudo -u <channel user> joi-retrieve`. It has no network (its unit sets
- * `PrivateNetwork=yes`; its Deno flags admit one Unix socket and one binary),
- * so the network-facing joi service can drop every privilege sudo needs
- * (`NoNewPrivileges=yes`, an empty capability set) and still search the
- * knowledge of the channel the mesh validated.
+ * The local run's stand-in for systemd's socket activation of retrieval: one
+ * Unix socket per channel (`<socket dir>/<channel>.sock`, the same paths and
+ * protocol joi uses in production), and per connection one `joi-retrieve`
+ * started through `sudo -n -u <channel user>`, its stdin the request line and
+ * its stdout the answer. The broker judges nothing: joi validates the query
+ * before sending and the answer after receiving; retrieve validates the query
+ * again; the kernel decides what the channel user may read.
  *
- * Each connection is read line by line; a line over the size limit or not
- * matching the protocol gets an `invalid_query` answer and the connection is
- * closed. At most `maxConcurrent` retrievals run at once.
+ * Like the production units: at most `maxConnections` retrievals per channel
+ * (a further connection is closed at once), a 30 s bound (SIGTERM, which sudo
+ * relays, then SIGKILL), the request capped at one line, the answer at 1 MB.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { Logger } from "../common/log.ts";
-import type { RetrieveOutcome } from "../joi/knowledge/caller.ts";
-import { type BrokerResponse, INVALID, MAX_REQUEST_BYTES, RequestSchema } from "./protocol.ts";
+import { retrieveSocketPath } from "../common/permissions/mod.ts";
+import { MAX_OUTPUT_BYTES, MAX_REQUEST_BYTES } from "../joi/knowledge/retrieve_protocol.ts";
 
-/** Anything that retrieves for a channel (the sudo caller in production). */
-export interface Retriever {
-  retrieve(channel: string, type: string, query: unknown): Promise<RetrieveOutcome>;
-}
+/** Starts one retrieval as `user`: a child with piped stdin, stdout and stderr. */
+export type SpawnRetrieve = (user: string) => Deno.ChildProcess;
 
-/** Options of {@link serveKnowledge}. */
-export interface KnowledgeServerOptions {
-  /** Socket path (created 0660; the directory decides who may connect). */
-  socketPath: string;
-  /** The retriever, asked per request (so a reloaded config takes effect). */
-  retriever: () => Retriever;
+/** Options of {@link serveRetrieveSockets}. */
+export interface RetrieveSocketsOptions {
+  /** Folder of the sockets (created by the caller, closed to others). */
+  socketDir: string;
+  /** The channels to listen for (their sockets are fixed at start). */
+  channels: readonly string[];
+  /** The current channel -> user mapping, asked per connection (reloads take effect). */
+  userOf: (channel: string) => string | undefined;
+  /** Starts retrieve as a user (sudo in the local run). */
+  spawn: SpawnRetrieve;
   /** Logger. */
   logger: Logger;
-  /** Retrievals running at once (default 4). */
-  maxConcurrent?: number;
+  /** Retrievals at once per channel (default 4, as the units' MaxConnections). */
+  maxConnections?: number | undefined;
+  /** Bound of one retrieval (default 30 s, as the units' RuntimeMaxSec). */
+  timeoutMs?: number | undefined;
 }
 
-/** A running broker. */
-export interface KnowledgeServer {
-  /** Stops accepting and closes open connections. */
+/** The listening sockets. */
+export interface RetrieveSockets {
+  /** Stops accepting, ends running retrievals, removes the sockets. */
   close(): Promise<void>;
 }
 
-class Semaphore {
-  #free: number;
-  #waiting: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async acquire(): Promise<() => void> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiting.push(r));
-    return () => {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    };
-  }
-}
+/** Time between SIGTERM and SIGKILL when a retrieval is stopped. */
+export const KILL_GRACE_MS = 2_000;
 
-const enc = new TextEncoder();
+const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex").slice(0, 16);
 
-async function handle(
-  conn: Deno.UnixConn,
-  o: KnowledgeServerOptions,
-  sem: Semaphore,
-): Promise<void> {
-  const log = o.logger;
-  const write = async (r: BrokerResponse) => {
-    await conn.write(enc.encode(JSON.stringify(r) + "\n"));
-  };
-  const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  try {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buf += value;
-      if (buf.length > MAX_REQUEST_BYTES && !buf.slice(0, MAX_REQUEST_BYTES + 1).includes("\n")) {
-        log.security("knowledge_request_too_large", { bytes: buf.length });
-        await write({ id: null, outcome: INVALID });
-        return;
-      }
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let parsed;
-        try {
-          parsed = RequestSchema.safeParse(JSON.parse(line));
-        } catch {
-          parsed = undefined;
-        }
-        if (!parsed?.success) {
-          log.security("knowledge_request_malformed", { bytes: line.length });
-          await write({ id: null, outcome: INVALID });
-          return;
-        }
-        const req = parsed.data;
-        const release = await sem.acquire();
-        let outcome: RetrieveOutcome;
-        try {
-          outcome = await o.retriever().retrieve(req.channel, req.type, req.query);
-        } catch (e) {
-          log.error("knowledge_retrieve_crashed", { error: (e as Error).name });
-          outcome = { status: "error", results: [], reason: "failed" };
-        } finally {
-          release();
-        }
-        await write({ id: req.id, outcome });
-      }
-    }
-  } catch {
-    // peer went away
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
-}
-
-/** Starts the broker on a Unix socket (replacing a stale socket file). */
-export async function serveKnowledge(o: KnowledgeServerOptions): Promise<KnowledgeServer> {
-  try {
-    const st = await Deno.lstat(o.socketPath);
-    if (st.isSocket) await Deno.remove(o.socketPath);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const listener = Deno.listen({ transport: "unix", path: o.socketPath });
-  await Deno.chmod(o.socketPath, 0o660);
-  const sem = new Semaphore(o.maxConcurrent ?? 4);
+/** Listens on each channel's socket (replacing a stale socket file). */
+export async function serveRetrieveSockets(o: RetrieveSocketsOptions): Promise<RetrieveSockets> {
+  const listeners: Deno.UnixListener[] = [];
   const open = new Set<Deno.UnixConn>();
-  const loop = (async () => {
+  const children = new Set<Deno.ChildProcess>();
+  const loops: Promise<void>[] = [];
+  for (const channel of o.channels) {
+    const path = retrieveSocketPath(o.socketDir, channel);
     try {
-      for await (const conn of listener) {
-        open.add(conn);
-        handle(conn, o, sem).finally(() => open.delete(conn));
-      }
-    } catch {
-      // listener closed
+      const st = await Deno.lstat(path);
+      if (st.isSocket) await Deno.remove(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-  })();
-  o.logger.info("knowledge_broker_listening", { socket: o.socketPath });
+    const listener = Deno.listen({ transport: "unix", path });
+    await Deno.chmod(path, 0o660);
+    listeners.push(listener);
+    let running = 0;
+    loops.push((async () => {
+      try {
+        for await (const conn of listener) {
+          if (running >= (o.maxConnections ?? 4)) {
+            o.logger.warn("retrieve_connection_refused", { channel, reason: "max connections" });
+            conn.close();
+            continue;
+          }
+          running++;
+          open.add(conn);
+          serve(conn, channel, o, children).finally(() => {
+            running--;
+            open.delete(conn);
+          });
+        }
+      } catch {
+        // listener closed
+      }
+    })());
+  }
+  o.logger.info("knowledge_broker_listening", { dir: o.socketDir, channels: o.channels.length });
   return {
     async close() {
-      listener.close();
+      for (const l of listeners) l.close();
       for (const c of open) {
         try {
           c.close();
         } catch { /* closed */ }
       }
-      await loop;
+      // SIGTERM first (sudo relays it to retrieve), SIGKILL after a grace
+      await Promise.all([...children].map(async (child) => {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        const timer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+        }, KILL_GRACE_MS);
+        await child.status.catch(() => {});
+        clearTimeout(timer);
+      }));
+      await Promise.all(loops);
+      for (const channel of o.channels) {
+        await Deno.remove(retrieveSocketPath(o.socketDir, channel)).catch(() => {});
+      }
     },
   };
+}
+
+/** Reads the request line (up to its newline, capped); undefined when it is longer. */
+async function readRequest(conn: Deno.UnixConn): Promise<Uint8Array | undefined> {
+  const buf = new Uint8Array(MAX_REQUEST_BYTES + 1);
+  let used = 0;
+  for (;;) {
+    const nl = buf.subarray(0, used).indexOf(10);
+    if (nl >= 0) return buf.slice(0, nl + 1);
+    if (used >= buf.length) return undefined;
+    const n = await conn.read(buf.subarray(used));
+    if (n === null) return buf.slice(0, used);
+    used += n;
+  }
+}
+
+async function serve(
+  conn: Deno.UnixConn,
+  channel: string,
+  o: RetrieveSocketsOptions,
+  children: Set<Deno.ChildProcess>,
+): Promise<void> {
+  const log = o.logger;
+  try {
+    const user = o.userOf(channel);
+    if (user === undefined) {
+      log.security("retrieve_denied", { channel, reason: "channel not in allowed_channel_users" });
+      return;
+    }
+    const request = await readRequest(conn);
+    if (request === undefined || request.length === 0) {
+      log.security("retrieve_request_refused", { channel, reason: "empty or longer than a line" });
+      return;
+    }
+    const child = o.spawn(user);
+    children.add(child);
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    let tooLarge = false;
+    const stop = () => {
+      try {
+        child.kill("SIGTERM"); // sudo relays SIGTERM to retrieve; a killed sudo would not
+      } catch { /* gone */ }
+      grace ??= setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, o.timeoutMs ?? 30_000);
+    const feed = (async () => {
+      const w = child.stdin.getWriter();
+      try {
+        await w.write(request);
+        await w.close();
+      } catch { /* retrieve exited early */ }
+    })();
+    const answer = (async () => {
+      let size = 0;
+      for await (const chunk of child.stdout) {
+        if (tooLarge || timedOut) continue; // drain: past its bound an answer is void
+        size += chunk.length;
+        if (size > MAX_OUTPUT_BYTES + 4096) {
+          tooLarge = true;
+          stop();
+          continue;
+        }
+        for (let off = 0; off < chunk.length;) off += await conn.write(chunk.subarray(off));
+      }
+    })();
+    const stderr = (async () => {
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of child.stderr) {
+        if (size < 16 * 1024) parts.push(chunk);
+        size += chunk.length;
+      }
+      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        all.set(p, off);
+        off += p.length;
+      }
+      return { size, bytes: all };
+    })();
+    const [status, err] = await Promise.all([
+      child.status,
+      stderr,
+      feed,
+      answer.catch(() => stop()),
+    ]).finally(() => {
+      clearTimeout(timer);
+      clearTimeout(grace);
+      children.delete(child);
+    });
+    if (timedOut) log.error("retrieve_timeout", { channel, user });
+    else if (tooLarge) log.security("retrieve_output_too_large", { channel, user });
+    else if (!status.success) {
+      // stderr stays here: its length and hash identify it in the log
+      log.error("retrieve_failed", {
+        channel,
+        user,
+        code: status.code,
+        stderr_bytes: err.size,
+        stderr_sha256: digest(err.bytes),
+      });
+    }
+  } catch (e) {
+    log.error("retrieve_connection_failed", { channel, error: (e as Error).name });
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
 }

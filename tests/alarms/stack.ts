@@ -168,7 +168,6 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     llm: { host: "127.0.0.1", port: o.llmPort ?? freePort() },
     openhab: { host: "127.0.0.1", port: Number(new URL(sse.url).port) },
     signal: { kind: "socket", path: sock.path },
-    knowledgeSocket: `${dir}/knowledge.sock`,
     signalAttachmentsDir: attachments,
     ...(o.voice
       ? {

@@ -54,7 +54,6 @@ Deno.test({
     const h = await stageHousehold({ accounts: "real" });
     const dir = await Deno.makeTempDir({ prefix: "joi-e2e-sync-" });
     const signalSock = await claimSocket();
-    const knowledgeSock = await claimSocket();
     const llm = await LlmTestServer.start();
     const peer = SignalCliPeer.start({ path: signalSock.path });
     peer.groups = expectedGroups();
@@ -77,7 +76,6 @@ Deno.test({
         meshOutbound: { host: "127.0.0.1", port: freePort() },
         llm: { host: "127.0.0.1", port: Number(llmUrl.port) },
         signal: { kind: "socket", path: signalSock.path },
-        knowledgeSocket: knowledgeSock.path,
       };
       const joiLog = `${dir}/log/joi.log`;
       const meshLog = `${dir}/log/mesh.log`;
@@ -170,7 +168,6 @@ Deno.test({
       await peer.stop();
       await llm.close();
       signalSock.release();
-      knowledgeSock.release();
       await Deno.remove(dir, { recursive: true });
       await h.cleanup();
     }

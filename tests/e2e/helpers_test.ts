@@ -11,7 +11,7 @@ import {
   programSpec,
 } from "../../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../../services/common/policy/mod.ts";
-import { productionAddressesFrom, renderUnits } from "../../services/common/units.ts";
+import { productionAddressesFrom, renderUnits } from "../../services/common/units/mod.ts";
 import { ignoreUnless, isRoot } from "../_helpers/requires.ts";
 import { forgetRun, recordRun, RUNS_DIR, sweepDeadRuns, undo } from "./leftovers.ts";
 import {
@@ -36,10 +36,10 @@ Deno.test("productionLayout: without a root the layout is the real system's", ()
     assert.equal(l.codeDir, "/opt/joi");
     assert.equal(l.joiConfigDir, "/etc/joi");
     assert.equal(l.secretsDir("joi"), "/run/credentials/joi.service");
-    assert.equal(l.knowledgeSocket, "/run/joi-knowledge/knowledge.sock");
+    assert.equal(l.retrieveSocketDir, "/run/joi-retrieve");
     assert.equal(l.retrieveBin, "/usr/local/bin/joi-retrieve");
   }
-  for (const p of ["joi", "mesh", "openhab_relay", "knowledge"] as const) {
+  for (const p of ["joi", "mesh", "openhab_relay", "retrieve"] as const) {
     assert.deepEqual(denoRunArgs(programSpec(p, b)), denoRunArgs(programSpec(p, a)));
   }
 });
@@ -58,7 +58,7 @@ Deno.test("productionLayout: a root prefixes every path the layout owns, and not
     "relayStateDir",
     "logDir",
     "retrieveBin",
-    "knowledgeSocket",
+    "retrieveSocketDir",
   ] as const;
   for (const k of owned) assert.equal(staged[k], `${root}${real[k]}`, k);
   for (const p of ["joi", "mesh", "openhab_relay"] as const) {
@@ -77,7 +77,7 @@ Deno.test("productionLayout: a root prefixes every path the layout owns, and not
 });
 
 Deno.test("loadCredentials reads the staged units' LoadCredential= lines", () => {
-  const units = renderUnits(addresses);
+  const units = renderUnits(addresses, { serviceUser: "joi", channels: {} });
   const joi = units.find((u) => u.name === "joi.service")!;
   assert.deepEqual(loadCredentials(joi.text).map((c) => c.name).sort(), [
     "joi_to_mesh.key",

@@ -1,12 +1,13 @@
 /**
- * The three VMs' software, laid out by the real installer
- * (`scripts/install.ts --role R --root ./var/stage/<tag>`, run with its
- * manifest flags), then finished the way the README's deployment guide says
- * an operator does: the HMAC keys generated on joi copied to the mesh, the
- * openHAB API token written on the openHAB host, the channel users created
- * (here with a per-run prefix, so a run never touches a real household), and
- * the secrets handed over as systemd's `LoadCredential=` would, read from the
- * staged units themselves.
+ * The three VMs' software, laid out by the real installer from each role's
+ * bundle (`scripts/install.ts --role R --root ./var/stage/<tag>`, run with
+ * its manifest flags; the bundles made as on the build host, carrying each
+ * VM's wire keys), then finished the way the README's deployment guide says
+ * an operator does: the openHAB API token written on the openHAB host, the
+ * channel users created (here with a per-run prefix, so a run never touches a
+ * real household), joi.service rendered for the household as provision does,
+ * and the secrets handed over as systemd's `LoadCredential=` would, read from
+ * the staged units themselves.
  *
  * @module
  */
@@ -20,6 +21,8 @@ import {
   UNIT_NAMES,
 } from "../../services/common/permissions/mod.ts";
 import { parsePolicyText } from "../../services/common/policy/mod.ts";
+import { householdUnits } from "../../scripts/provision/provision.ts";
+import { makeBundle } from "../_helpers/bundle.ts";
 import { sh } from "./process.ts";
 
 /** A staged deployment. */
@@ -106,9 +109,9 @@ async function groupExists(name: string): Promise<boolean> {
 /** Installs the three roles under `./var/stage/e2e-<tag>` and finishes them. */
 export async function stageDeployment(o: StageOptions): Promise<Stage> {
   const print = o.print ?? (() => {});
-  const rel = stagePath(o.tag);
-  await Deno.mkdir(rel, { recursive: true, mode: 0o755 });
-  const root = await Deno.realPath(rel);
+  const rel0 = stagePath(o.tag);
+  await Deno.mkdir(rel0, { recursive: true, mode: 0o755 });
+  const root = await Deno.realPath(rel0);
   const users: string[] = [];
   const cleanup = async (): Promise<string[]> => {
     const problems: string[] = [];
@@ -128,25 +131,44 @@ export async function stageDeployment(o: StageOptions): Promise<Stage> {
     return problems;
   };
   try {
-    // the installer, with its own sandbox; the retrieve entry point copies a dummy
-    const dummy = `${rel}/deno-bin-dummy`;
-    await Deno.writeTextFile(dummy, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    // the installer, with its own sandbox, from each role's bundle (whose
+    // stand-in Deno binary becomes the retrieve entry point)
     const install = denoRunArgs(programSpec("install", localLayout()));
-    for (const role of ["joi", "mesh", "openhab"]) {
-      const r = await sh("deno", [...install, "--role", role, "--root", rel, "--deno-bin", dummy]);
+    for (const role of ["joi", "mesh", "openhab"] as const) {
+      const bundle = await makeBundle(`${root}/build`, role);
+      const rel = `${rel0}/build/bundle/${role}`;
+      if (bundle !== `${root}/build/bundle/${role}`) throw new Error(`stage: bundle at ${bundle}`);
+      const r = await sh("deno", [
+        ...install,
+        "--role",
+        role,
+        "--root",
+        `${rel0}/vm`,
+        "--repo",
+        rel,
+        "--deno-bin",
+        `${rel}/var/deno/node_modules/deno/deno`,
+      ]);
       print(`installed role ${role}: ${r.stdout.split("\n").length} lines of output`);
     }
-    await Deno.remove(dummy);
-    const layout = productionLayout(o.addresses, { root });
+    const vm = `${root}/vm`;
+    const configOnly = productionLayout(o.addresses, { root: vm });
 
     // channel users with a per-run prefix: joi refuses to start in production without them
     const prefix = userPrefix(o.tag);
     for (const f of ["recipients.yaml", "channel_users.yaml"]) {
-      const path = `${layout.joiConfigDir}/${f}`;
+      const path = `${configOnly.joiConfigDir}/${f}`;
       await Deno.writeTextFile(path, renameChannelUsers(await Deno.readTextFile(path), prefix));
     }
-    const channelUsersFile = `${layout.joiConfigDir}/channel_users.yaml`;
-    const wanted = channelUsersOf(await Deno.readTextFile(channelUsersFile), channelUsersFile);
+    const channelUsersFile = `${configOnly.joiConfigDir}/channel_users.yaml`;
+    const channelUsersText = await Deno.readTextFile(channelUsersFile);
+    const wanted = channelUsersOf(channelUsersText, channelUsersFile);
+    // the layout as joi.service has it: one retrieve socket per channel
+    const layout = productionLayout(o.addresses, {
+      root: vm,
+      channels: parsePolicyText("channelUsers", channelUsersText, channelUsersFile)
+        .allowed_channel_users,
+    });
     if (wanted.length === 0) throw new Error("stage: no channel users in channel_users.yaml");
     for (const u of wanted) {
       users.push(u);
@@ -162,39 +184,32 @@ export async function stageDeployment(o: StageOptions): Promise<Stage> {
       ]);
     }
 
-    // the operator's steps of the install notes: keys joi made go to the mesh,
-    // the openHAB token is written on the openHAB host
-    const meshSecrets = `${layout.meshConfigDir}/secrets`;
-    await Deno.mkdir(meshSecrets, { recursive: true, mode: 0o700 });
-    for (const k of ["mesh_to_joi.key", "joi_to_mesh.key"]) {
-      await Deno.copyFile(`${layout.joiConfigDir}/secrets/${k}`, `${meshSecrets}/${k}`);
-      await Deno.chmod(`${meshSecrets}/${k}`, 0o600);
+    // provision's joi.service (its sandbox names the household's sockets)
+    for (const u of householdUnits(layout.joiConfigDir)) {
+      if (u.name === "joi.service") {
+        await Deno.writeTextFile(`${vm}/etc/systemd/system/${u.name}`, u.text);
+      }
     }
+    // the operator's step on the openHAB host: the API token (the wire keys
+    // came with each VM's bundle)
     const relaySecrets = `${layout.relayConfigDir}/secrets`;
-    await Deno.mkdir(relaySecrets, { recursive: true, mode: 0o700 });
     await Deno.writeTextFile(`${relaySecrets}/openhab_token`, o.openhabToken + "\n", {
       mode: 0o600,
     });
-    // ... and the openHAB->joi signing key joi made goes to the openHAB host
-    await Deno.copyFile(
-      `${layout.joiConfigDir}/secrets/openhab_to_joi.key`,
-      `${relaySecrets}/openhab_to_joi.key`,
-    );
-    await Deno.chmod(`${relaySecrets}/openhab_to_joi.key`, 0o600);
 
     // systemd's LoadCredential=: each unit's credentials, copied into its
     // credentials directory exactly as the staged unit names them
     for (const program of ["joi", "mesh", "openhab_relay"] as const) {
       const unit = UNIT_NAMES[program];
-      const text = await Deno.readTextFile(`${root}/etc/systemd/system/${unit}`);
+      const text = await Deno.readTextFile(`${vm}/etc/systemd/system/${unit}`);
       const dir = layout.secretsDir(program);
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       for (const c of loadCredentials(text)) {
-        await Deno.copyFile(`${root}${c.path}`, `${dir}/${c.name}`);
+        await Deno.copyFile(`${vm}${c.path}`, `${dir}/${c.name}`);
         await Deno.chmod(`${dir}/${c.name}`, 0o400);
       }
     }
-    return { root, layout, users, cleanup };
+    return { root: vm, layout, users, cleanup };
   } catch (e) {
     const problems = await cleanup();
     if (problems.length) (e as Error).message += `\n(cleanup: ${problems.join("; ")})`;

@@ -38,7 +38,7 @@ import {
   UNIT_NAMES,
 } from "../../services/common/permissions/mod.ts";
 import { loadPolicyFile } from "../../services/common/policy/mod.ts";
-import { productionAddressesFrom } from "../../services/common/units.ts";
+import { productionAddressesFrom } from "../../services/common/units/mod.ts";
 import { hasExecutable, ignoreUnless, isRoot } from "../_helpers/requires.ts";
 import { itemChange, type OpenhabEvent } from "../peers/openhab_sse.ts";
 import { dataEnvelope, type RecordedRequest, SignalCliPeer } from "../peers/signal_cli/peer.ts";

@@ -26,7 +26,7 @@ import {
   parseQuery,
   QueryError,
   validateQuery,
-} from "../../scripts/retrieve.ts";
+} from "../../services/joi/knowledge/retrieve_protocol.ts";
 import {
   check,
   checkAsync,

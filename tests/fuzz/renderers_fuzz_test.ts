@@ -15,7 +15,11 @@ import { type NebulaPlan, renderGuard, renderNodeConfig } from "../../scripts/ne
 import { renderSudoers } from "../../scripts/provision/sudoers.ts";
 import { checkPolicyText, loadPolicyFile } from "../../services/common/policy/mod.ts";
 import { parseYaml } from "../../services/common/policy/parse_yaml.ts";
-import { productionAddressesFrom, renderUnits } from "../../services/common/units.ts";
+import {
+  productionAddressesFrom,
+  renderUnits,
+  unitHousehold,
+} from "../../services/common/units/mod.ts";
 import { check, mutated, nastyString, runs } from "./_fuzz.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -172,8 +176,10 @@ Deno.test({
     const text = Deno.readTextFileSync("policies/network.yaml");
     const keysOf = (unit: string) =>
       unit.split("\n").filter((l) => /^[A-Za-z]+=/.test(l)).map((l) => l.split("=")[0]).sort();
+    const household = unitHousehold(loadPolicyFile("recipients", "policies/recipients.yaml"));
     const shipped = renderUnits(
       productionAddressesFrom(loadPolicyFile("network", "policies/network.yaml"), llm, tools),
+      household,
     );
     const dir = await Deno.makeTempDir({ prefix: "joi-fuzz-units-" });
     const n = runs(6);
@@ -183,7 +189,7 @@ Deno.test({
         if (rendered >= n) break;
         const { config } = checkPolicyText("network", t, "network.yaml");
         if (!config) continue; // refused by the loader: never rendered
-        const units = renderUnits(productionAddressesFrom(config, llm, tools));
+        const units = renderUnits(productionAddressesFrom(config, llm, tools), household);
         rendered++;
         assert.deepEqual(units.map((u) => u.name), shipped.map((u) => u.name));
         for (const [i, u] of units.entries()) {

@@ -72,7 +72,11 @@ export interface Layout {
    * exact executables it may run. Absent: the mesh runs nothing.
    */
   meshVoice?: { whisperBin: string; ffmpegBin: string; piperBin?: string };
-  /** Installed retrieve entry point (`/usr/local/bin/joi-retrieve`). */
+  /**
+   * The binary retrieve runs with (`/usr/local/bin/joi-retrieve`, a root-owned
+   * copy of Deno): the retrieve units' `ExecStart`, and what sudo pins in the
+   * local run.
+   */
   retrieveBin: string;
   /**
    * The daily validation's report for joi's drift watch
@@ -81,11 +85,20 @@ export interface Layout {
   driftReport: string;
   /** Nebula's folder (`/etc/nebula`): the doctor reads the certificates; none locally. */
   nebulaDir?: string;
-  /** The knowledge broker's Unix socket (the only process that may sudo). */
-  knowledgeSocket: string;
+  /**
+   * The folder of the per-channel retrieve sockets (`/run/joi-retrieve`): one
+   * socket per channel, `<channel>.sock` (see {@link retrieveSocketPath}).
+   */
+  retrieveSocketDir: string;
+  /**
+   * The household's channels and their channel users (channel_users.yaml, as
+   * derived from recipients.yaml): joi may dial exactly these channels'
+   * retrieve sockets. Empty when a program does not need them.
+   */
+  channels: Readonly<Record<string, string>>;
   /** Web search, when tools.yaml enables it (joi then dials the proxy and those hosts). */
   webSearch?: WebSearchAccess;
-  /** sudo, as joi spawns it. */
+  /** sudo, as the local run's knowledge broker spawns it. */
   sudoBin: string;
   /** The Deno binary the units start (`/usr/local/bin/deno`); `deno` locally. */
   denoBin: string;
@@ -104,6 +117,50 @@ export function testSocketPaths(dir: string = TEST_SOCKET_DIR): string[] {
   return Array.from({ length: TEST_SOCKET_SLOTS }, (_, i) => `${dir}/s${i}.sock`);
 }
 
+/** The channels of the shipped household (test households have the same): one retrieve socket each. */
+export const TEST_RETRIEVE_CHANNELS = [
+  "critical_group",
+  "family_group",
+  "owner_private_dm",
+  "owner_regular_dm",
+  "partner_private_dm",
+  "partner_regular_dm",
+] as const;
+/** Number of retrieve socket folders `r0`..`r3` (in a run's socket folder) tests may claim. */
+export const TEST_RETRIEVE_SLOTS = 4;
+
+/** The test retrieve socket folders in `dir` (default {@link TEST_SOCKET_DIR}). */
+export function testRetrieveSocketDirs(dir: string = TEST_SOCKET_DIR): string[] {
+  return Array.from({ length: TEST_RETRIEVE_SLOTS }, (_, i) => `${dir}/r${i}`);
+}
+
+/** Every retrieve socket the test sandbox admits in `dir` (each folder x each shipped channel). */
+export function testRetrieveSocketPaths(dir: string = TEST_SOCKET_DIR): string[] {
+  return testRetrieveSocketDirs(dir).flatMap((d) =>
+    TEST_RETRIEVE_CHANNELS.map((c) => retrieveSocketPath(d, c))
+  );
+}
+
+/** A channel name as it may appear in a socket path or a unit name. */
+const CHANNEL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+
+/**
+ * The retrieve socket of `channel` in `dir`: `<dir>/<channel>.sock`. The one
+ * place the path is built (manifest, units, joi's client, the local broker).
+ * Throws for a name that is not a plain channel identifier.
+ */
+export function retrieveSocketPath(dir: string, channel: string): string {
+  if (!CHANNEL_NAME.test(channel)) {
+    throw new Error(`retrieve socket: ${JSON.stringify(channel)} is not a channel name`);
+  }
+  return `${dir}/${channel}.sock`;
+}
+
+/** Every retrieve socket of a layout, one per channel, sorted by channel. */
+export function retrieveSockets(l: Layout): string[] {
+  return Object.keys(l.channels).sort().map((c) => retrieveSocketPath(l.retrieveSocketDir, c));
+}
+
 /** Options of {@link localLayout}. */
 export interface LocalLayoutOptions {
   /** joi's inbound port; the mesh gets +1 and the ingest +2 (default 8443). */
@@ -112,6 +169,8 @@ export interface LocalLayoutOptions {
   varDir?: string;
   /** Web search, when tools.yaml enables it. */
   webSearch?: WebSearchAccess;
+  /** The household's channels -> channel users (default: none). */
+  channels?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -141,7 +200,8 @@ export function localLayout(options: LocalLayoutOptions = {}): Layout {
     signalAttachmentsDir: `${v}/signal-cli/attachments`,
     retrieveBin: "/usr/local/bin/joi-retrieve",
     driftReport: `${v}/validate/report.json`,
-    knowledgeSocket: `${v}/knowledge.sock`,
+    retrieveSocketDir: `${v}/retrieve`,
+    channels: options.channels ?? {},
     ...(options.webSearch ? { webSearch: options.webSearch } : {}),
     sudoBin: "/usr/bin/sudo",
     denoBin: "deno",
@@ -164,6 +224,8 @@ export interface ProductionAddresses {
   signalDataDir: string;
   /** The underlay Nebula's UDP runs over (vmbr1) and its port. */
   underlay: { cidr: string; port: number };
+  /** Nebula's tun interface (`nebula1`): the overlay addresses live on it. */
+  nebulaInterface: string;
   /** Web search, when tools.yaml enables it. */
   webSearch?: WebSearchAccess;
   /** Voice on the mesh, when its mesh.yaml configures it: the exact binaries it may run. */
@@ -173,7 +235,6 @@ export interface ProductionAddresses {
 /** The systemd unit name of each long-running program. */
 export const UNIT_NAMES = {
   joi: "joi.service",
-  knowledge: "joi-knowledge.service",
   mesh: "joi-mesh.service",
   openhab_relay: "joi-openhab-relay.service",
 } as const;
@@ -183,11 +244,13 @@ export interface ProductionLayoutOptions {
   /**
    * A staging prefix (an absolute directory, e.g. a `deno task install --root`
    * stage) put before every filesystem path the layout owns: the code,
-   * configuration, state, logs, secrets (credentials), the knowledge socket and
-   * the retrieve entry point. Not before the sudo and Deno binaries, nor the
-   * signal-cli paths of `addresses`. Default: none, the real system paths.
+   * configuration, state, logs, secrets (credentials), the retrieve sockets
+   * and the retrieve entry point. Not before the sudo and Deno binaries, nor
+   * the signal-cli paths of `addresses`. Default: none, the real system paths.
    */
   root?: string;
+  /** The household's channels -> channel users (default: none). */
+  channels?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -226,7 +289,8 @@ export function productionLayout(
     retrieveBin: at("/usr/local/bin/joi-retrieve"),
     driftReport: at("/var/lib/joi-validate/report.json"),
     nebulaDir: at("/etc/nebula"),
-    knowledgeSocket: at("/run/joi-knowledge/knowledge.sock"),
+    retrieveSocketDir: at("/run/joi-retrieve"),
+    channels: options.channels ?? {},
     ...(a.webSearch ? { webSearch: a.webSearch } : {}),
     ...(a.meshVoice ? { meshVoice: a.meshVoice } : {}),
     sudoBin: "/usr/bin/sudo",

@@ -18,7 +18,13 @@
  * @module
  */
 
-import { type Endpoint, type Layout, testSocketPaths, UNIT_NAMES } from "./layout.ts";
+import {
+  type Endpoint,
+  type Layout,
+  retrieveSockets,
+  testRetrieveSocketPaths,
+  testSocketPaths,
+} from "./layout.ts";
 import { NEBULA_CERTS } from "../watch/nebula_cert.ts";
 
 /** Every program joi ships. */
@@ -35,6 +41,7 @@ export const PROGRAMS = [
   "revoke",
   "provision",
   "nebula",
+  "bundle",
   "install",
   "replay",
   "devices",
@@ -139,21 +146,23 @@ const MANIFEST: Record<ProgramName, Builder> = {
         l.logDir,
         l.secretsDir("joi"),
         "/etc/passwd",
-        l.knowledgeSocket,
+        ...retrieveSockets(l),
         l.driftReport, // the daily validation's verdict, left by root (drift watch)
         ...ownCert(l, "joi"), // its public Nebula certificate's expiry (never the key)
       ],
-      write: [l.joiStateDir, l.logDir, l.knowledgeSocket],
+      write: [l.joiStateDir, l.logDir, ...retrieveSockets(l)],
       net: [
         hostPort(l.joiInbound),
         hostPort(l.joiIngest),
         hostPort(l.meshOutbound),
         hostPort(l.llm),
-        `unix:${l.knowledgeSocket}`,
+        // Deno admits a Unix socket by its exact path only (a folder is refused):
+        // one entry per channel of the household
+        ...retrieveSockets(l).map((s) => `unix:${s}`),
         ...(l.webSearch ? [hostPort(l.webSearch.proxy), ...l.webSearch.hosts] : []),
       ],
-      // No --allow-run: knowledge is searched through the broker, the only
-      // process allowed to run sudo (and one without any network).
+      // No --allow-run: knowledge is searched through the channels' retrieve
+      // sockets, each connection a joi-retrieve running as that channel's user.
     },
     args: [
       `--config-dir=${l.joiConfigDir}`,
@@ -164,7 +173,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       `--ingest-listen=${hostPort(l.joiIngest)}`,
       `--mesh-url=http://${hostPort(l.meshOutbound)}`,
       `--llm-url=http://${hostPort(l.llm)}/v1`,
-      `--knowledge-socket=${l.knowledgeSocket}`,
+      `--retrieve-socket-dir=${l.retrieveSocketDir}`,
       `--mode=${l.mode}`,
       `--mesh-address=${l.meshOutbound.host}`,
       `--drift-report=${l.driftReport}`,
@@ -179,20 +188,21 @@ const MANIFEST: Record<ProgramName, Builder> = {
     env: MALLOC_ENV,
   }),
   knowledge: (l) => ({
-    description: "knowledge broker: the only process that runs sudo -u <channel user> joi-retrieve",
+    description: "local run: each channel's retrieve socket, served by " +
+      "sudo -u <channel user> joi-retrieve (production: systemd socket activation)",
     entry: "services/knowledge_broker/main.ts",
     permissions: {
       ...none(),
-      read: [l.codeDir, l.joiConfigDir, "/etc/passwd", l.knowledgeSocket],
-      write: [l.knowledgeSocket, l.logDir],
-      net: [`unix:${l.knowledgeSocket}`],
+      read: [l.joiConfigDir, ...retrieveSockets(l)],
+      write: [...retrieveSockets(l), l.logDir],
+      net: retrieveSockets(l).map((s) => `unix:${s}`),
       run: [l.sudoBin],
     },
     args: [
       `--config-dir=${l.joiConfigDir}`,
       `--state-dir=${l.joiStateDir}`,
       `--code-dir=${l.codeDir}`,
-      `--socket=${l.knowledgeSocket}`,
+      `--socket-dir=${l.retrieveSocketDir}`,
       `--retrieve-bin=${l.retrieveBin}`,
       `--sudo-bin=${l.sudoBin}`,
       `--log-dir=${l.logDir}`,
@@ -276,7 +286,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
     env: MALLOC_ENV,
   }),
   retrieve: (l) => ({
-    description: "joi-retrieve: read-only FTS over the knowledge its uid may open (run via sudo)",
+    description:
+      "joi-retrieve: read-only FTS over the knowledge its uid may open (one request on stdin)",
     entry: "scripts/retrieve.ts",
     // sys=uid only to report the kernel identity it ran as (`accessed_as`)
     permissions: { ...none(), read: [`${l.joiStateDir}/knowledge`], sys: ["uid"] },
@@ -295,11 +306,14 @@ const MANIFEST: Record<ProgramName, Builder> = {
     v8Flags: [],
   }),
   validate: (l) => ({
-    description: "joi-validate-config: checks users, groups, modes, sudoers, units, policies",
+    description:
+      "joi-validate-config: checks users, groups, modes, units, policies, and as each user the access matrix",
     entry: "scripts/validate.ts",
     // Reads only: the policies and secrets (both in the config dir), the state
-    // tree, the accounts, the two generated root files, the installed units,
-    // and the folder of the retrieve entry point (its owner and mode matter).
+    // tree, the accounts, the audit rules, the units folder (joi's units and
+    // stale retrieve units), a leftover sudoers file, the retrieve sockets,
+    // the folder of the retrieve entry point and the code (owners and modes).
+    // Runs lsattr (immutability) and setpriv (the kernel's answer as each user).
     permissions: {
       ...none(),
       read: [
@@ -307,11 +321,10 @@ const MANIFEST: Record<ProgramName, Builder> = {
         l.joiStateDir,
         "/etc/passwd",
         "/etc/group",
-        "/etc/sudoers.d/joi",
+        "/etc/sudoers.d",
         "/etc/audit/rules.d/joi.rules",
-        ...[...Object.values(UNIT_NAMES), "joi-validate.service"].map(
-          (u) => `/etc/systemd/system/${u}`,
-        ),
+        "/etc/systemd/system",
+        l.retrieveSocketDir,
         "/usr/local/bin",
         // who watches the watchmen: owner and mode of the code (validate, retrieve)
         l.codeDir,
@@ -323,7 +336,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       ],
       // its verdict for joi's drift watch (severities and check codes only)
       write: [l.driftReport, `${l.driftReport}.tmp`],
-      run: ["/usr/bin/lsattr"],
+      run: ["/usr/bin/lsattr", "/usr/bin/setpriv"],
     },
     args: [`--config-dir=${l.joiConfigDir}`, `--report=${l.driftReport}`],
     v8Flags: [],
@@ -370,17 +383,17 @@ const MANIFEST: Record<ProgramName, Builder> = {
       entry: "scripts/revoke.ts",
       permissions: {
         ...none(),
-        read: [...validate.read, "/etc/sudoers.d", "/run/joi/joi.pid", "/run/systemd/system"],
+        read: [...validate.read, "/etc/audit/rules.d", "/run/joi/joi.pid", "/run/systemd/system"],
         // policy files, their staging folder and backups live in the config dir;
-        // the sudoers file is rewritten beside itself, then renamed
-        write: [l.joiConfigDir, "/etc/sudoers.d"],
+        // joi.service and the audit rules are rewritten, the recipient's
+        // retrieve units removed
+        write: [l.joiConfigDir, "/etc/systemd/system", "/etc/audit/rules.d"],
         run: [
           "/usr/sbin/usermod",
           "/usr/bin/gpasswd",
           "/usr/bin/pkill",
           "/usr/bin/systemctl",
           "/usr/bin/kill",
-          "/usr/sbin/visudo",
           ...validate.run,
         ],
       },
@@ -388,41 +401,54 @@ const MANIFEST: Record<ProgramName, Builder> = {
       v8Flags: [],
     };
   },
-  provision: (l) => ({
-    description: "creates channel users, reader groups, knowledge trees and sudoers",
-    entry: "scripts/provision.ts",
-    permissions: {
-      ...none(),
-      read: [
-        l.joiConfigDir,
-        l.joiStateDir,
-        l.codeDir, // checks scripts/retrieve.ts is root-owned and not writable by others
-        l.retrieveBin,
-        ...(l.denoBin.startsWith("/") ? [l.denoBin] : []), // --install-entry source
-        "/etc/passwd",
-        "/etc/group",
-        "/etc/sudoers.d",
-        "/etc/audit/rules.d",
+  provision: (l) => {
+    // production: joi.service and the retrieve units (no sudo anywhere, and a
+    // stale sudoers file is removed); the local run: sudoers and the entry point
+    const units = l.mode === "production";
+    const entryStaging = `${l.retrieveBin.replace(/[^/]+$/, "")}.${
+      l.retrieveBin.replace(/^.*\//, "")
+    }.provision-new`;
+    return {
+      description: "creates channel users, reader groups, knowledge trees and the retrieval files",
+      entry: "scripts/provision.ts",
+      permissions: {
+        ...none(),
+        read: [
+          l.joiConfigDir,
+          l.joiStateDir,
+          l.codeDir, // checks scripts/retrieve.ts is root-owned and not writable by others
+          "/etc/passwd",
+          "/etc/group",
+          "/etc/sudoers.d",
+          "/etc/audit/rules.d",
+          ...(units ? ["/etc/systemd/system"] : [
+            l.retrieveBin,
+            ...(l.denoBin.startsWith("/") ? [l.denoBin] : []), // --install-entry source
+          ]),
+        ],
+        write: [
+          l.joiStateDir,
+          "/etc/sudoers.d",
+          "/etc/audit/rules.d",
+          ...(units ? ["/etc/systemd/system"] : [l.retrieveBin, entryStaging]),
+        ],
+        run: [
+          "/usr/sbin/useradd",
+          "/usr/sbin/groupadd",
+          "/usr/bin/gpasswd",
+          ...(units ? [] : ["/usr/sbin/visudo"]),
+        ],
+      },
+      args: [
+        `--config-dir=${l.joiConfigDir}`,
+        `--state-dir=${l.joiStateDir}`,
+        `--code-dir=${l.codeDir}`,
+        `--retrieve-bin=${l.retrieveBin}`,
+        `--retrieval=${units ? "units" : "sudo"}`,
       ],
-      write: [
-        l.joiStateDir,
-        "/etc/sudoers.d",
-        "/etc/audit/rules.d",
-        l.retrieveBin,
-        `${l.retrieveBin.replace(/[^/]+$/, "")}.${
-          l.retrieveBin.replace(/^.*\//, "")
-        }.provision-new`,
-      ],
-      run: ["/usr/sbin/useradd", "/usr/sbin/groupadd", "/usr/bin/gpasswd", "/usr/sbin/visudo"],
-    },
-    args: [
-      `--config-dir=${l.joiConfigDir}`,
-      `--state-dir=${l.joiStateDir}`,
-      `--code-dir=${l.codeDir}`,
-      `--retrieve-bin=${l.retrieveBin}`,
-    ],
-    v8Flags: [],
-  }),
+      v8Flags: [],
+    };
+  },
   nebula: (l) => ({
     description: "creates the Nebula CA, node certificates, node configs and nft guard",
     entry: "scripts/nebula.ts",
@@ -435,44 +461,61 @@ const MANIFEST: Record<ProgramName, Builder> = {
     args: [`--config-dir=${l.joiConfigDir}`, `--out=${varRoot(l)}/nebula`],
     v8Flags: [],
   }),
-  install: () => ({
-    description: "lays out one VM (code, pre-filled cache, config, keys, units) per role",
-    entry: "scripts/install.ts",
+  bundle: () => ({
+    description: "on the build host: one VM's bundle (code, Deno, its Nebula files and keys only)",
+    entry: "scripts/bundle.ts",
     permissions: {
       ...none(),
-      read: [
-        ".",
-        "/etc/passwd",
-        "/etc/group",
-        "/usr/local/bin/deno",
-        "/usr/local/lib/node_modules/deno",
-        // what is already configured is kept; household.timezone is compared with the VM's zone
-        "/etc/joi",
-        "/etc/mesh-proxy",
-        "/etc/joi-relay",
-      ],
-      write: [
-        "/opt/joi",
-        "/etc/joi",
-        "/etc/mesh-proxy",
-        "/etc/joi-relay",
-        "/etc/systemd/system",
-        "/usr/local/bin/joi-retrieve",
-        "/usr/local/bin/joi-retrieve.tmp",
-        "/var/lib/joi",
-        "/var/log/joi",
-        // log retention and the drift report's folder (retentionActions)
-        "/etc/logrotate.d",
-        "/etc/systemd/journald.conf.d",
-        "/var/lib/joi-validate",
-        "./var/stage",
-      ],
-      run: ["/usr/sbin/useradd", "/usr/sbin/groupadd", "deno"],
-      sys: ["uid"],
+      read: [".", "/usr/bin/nebula"],
+      write: ["./var/bundle", "./var/keys"],
+      run: ["/usr/bin/cp"], // node_modules, with its symlinks
     },
     args: [],
     v8Flags: [],
   }),
+  install: () => {
+    // Everything install writes, each also readable: it checks what is there
+    // before replacing it (a real install failed on "Requires read access to
+    // /opt/joi/deno.json" when the two lists differed).
+    const bins = ["joi-retrieve", "joi-validate-config", "joi-revoke-recipient", "nebula"]
+      .flatMap((b) => [`/usr/local/bin/${b}`, `/usr/local/bin/${b}.tmp`]);
+    const writes = [
+      "/opt/joi",
+      "/etc/joi",
+      "/etc/mesh-proxy",
+      "/etc/joi-relay",
+      "/etc/nebula",
+      "/etc/systemd/system",
+      ...bins,
+      "/var/lib/signal-cli",
+      // log retention and the drift report's folder (retentionActions)
+      "/etc/logrotate.d",
+      "/etc/systemd/journald.conf.d",
+      "/var/lib/joi-validate",
+      "./var/stage",
+    ];
+    return {
+      description:
+        "lays out one VM from its bundle (users, code, cache, config, keys, Nebula, units)",
+      entry: "scripts/install.ts",
+      permissions: {
+        ...none(),
+        read: [
+          ".",
+          "/etc/passwd",
+          "/etc/group",
+          "/usr/local/bin/deno",
+          "/usr/local/lib/node_modules/deno",
+          ...writes,
+        ],
+        write: writes,
+        run: ["/usr/sbin/useradd", "/usr/bin/cp", "deno"],
+        sys: ["uid"],
+      },
+      args: [],
+      v8Flags: [],
+    };
+  },
   replay: (l) => ({
     description: "posts a recorded day of openHAB events to a running stack",
     entry: "scripts/replay.ts",
@@ -626,7 +669,11 @@ const MANIFEST: Record<ProgramName, Builder> = {
       ...none(),
       read: [".", "/tmp", "/etc", "/usr/local/bin", "/usr/bin", "/usr/sbin", "/var/lib", "/run"],
       write: [".", "/tmp", "/usr/local/bin", "/etc/sudoers.d", "/var/lib"],
-      net: ["127.0.0.1", "localhost", ...testSocketPaths().map((p) => `unix:${p}`)],
+      net: [
+        "127.0.0.1",
+        "localhost",
+        ...[...testSocketPaths(), ...testRetrieveSocketPaths()].map((p) => `unix:${p}`),
+      ],
       run: [
         "deno",
         "sudo",
@@ -641,6 +688,8 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "visudo",
         "chattr",
         "lsattr",
+        "setpriv",
+        "cp",
         "sqlite3",
         "nebula",
         "nebula-cert",

@@ -12,7 +12,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { INDEX_FILE, INDEX_SCHEMA_VERSION } from "../../../scripts/retrieve.ts";
+import { INDEX_FILE, INDEX_SCHEMA_VERSION } from "./retrieve_protocol.ts";
 import type { KnowledgeDocument } from "./markdown.ts";
 
 /** Mode of an index file (and of documents): owner rw, folder group r. */

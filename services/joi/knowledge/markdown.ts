@@ -17,7 +17,7 @@
  * @module
  */
 import { createHash, randomUUID } from "node:crypto";
-import { isCategory, isUuidV4 } from "../../../scripts/retrieve.ts";
+import { isCategory, isUuidV4 } from "./retrieve_protocol.ts";
 
 /** A parsed document. */
 export interface KnowledgeDocument {

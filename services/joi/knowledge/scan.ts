@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { INDEX_FILE } from "../../../scripts/retrieve.ts";
+import { INDEX_FILE } from "./retrieve_protocol.ts";
 import { type FileFacts, type IndexWriter, openIndexWriter } from "./index_writer.ts";
 import { type KnowledgeDocument, parseDocument } from "./markdown.ts";
 

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import { isCategory } from "../../../scripts/retrieve.ts";
+import { isCategory } from "./retrieve_protocol.ts";
 import { INDEX_MODE, type IndexWriter, openIndexWriter } from "./index_writer.ts";
 import { DEFAULT_CATEGORY, newId, renderDocument } from "./markdown.ts";
 import { knowledgeFolders } from "./folders.ts";

@@ -7,7 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { loadPolicyFile } from "../../../services/common/policy/mod.ts";
-import { productionAddressesFrom, renderUnits } from "../../../services/common/units.ts";
+import {
+  productionAddressesFrom,
+  renderUnits,
+  unitHousehold,
+} from "../../../services/common/units/mod.ts";
 import { meshVoiceOf, parseMeshSettings } from "../../../services/mesh/config.ts";
 
 function units(meshYaml: string) {
@@ -17,7 +21,10 @@ function units(meshYaml: string) {
     undefined,
     meshVoiceOf(parseMeshSettings(meshYaml)),
   );
-  const all = renderUnits(addresses);
+  const all = renderUnits(
+    addresses,
+    unitHousehold(loadPolicyFile("recipients", "policies/recipients.yaml")),
+  );
   const text = (name: string) => all.find((u) => u.name === name)!.text;
   return { mesh: text("joi-mesh.service"), signal: text("signal-cli.service") };
 }

@@ -12,7 +12,11 @@
 import { stringify } from "yaml";
 import { deriveChannels } from "../../../services/common/policy/mod.ts";
 import { knowledgeFolders } from "../../../services/joi/knowledge/folders.ts";
-import { retrieveFixedArgv, retrieveSpec } from "../../../services/joi/knowledge/retrieve_argv.ts";
+import {
+  retrieveFixedArgv,
+  retrieveSocketPath,
+  retrieveSpec,
+} from "../../../services/common/permissions/mod.ts";
 import {
   provision,
   provisionLayout,
@@ -135,6 +139,9 @@ export function createHousehold(options: { ownerSharesWithFamily?: boolean } = {
     auditRulesPath,
     sudoLog,
     entrySource: Deno.execPath(),
+    // the sudo mechanism (the local run's): production's systemd units are
+    // shown by the booted tests
+    retrieval: "sudo" as const,
   };
   const p = prefix;
   const users = {
@@ -170,6 +177,9 @@ export function createHousehold(options: { ownerSharesWithFamily?: boolean } = {
     throw e;
   }
   const fixedArgv = retrieveFixedArgv(retrieveSpec(provisionLayout(opts), REPO));
+  // the local broker's socket folder: the service user's, closed to others
+  Deno.mkdirSync(`${dir}/retrieve`, { mode: 0o700 });
+  Deno.chownSync(`${dir}/retrieve`, uidOf(users.svc), null);
   const h: Household = {
     prefix,
     dir,
@@ -208,37 +218,42 @@ export interface Ran {
   stderr: string;
 }
 
-/** Runs a command to completion (no shell). */
-export async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<Ran> {
-  const out = await new Deno.Command(cmd, {
+/** Runs a command to completion (no shell); `stdin` is written and closed. */
+export async function run(
+  cmd: string,
+  args: string[],
+  env?: Record<string, string>,
+  stdin?: string,
+): Promise<Ran> {
+  const child = new Deno.Command(cmd, {
     args,
-    stdin: "null",
+    stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     ...(env ? { env } : {}),
-  }).output();
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
 /**
- * Runs the real retrieve as `user` exactly as joi does, from the service
- * user's account: `sudo -u <svc> sudo -n -u <user> <bin> <pinned argv> <type> <json>`.
+ * Runs the real retrieve as `user` exactly as the local broker does, from the
+ * service user's account: `sudo -u <svc> sudo -n -u <user> <bin> <pinned
+ * argv>` with the request line `<type> <json>` on stdin.
  */
 export function retrieveAs(h: Household, user: string, type: string, json: string): Promise<Ran> {
-  return run("sudo", [
-    "-u",
-    h.users.svc,
+  return run(
     "sudo",
-    "-n",
-    "-u",
-    user,
-    "--",
-    h.retrieveBin,
-    ...h.fixedArgv,
-    type,
-    json,
-  ]);
+    ["-u", h.users.svc, "sudo", "-n", "-u", user, "--", h.retrieveBin, ...h.fixedArgv],
+    undefined,
+    `${type} ${json}\n`,
+  );
 }
 
 /** Writes a markdown document into a folder as joi would find a hand-written one. */
@@ -278,8 +293,9 @@ export async function asService(
     "--no-lock",
     "--no-remote",
     "--no-npm",
-    `--allow-read=${h.stateDir},${REPO},/etc/passwd`,
-    `--allow-write=${h.stateDir}`,
+    `--allow-read=${h.stateDir},${REPO},/etc/passwd,${socketDir(h)}`,
+    `--allow-write=${h.stateDir},${socketDir(h)}`,
+    `--allow-net=${retrieveSocketsOf(h).map((p) => `unix:${p}`).join(",")}`,
     "--allow-run=/usr/bin/sudo",
     "--allow-sys=uid",
     `${REPO}/tests/services/joi/knowledge/as_service.ts`,
@@ -290,11 +306,22 @@ export async function asService(
       allowed: h.channels,
       retrieveBin: h.retrieveBin,
       fixedArgv: h.fixedArgv,
+      socketDir: socketDir(h),
       ...input,
     }),
   ]);
   if (r.code !== 0) throw new Error(`as_service failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+/** The folder of the household's retrieve sockets (the service user's, as the local broker's). */
+export function socketDir(h: Household): string {
+  return `${h.dir}/retrieve`;
+}
+
+/** Each channel's retrieve socket. */
+export function retrieveSocketsOf(h: Household): string[] {
+  return Object.keys(h.channels).sort().map((c) => retrieveSocketPath(socketDir(h), c));
 }
 
 /** Indexes every folder as the service user. */

@@ -5,7 +5,8 @@
  * misses. The staging run (--root, --dry-run) runs the real CLI.
  */
 import assert from "node:assert/strict";
-import { loadPolicyFile } from "../../../services/common/policy/mod.ts";
+import { loadPolicies, loadPolicyFile } from "../../../services/common/policy/mod.ts";
+import { householdUnitsOf, isHouseholdUnitName } from "../../../scripts/provision/provision.ts";
 import {
   type Accounts,
   type Action,
@@ -23,16 +24,35 @@ import type { Recipients } from "../../../services/common/policy/recipients.ts";
 const recipients = (): Recipients =>
   structuredClone(loadPolicyFile("recipients", `${REPO}/policies/recipients.yaml`));
 
+/** The local run's mechanism: sudoers. */
 const input = (r = recipients()) => ({
   recipients: r,
   stateDir: "/var/lib/joi",
   configDir: "/etc/joi",
   retrieveBin: "/usr/local/bin/joi-retrieve",
-  argsPattern: "^run --pinned (search|get|list) x$",
-  sudoersPath: "/etc/sudoers.d/joi",
   auditRulesPath: "/etc/audit/rules.d/joi.rules",
-  sudoLog: "/var/log/joi-sudo.log",
+  retrieval: {
+    kind: "sudo" as const,
+    argsPattern: "^run --pinned$",
+    sudoersPath: "/etc/sudoers.d/joi",
+    sudoLog: "/var/log/joi-sudo.log",
+  },
 });
+
+/** Production's mechanism: joi.service and each channel's retrieve units. */
+const unitsInput = (r = recipients()) => {
+  const p = loadPolicies(`${REPO}/policies`);
+  return {
+    ...input(r),
+    retrieval: {
+      kind: "units" as const,
+      unitsDir: "/etc/systemd/system",
+      units: householdUnitsOf({ ...p, recipients: r }),
+      isManagedUnit: isHouseholdUnitName,
+      sudoersPath: "/etc/sudoers.d/joi",
+    },
+  };
+};
 
 Deno.test("the tree follows the architecture tables: owners, groups, modes, setgid", () => {
   const want = desiredState(input());
@@ -101,7 +121,7 @@ Deno.test("sudoers and audit rules say what the security notes require", () => {
       'Defaults:joi secure_path="/usr/local/bin:/usr/bin:/bin"',
       "Defaults:joi logfile=/var/log/joi-sudo.log",
       "Defaults!/usr/local/bin/joi-retrieve !log_output, rlimit_data=805306368, rlimit_cpu=30",
-      "Cmnd_Alias JOI_RETRIEVE_JOI = /usr/local/bin/joi-retrieve ^run --pinned (search|get|list) x$",
+      "Cmnd_Alias JOI_RETRIEVE_JOI = /usr/local/bin/joi-retrieve ^run --pinned$",
       "joi ALL=(joi-owner-private) NOPASSWD:NOEXEC: JOI_RETRIEVE_JOI",
       "joi ALL=(joi-critical) NOPASSWD:NOEXEC: JOI_RETRIEVE_JOI",
     ]
@@ -147,6 +167,11 @@ function fakeSystem(
     stat: (p) => stats.get(p),
     read: (p) => content.get(p),
     entryCurrent: () => true,
+    list: (dir) =>
+      [...stats.keys()].filter((p) =>
+        p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).includes("/")
+      )
+        .map((p) => p.slice(dir.length + 1)),
     root: "",
     filesOnly: false,
   };
@@ -211,6 +236,66 @@ Deno.test("diff: a path whose group the plan still has to create is fixed, not a
   assert.ok(!diff(want, { ...view, filesOnly: true }).some((x) => x.kind === "fix"));
 });
 
+Deno.test("production: joi.service and one socket + service per channel, each as its user; no sudoers", () => {
+  const want = desiredState(unitsInput());
+  const files = want.paths.filter((p) => p.path.startsWith("/etc/systemd/system/"));
+  const names = files.map((p) => p.path.slice("/etc/systemd/system/".length)).sort();
+  assert.deepEqual(names, [
+    "joi-retrieve-critical_group.socket",
+    "joi-retrieve-critical_group@.service",
+    "joi-retrieve-family_group.socket",
+    "joi-retrieve-family_group@.service",
+    "joi-retrieve-owner_private_dm.socket",
+    "joi-retrieve-owner_private_dm@.service",
+    "joi-retrieve-owner_regular_dm.socket",
+    "joi-retrieve-owner_regular_dm@.service",
+    "joi-retrieve-partner_private_dm.socket",
+    "joi-retrieve-partner_private_dm@.service",
+    "joi-retrieve-partner_regular_dm.socket",
+    "joi-retrieve-partner_regular_dm@.service",
+    "joi.service",
+  ]);
+  for (const f of files) assert.deepEqual([f.owner, f.group, f.mode], ["root", "root", 0o644]);
+  const text = (n: string) => files.find((f) => f.path.endsWith(`/${n}`))!.content!;
+  assert.match(text("joi-retrieve-owner_private_dm@.service"), /^User=joi-owner-private$/m);
+  assert.match(text("joi-retrieve-family_group@.service"), /^User=joi-family$/m);
+  assert.match(text("joi-retrieve-owner_private_dm.socket"), /^SocketGroup=joi$/m);
+  assert.match(text("joi-retrieve-owner_private_dm.socket"), /^SocketMode=0660$/m);
+  assert.match(text("joi.service"), /unix:\/run\/joi-retrieve\/owner_private_dm\.sock/);
+  assert.ok(!want.paths.some((p) => p.path.startsWith("/etc/sudoers.d/")), "no sudoers file");
+  const audit = want.paths.find((p) => p.path.endsWith("joi.rules"))!.content!;
+  assert.match(audit, /^-w \/etc\/systemd\/system\/joi\.service -p wa -k joi-retrieval$/m);
+  assert.doesNotMatch(audit, /sudo/);
+});
+
+Deno.test("production: a removed recipient's units and a leftover sudoers file are removed", () => {
+  const r = recipients();
+  const full = desiredState(unitsInput(r));
+  delete r.recipients.partner;
+  r.groups.family!.readers = ["joi-critical"];
+  const want = desiredState(unitsInput(r));
+  // the system still has the full household's files, and an old sudoers file
+  const sys = fakeSystem(full, (s) => {
+    s.set("/etc/sudoers.d/joi", { type: "file", uid: 0, gid: 0, mode: 0o440, size: 1 });
+    s.set("/etc/systemd/system/nebula.service", {
+      type: "file",
+      uid: 0,
+      gid: 0,
+      mode: 0o644,
+      size: 1,
+    });
+  });
+  const removed = diff(want, { ...sys, read: () => undefined }).filter((a) => a.kind === "remove")
+    .map((a) => a.kind === "remove" ? a.path : "");
+  assert.deepEqual(removed.sort(), [
+    "/etc/sudoers.d/joi",
+    "/etc/systemd/system/joi-retrieve-partner_private_dm.socket",
+    "/etc/systemd/system/joi-retrieve-partner_private_dm@.service",
+    "/etc/systemd/system/joi-retrieve-partner_regular_dm.socket",
+    "/etc/systemd/system/joi-retrieve-partner_regular_dm@.service",
+  ]);
+});
+
 Deno.test("sudoers checks visudo misses: dotted names, mode, missing runas users; and visudo itself", async () => {
   for (const bad of ["/etc/sudoers.d/joi.conf", "/etc/sudoers.d/joi~", "/etc/sudoers.d/"]) {
     assert.throws(() => checkSudoersName(bad), /silently ignored/);
@@ -251,21 +336,35 @@ Deno.test({
       const args = [`--config-dir=${REPO}/policies`, `--code-dir=${REPO}`, `--root=${dir}`];
       assert.equal(main([...args, "--dry-run"]), 0);
       assert.ok(
-        out.some((l) => l.startsWith("provision: would: write /etc/sudoers.d/joi")),
+        out.some((l) => l.startsWith("provision: would: write /etc/systemd/system/joi.service")),
         out.join("\n"),
       );
+      assert.ok(
+        out.some((l) =>
+          l.startsWith(
+            "provision: would: write /etc/systemd/system/joi-retrieve-owner_private_dm@.service",
+          )
+        ),
+        out.join("\n"),
+      );
+      assert.ok(out.every((l) => !l.includes("sudoers")), "production has no sudoers file");
       assert.ok(out.every((l) => !l.includes("useradd")), "staging never touches accounts");
       assert.deepEqual([...Deno.readDirSync(dir)], []);
       out.length = 0;
+      assert.equal(main([...args, "--retrieval=sudo", "--dry-run"]), 0);
+      assert.ok(out.some((l) => l.startsWith("provision: would: write /etc/sudoers.d/joi")));
+      out.length = 0;
       assert.equal(main(args), 0);
+      assert.ok(out.includes("provision: units changed: run `systemctl daemon-reload`"));
       const st = Deno.statSync(`${dir}/var/lib/joi/knowledge/owner/private`);
       assert.equal((st.mode ?? 0) & 0o7777, 0o2750);
-      assert.equal((Deno.statSync(`${dir}/etc/sudoers.d/joi`).mode ?? 0) & 0o7777, 0o440);
+      const units = [...Deno.readDirSync(`${dir}/etc/systemd/system`)].map((e) => e.name);
+      assert.equal(units.length, 13, units.join(" "));
+      for (const u of units) {
+        assert.equal((Deno.statSync(`${dir}/etc/systemd/system/${u}`).mode ?? 0) & 0o7777, 0o644);
+        assert.ok(!u.startsWith("."), "no staged leftovers");
+      }
       assert.match(Deno.readTextFileSync(`${dir}/etc/audit/rules.d/joi.rules`), /joi-knowledge/);
-      assert.ok(
-        [...Deno.readDirSync(`${dir}/etc/sudoers.d`)].every((e) => e.name === "joi"),
-        "no staged leftovers",
-      );
       out.length = 0;
       assert.equal(main(args), 0);
       assert.deepEqual(out, ["provision: nothing to do"]);

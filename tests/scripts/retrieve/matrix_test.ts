@@ -1,15 +1,17 @@
 /**
  * The access matrix of the architecture document, cell by cell, with the real
- * thing: a provisioned household (users, groups, setgid folders, sudoers), a
- * document in every folder indexed by the service user, and for each folder x
- * channel user the real `sudo -u <svc> sudo -n -u <user> joi-retrieve ...`.
- * Plus: sharing both ways, symlinks and hard links planted in a shared folder,
- * and the sudoers rule refusing injected environments and other commands.
+ * thing: a provisioned household (users, groups, setgid folders, sudoers: the
+ * local run's mechanism), a document in every folder indexed by the service
+ * user, and for each folder x channel user the real `sudo -u <svc> sudo -n -u
+ * <user> joi-retrieve ...` with the request on stdin. Plus: sharing both ways,
+ * symlinks and hard links planted in a shared folder, and the sudoers rule
+ * refusing injected environments, arguments and other commands. (Production's
+ * mechanism, systemd's per-channel sockets, is shown by the booted tests.)
  *
  * Root only (CI runs as root): skipped with a reason otherwise.
  */
 import assert from "node:assert/strict";
-import { canonicalQueryJson } from "../../../scripts/retrieve.ts";
+import { canonicalQueryJson } from "../../../services/joi/knowledge/retrieve_protocol.ts";
 import { ACCESS_MATRIX, type Channel } from "../../_helpers/access_matrix.ts";
 import {
   createHousehold,
@@ -213,43 +215,33 @@ Deno.test({
           assert.equal((st.mode ?? 0) & 0o7777, 0o440);
           assert.equal((await run("visudo", ["-c", "-q", "-f", h.sudoersPath])).code, 0);
           const json = search(placed.find((p) => p.folder === "group/family")!.token);
+          const request = `search ${json}\n`;
           const base = [h.retrieveBin, ...h.fixedArgv];
-          const asSvc = (args: string[]) => run("sudo", ["-u", h.users.svc, "sudo", "-n", ...args]);
-          const ok = await asSvc(["-u", h.users.family, "--", ...base, "search", json]);
+          const asSvc = (args: string[]) =>
+            run("sudo", ["-u", h.users.svc, "sudo", "-n", ...args], undefined, request);
+          const ok = await asSvc(["-u", h.users.family, "--", ...base]);
           assert.equal(ok.code, 0, ok.stderr);
           assert.equal(JSON.parse(ok.stdout).results.length, 1);
           const refused: [string, string[]][] = [
-            ["VAR=value", [
-              "-u",
-              h.users.family,
-              "LD_PRELOAD=/nonexistent-jt.so",
-              ...base,
-              "search",
-              json,
-            ]],
-            ["-E", ["-E", "-u", h.users.family, ...base, "search", json]],
+            ["VAR=value", ["-u", h.users.family, "LD_PRELOAD=/nonexistent-jt.so", ...base]],
+            ["-E", ["-E", "-u", h.users.family, ...base]],
             ["eval", ["-u", h.users.family, h.retrieveBin, "eval", "console.log(1)"]],
             ["shell", ["-u", h.users.family, "/bin/sh", "-c", "id"]],
             ["-A", [
               "-u",
               h.users.family,
               ...base.map((a) => a.startsWith("--allow-read=") ? "-A" : a),
-              "search",
-              json,
             ]],
             ["other script", [
               "-u",
               h.users.family,
               ...base.map((a) => a.endsWith("retrieve.ts") ? `${REPO}/scripts/index.ts` : a),
-              "search",
-              json,
             ]],
-            ["extra arg", ["-u", h.users.family, ...base, "search", json, "x"]],
-            ["spaced query", ["-u", h.users.family, ...base, "search", '{"q":"a b"}']],
-            ["semicolon", ["-u", h.users.family, ...base, "search", '{"q":"a;id"}']],
-            ["runas root", ["-u", "root", ...base, "search", json]],
-            ["runas svc itself", ["-u", h.users.svc, ...base, "search", json]],
-            ["runas nobody", ["-u", "nobody", ...base, "search", json]],
+            ["extra arg", ["-u", h.users.family, ...base, "x"]],
+            ["query in argv", ["-u", h.users.family, ...base, "search", json]],
+            ["runas root", ["-u", "root", ...base]],
+            ["runas svc itself", ["-u", h.users.svc, ...base]],
+            ["runas nobody", ["-u", "nobody", ...base]],
           ];
           for (const [what, args] of refused) {
             const r = await asSvc(args);
@@ -274,22 +266,25 @@ Deno.test({
         ]);
         assert.match(control.stderr, /LD_PRELOAD/);
         const json = search(placed.find((p) => p.folder === "group/family")!.token);
-        const r = await run("sudo", [
-          "-u",
-          h.users.svc,
-          "sh",
-          "-c",
-          `LD_PRELOAD=${marker} DENO_DIR=/tmp exec "$@"`,
-          "sh",
+        const r = await run(
           "sudo",
-          "-n",
-          "-u",
-          h.users.family,
-          h.retrieveBin,
-          ...h.fixedArgv,
-          "search",
-          json,
-        ]);
+          [
+            "-u",
+            h.users.svc,
+            "sh",
+            "-c",
+            `LD_PRELOAD=${marker} DENO_DIR=/tmp exec "$@"`,
+            "sh",
+            "sudo",
+            "-n",
+            "-u",
+            h.users.family,
+            h.retrieveBin,
+            ...h.fixedArgv,
+          ],
+          undefined,
+          `search ${json}\n`,
+        );
         assert.equal(r.code, 0, r.stderr);
         assert.doesNotMatch(r.stderr, /LD_PRELOAD/);
         assert.equal(JSON.parse(r.stdout).results.length, 1);

@@ -1,27 +1,32 @@
 /**
  * joi-retrieve on its own: query validation (everything refused before a file
- * is opened), the canonical form joi sends, the output cap, the import graph,
- * and the Deno sandbox of the pinned command line (run as whoever runs the
- * suite, no sudo: the flags alone refuse /etc/shadow and everything else).
+ * is opened), the request line on stdin, the canonical form joi sends, the
+ * output cap, the import graph, and the Deno sandbox of the pinned command
+ * line (run as whoever runs the suite, no sudo: the flags alone refuse
+ * /etc/shadow and everything else).
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { readRequestLine, renderOutput, runQuery } from "../../../scripts/retrieve.ts";
 import {
   canonicalQueryJson,
   MAX_OUTPUT_BYTES,
+  MAX_REQUEST_BYTES,
   parseQuery,
+  parseRequest,
   type Query,
   QueryError,
-  renderOutput,
-  runQuery,
+  requestLine,
   validateQuery,
-} from "../../../scripts/retrieve.ts";
-import { localLayout } from "../../../services/common/permissions/mod.ts";
+} from "../../../services/joi/knowledge/retrieve_protocol.ts";
 import {
-  QUERY_ARG_PATTERN,
+  localLayout,
   retrieveFixedArgv,
   retrieveSpec,
-} from "../../../services/joi/knowledge/retrieve_argv.ts";
+} from "../../../services/common/permissions/mod.ts";
+
+/** The alphabet of canonical JSON: no space, no path or shell character. */
+const CANONICAL = /^\{[A-Za-z0-9"{}:,_\\-]+\}$/;
 import { openIndexWriter } from "../../../services/joi/knowledge/index_writer.ts";
 import { symlink } from "../provision/household.ts";
 
@@ -91,8 +96,8 @@ Deno.test("parseQuery accepts the documented queries", () => {
   });
 });
 
-Deno.test("canonical JSON round-trips and always fits the sudoers argument pattern", () => {
-  const pattern = new RegExp(`^${QUERY_ARG_PATTERN}$`);
+Deno.test("canonical JSON round-trips and stays in its narrow alphabet", () => {
+  const pattern = CANONICAL;
   const qChar = fc.constantFrom(..."abcXYZ019 '?!,:_-čšžéíÄ日本".split(""), "\u{1D400}");
   const q = fc.array(qChar, { minLength: 1, maxLength: 60 }).map((a) => a.join(""))
     .filter((s) => /[\p{L}\p{N}]/u.test(s));
@@ -114,11 +119,46 @@ Deno.test("canonical JSON round-trips and always fits the sudoers argument patte
     assert.match(json, pattern);
     assert.ok(!/[\s/~.;&|$`<>]/.test(json), json);
     assert.deepEqual(parseQuery(qu.type, json), qu);
+    // and as the request line joi writes on the socket
+    const line = requestLine(qu);
+    assert.ok(line.endsWith("\n") && new TextEncoder().encode(line).length <= MAX_REQUEST_BYTES);
+    assert.deepEqual(parseRequest(line.slice(0, -1)), qu);
   }));
 });
 
+Deno.test("the request line: one line, capped, UTF-8, <type> <json>", async () => {
+  const reader = (...chunks: string[]) => {
+    const parts = chunks.map((c) => new TextEncoder().encode(c));
+    return (buf: Uint8Array) => {
+      const next = parts.shift();
+      if (next === undefined) return Promise.resolve(null);
+      buf.set(next.subarray(0, buf.length));
+      if (next.length > buf.length) parts.unshift(next.subarray(buf.length));
+      return Promise.resolve(Math.min(next.length, buf.length));
+    };
+  };
+  // split across reads, ended by a newline (what follows is ignored) or by the end of input
+  assert.equal(await readRequestLine(reader("sea", 'rch {"q":"x"}\nrest')), 'search {"q":"x"}');
+  assert.equal(await readRequestLine(reader('get {"id":"x"}')), 'get {"id":"x"}');
+  assert.equal(await readRequestLine(reader('list {"category":"a"}\r\n')), 'list {"category":"a"}');
+  await assert.rejects(
+    () => readRequestLine(reader("search " + "x".repeat(MAX_REQUEST_BYTES))),
+    /longer than/,
+  );
+  await assert.rejects(
+    () =>
+      readRequestLine((b) => {
+        b.set([0x73, 0xff, 0xfe, 0x0a]);
+        return Promise.resolve(4);
+      }),
+    /not UTF-8/,
+  );
+  assert.throws(() => parseRequest('search{"q":"x"}'), /expected/);
+  assert.throws(() => parseRequest('delete {"q":"x"}'), /query type/);
+});
+
 Deno.test("any string is either refused or becomes a canonical query that re-parses equal", () => {
-  const pattern = new RegExp(`^${QUERY_ARG_PATTERN}$`);
+  const pattern = CANONICAL;
   fc.assert(
     fc.property(fc.string({ unit: "binary", maxLength: 80 }), (q) => {
       let query: Query;
@@ -170,18 +210,24 @@ Deno.test("renderOutput keeps stdout under 1 MB and says it truncated", () => {
   assert.equal(small.truncated, false);
 });
 
-Deno.test("retrieve.ts imports nothing but node:sqlite (deno info)", async () => {
-  const out = await new Deno.Command("deno", {
-    args: ["info", "--json", "--no-config", `${REPO}/scripts/retrieve.ts`],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout));
-  const specifiers: string[] = info.modules.map((m: { specifier: string }) => m.specifier);
-  const local = specifiers.filter((s) => !s.startsWith("node:"));
-  assert.deepEqual(local, [`file://${REPO}/scripts/retrieve.ts`]);
-  assert.deepEqual(specifiers.filter((s) => s.startsWith("node:")), ["node:sqlite"]);
+Deno.test("retrieve.ts imports node:sqlite and the protocol module, which imports nothing", async () => {
+  const graph = async (entry: string) => {
+    const out = await new Deno.Command("deno", {
+      args: ["info", "--json", "--no-config", entry],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const info = JSON.parse(new TextDecoder().decode(out.stdout));
+    return (info.modules.map((m: { specifier: string }) => m.specifier) as string[]).sort();
+  };
+  const protocol = `file://${REPO}/services/joi/knowledge/retrieve_protocol.ts`;
+  assert.deepEqual(await graph(`${REPO}/scripts/retrieve.ts`), [
+    `file://${REPO}/scripts/retrieve.ts`,
+    protocol,
+    "node:sqlite",
+  ]);
+  assert.deepEqual(await graph(`${REPO}/services/joi/knowledge/retrieve_protocol.ts`), [protocol]);
 });
 
 /** Runs the pinned retrieve command line directly (no sudo). */
@@ -198,14 +244,18 @@ async function runPinned(
     const i = argv.indexOf(`${REPO}/scripts/retrieve.ts`);
     argv = [...argv.slice(0, i), `--preload=${extra.preload}`, ...argv.slice(i)];
   }
-  const out = await new Deno.Command("deno", {
-    args: [...argv, type, json],
+  const child = new Deno.Command("deno", {
+    args: argv,
     clearEnv: true,
     env: {},
-    stdin: "null",
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(`${type} ${json}\n`));
+  await w.close();
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

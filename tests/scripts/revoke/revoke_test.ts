@@ -99,6 +99,13 @@ Deno.test({
           return false;
         }
       }, "joi's SIGHUP");
+      // retrieval: the partner's channels have no retrieve units, joi no socket for them
+      const units = [...Deno.readDirSync(`${h.root}/etc/systemd/system`)].map((e) => e.name);
+      assert.ok(!units.some((u) => u.includes("partner")), units.join(" "));
+      assert.ok(units.includes("joi-retrieve-owner_private_dm@.service"));
+      const joiUnit = Deno.readTextFileSync(`${h.root}/etc/systemd/system/joi.service`);
+      assert.doesNotMatch(joiUnit, /partner/);
+      assert.match(joiUnit, /unix:\/run\/joi-retrieve\/owner_private_dm\.sock/);
       // files
       for (const f of POLICY_FILES) {
         const text = Deno.readTextFileSync(`${h.configDir}/${f}`);
@@ -193,6 +200,11 @@ Deno.test("revoke --dry-run prints the plan and changes nothing", async () => {
         "  run: /usr/bin/gpasswd -d joi-partner-public joi-partner-readers",
         "  run: /usr/sbin/usermod --lock --expiredate 1 joi-partner-private",
         "  run: /usr/bin/pkill -KILL -u joi-partner-public",
+        "  retrieval: rm /etc/systemd/system/joi-retrieve-partner_private_dm.socket " +
+        "(a channel recipients.yaml no longer has)",
+        "  retrieval: rm /etc/systemd/system/joi-retrieve-partner_regular_dm@.service " +
+        "(a channel recipients.yaml no longer has)",
+        "  retrieval: write /etc/systemd/system/joi.service (root:root 0644)",
         "  edit: recipients.yaml (structural, atomic, with a backup)",
         "  edit: policy.yaml (structural, atomic, with a backup)",
         "  then: joi-validate-config",
@@ -243,7 +255,7 @@ Deno.test({
       );
       const steps = [
         "accounts",
-        "sudoers",
+        "retrieval",
         "staged",
         "backed-up",
         "intent",
@@ -291,7 +303,7 @@ Deno.test({
       }
       assert.deepEqual(outcomes, [
         "accounts:before->before",
-        "sudoers:before->before",
+        "retrieval:before->before",
         "staged:before->before",
         "backed-up:before->before",
         "intent:before->after",

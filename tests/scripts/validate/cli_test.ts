@@ -73,23 +73,24 @@ Deno.test("validate CLI: passes a provisioned household with exactly its manifes
 Deno.test("validate CLI: --json reports a fault and exits 1", async () => {
   const h = await stageHousehold();
   try {
-    Deno.chmodSync(`${h.root}/etc/sudoers.d/joi`, 0o644);
+    const unit = `${h.root}/etc/systemd/system/joi-retrieve-family_group.socket`;
+    Deno.chmodSync(unit, 0o666);
     const r = await runCli(h, ["--json"]);
     assert.equal(r.code, 1, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.ok, false);
     assert.deepEqual(report.summary, { critical: 0, errors: 1, warnings: 1, ok: false });
-    const f = report.findings.find((x: { code: string }) => x.code === "sudoers_mode");
+    const f = report.findings.find((x: { code: string }) => x.code === "retrieval_unit_mode");
     assert.equal(f.severity, "ERROR");
-    assert.equal(f.where, `${h.root}/etc/sudoers.d/joi`);
-    assert.match(f.fix, /chmod 0440/);
+    assert.equal(f.where, unit);
+    assert.match(f.fix, /chmod 0644/);
     // the drift report joi reads: severities and codes only, readable by joi's group
     const path = `${h.root}/var/lib/joi-validate/report.json`;
     assert.doesNotMatch(r.stderr, /cannot write the report/, r.stderr);
     const drift = JSON.parse(Deno.readTextFileSync(path));
     assert.equal(drift.ok, false);
     assert.deepEqual(drift.failed, [
-      { severity: "ERROR", code: "sudoers_mode" },
+      { severity: "ERROR", code: "retrieval_unit_mode" },
       { severity: "WARNING", code: "retrieve_not_immutable" },
     ]);
     assert.equal(Deno.statSync(path).mode! & 0o777, 0o640);

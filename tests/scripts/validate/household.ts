@@ -1,8 +1,9 @@
 /**
  * A freshly provisioned test household under a staging root, built with the
- * provision module (`desiredState` + `diff` + `applyActions`) from the
- * shipped example policies, plus the units rendered from the manifest, the
- * retrieve entry point and the secrets.
+ * provision module (`desiredState` + `diff` + `applyActions`, production's
+ * retrieval: joi.service and the retrieve units) from the shipped example
+ * policies, plus the other units rendered from the manifest, the retrieve
+ * entry point and the secrets.
  *
  * Two account modes:
  * - `staged`: fake users and groups written to `<root>/etc/passwd|group`
@@ -13,7 +14,8 @@
  * @module
  */
 import { loadPolicies } from "../../../services/common/policy/mod.ts";
-import { renderUnits } from "../../../services/common/units.ts";
+import { renderUnits, unitHousehold } from "../../../services/common/units/mod.ts";
+import { householdUnitsOf } from "../../../scripts/provision/provision.ts";
 import { diff, systemView } from "../../../scripts/provision/plan.ts";
 import { applyActions } from "../../../scripts/provision/apply.ts";
 import { type Accounts, parseGroup, parsePasswd } from "../../../scripts/provision/system.ts";
@@ -111,6 +113,9 @@ function fakeAccounts(users: string[], groups: string[], memberships: Record<str
 export async function stageHousehold(options: HouseholdOptions = {}): Promise<Household> {
   const mode = options.accounts ?? "staged";
   const root = await Deno.makeTempDir({ prefix: "joi-validate-" });
+  // the staged root stands for "/": every user may pass through it (the
+  // access check asks the kernel as each user)
+  Deno.chmodSync(root, 0o755);
   const prefix = mode === "real" ? `j8${crypto.randomUUID().slice(0, 4)}` : "joi";
   const name = (shipped: string) =>
     prefix === "joi"
@@ -121,7 +126,7 @@ export async function stageHousehold(options: HouseholdOptions = {}): Promise<Ho
   const configDir = root + INSTALLED.configDir;
   writePolicies(options.policies ?? "policies", configDir, prefix);
   const policies = loadPolicies(configDir);
-  const want = expectedState(policies.recipients);
+  const want = expectedState(policies.recipients, householdUnitsOf(policies));
   const realUsers: string[] = [];
   const realGroups: string[] = [];
   const cleanup = async () => {
@@ -192,7 +197,7 @@ export async function stageHousehold(options: HouseholdOptions = {}): Promise<Ho
     const addresses = productionAddressesFrom({ network: policies.network, llm: policies.llm });
     const unitsDir = root + INSTALLED.unitsDir;
     Deno.mkdirSync(unitsDir, { recursive: true, mode: 0o755 });
-    const units = renderUnits(addresses);
+    const units = renderUnits(addresses, unitHousehold(policies.recipients));
     for (const u of units) Deno.writeTextFileSync(`${unitsDir}/${u.name}`, u.text, { mode: 0o644 });
 
     // secrets: 0600, owned by the service user, in a 0700 folder

@@ -187,18 +187,50 @@ Deno.test("fault 6: a channel user deleted", () =>
     (h) => editFile(h.passwdFile, (t) => t.replace(/^joi-partner-public:.*\n/m, "")),
   ));
 
-Deno.test("fault 7: sudoers edited by hand", () =>
+Deno.test("fault 7: a sudoers file left by an older install (production retrieval needs no sudo)", () =>
   fault(
-    ["sudoers_modified"],
-    ["<root>/etc/sudoers.d/joi differs", "joi ALL=(ALL) NOPASSWD: ALL"],
-    (h) => editFile(`${h.root}/etc/sudoers.d/joi`, (t) => t + "joi ALL=(ALL) NOPASSWD: ALL\n"),
+    ["stale_retrieval_file"],
+    ["<root>/etc/sudoers.d/joi should not exist", "joi needs no sudo"],
+    (h) => {
+      Deno.mkdirSync(`${h.root}/etc/sudoers.d`, { recursive: true });
+      Deno.writeTextFileSync(`${h.root}/etc/sudoers.d/joi`, "joi ALL=(ALL) NOPASSWD: ALL\n");
+    },
   ));
 
-Deno.test("fault 8: sudoers 0644", () =>
+Deno.test("fault 8: a retrieve service edited to run as another channel's user", () =>
   fault(
-    ["sudoers_mode"],
-    ["<root>/etc/sudoers.d/joi has mode 0644, expected 0440"],
-    (h) => Deno.chmodSync(`${h.root}/etc/sudoers.d/joi`, 0o644),
+    ["retrieval_unit_modified"],
+    [
+      "<root>/etc/systemd/system/joi-retrieve-family_group@.service differs",
+      '"User=joi-owner-private"',
+    ],
+    (h) =>
+      editFile(
+        `${h.root}/etc/systemd/system/joi-retrieve-family_group@.service`,
+        (t) => t.replace(/^User=.*$/m, "User=joi-owner-private"),
+      ),
+  ));
+
+Deno.test("fault 8b: a revoked channel's retrieve units still installed", () =>
+  fault(
+    ["stale_retrieval_file"],
+    ["<root>/etc/systemd/system/joi-retrieve-lodger_private_dm.socket should not exist"],
+    (h) =>
+      Deno.writeTextFileSync(
+        `${h.root}/etc/systemd/system/joi-retrieve-lodger_private_dm.socket`,
+        "[Socket]\nListenStream=/run/joi-retrieve/lodger_private_dm.sock\n",
+      ),
+  ));
+
+Deno.test("fault 8c: a retrieve socket any local user may connect to", () =>
+  fault(
+    ["retrieval_unit_modified"],
+    ["joi-retrieve-owner_private_dm.socket differs", '"SocketMode=0666"'],
+    (h) =>
+      editFile(
+        `${h.root}/etc/systemd/system/joi-retrieve-owner_private_dm.socket`,
+        (t) => t.replace(/^SocketMode=.*$/m, "SocketMode=0666"),
+      ),
   ));
 
 Deno.test("fault 9: retrieve owned (and so writable) by a non-root user", () =>
@@ -217,7 +249,7 @@ Deno.test("fault 9b: retrieve writable by its group", () =>
 
 Deno.test("fault 10: UMask missing from joi.service", () =>
   fault(
-    ["umask_missing"],
+    ["umask_missing", "retrieval_unit_modified"],
     ["joi.service has no UMask=0027"],
     (h) =>
       editFile(`${h.root}/etc/systemd/system/joi.service`, (t) => t.replace(/^UMask=.*\n/m, "")),
@@ -239,7 +271,7 @@ Deno.test("fault 11b: a secret owned by root instead of the service user", () =>
 
 Deno.test("fault 12: a unit with an extra --allow-net host", () =>
   fault(
-    ["unit_flag_extra"],
+    ["unit_flag_extra", "retrieval_unit_modified"],
     ["joi.service ExecStart grants joi --allow-net=203.0.113.9:443"],
     (h) =>
       editFile(
@@ -248,20 +280,22 @@ Deno.test("fault 12: a unit with an extra --allow-net host", () =>
       ),
   ));
 
-Deno.test("fault 12c: the knowledge broker (the unit that may sudo) gains a net permission", () =>
+Deno.test("fault 12c: a retrieve service (it runs as a channel user) gains a permission", () =>
   fault(
-    ["unit_flag_extra"],
-    ["joi-knowledge.service ExecStart grants knowledge --allow-net=203.0.113.9:443"],
+    ["unit_flag_extra", "retrieval_unit_modified"],
+    [
+      "joi-retrieve-critical_group@.service ExecStart grants retrieve --allow-write=/var/lib/joi",
+    ],
     (h) =>
       editFile(
-        `${h.root}/etc/systemd/system/joi-knowledge.service`,
-        (t) => t.replace(/^(ExecStart=.*--allow-net=)/m, "$1203.0.113.9:443,"),
+        `${h.root}/etc/systemd/system/joi-retrieve-critical_group@.service`,
+        (t) => t.replace(/^(ExecStart=.*) (--allow-read=)/m, "$1 --allow-write=/var/lib/joi $2"),
       ),
   ));
 
 Deno.test("fault 12b: a unit started with -A", () =>
   fault(
-    ["unit_flag_unscoped", "unit_flag_missing"],
+    ["unit_flag_unscoped", "unit_flag_missing", "retrieval_unit_modified"],
     ["joi.service ExecStart runs joi with -A"],
     (h) =>
       editFile(`${h.root}/etc/systemd/system/joi.service`, (t) =>

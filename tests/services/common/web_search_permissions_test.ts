@@ -16,7 +16,7 @@ import {
   productionAddressesFrom,
   renderUnits,
   webSearchAccess,
-} from "../../../services/common/units.ts";
+} from "../../../services/common/units/mod.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const network = loadPolicyFile("network", `${ROOT}policies/network.yaml`);
@@ -43,7 +43,10 @@ Deno.test("web search on: joi's unit admits the proxy and exactly the allowed do
     proxy: { host: "10.42.0.1", port: 3128 },
     hosts: ["api.duckduckgo.com:443"],
   });
-  const units = renderUnits(productionAddressesFrom(network, llm, enabled));
+  const units = renderUnits(productionAddressesFrom(network, llm, enabled), {
+    serviceUser: "joi",
+    channels: {},
+  });
   const joi = units.find((u) => u.name === "joi.service")!.text;
   const exec = joi.split("\n").find((l) => l.startsWith("ExecStart="))!;
   const allowNet = exec.match(/--allow-net=(\S+)/)![1]!.split(",");

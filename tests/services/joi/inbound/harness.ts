@@ -27,8 +27,8 @@ export interface JoiTestOptions {
   llmOverrides?: Record<string, unknown>;
   retrieve?: (channel: string, q: string) => Promise<{ title: string; text: string }[]>;
   saveKnowledge?: (channel: string, doc: { title: string; body: string }) => void;
-  /** The knowledge broker's socket. */
-  knowledgeSocket?: string;
+  /** The folder of the channels' retrieve sockets. */
+  retrieveSocketDir?: string;
   /** Web search runner options. */
   webSearch?: { searchUrl?: (q: string) => string };
   /** Keep only a count of sent messages, not their bodies, and no log lines (long runs). */
@@ -141,7 +141,7 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
     retrieve: o.retrieve,
     saveKnowledge: o.saveKnowledge,
     webSearch: o.webSearch,
-    knowledgeSocket: o.knowledgeSocket,
+    retrieveSocketDir: o.retrieveSocketDir,
     log,
     sleep: () => Promise.resolve(),
     llmOverrides: { timeout_seconds: 1, ...(o.llmOverrides ?? {}) },

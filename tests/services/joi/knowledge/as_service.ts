@@ -1,6 +1,9 @@
 /**
  * Test fixture run AS the household's service user (via sudo): joi's real
  * knowledge code with joi's account, so the kernel decides what it may do.
+ * `retrieve` runs joi's retrieve client against the local run's broker
+ * (started here, as joi: its sockets in `socketDir`, each connection a real
+ * `sudo -n -u <channel user> joi-retrieve`).
  * Imports nothing from npm (the service user has no Deno cache).
  *
  *   as_service.ts '<json>'  with {mode: "index"|"write"|"retrieve"|"memory", ...}
@@ -13,7 +16,8 @@ import { createLogger, type Fields } from "../../../../services/common/log.ts";
 import { knowledgeFolders } from "../../../../services/joi/knowledge/folders.ts";
 import { scanFolder } from "../../../../services/joi/knowledge/scan.ts";
 import { KnowledgeWriteError, KnowledgeWriter } from "../../../../services/joi/knowledge/writer.ts";
-import { RetrieveCaller } from "../../../../services/joi/knowledge/caller.ts";
+import { RetrieveClient } from "../../../../services/joi/knowledge/retrieve_client.ts";
+import { serveRetrieveSockets } from "../../../../services/knowledge_broker/server.ts";
 import type { Recipients } from "../../../../services/common/policy/recipients.ts";
 import { importMemoryKey } from "../../../../services/joi/memory/crypto.ts";
 import { MemoryStores } from "../../../../services/joi/memory/stores.ts";
@@ -44,8 +48,12 @@ export interface AsServiceInput {
   retrieveBin?: string;
   /** retrieve: pinned argv. */
   fixedArgv?: string[];
-  /** retrieve: timeout override. */
+  /** retrieve: timeout override (the broker's bound of one retrieval). */
   timeoutMs?: number;
+  /** retrieve: the folder of the broker's sockets. */
+  socketDir?: string;
+  /** retrieve: joi's own bound of one retrieval (the client's timeout). */
+  clientTimeoutMs?: number;
 }
 
 const input = JSON.parse(Deno.args[0]!) as AsServiceInput;
@@ -104,16 +112,33 @@ switch (input.mode) {
     break;
   }
   case "retrieve": {
-    const c = new RetrieveCaller({
-      sudoBin: "/usr/bin/sudo",
-      retrieveBin: input.retrieveBin!,
-      fixedArgv: input.fixedArgv!,
-      allowedChannelUsers: input.allowed,
-      recipients: input.recipients,
+    const broker = await serveRetrieveSockets({
+      socketDir: input.socketDir!,
+      channels: Object.keys(input.allowed),
+      userOf: (c) => input.allowed[c],
+      spawn: (user) =>
+        new Deno.Command("/usr/bin/sudo", {
+          args: ["-n", "-u", user, "--", input.retrieveBin!, ...input.fixedArgv!],
+          clearEnv: true,
+          env: {},
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn(),
       logger,
       ...(input.timeoutMs ? { timeoutMs: input.timeoutMs } : {}),
     });
-    result = await c.retrieve(input.channel!, input.type!, input.query);
+    try {
+      const c = new RetrieveClient({
+        socketDir: input.socketDir!,
+        channels: () => ({ allowedChannelUsers: input.allowed, recipients: input.recipients }),
+        logger,
+        timeoutMs: input.clientTimeoutMs,
+      });
+      result = await c.retrieve(input.channel!, input.type!, input.query);
+    } finally {
+      await broker.close();
+    }
     break;
   }
 }

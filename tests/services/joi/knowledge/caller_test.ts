@@ -1,14 +1,15 @@
 /**
- * joi's write path and retrieve caller, run AS the service user against a
+ * joi's write path and retrieve client, run AS the service user against a
  * provisioned household: writes land in the channel's folder (0640, folder
  * group) and are found a moment later by exactly the right users; cross-channel
- * writes are refused; the caller denies unknown channels, refuses bad queries,
- * enforces its timeout and never passes retrieve's stderr on.
+ * writes are refused; the client (through the local broker's sockets and real
+ * sudo) denies unknown channels, refuses bad queries, enforces its timeout and
+ * never passes retrieve's stderr on.
  *
  * Root only (CI runs as root).
  */
 import assert from "node:assert/strict";
-import { canonicalQueryJson } from "../../../../scripts/retrieve.ts";
+import { canonicalQueryJson } from "../../../../services/joi/knowledge/retrieve_protocol.ts";
 import {
   asService,
   createHousehold,
@@ -142,7 +143,8 @@ Deno.test({
             query: { q: word },
           });
           assert.deepEqual(unknown.result, { status: "error", results: [], reason: "denied" });
-          assert.equal(unknown.events[0]!.level, "security");
+          const denied = unknown.events.find((e) => e.event === "retrieve_denied");
+          assert.equal(denied?.level, "security");
           const bad = await asService(h, {
             mode: "retrieve",
             channel: "family_group",
@@ -155,9 +157,19 @@ Deno.test({
             channel: "family_group",
             type: "search",
             query: { q: word },
-            timeoutMs: 1,
+            clientTimeoutMs: 1,
           });
           assert.deepEqual(slow.result, { status: "error", results: [], reason: "timeout" });
+          // the retrieval's own bound (the units' RuntimeMaxSec, here the broker's)
+          const bounded = await asService(h, {
+            mode: "retrieve",
+            channel: "family_group",
+            type: "search",
+            query: { q: word },
+            timeoutMs: 1,
+          });
+          assert.deepEqual(bounded.result, { status: "error", results: [], reason: "failed" });
+          assert.ok(bounded.events.some((e) => e.event === "retrieve_timeout"));
           // sudo relayed the SIGTERM: no process of the channel user is left behind
           const left = await run("sh", ["-c", 'ps -u "$1" -o pid= | wc -l', "sh", h.users.family]);
           assert.equal(left.stdout.trim(), "0");

@@ -1,6 +1,6 @@
 /** joi's validation of what retrieve printed: shape, kernel identity, readable folders only. */
 import assert from "node:assert/strict";
-import { validateRetrieveOutput } from "../../../../services/joi/knowledge/caller.ts";
+import { validateRetrieveOutput } from "../../../../services/joi/knowledge/retrieve_output.ts";
 
 const ID = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));

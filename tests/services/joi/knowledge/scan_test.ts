@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { INDEX_FILE, runQuery } from "../../../../scripts/retrieve.ts";
+import { runQuery } from "../../../../scripts/retrieve.ts";
+import { INDEX_FILE } from "../../../../services/joi/knowledge/retrieve_protocol.ts";
 import { openIndexWriter } from "../../../../services/joi/knowledge/index_writer.ts";
 import {
   derivedId,

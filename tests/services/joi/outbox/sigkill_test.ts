@@ -81,8 +81,6 @@ Deno.test({
         joiInbound: { host: "127.0.0.1", port: freePort() },
         joiIngest: { host: "127.0.0.1", port: freePort() },
         meshOutbound: { host: "127.0.0.1", port: mesh.port },
-        // Deno needs an absolute path for unix: net permissions
-        knowledgeSocket: `${dir}/knowledge.sock`,
       };
       await Deno.mkdir(layout.joiStateDir, { recursive: true, mode: 0o700 });
       await Deno.mkdir(layout.logDir, { recursive: true });

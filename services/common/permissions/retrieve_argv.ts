@@ -1,24 +1,21 @@
 /**
- * The one rendering of how joi runs `joi-retrieve`: the pinned argument vector
- * (from the permission manifest's `retrieve` entry) and the sudoers pattern
- * that admits exactly that vector plus a query type and a canonical query.
+ * The one rendering of the command line that runs `joi-retrieve`: the pinned
+ * argument vector after the entry binary (from the permission manifest's
+ * `retrieve` entry) and the sudoers pattern that admits exactly that vector.
+ * The query never travels in argv: it is the request line on stdin.
  *
- * The installed entry point is a root-owned copy of the Deno binary (no
- * interpreter wrapper: sudo's NOEXEC would break one, and `deno compile` is
- * unavailable offline), so the sudoers rule must pin the whole command line,
- * including every Deno flag; anything else (`eval`, `-A`, another script) is
- * refused by sudo before it runs. The caller, provision (sudoers) and the
- * manifest all go through this module, so they cannot drift.
+ * The entry binary is a root-owned copy of Deno (`/usr/local/bin/joi-retrieve`:
+ * no interpreter wrapper, `deno compile` is unavailable offline). In
+ * production each retrieve unit's `ExecStart=` is that binary with this argv;
+ * in the local run sudo pins the whole command line, every Deno flag included,
+ * so anything else (`eval`, `-A`, another script) is refused before it runs.
+ * The units, provision (sudoers) and the broker all go through this module.
  *
  * @module
  */
-import {
-  type Layout,
-  permissionFlags,
-  type ProgramSpec,
-  programSpec,
-} from "../../common/permissions/mod.ts";
-import { QUERY_TYPES } from "../../../scripts/retrieve.ts";
+import type { Layout } from "./layout.ts";
+import { type ProgramSpec, programSpec } from "./manifest.ts";
+import { permissionFlags } from "./flags.ts";
 
 /** Deno flags that keep the retrieve run self-contained (no config, lock, remote or npm). */
 export const RETRIEVE_DENO_FLAGS = [
@@ -28,9 +25,6 @@ export const RETRIEVE_DENO_FLAGS = [
   "--no-remote",
   "--no-npm",
 ] as const;
-
-/** The sudoers pattern of the query argument: the alphabet of `canonicalQueryJson`. */
-export const QUERY_ARG_PATTERN = '\\{[A-Za-z0-9"{}:,_\\\\-]+\\}';
 
 const absolute = (p: string, cwd: string): string => {
   if (p.startsWith("/")) return p.replace(/\/+$/, "") || "/";
@@ -77,8 +71,8 @@ export function retrieveSpec(layout: Layout, cwd: string): ProgramSpec {
 }
 
 /**
- * The fixed arguments after the entry point binary, before `<type> <json>`:
- * `run <flags> [--v8-flags=...] <--allow-*> <entry> <args>`.
+ * The fixed arguments after the entry point binary (the whole command line:
+ * the request comes on stdin): `run <flags> [--v8-flags=...] <--allow-*> <entry> <args>`.
  */
 export function retrieveFixedArgv(spec: ProgramSpec): string[] {
   const p = spec.permissions;
@@ -106,10 +100,7 @@ function reLiteral(s: string): string {
   return s.replace(/[.[\]()*+?{}|^$\\]/g, (c) => `\\${c}`);
 }
 
-/**
- * The sudoers argument pattern admitting exactly `fixed` followed by one
- * query type and one canonical query: `^run ... (search|get|list) \{...\}$`.
- */
+/** The sudoers argument pattern admitting exactly `fixed` and nothing more: `^run ... --root=...$`. */
 export function sudoersArgsPattern(fixed: string[]): string {
-  return `^${fixed.map(reLiteral).join(" ")} (${QUERY_TYPES.join("|")}) ${QUERY_ARG_PATTERN}$`;
+  return `^${fixed.map(reLiteral).join(" ")}$`;
 }
