@@ -62,6 +62,16 @@ async function main(): Promise<number> {
   const [, prefix] = network.nebula.cidr.split("/");
   const out = values.out;
   const o = { nebulaCert: values["nebula-cert"], outDir: out };
+  try {
+    await Deno.lstat(o.nebulaCert);
+  } catch {
+    console.error(
+      `nebula: ${o.nebulaCert} not found: the build host needs Debian's nebula package ` +
+        "(apt-get install nebula): nebula-cert signs the certificates, and its nebula binary " +
+        "goes to the VMs in their bundles",
+    );
+    return 1;
+  }
   if (await createCa({ ...o, name: values["ca-name"], duration: values["ca-duration"] })) {
     console.log(
       `created ${out}/ca.crt and ${out}/ca.key (0600): move ca.key offline after signing`,

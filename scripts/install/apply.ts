@@ -62,16 +62,23 @@ async function run(
 }
 
 /**
- * Writes `path` through `<path>.tmp` (the name the manifest admits): parent
- * created, `write` fills the temporary file, mode set, renamed into place.
+ * Writes `path` through `<path>.tmp` (the name the manifest admits): `write`
+ * fills the temporary file, mode set, renamed into place. A missing parent
+ * (a fresh staging root) is created; an existing one (`/usr/local/bin`) is not
+ * touched, as the sandbox does not name it.
  */
 async function placeViaTmp(
   path: string,
   mode: number,
   write: (tmp: string) => Promise<void>,
 ): Promise<void> {
-  await Deno.mkdir(path.replace(/\/[^/]+$/, ""), { recursive: true, mode: 0o755 });
-  await write(`${path}.tmp`);
+  try {
+    await write(`${path}.tmp`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    await Deno.mkdir(parentOf(path), { recursive: true, mode: 0o755 });
+    await write(`${path}.tmp`);
+  }
   await Deno.chmod(`${path}.tmp`, mode);
   await Deno.rename(`${path}.tmp`, path);
 }
@@ -151,8 +158,9 @@ export async function applyPlan(plan: Action[], o: ApplyOptions): Promise<void> 
         break;
       case "dir": {
         const path = at(a.path);
-        // the parents are root's (/var/lib, /etc, a staging prefix)
-        await Deno.mkdir(parentOf(path), { recursive: true, mode: 0o755 });
+        // the parents are root's (/opt, /etc, /var/lib, a staging prefix) and
+        // outside the sandbox: only the target itself is named
+        await Deno.mkdir(path, { recursive: true, mode: 0o700 });
         own(path, "dir", a.mode, idsOf(path, a.owner, a.group));
         break;
       }

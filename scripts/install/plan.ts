@@ -411,7 +411,8 @@ export function planInstall(input: PlanInput): Action[] {
       overwrite: true,
     });
   }
-  a.push(...retentionActions(input.role));
+  // the anklume host's own journal is its owner's (ai-switch logs a line a switch)
+  if (input.role !== "anklume") a.push(...retentionActions(input.role));
   if (input.role === "joi") {
     a.push({
       kind: "note",
@@ -432,7 +433,7 @@ export function planInstall(input: PlanInput): Action[] {
  * writes it, the setgid group lets joi read it). See
  * services/common/log_retention.ts and services/common/watch/drift_report.ts.
  */
-export function retentionActions(role: Role): Action[] {
+export function retentionActions(role: Exclude<Role, "anklume">): Action[] {
   const a: Action[] = [];
   if (role === "joi") {
     a.push({

@@ -132,6 +132,17 @@ async function readRequest(conn: Deno.UnixConn): Promise<Uint8Array | undefined>
   }
 }
 
+/** `p`, or undefined when it takes longer than `ms`. */
+async function deadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function serve(
   conn: Deno.UnixConn,
   channel: string,
@@ -145,7 +156,9 @@ async function serve(
       log.security("retrieve_denied", { channel, reason: "channel not in allowed_channel_users" });
       return;
     }
-    const request = await readRequest(conn);
+    // the bound covers reading the request too: a peer that never ends its
+    // line holds no slot for longer than a retrieval may take
+    const request = await deadline(readRequest(conn), o.timeoutMs ?? 30_000);
     if (request === undefined || request.length === 0) {
       log.security("retrieve_request_refused", { channel, reason: "empty or longer than a line" });
       return;

@@ -25,10 +25,13 @@ export async function makeBundle(stage: string, role: Role): Promise<string> {
   const nebula = `${stage}/nebula`;
   await Deno.mkdir(nebula, { recursive: true });
   const o = { nebulaCert: "/usr/bin/nebula-cert", outDir: nebula };
-  await createCa({ ...o, name: "joi test", duration: "24h" });
+  // production's lifetimes (scripts/nebula.ts): a staged joi reads its own
+  // certificate, and one ending within 30 days makes its expiry watch warn the
+  // owner in the middle of a conversation under test
+  await createCa({ ...o, name: "joi test", duration: "8760h" });
   const network = loadPolicyFile("network", `${ROOT}policies/network.yaml`);
   const overlay = network.hosts as Record<NodeName, string>;
-  await signNodes({ ...o, overlay, prefix: 24, duration: "1h", force: false });
+  await signNodes({ ...o, overlay, prefix: 24, duration: "2160h", force: false });
   const plan = {
     cidr: network.nebula.cidr,
     overlay,

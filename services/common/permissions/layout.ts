@@ -7,6 +7,12 @@
  *
  * @module
  */
+import {
+  channelOfGroup,
+  channelOfRecipient,
+  CRITICAL_GROUP,
+  FAMILY_GROUP,
+} from "../policy/household.ts";
 
 /** A host and port a service listens on or dials. */
 export interface Endpoint {
@@ -118,14 +124,14 @@ export function testSocketPaths(dir: string = TEST_SOCKET_DIR): string[] {
 }
 
 /** The channels of the shipped household (test households have the same): one retrieve socket each. */
-export const TEST_RETRIEVE_CHANNELS = [
-  "critical_group",
-  "family_group",
-  "owner_private_dm",
-  "owner_regular_dm",
-  "partner_private_dm",
-  "partner_regular_dm",
-] as const;
+export const TEST_RETRIEVE_CHANNELS: readonly string[] = [
+  ...["owner", "partner"].flatMap((r) => [
+    channelOfRecipient(r, "private"),
+    channelOfRecipient(r, "regular"),
+  ]),
+  channelOfGroup(FAMILY_GROUP),
+  channelOfGroup(CRITICAL_GROUP),
+].sort();
 /** Number of retrieve socket folders `r0`..`r3` (in a run's socket folder) tests may claim. */
 export const TEST_RETRIEVE_SLOTS = 4;
 

@@ -454,7 +454,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
     entry: "scripts/nebula.ts",
     permissions: {
       ...none(),
-      read: [l.joiConfigDir, `${varRoot(l)}/nebula`],
+      read: [l.joiConfigDir, `${varRoot(l)}/nebula`, "/usr/bin/nebula-cert"],
       write: [`${varRoot(l)}/nebula`],
       run: ["/usr/bin/nebula-cert"],
     },

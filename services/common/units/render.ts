@@ -177,10 +177,13 @@ export function renderUnits(addresses: ProductionAddresses, household: UnitHouse
       ["Environment", denoEnv("validate", l)],
       ["WorkingDirectory", "/opt/joi"],
       // Runs as root to read every knowledge folder and to check, as each
-      // service and channel user (setpriv), what the kernel lets them open; it
-      // writes only its report for joi's drift watch (install: root:joi 2750;
-      // "-": absent is fine)
-      ["ReadWritePaths", `-${dirOf(l.driftReport)}`],
+      // service and channel user (setpriv), what the kernel lets them open.
+      // It writes only its report for joi's drift watch (install: root:joi
+      // 2750). The state tree is writable in its view only so that access(2)
+      // answers by owners and modes rather than "read-only file system";
+      // without CAP_DAC_OVERRIDE or CAP_FOWNER, root itself cannot write there
+      // (the tree is joi's).
+      ["ReadWritePaths", `${l.joiStateDir} -${dirOf(l.driftReport)}`],
       ["PrivateNetwork", "yes"],
       ["IPAddressDeny", "any"],
       ...hardening({

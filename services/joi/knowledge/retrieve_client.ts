@@ -187,6 +187,7 @@ export async function exchange(
   try {
     const bytes = raw ?? new TextEncoder().encode(line);
     for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+    await conn.closeWrite(); // the request is complete: the other side reads to its end
     const buf = new Uint8Array(64 * 1024);
     for (;;) {
       const n = await conn.read(buf);

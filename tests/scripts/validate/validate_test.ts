@@ -466,3 +466,37 @@ Deno.test("validate: a Nebula certificate ending within 30 days warns; an expire
     await h.cleanup();
   }
 });
+
+Deno.test({
+  name:
+    "as each user: joi opens what it must; a channel user who could read another's folder is caught",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const h = await stageHousehold({ accounts: "real" });
+    try {
+      const codes = (r: Report) => r.findings.map((f) => f.code);
+      const clean = run(h);
+      assert.equal(clean.summary.ok, true, clean.findings.map(formatFinding).join("\n"));
+      // the kernel, asked as the family's channel user, lets it into the owner's
+      // private folder once it is in that folder's group
+      const fam = h.name("joi-family");
+      const ownerPrivate = h.name("joi-owner-private");
+      const gp = new Deno.Command("gpasswd", { args: ["-a", fam, ownerPrivate], stdout: "null" })
+        .outputSync();
+      assert.ok(gp.success);
+      const leak = run(h);
+      const f = leak.findings.find((x) => x.code === "matrix_leak");
+      assert.ok(f, leak.findings.map(formatFinding).join("\n"));
+      assert.equal(f.severity, "CRITICAL");
+      assert.match(f.what, new RegExp(`${fam} can read .*/knowledge/owner/private`));
+      new Deno.Command("gpasswd", { args: ["-d", fam, ownerPrivate], stdout: "null" }).outputSync();
+      // a policy file joi cannot read (root:root 0640, as the old installer left them)
+      Deno.chmodSync(`${h.configDir}/policy.yaml`, 0o600);
+      const denied = run(h);
+      const d = denied.findings.find((x) => x.code === "service_user_denied");
+      assert.match(d?.what ?? codes(denied).join(","), /cannot read .*\/etc\/joi\/policy\.yaml/);
+    } finally {
+      await h.cleanup();
+    }
+  },
+});
