@@ -1,8 +1,9 @@
 /**
- * The `ai-switch` command line: `switch`, `status`, `history`.
+ * The `ai-switch` command line: `switch`, `restore`, `status`, `history`.
  *
  * ```
  * ai-switch switch --domain D [--no-flush] [--dry-run]
+ * ai-switch restore              (at boot: the state file's domain, or ai_access_default)
  * ai-switch status [--json]
  * ai-switch history [--json] [--limit N]
  * ```
@@ -26,12 +27,16 @@ import { Nft } from "./nft.ts";
 import { Services } from "./services.ts";
 import { readState, restoreState, writeState } from "./state.ts";
 import { formatStatus, readStatus } from "./status.ts";
-import { runSwitch, type SwitchDeps } from "./switch.ts";
+import { restoreAccess, runSwitch, type SwitchDeps } from "./switch.ts";
 
 /** Default infra.yml location, relative to the code directory. */
 export const DEFAULT_INFRA = "./policies/infra.yml";
-/** Default lock file. */
-export const DEFAULT_LOCK_FILE = "/run/lock/anklume-ai-switch.lock";
+/**
+ * Default lock file, in a folder only root may write: in world-writable
+ * `/run/lock` any local user could create the lock file first and block every
+ * switch.
+ */
+export const DEFAULT_LOCK_FILE = "/run/anklume/ai-switch.lock";
 /** Default wait for a running switch, seconds. */
 export const DEFAULT_LOCK_TIMEOUT_S = 60;
 
@@ -43,6 +48,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, drift: 3 } as const;
 
 const USAGE = `usage:
   ai-switch switch --domain D [--no-flush] [--dry-run]
+  ai-switch restore              (at boot: the state file's domain, or ai_access_default)
   ai-switch status [--json]      (exit 3 if the live rules do not match the current domain)
   ai-switch history [--json] [--limit N]
 options (all commands):
@@ -81,7 +87,7 @@ export function realIo(): CliIo {
 
 /** Parsed options. */
 interface Options {
-  command: "switch" | "status" | "history";
+  command: "switch" | "restore" | "status" | "history";
   domain?: string | undefined;
   flush: boolean;
   dryRun: boolean;
@@ -136,10 +142,15 @@ export function parseOptions(args: string[]): Options {
   const { values: v, positionals } = parsed;
   if (v.help) throw new AiSwitchError(USAGE);
   if (positionals.length !== 1) {
-    throw new AiSwitchError(`expected exactly one command (switch, status, history)\n${USAGE}`);
+    throw new AiSwitchError(
+      `expected exactly one command (switch, restore, status, history)\n${USAGE}`,
+    );
   }
   const command = positionals[0];
-  if (command !== "switch" && command !== "status" && command !== "history") {
+  if (
+    command !== "switch" && command !== "restore" && command !== "status" &&
+    command !== "history"
+  ) {
     throw new AiSwitchError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
   }
   if (command === "switch" && !v.domain) {
@@ -241,11 +252,13 @@ export async function main(args: string[], io: CliIo = realIo()): Promise<number
       }
       return EXIT.ok;
     }
-    const outcome = await runSwitch(deps, {
-      domain: o.domain!,
-      flush: o.flush,
-      dryRun: o.dryRun,
-    });
+    if (o.command === "restore" && config.policy !== "exclusive") {
+      io.out("ai-switch: ai_access_policy is not exclusive: nothing to restore");
+      return EXIT.ok;
+    }
+    const outcome = o.command === "restore"
+      ? await restoreAccess(deps)
+      : await runSwitch(deps, { domain: o.domain!, flush: o.flush, dryRun: o.dryRun });
     for (const w of outcome.warnings) io.err(`ai-switch: warning: ${w}`);
     if (outcome.result === "failed") {
       io.err(

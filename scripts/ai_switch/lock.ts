@@ -30,10 +30,47 @@ export interface LockOptions {
 }
 
 /**
- * Takes the exclusive lock on `path` (created 0600 if missing), waiting up to
- * `timeoutMs` for another switch to finish.
+ * Checks (creating it 0700 when missing) the folder of the lock file: a
+ * directory, not a link, that no one but its owner (root, or whoever runs
+ * ai-switch) may write. Where others may create files (`/run/lock` is 1777),
+ * any local user could create the lock first and block every switch.
+ */
+export async function checkLockDir(dir: string): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.lstat(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    try {
+      await Deno.mkdir(dir, { mode: 0o700 });
+    } catch (e) {
+      throw new Error(
+        `cannot create the lock's folder ${dir}: ${(e as Error).message} ` +
+          `(set --lock-file to a path in a folder only you may write, or run as root)`,
+      );
+    }
+    st = await Deno.lstat(dir);
+  }
+  const mode = (st.mode ?? 0) & 0o7777;
+  const owner = st.uid ?? -1;
+  if (!st.isDirectory || st.isSymlink) {
+    throw new Error(`the lock's folder ${dir} is not a directory: move it away`);
+  }
+  if ((mode & 0o022) !== 0 || (owner !== 0 && owner !== Deno.uid())) {
+    throw new Error(
+      `the lock's folder ${dir} (owner uid ${owner}, mode 0${mode.toString(8)}) lets another ` +
+        `user create the lock file and block every switch: chown root ${dir} && chmod 0700 ${dir}`,
+    );
+  }
+}
+
+/**
+ * Takes the exclusive lock on `path` (created 0600 if missing, in a folder
+ * {@link checkLockDir} accepts), waiting up to `timeoutMs` for another switch
+ * to finish.
  */
 export async function acquireLock(path: string, options: LockOptions): Promise<Lock> {
+  await checkLockDir(path.slice(0, path.lastIndexOf("/")) || "/");
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });

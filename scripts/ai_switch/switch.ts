@@ -113,6 +113,72 @@ async function step<T>(name: Step, deps: SwitchDeps, fn: () => Promise<T>): Prom
   }
 }
 
+/**
+ * At boot: puts back the access the state file records, or
+ * `ai_access_default` when there is none (then written as the state), in the
+ * live rules only: nothing runs on the GPU yet, so no service is stopped and
+ * nothing flushed. A recorded domain infra.yml no longer has, or neither a
+ * state nor a default, blocks every domain (fail closed).
+ */
+export async function restoreAccess(deps: SwitchDeps): Promise<SwitchOutcome> {
+  const lock = await step("lock", deps, deps.lock).catch((e: StepError) => {
+    throw (e.cause as Error) ?? e;
+  });
+  try {
+    const warnings: string[] = [];
+    let state: string | null = null;
+    try {
+      state = await deps.readState();
+    } catch (e) {
+      warnings.push(`${(e as Error).message}; using ai_access_default`);
+    }
+    const domain = state ?? deps.config.defaultDomain;
+    const log = await deps.openLog();
+    try {
+      let target: string | undefined;
+      try {
+        if (domain !== null) target = checkTarget(deps.config, domain);
+      } catch (e) {
+        warnings.push((e as Error).message);
+      }
+      if (target === undefined) {
+        const outcome: SwitchOutcome = {
+          result: "failed",
+          from: state,
+          to: "none",
+          failure: {
+            step: "check_rules",
+            message: domain === null
+              ? "no state file and no ai_access_default in infra.yml"
+              : `the recorded domain ${JSON.stringify(domain)} cannot have access`,
+          },
+          rollback: [],
+          warnings,
+        };
+        await blockAll(deps, outcome);
+        await log.append(entry(deps, outcome, false));
+        return outcome;
+      }
+      if (state === null) {
+        await step("write_state", deps, () => deps.writeState(target));
+        deps.out(`ai-switch: no state file: ${target} (ai_access_default) has access`);
+      }
+      const outcome: SwitchOutcome = {
+        result: "ok",
+        from: state,
+        to: target,
+        rollback: [],
+        warnings,
+      };
+      return await sameDomain(deps, log, outcome, await deps.nft.list(), renderTable(target));
+    } finally {
+      log.close();
+    }
+  } finally {
+    lock.release();
+  }
+}
+
 /** Runs (or, with `dryRun`, describes) a switch. Never throws for a failed step: see the outcome. */
 export async function runSwitch(deps: SwitchDeps, req: SwitchRequest): Promise<SwitchOutcome> {
   const target = checkTarget(deps.config, req.domain);

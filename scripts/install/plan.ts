@@ -14,11 +14,17 @@
 import { renderJournald, renderLogrotate } from "../../services/common/log_retention.ts";
 import type { UnitFile } from "../../services/common/units/mod.ts";
 
-/** The three machine roles. */
-export type Role = "joi" | "mesh" | "openhab";
+/**
+ * The machine roles: the three VMs, and the anklume host (ai-switch, which
+ * restores the exclusive AI-tools access at boot).
+ */
+export type Role = "joi" | "mesh" | "openhab" | "anklume";
 
 /** Every role, in the order the guide installs them. */
-export const ROLE_NAMES: readonly Role[] = ["joi", "mesh", "openhab"];
+export const ROLE_NAMES: readonly Role[] = ["joi", "mesh", "openhab", "anklume"];
+
+/** The roles on the Nebula overlay (the three VMs). */
+export const VM_ROLES: readonly Role[] = ["joi", "mesh", "openhab"];
 
 /** One step of an installation. */
 export type Action =
@@ -57,7 +63,7 @@ export type Action =
 
 /** Per-role facts. */
 export interface RoleSpec {
-  /** The service user (joi's comes from recipients.yaml's `service_user`). */
+  /** The service user (joi's comes from recipients.yaml's `service_user`); `root`: none made. */
   user: string;
   /** Its supplementary groups (created first, as their own users' groups). */
   groups: string[];
@@ -136,6 +142,18 @@ export const ROLES: Record<Role, RoleSpec> = {
     entries: ["services/openhab_relay/main.ts", "scripts/doctor.ts"],
     enable: ["nebula.service", "joi-openhab-relay.service"],
   },
+  anklume: {
+    user: "root",
+    groups: [],
+    configDir: "",
+    policyFiles: [],
+    generatedKeys: [],
+    bundledKeys: [],
+    operatorSecrets: [],
+    units: ["anklume-ai-switch.service"],
+    entries: ["scripts/ai_switch.ts"],
+    enable: ["anklume-ai-switch.service"],
+  },
 };
 
 /** The wire keys of the deployment (made once on the build host, in `var/keys`). */
@@ -145,6 +163,7 @@ export const WIRE_KEYS = ["mesh_to_joi.key", "joi_to_mesh.key", "openhab_to_joi.
 export function nebulaFiles(
   role: Role,
 ): { name: string; to: string; mode: number; owner: string; group: string }[] {
+  if (!VM_ROLES.includes(role)) return [];
   return [
     { name: "ca.crt", to: "/etc/nebula/ca.crt", mode: 0o640, owner: "root", group: "nebula" },
     {
@@ -253,11 +272,14 @@ export function planInstall(input: PlanInput): Action[] {
   const user = roleUser(input.role, input.serviceUser);
   const a: Action[] = [];
   // the users, each with its own group: signal-cli first (the mesh joins its group)
-  a.push({ kind: "user", name: "nebula", groups: [], note: "runs nebula.service" });
+  const vm = VM_ROLES.includes(input.role);
+  if (vm) a.push({ kind: "user", name: "nebula", groups: [], note: "runs nebula.service" });
   if (input.role === "mesh") {
     a.push({ kind: "user", name: "signal-cli", groups: [], note: "runs signal-cli.service" });
   }
-  a.push({ kind: "user", name: user, groups: r.groups, note: `runs the ${input.role} service` });
+  if (user !== "root") {
+    a.push({ kind: "user", name: user, groups: r.groups, note: `runs the ${input.role} service` });
+  }
 
   // the code, root-owned, with a pre-filled cache
   a.push({ kind: "dir", path: "/opt/joi", mode: 0o755, owner: "root", group: "root" });
@@ -288,7 +310,9 @@ export function planInstall(input: PlanInput): Action[] {
   a.push({ kind: "cache", dir: "/opt/joi/.deno", entries: r.entries });
 
   // configuration: root-owned, readable by the service's group only
-  a.push({ kind: "dir", path: r.configDir, mode: 0o750, owner: "root", group: user });
+  if (r.configDir !== "") {
+    a.push({ kind: "dir", path: r.configDir, mode: 0o750, owner: "root", group: user });
+  }
   for (const f of r.policyFiles) {
     a.push({
       kind: "copy",
@@ -300,7 +324,9 @@ export function planInstall(input: PlanInput): Action[] {
       overwrite: false,
     });
   }
-  a.push({ kind: "dir", path: `${r.configDir}/secrets`, mode: 0o700, owner: user, group: user });
+  if (r.configDir !== "") {
+    a.push({ kind: "dir", path: `${r.configDir}/secrets`, mode: 0o700, owner: user, group: user });
+  }
   for (const k of r.bundledKeys) {
     a.push({
       kind: "copy",
@@ -334,7 +360,7 @@ export function planInstall(input: PlanInput): Action[] {
   }
 
   // Nebula: this node's certificate, key and config only
-  a.push({ kind: "dir", path: "/etc/nebula", mode: 0o750, owner: "root", group: "nebula" });
+  if (vm) a.push({ kind: "dir", path: "/etc/nebula", mode: 0o750, owner: "root", group: "nebula" });
   for (const f of nebulaFiles(input.role)) {
     a.push({
       kind: "copy",
@@ -368,6 +394,10 @@ export function planInstall(input: PlanInput): Action[] {
       group: "root",
       overwrite: true,
     });
+  }
+  if (input.role === "anklume") {
+    // ai-switch's state file lives here (infra.yml's global.ai_switch.state_file)
+    a.push({ kind: "dir", path: "/opt/anklume", mode: 0o755, owner: "root", group: "root" });
   }
   if (input.role === "mesh") {
     // signal-cli's data: `signal-cli link` runs here as signal-cli before the

@@ -216,7 +216,7 @@ const covered = (list: string[], path: string) =>
 
 Deno.test("install's sandbox reads and writes every path a real install touches (no 'Requires read access')", () => {
   const spec = programSpec("install", productionLayout(addresses()));
-  for (const role of ["joi", "mesh", "openhab"] as const) {
+  for (const role of ["joi", "mesh", "openhab", "anklume"] as const) {
     const plan = planInstall({
       role,
       repo: ".",

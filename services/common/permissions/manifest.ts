@@ -348,7 +348,9 @@ const MANIFEST: Record<ProgramName, Builder> = {
     const infra = `${l.codeDir}/policies/infra.yml`;
     const state = "/opt/anklume/ai-access-current";
     const log = "/var/log/anklume/ai-switch.log";
-    const lock = "/run/lock/anklume-ai-switch.lock";
+    // the lock lives in a folder only root may write (created 0700 if missing)
+    const lockDir = "/run/anklume";
+    const lock = `${lockDir}/ai-switch.lock`;
     const bins: [string, string][] = [
       ["nft", "/usr/sbin/nft"],
       ["nvidia-smi", "/usr/bin/nvidia-smi"],
@@ -361,9 +363,10 @@ const MANIFEST: Record<ProgramName, Builder> = {
       entry: "scripts/ai_switch.ts",
       permissions: {
         ...none(),
-        read: [infra, state, `${state}.tmp`, log, lock],
-        write: [state, `${state}.tmp`, log, lock],
+        read: [infra, state, `${state}.tmp`, log, lockDir, lock],
+        write: [state, `${state}.tmp`, log, lockDir, lock],
         run: bins.map(([, path]) => path),
+        sys: ["uid"], // the lock folder must be root's (or the caller's)
       },
       args: [
         `--infra=${infra}`,
@@ -492,6 +495,7 @@ const MANIFEST: Record<ProgramName, Builder> = {
       "/etc/logrotate.d",
       "/etc/systemd/journald.conf.d",
       "/var/lib/joi-validate",
+      "/opt/anklume",
       "./var/stage",
     ];
     return {

@@ -332,7 +332,44 @@ export function renderUnits(addresses: ProductionAddresses, household: UnitHouse
     Install: [["WantedBy", "multi-user.target"]],
   });
 
+  // The anklume host: the exclusive AI-tools access restored at boot, from the
+  // state file or infra.yml's ai_access_default, in the live nft rules only
+  // (nothing runs on the GPU yet). After nftables.service, whose ruleset
+  // starts with `flush ruleset`; before incus starts the domains.
+  const aiSwitch = renderUnit({
+    Unit: [
+      ["Description", "ai-switch: restore the exclusive AI-tools access at boot"],
+      ["Documentation", "file:///opt/joi/README.md"],
+      ["After", "local-fs.target nftables.service"],
+      ["Before", "incus.service incus-startup.service"],
+    ],
+    Service: [
+      ["Type", "oneshot"],
+      ["RemainAfterExit", "yes"],
+      ["ExecStart", `${execLine("ai_switch", l)} restore`],
+      ["Environment", denoEnv("ai_switch", l)],
+      ["WorkingDirectory", "/opt/joi"],
+      // the lock's folder: root's, 0700, kept for the switches that follow
+      ["RuntimeDirectory", "anklume"],
+      ["RuntimeDirectoryMode", "0700"],
+      ["RuntimeDirectoryPreserve", "yes"],
+      ["LogsDirectory", "anklume"],
+      ["LogsDirectoryMode", "0750"],
+      ["ReadWritePaths", "/opt/anklume"],
+      ["IPAddressDeny", "any"],
+      ...hardening({
+        caps: "CAP_NET_ADMIN",
+        // its capability acts on the host's network, so no user namespace
+        hostUsers: true,
+        families: "AF_UNIX AF_NETLINK",
+        umask: "0022",
+      }),
+    ],
+    Install: [["WantedBy", "multi-user.target"]],
+  });
+
   return [
+    { name: "anklume-ai-switch.service", text: aiSwitch },
     { name: "nebula.service", text: nebula },
     { name: UNIT_NAMES.joi, text: joi },
     ...renderRetrieveUnits(l, svc),

@@ -344,3 +344,33 @@ rootTest(
     assert.equal((await w.log()).length, 1);
   },
 );
+
+rootTest(
+  "restore at boot: the recorded domain, else ai_access_default; services untouched",
+  async (ns, w) => {
+    // A fresh boot with no state file: ai_access_default (pro) gets access, recorded.
+    assert.equal(await liveTable(ns), null);
+    let r = await w.cli(ns, ["restore"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /no state file: pro \(ai_access_default\) has access/);
+    assert.equal(await liveTable(ns), renderTable("pro"));
+    assert.equal((await Deno.readTextFile(w.stateFile)).trim(), "pro");
+    let calls = await w.calls();
+    assert.ok(!calls.some((c) => c.startsWith("systemctl") || c.startsWith("incus")), calls.join());
+    // After a switch to perso, a reboot (rules gone) restores perso, not the default.
+    assert.equal((await w.cli(ns, ["switch", "--domain", "perso"])).code, 0);
+    await sh("ip", ["netns", "exec", ns, "nft", "delete", "table", "inet", "joi_ai"]);
+    await w.clearCalls();
+    r = await w.cli(ns, ["restore"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await liveTable(ns), renderTable("perso"));
+    assert.equal((await lastEntry(w)).result, "repaired");
+    calls = await w.calls();
+    assert.ok(!calls.some((c) => c.startsWith("systemctl") || c.startsWith("incus")), calls.join());
+    // A recorded domain infra.yml no longer has: every domain is blocked (fail closed).
+    await Deno.writeTextFile(w.stateFile, "gone\n");
+    r = await w.cli(ns, ["restore"]);
+    assert.equal(r.code, 1);
+    assert.equal(await liveTable(ns), renderTable(null));
+  },
+);

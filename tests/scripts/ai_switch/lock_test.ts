@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { acquireLock, LockTimeoutError } from "../../../scripts/ai_switch/lock.ts";
+import { acquireLock, checkLockDir, LockTimeoutError } from "../../../scripts/ai_switch/lock.ts";
+import { DEFAULT_LOCK_FILE } from "../../../scripts/ai_switch/cli.ts";
 
 Deno.test("a second switch waits for the lock, then times out clearly", async () => {
   const dir = await Deno.makeTempDir();
@@ -32,8 +33,42 @@ Deno.test("a second switch waits for the lock, then times out clearly", async ()
 });
 
 Deno.test("an unusable lock path fails naming the path and the fix", async () => {
-  await assert.rejects(
-    acquireLock("/nonexistent-dir-ai-switch/lock", { timeoutMs: 10 }),
-    /cannot open the lock file \/nonexistent-dir-ai-switch\/lock: .*--lock-file/,
-  );
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      acquireLock(`${dir}/no-such/deeper/lock`, { timeoutMs: 10 }),
+      /cannot create the lock's folder \/.*\/no-such\/deeper: .*--lock-file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the lock's folder: created 0700 if missing; one others may write is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // missing: created, closed to others
+    const fresh = `${dir}/run-anklume`;
+    const lock = await acquireLock(`${fresh}/ai-switch.lock`, { timeoutMs: 100 });
+    lock.release();
+    assert.equal((await Deno.lstat(fresh)).mode! & 0o777, 0o700);
+    // world-writable with the sticky bit, like /run/lock: any user could create the
+    // lock file first and block every switch
+    const open = `${dir}/lock-1777`;
+    await Deno.mkdir(open);
+    await Deno.chmod(open, 0o1777);
+    await assert.rejects(
+      () => acquireLock(`${open}/ai-switch.lock`, { timeoutMs: 100 }),
+      /lets another user create the lock file and block every switch: chown root .* chmod 0700/,
+    );
+    await Deno.chmod(open, 0o770);
+    await assert.rejects(() => acquireLock(`${open}/ai-switch.lock`, { timeoutMs: 100 }));
+    await assert.rejects(() => checkLockDir(`${dir}/no-such/deeper`), /cannot create/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the default lock is in a root-only folder, not world-writable /run/lock", () => {
+  assert.equal(DEFAULT_LOCK_FILE, "/run/anklume/ai-switch.lock");
 });

@@ -9,7 +9,7 @@ Deno.test("ai-switch's sandbox: no network, no environment, exact binaries and f
   const p = spec.permissions;
   assert.deepEqual(p.net, []);
   assert.deepEqual(p.env, []);
-  assert.deepEqual(p.sys, []);
+  assert.deepEqual(p.sys, ["uid"]); // the lock's folder must be root's (or the caller's)
   assert.deepEqual(p.run, [
     "/usr/sbin/nft",
     "/usr/bin/nvidia-smi",
@@ -21,16 +21,20 @@ Deno.test("ai-switch's sandbox: no network, no environment, exact binaries and f
     "/opt/anklume/ai-access-current",
     "/opt/anklume/ai-access-current.tmp",
     "/var/log/anklume/ai-switch.log",
-    "/run/lock/anklume-ai-switch.lock",
+    "/run/anklume",
+    "/run/anklume/ai-switch.lock",
   ]);
-  for (const r of p.read) assert.ok(!r.endsWith("/"), `read ${r} is a file, not a folder`);
+  // files only, but the lock's folder: checked (root's, 0700) and created if missing
+  for (const r of p.read.filter((r) => r !== "/run/anklume")) {
+    assert.ok(!r.endsWith("/"), `read ${r} is a file, not a folder`);
+  }
 });
 
 Deno.test("the manifest's arguments are the paths its sandbox grants", () => {
   const o = parseOptions([...spec.args, "status"]);
   assert.equal(o.stateFile, "/opt/anklume/ai-access-current");
   assert.equal(o.logFile, "/var/log/anklume/ai-switch.log");
-  assert.equal(o.lockFile, "/run/lock/anklume-ai-switch.lock");
+  assert.equal(o.lockFile, "/run/anklume/ai-switch.lock");
   assert.deepEqual(Object.values(o.bins).sort(), [...spec.permissions.run].sort());
   for (const path of [o.stateFile!, o.logFile!, o.lockFile, o.infra]) {
     assert.ok(spec.permissions.read.includes(path), `${path} readable`);
