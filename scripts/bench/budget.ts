@@ -24,7 +24,7 @@
  * @module
  */
 import { mb, memoryOf } from "./_memory.ts";
-import { startStack } from "./_stack.ts";
+import { startBenchStack } from "./_bench_stack.ts";
 import { freePort } from "../../tests/services/mesh/harness.ts";
 import { alarm, hour, newDayCounts } from "./soak.ts";
 import { buildCorpus } from "./retrieve.ts";
@@ -214,15 +214,15 @@ export async function bench(): Promise<void> {
     const ff = await ffmpegPeaks(dir);
     const nebula = await nebulaIdle(dir);
     const retrieve = await retrievePeak(dir);
-    const stack = await startStack(["mesh", "joi", "openhab_relay"]);
+    const stack = await startBenchStack();
     const services: Record<string, number> = {};
     try {
       const counts = newDayCounts();
       for (let h = 1; h <= 3; h++) await hour(stack, h, counts);
       await alarm(stack, counts);
       await new Promise((r) => setTimeout(r, 1000));
-      for (const [name, c] of stack.children) {
-        services[name] = (await memoryOf(c.process.pid)).rss / 1024;
+      for (const name of ["mesh", "joi", "relay"] as const) {
+        services[name] = (await memoryOf(stack[name].process.pid)).rss / 1024;
       }
       console.log(
         `services measured after ${counts.messages} messages, ${counts.events} openHAB events ` +
@@ -276,7 +276,7 @@ export async function bench(): Promise<void> {
     console.log(`  ${CITED.ollama}`);
     table("openHAB VM (joi's part)", null, [
       ["Nebula", nebula, measured],
-      ["openHAB relay", services.openhab_relay!, measured],
+      ["openHAB relay", services.relay!, measured],
     ]);
     console.log(`  ${CITED.openhab}`);
     console.log(

@@ -36,7 +36,7 @@ import { LlmTestServer } from "../../tests/peers/llm_server.ts";
 import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts";
 import { freePort } from "../../tests/services/mesh/harness.ts";
 import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
-import { relaxedPolicies } from "./_stack.ts";
+import { relaxedPolicies } from "./_bench_stack.ts";
 
 const LATENCY_RUNS = 300;
 const VOLUME = 10_000;

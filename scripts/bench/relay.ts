@@ -12,7 +12,8 @@
  * @module
  */
 import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
-import { startStack } from "./_stack.ts";
+import { startBenchStack } from "./_bench_stack.ts";
+import { stateChanged } from "../../tests/peers/openhab_sse.ts";
 import { programSpec } from "../../services/common/permissions/mod.ts";
 
 const EVENTS = 10_000;
@@ -27,31 +28,8 @@ const MARKERS = 50;
 const TARGET_RATIO = 1.3;
 
 /** One temperature change of `item` as openHAB's bus carries it. */
-export function temperatureEvent(item: string, value: number, old: number) {
-  return {
-    topic: `openhab/items/${item}/statechanged`,
-    payload: JSON.stringify({
-      type: "Quantity",
-      value: `${value.toFixed(1)} °C`,
-      oldType: "Quantity",
-      oldValue: `${old.toFixed(1)} °C`,
-    }),
-    type: "ItemStateChangedEvent",
-  };
-}
-
-/** A door of `item` opening. */
-export function doorOpens(item: string) {
-  return {
-    topic: `openhab/items/${item}/statechanged`,
-    payload: JSON.stringify({
-      type: "OpenClosed",
-      value: "OPEN",
-      oldType: "OpenClosed",
-      oldValue: "CLOSED",
-    }),
-    type: "ItemStateChangedEvent",
-  };
+export function temperature(item: string, celsius: number) {
+  return stateChanged(item, "Quantity", `${celsius.toFixed(1)} °C`);
 }
 
 /** joi's count of known devices (its `/health`). */
@@ -63,9 +41,9 @@ export async function deviceCount(joiPort: number): Promise<number> {
 
 /** Runs the benchmark and prints its figures. */
 export async function bench(): Promise<void> {
-  const stack = await startStack(["mesh", "joi", "openhab_relay"]);
+  const stack = await startBenchStack();
   try {
-    const relay = stack.children.get("openhab_relay")!;
+    const relay = stack.relay;
     const joiPort = stack.layout.joiInbound.port;
     await new Promise((r) => setTimeout(r, 1000));
     const idle = await memoryOf(relay.process.pid);
@@ -73,12 +51,12 @@ export async function bench(): Promise<void> {
     for (let i = 0; i < EVENTS - MARKERS; i++) {
       const item = `Bench_${i % ITEMS}_Temperature`;
       const v = 18 + (i % 70) / 10;
-      stack.openhab.push(temperatureEvent(item, v, v - 0.1));
+      stack.push(temperature(item, v));
       // openHAB's bus is bursty but not a firehose: ~500 events per burst
       if (i % 500 === 499) await new Promise((r) => setTimeout(r, 50));
     }
     for (let i = 0; i < MARKERS; i++) {
-      stack.openhab.push(doorOpens(`Bench_Marker_${i}_Door`));
+      stack.push(stateChanged(`Bench_Marker_${i}_Door`, "OpenClosed", "OPEN"));
     }
     const end = Date.now() + 300_000;
     let known = 0;
@@ -86,7 +64,7 @@ export async function bench(): Promise<void> {
       if (Date.now() > end) {
         throw new Error(
           `bench relay: joi knows ${known} of ${MARKERS} doors after 300 s; relay: ` +
-            relay.notable.slice(-3).join(" | "),
+            relay.output.join("").slice(-600),
         );
       }
       await new Promise((r) => setTimeout(r, 200));
@@ -106,7 +84,10 @@ export async function bench(): Promise<void> {
     ) {
       console.log(`memory: ${line}`);
     }
-    if (relay.notable.length) console.log(`relay logged: ${relay.notable.at(-1)}`);
+    const warned = stack.logs("relay").filter((l) => l.level !== "info");
+    if (warned.length) {
+      console.log(`relay logged ${warned.length} warnings; last: ${JSON.stringify(warned.at(-1))}`);
+    }
   } finally {
     await stack.close();
   }

@@ -84,8 +84,10 @@ export interface Stack {
 
 const TOKEN = "oh.alarm-stack-token-0123456789";
 
+/** A service with its manifest flags and environment, as its unit starts it. */
 function spawn(layout: Layout, program: "joi" | "mesh" | "openhab_relay"): Child {
-  return new Child(program, "deno", denoRunArgs(programSpec(program, layout)));
+  const spec = programSpec(program, layout);
+  return new Child(program, "deno", denoRunArgs(spec), { env: { ...spec.env } });
 }
 
 async function waitHealthy(child: Child, url: string): Promise<void> {
