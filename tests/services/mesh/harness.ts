@@ -11,6 +11,7 @@ import { Hono } from "hono";
 import { parseYaml } from "../../../services/common/policy/parse_yaml.ts";
 import { createLogger, type Fields, memorySink } from "../../../services/common/log.ts";
 import {
+  fail,
   generateKeyFile,
   jsonBody,
   loadKey,
@@ -22,6 +23,7 @@ import {
 } from "../../../services/common/wire/mod.ts";
 import { type Layout, localLayout } from "../../../services/common/permissions/mod.ts";
 import { claimSocket } from "../../_helpers/sockets.ts";
+import { inboundMessageSchema } from "../../../services/joi/inbound/schema.ts";
 
 /** Claims a free socket slot of this test run (see tests/_helpers/sockets.ts). */
 export { claimSocket };
@@ -177,15 +179,26 @@ export async function waitForHealth(
   }
 }
 
+/** policy.yaml `content.max_inbound_chars` of the examples (joi's schema limit). */
+const JOI_MAX_INBOUND_CHARS =
+  (policyData("policy").content as { max_inbound_chars: number }).max_inbound_chars;
+
 /** One inbound message as joi received it. */
 export interface Received {
   headers: Record<string, string>;
   body: Record<string, unknown>;
 }
 
-/** The joi side: a real HTTP server verifying the mesh's signature. */
+/**
+ * The joi side: a real HTTP server verifying the mesh's signature and, as
+ * joi does, validating each inbound body with joi's own schema (policy.yaml
+ * `content.max_inbound_chars`): what joi would refuse is answered 400, so a
+ * body the mesh builds wrong is seen here, not only in production.
+ */
 export class FakeJoi {
   readonly received: Received[] = [];
+  /** Bodies refused by joi's schema, with the reason. */
+  readonly refused: { body: Record<string, unknown>; reason: string }[] = [];
   /** Answer for inbound messages (default 200). */
   inboundStatus = 200;
   /** `will_respond` of a 200 answer (whether joi will answer: the mesh shows typing). */
@@ -239,7 +252,16 @@ export class FakeJoi {
     app.post("/api/v1/message/inbound", verify, (c) => {
       const headers: Record<string, string> = {};
       c.req.raw.headers.forEach((v, k) => (headers[k.toLowerCase()] = v));
-      this.received.push({ headers, body: jsonBody(c) as Record<string, unknown> });
+      const body = jsonBody(c) as Record<string, unknown>;
+      this.received.push({ headers, body });
+      const parsed = inboundMessageSchema(JOI_MAX_INBOUND_CHARS).safeParse(body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const reason = `${issue?.path.join(".") || "(body)"}: ${issue?.message ?? "invalid"}`;
+        this.refused.push({ body, reason });
+        this.#notify();
+        return fail(c, "invalid_request", reason);
+      }
       this.#notify();
       if (this.inboundStatus !== 200) {
         return c.json({
