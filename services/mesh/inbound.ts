@@ -48,7 +48,7 @@ import {
   type IdentityView,
   type KnownSender,
 } from "./identity.ts";
-import { capText, cutNotice, readLongText } from "./long_text.ts";
+import { bodyIsPartial, capText, cutNotice, partNotice, readLongText } from "./long_text.ts";
 import { type MeshStore, QueueFullError } from "./queue.ts";
 import {
   type InboundMessage,
@@ -241,9 +241,9 @@ export class InboundPipeline {
       this.#voice(id, job, sender);
       return "voice_pending";
     }
-    const text = this.#text(p, view);
+    const { text, partial } = this.#text(p, view);
     const addressed = this.#addressed(p, view, text ?? "");
-    const content = this.#content(p, text, addressed, { sender, channel });
+    const content = this.#content(p, text, addressed, { sender, channel }, partial);
     const body = this.#body(p, sender, channel, dedupKey, now, content, addressed);
     this.#cleanup(p);
     try {
@@ -305,29 +305,36 @@ export class InboundPipeline {
   /**
    * The text of a message: a long text's attachment when there is one (it is
    * the whole body; signal-cli may put a cut prefix in `message`), with each
-   * mention shown as `@name`. Null when there is no text.
+   * mention shown as `@name`; null when there is none. `partial`: only the
+   * text's beginning is known (its attachment could not be read, or held
+   * more than the reading cap), so the sender is told.
    */
-  #text(p: InboundMessage, view: IdentityView): string | null {
+  #text(p: InboundMessage, view: IdentityView): { text: string | null; partial: boolean } {
     let text = p.text;
+    let partial = false;
     const long = p.attachments.find(isLongText);
-    if (long && this.#o.attachmentsDir) {
-      const r = readLongText(this.#o.attachmentsDir, long.id);
+    if (long) {
+      const r = this.#o.attachmentsDir
+        ? readLongText(this.#o.attachmentsDir, long.id)
+        : { ok: false as const, reason: "no attachments folder configured" };
       if (r.ok && r.text.length >= (text?.length ?? 0)) {
         text = r.text;
-        this.#o.log.info("long_text_read", { chars: r.text.length });
+        partial = !r.complete;
+        this.#o.log.info("long_text_read", { chars: r.text.length, complete: r.complete });
       } else if (!r.ok) {
-        this.#o.log.warn("long_text_unreadable", { reason: r.reason });
+        // signal-cli 0.14 reads it too; when neither could, `message` is the cut body
+        partial = bodyIsPartial(text, long.size);
+        this.#o.log.warn("long_text_unreadable", { reason: r.reason, partial });
       }
-    } else if (long) {
-      this.#o.log.warn("long_text_unreadable", { reason: "no attachments folder configured" });
     }
-    if (text === null || p.mentions.length === 0) return text;
+    if (text === null || p.mentions.length === 0) return { text, partial };
     const self = this.#o.self();
-    return renderMentions(text, p.mentions, (m) => {
+    const rendered = renderMentions(text, p.mentions, (m) => {
       if (mentionsSelf([m], self)) return self.name;
       const s = view.sender(m.number, m.uuid);
       return s ? s.name ?? s.recipientId : "someone";
     });
+    return { text: rendered, partial };
   }
 
   /** Whether joi should answer: always in a DM; in a group by its respond rule. */
@@ -343,17 +350,23 @@ export class InboundPipeline {
     return repliesToJoi || mentionsSelf(p.mentions, self) || addressedByName(text, self.name);
   }
 
-  /** Cuts `text` to the limit; tells the sender where, when joi is to answer it. */
+  /**
+   * Cuts `text` to the limit; tells the sender where, when joi is to answer
+   * it (also when it was not cut but only its beginning reached the mesh).
+   */
   #cap(
     p: InboundMessage,
     text: string,
     addressed: boolean,
     to: { sender: KnownSender; channel: string },
+    partial = false,
   ): string {
     const max = this.#o.maxChars;
     const c = capText(text, max);
-    if (!c.cut) return text;
-    this.#o.log.info("inbound_cut", { channel: to.channel, chars: Array.from(text).length, max });
+    if (!c.cut && !partial) return text;
+    if (c.cut) {
+      this.#o.log.info("inbound_cut", { channel: to.channel, chars: text.length, max, partial });
+    }
     if (addressed) {
       this.#o.notify({
         ...to,
@@ -362,7 +375,7 @@ export class InboundPipeline {
           timestamp: p.timestamp,
           author: p.senderNumber ?? p.senderUuid ?? to.sender.number,
         },
-      }, cutNotice(text, c.text, max)).catch((e) =>
+      }, c.cut ? cutNotice(text, c.text, partial) : partNotice(text)).catch((e) =>
         this.#o.log.warn("cut_notice_failed", { error: (e as Error).message })
       );
     }
@@ -374,6 +387,7 @@ export class InboundPipeline {
     text: string | null,
     addressed: boolean,
     to: { sender: KnownSender; channel: string },
+    partial: boolean,
   ): Record<string, unknown> {
     const max = this.#o.maxChars;
     if (p.reaction) {
@@ -387,7 +401,7 @@ export class InboundPipeline {
           : {}),
       };
     }
-    const capped = text === null ? undefined : this.#cap(p, text, addressed, to);
+    const capped = text === null ? undefined : this.#cap(p, text, addressed, to, partial);
     const att = p.attachments.find((a) => !isLongText(a));
     if (att) {
       const type = att.contentType.startsWith("image/") ? "image" : "file";
@@ -497,9 +511,9 @@ export class InboundPipeline {
           result = { ok: false, reason: "whisper_error", durationMs: null };
         }
       }
-      this.#cleanup(p);
       const view = this.#o.identities.current;
-      const caption = p.text === null ? null : this.#text(p, view);
+      const caption = p.text === null ? null : this.#text(p, view).text;
+      this.#cleanup(p);
       // in a mention-gated group, a spoken "Joi, ..." addresses joi like a typed one
       const addressed = this.#addressed(p, view, result.ok ? result.text : "") ||
         (caption !== null && this.#addressed(p, view, caption));

@@ -8,12 +8,17 @@
  * client may deliver the attachment beside a cut body).
  *
  * - Inbound: {@link readLongText} reads the attachment file (bounded, refusing
- *   anything but a regular file inside the attachments folder) as the body.
+ *   anything but a regular file inside the attachments folder) as the body; a
+ *   file over the reading cap is read up to it. When the file cannot be read
+ *   at all, the body is only the text's beginning ({@link bodyIsPartial}) and
+ *   {@link partNotice} tells the sender so.
  * - Outbound: {@link splitForSignal} never puts more than the limit in the body
- *   and hands the whole text over as a `data:` attachment, cut on a character
- *   boundary, so nothing is silently truncated.
- * - Above joi's inbound limit the text is cut, and {@link cutNotice} tells the
- *   sender where.
+ *   and hands the whole text over as a `data:` attachment, the body cut
+ *   between graphemes (a flag, a family emoji, a letter and its accent stay
+ *   whole), so nothing is silently truncated.
+ * - Above joi's inbound limit the text is cut between graphemes, counted in
+ *   UTF-16 code units as joi's schema counts `max_inbound_chars` (an emoji is
+ *   two), and {@link cutNotice} tells the sender where.
  *
  * @module
  */
@@ -31,24 +36,27 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Why a long text could not be read. */
-export type LongTextFailure = "bad_id" | "missing" | "not_a_file" | "too_large" | "not_utf8";
+export type LongTextFailure = "bad_id" | "missing" | "not_a_file" | "not_utf8";
+
+/** What {@link readLongText} read: the text, and whether the file held more (over the cap). */
+export type LongTextRead =
+  | { ok: true; text: string; complete: boolean }
+  | { ok: false; reason: LongTextFailure };
 
 /**
- * Reads attachment `id` of `dir` as UTF-8 text, at most {@link MAX_LONG_TEXT_BYTES}.
- * Synchronous (one small file, so a message is accepted in one step, like any
- * other); never follows a symlink; never throws for a bad file.
+ * Reads attachment `id` of `dir` as UTF-8 text, at most {@link MAX_LONG_TEXT_BYTES}
+ * (a longer file is read up to the cap, ending on a whole character, and
+ * marked incomplete: joi takes far less anyway). Synchronous (one small
+ * file, so a message is accepted in one step, like any other); never follows
+ * a symlink; never throws for a bad file.
  */
-export function readLongText(
-  dir: string,
-  id: string,
-): { ok: true; text: string } | { ok: false; reason: LongTextFailure } {
+export function readLongText(dir: string, id: string): LongTextRead {
   const path = attachmentPath(dir, id);
   if (path === null) return { ok: false, reason: "bad_id" };
   let file: Deno.FsFile;
   try {
     const st = Deno.lstatSync(path);
     if (!st.isFile) return { ok: false, reason: "not_a_file" };
-    if (st.size > MAX_LONG_TEXT_BYTES) return { ok: false, reason: "too_large" };
     file = Deno.openSync(path, { read: true });
   } catch {
     return { ok: false, reason: "missing" };
@@ -61,8 +69,11 @@ export function readLongText(
       if (r === null) break;
       n += r;
     }
-    if (n > MAX_LONG_TEXT_BYTES) return { ok: false, reason: "too_large" };
-    return { ok: true, text: decoder.decode(buf.subarray(0, n)) };
+    const complete = n <= MAX_LONG_TEXT_BYTES;
+    const bytes = complete
+      ? buf.subarray(0, n)
+      : wholeCharacters(buf.subarray(0, MAX_LONG_TEXT_BYTES));
+    return { ok: true, text: decoder.decode(bytes), complete };
   } catch {
     return { ok: false, reason: "not_utf8" };
   } finally {
@@ -70,24 +81,69 @@ export function readLongText(
   }
 }
 
-/** The longest prefix of `text` whose UTF-8 form fits `maxBytes`, cut between code points. */
-export function prefixByBytes(text: string, maxBytes: number): string {
-  if (encoder.encode(text).length <= maxBytes) return text;
+/** `bytes` without a UTF-8 sequence cut off at its end. */
+function wholeCharacters(bytes: Uint8Array): Uint8Array {
+  let i = bytes.length;
+  // back over continuation bytes (at most 3) to the lead byte of the last sequence
+  while (i > 0 && bytes.length - i < 4 && (bytes[i - 1]! & 0xc0) === 0x80) i--;
+  if (i === 0) return bytes;
+  const lead = bytes[i - 1]!;
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return bytes.length - (i - 1) < need ? bytes.subarray(0, i - 1) : bytes;
+}
+
+/**
+ * Whether `body` is only the beginning of a long text whose attachment
+ * could not be read: shorter in bytes than the attachment signal-cli
+ * announced (`size`), or, without a size, no longer than a cut body.
+ */
+export function bodyIsPartial(body: string | null, size: number | null): boolean {
+  const bytes = body === null ? 0 : encoder.encode(body).length;
+  return size !== null ? bytes < size : bytes <= SIGNAL_BODY_BYTES;
+}
+
+const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    n += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  }
+  return n;
+}
+
+/** Code point prefix of `text` within `maxBytes` UTF-8 bytes (inside one huge grapheme only). */
+function codePointPrefix(text: string, maxBytes: number): string {
   let bytes = 0;
   let end = 0;
   for (const ch of text) {
-    const n = ch.codePointAt(0)! < 0x80
-      ? 1
-      : ch.codePointAt(0)! < 0x800
-      ? 2
-      : ch.length === 2
-      ? 4
-      : 3;
+    const n = utf8Length(ch);
     if (bytes + n > maxBytes) break;
     bytes += n;
     end += ch.length;
   }
   return text.slice(0, end);
+}
+
+/**
+ * The longest prefix of `text` whose UTF-8 form fits `maxBytes`, cut between
+ * graphemes (a grapheme larger than the whole limit is cut between code
+ * points rather than dropped).
+ */
+export function prefixByBytes(text: string, maxBytes: number): string {
+  if (encoder.encode(text).length <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const { segment } of segmenter.segment(text)) {
+    const n = utf8Length(segment);
+    if (bytes + n > maxBytes) {
+      return end > 0 ? text.slice(0, end) : codePointPrefix(text, maxBytes);
+    }
+    bytes += n;
+    end += segment.length;
+  }
+  return text;
 }
 
 /** How a text goes out through signal-cli's `send`. */
@@ -108,20 +164,51 @@ export function splitForSignal(text: string, maxBytes = SIGNAL_BODY_BYTES): Sign
   };
 }
 
-/** Cuts `text` to `max` code points. */
+/**
+ * Cuts `text` to at most `max` UTF-16 code units (the unit of joi's
+ * `max_inbound_chars`, as its schema counts a string), between graphemes.
+ */
 export function capText(text: string, max: number): { text: string; cut: boolean } {
-  const cps = Array.from(text);
-  return cps.length <= max ? { text, cut: false } : { text: cps.slice(0, max).join(""), cut: true };
+  if (text.length <= max) return { text, cut: false };
+  let end = 0;
+  for (const { segment } of segmenter.segment(text)) {
+    if (end + segment.length > max) break;
+    end += segment.length;
+  }
+  return { text: text.slice(0, end), cut: true };
+}
+
+/** Characters as a person counts them (graphemes). */
+function characters(text: string): number {
+  let n = 0;
+  for (const _ of segmenter.segment(text)) n++;
+  return n;
+}
+
+/** The last words of `kept`, for "up to “…”". */
+function tailOf(kept: string): string {
+  const g = Array.from(segmenter.segment(kept.trimEnd()), (s) => s.segment);
+  return g.slice(-40).join("").replace(/\s+/g, " ").trim();
 }
 
 /**
- * What the sender is told when their message was cut: how long it was, how
- * much was read, and the last words read, so they know where to go on.
+ * What the sender is told when their message was cut: how long it was (or
+ * at least, when only part of it could be read), how much was read, and the
+ * last words read, so they know where to go on.
  */
-export function cutNotice(full: string, kept: string, max: number): string {
-  const total = Array.from(full).length;
-  const tail = Array.from(kept.trimEnd()).slice(-40).join("").replace(/\s+/g, " ").trim();
-  return `Your message was too long for me: it has ${total.toLocaleString("en-US")} characters ` +
-    `and I read only the first ${max.toLocaleString("en-US")}, up to “…${tail}”. ` +
+export function cutNotice(full: string, kept: string, partial = false): string {
+  const total = characters(full).toLocaleString("en-US");
+  return `Your message was too long for me: it has ${partial ? "more than " : ""}${total} ` +
+    `characters and I read only the first ${characters(kept).toLocaleString("en-US")}, up to ` +
+    `“…${tailOf(kept)}”. Please send the rest in another message.`;
+}
+
+/**
+ * What the sender is told when only the beginning of a long message reached
+ * joi (its text attachment could not be read): how much, and where it ends.
+ */
+export function partNotice(kept: string): string {
+  return `I could read only the first part of your long message: ` +
+    `${characters(kept).toLocaleString("en-US")} characters, up to “…${tailOf(kept)}”. ` +
     `Please send the rest in another message.`;
 }

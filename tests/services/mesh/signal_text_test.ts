@@ -215,3 +215,143 @@ Deno.test("a group answer quotes the message it answers; typing shows in the gro
     await stop();
   }
 });
+
+const graphemes = (t: string) =>
+  Array.from(new Intl.Segmenter("en", { granularity: "grapheme" }).segment(t), (g) => g.segment);
+
+/** True when `prefix` ends between two of `whole`'s graphemes. */
+function onGraphemeBoundary(whole: string, prefix: string): boolean {
+  let at = 0;
+  for (const g of graphemes(whole)) {
+    if (at === prefix.length) return true;
+    at += g.length;
+  }
+  return at === prefix.length;
+}
+
+Deno.test("emoji, ZWJ sequences and combining marks: what the mesh forwards fits joi's limit as joi counts it, cut between graphemes", async () => {
+  const { s, stop } = await attachmentsStack();
+  try {
+    // 3,900 code points but 4,200 UTF-16 units (joi's schema counts the latter)
+    const smiles = "Dobré ráno 🙂 ".repeat(300);
+    // a family emoji (7 code points, 11 units) and a decomposed č straddle the limit
+    const family = "a".repeat(4090) + "👨‍👩‍👧‍👦" + "b";
+    const nfd = "x".repeat(4095) + "c\u030C" + "y";
+    let ts = 200;
+    for (const text of [smiles, family, nfd]) {
+      s.peer.push(dataEnvelope({ ...OWNER, timestamp: ++ts, text }));
+    }
+    await s.joi.waitFor(() => s.joi.received.length === 3);
+    await s.mesh.forwarder.drained();
+    assert.deepEqual(s.joi.refused.map((r) => r.reason), [], "joi refuses none of them");
+    const got = s.joi.texts();
+    for (const [i, full] of [smiles, family, nfd].entries()) {
+      const t = got[i]!;
+      assert.ok(t.length <= 4096, `message ${i}: ${t.length} UTF-16 units`);
+      assert.ok(full.startsWith(t), `message ${i} is the text's beginning`);
+      assert.ok(onGraphemeBoundary(full, t), `message ${i} is cut between graphemes`);
+    }
+    assert.equal(got[1], "a".repeat(4090), "the family emoji is not split");
+    assert.equal(got[2], "x".repeat(4095), "č is not split from its caron");
+    // every sender is told their message was cut
+    await s.peer.waitFor(() => s.peer.calls("send").length === 3);
+    for (const c of s.peer.calls("send")) {
+      assert.match(String(c.params.message), /^Your message was too long for me/);
+    }
+  } finally {
+    await stop();
+  }
+});
+
+Deno.test("a long text whose attachment cannot be read (missing, not UTF-8) is not cut silently: the sender is told", async () => {
+  const { s, att, stop } = await attachmentsStack();
+  try {
+    const full = "Príliš dlhá správa o záhrade. ".repeat(100); // 3,000 characters
+    const body = prefixOf(full, 2000);
+    // the same text with two bytes that are not UTF-8 after the body's part
+    const bad = new Uint8Array([...encoder.encode(full), 0xff, 0xfe]);
+    await Deno.writeFile(`${att}/bad.txt`, bad);
+    s.peer.push(dataEnvelope({
+      ...OWNER,
+      timestamp: 300,
+      text: body,
+      attachments: [longTextAttachment("gone.txt", encoder.encode(full).length)],
+    }));
+    s.peer.push(dataEnvelope({
+      ...PARTNER,
+      timestamp: 301,
+      text: `Joi, ${body}`,
+      groupId: GROUPS.family_group,
+      attachments: [longTextAttachment("bad.txt", bad.length)],
+    }));
+    await s.joi.waitFor(() => s.joi.received.length === 2);
+    assert.deepEqual(s.joi.texts(), [body, `Joi, ${body}`], "the body is what there is");
+    await s.peer.waitFor(() => s.peer.calls("send").length === 2, 10_000);
+    const [dm, group] = s.peer.calls("send").map((c) => c.params);
+    assert.deepEqual(dm!.recipient, [OWNER.number]);
+    assert.match(String(dm!.message), /only the first part of your long message/);
+    assert.ok(String(dm!.message).includes(`${body.trimEnd().slice(-25)}”`), "says where");
+    assert.equal(group!.groupId, GROUPS.family_group);
+    assert.equal(group!.quoteTimestamp, 301);
+    await waitUntil(() => [...Deno.readDirSync(att)].length === 0);
+  } finally {
+    await stop();
+  }
+});
+
+Deno.test("a long text's attachment over the reading cap is read up to joi's limit and the sender told", async () => {
+  const { s, att, stop } = await attachmentsStack();
+  try {
+    const full = "Veľmi dlhý text. ".repeat(5000); // 85,000 characters, ~95 KB
+    await Deno.writeTextFile(`${att}/huge.txt`, full);
+    s.peer.push(dataEnvelope({
+      ...OWNER,
+      timestamp: 310,
+      text: prefixOf(full, 2000),
+      attachments: [longTextAttachment("huge.txt", encoder.encode(full).length)],
+    }));
+    await s.joi.waitFor(() => s.joi.received.length === 1);
+    const got = s.joi.texts()[0]!;
+    assert.equal(got.length, 4096, "joi's limit, from the attachment (not the 2,000-byte body)");
+    assert.ok(full.startsWith(got));
+    await s.peer.waitFor(() => s.peer.calls("send").length === 1, 10_000);
+    assert.match(String(s.peer.calls("send")[0]!.params.message), /^Your message was too long/);
+    await waitUntil(() => [...Deno.readDirSync(att)].length === 0);
+  } finally {
+    await stop();
+  }
+});
+
+Deno.test("a reply over Signal's body limit is split between graphemes (ZWJ emoji, combining marks)", async () => {
+  const { s, stop } = await attachmentsStack();
+  try {
+    const family = "👨‍👩‍👧‍👦"; // 25 bytes
+    const replies = [
+      "a".repeat(1990) + family.repeat(4),
+      "b".repeat(1999) + "c\u030C".repeat(10),
+      "Ahoj 🇸🇰 ".repeat(200),
+    ];
+    const to = [
+      outboundBody("owner", replies[0]!),
+      outboundBody("partner", replies[1]!),
+      { ...outboundBody("family_group", replies[2]!), delivery: { target: "group" } },
+    ];
+    for (const body of to) assert.equal((await s.joi.outbound(s.url, body)).status, 200);
+    for (const [i, c] of s.peer.calls("send").entries()) {
+      const reply = replies[i]!;
+      const body = String(c.params.message);
+      assert.ok(encoder.encode(body).length <= 2000, `reply ${i}: body within Signal's limit`);
+      assert.ok(reply.startsWith(body), `reply ${i}: the body is the text's beginning`);
+      assert.ok(onGraphemeBoundary(reply, body), `reply ${i}: body ends between graphemes`);
+      const att = (c.params.attachment as string[])[0]!;
+      assert.equal(new TextDecoder().decode(dataUriBytes(att)), reply, "whole text attached");
+    }
+  } finally {
+    await stop();
+  }
+});
+
+/** The longest prefix of `text` within `bytes` UTF-8 bytes (what an old client puts in the body). */
+function prefixOf(text: string, bytes: number): string {
+  return new TextDecoder().decode(encoder.encode(text).slice(0, bytes)).replace(/\uFFFD$/, "");
+}
