@@ -22,8 +22,9 @@
  *    addresses it by name nor quote-replies one of joi's messages goes to joi
  *    marked `addressed: false` (context only); a text over the limit is cut
  *    and its sender told where;
- * 8. voice notes are transcribed (bounded queue); the message is queued
- *    durably for joi.
+ * 8. voice notes (an audio attachment without a file name; without a
+ *    content type, when its bytes are audio) are transcribed (bounded
+ *    queue); the message is queued durably for joi.
  *
  * Attachment files are deleted (signal-cli never deletes them) once handled,
  * whatever the verdict, when the attachments folder is configured.
@@ -53,9 +54,11 @@ import { type MeshStore, QueueFullError } from "./queue.ts";
 import {
   type InboundMessage,
   isLongText,
+  isUntypedNote,
   isVoiceNote,
   parseNotification,
 } from "./signal/envelope.ts";
+import { attachmentIsAudio } from "./voice/sniff.ts";
 import type { RpcNotification } from "./signal/transport.ts";
 import type { TranscriptionResult } from "./voice/transcribe.ts";
 
@@ -230,7 +233,10 @@ export class InboundPipeline {
         return verdict;
       }
     }
-    const voice = p.attachments.find(isVoiceNote);
+    const dir = this.#o.attachmentsDir;
+    const voice = p.attachments.find((a) =>
+      isVoiceNote(a) || (dir !== undefined && isUntypedNote(a) && attachmentIsAudio(dir, a.id))
+    );
     if (voice) {
       const job: VoiceJob = { p, recipientId: sender.recipientId, channel, dedupKey, voice, now };
       const id = this.#o.store.acceptVoice(dedupKey, p.timestamp, JSON.stringify(job), now);
@@ -404,7 +410,7 @@ export class InboundPipeline {
     const capped = text === null ? undefined : this.#cap(p, text, addressed, to, partial);
     const att = p.attachments.find((a) => !isLongText(a));
     if (att) {
-      const type = att.contentType.startsWith("image/") ? "image" : "file";
+      const type = att.contentType?.startsWith("image/") ? "image" : "file";
       const c: Record<string, unknown> = { type, voice_transcription_failed: false };
       if (capped !== undefined) c.text = capped;
       if (att.caption) c.caption = capText(att.caption, max).text;
@@ -423,7 +429,7 @@ export class InboundPipeline {
     addressed: boolean,
   ): Record<string, unknown> {
     const format = p.attachments.length
-      ? p.attachments.map((a) => a.contentType).join(",")
+      ? p.attachments.map((a) => a.contentType ?? "unknown").join(",")
       : p.reaction
       ? "reaction"
       : "text";

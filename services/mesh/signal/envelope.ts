@@ -13,7 +13,8 @@
 
 /** An attachment as signal-cli describes it. */
 export interface Attachment {
-  contentType: string;
+  /** The MIME type, or null when the sender's client gave none (older clients, voice notes). */
+  contentType: string | null;
   filename: string | null;
   id: string;
   size: number | null;
@@ -150,7 +151,7 @@ export function parseNotification(method: string, rawParams: unknown): ParsedNot
       const o = obj(a);
       if (!o || typeof o.id !== "string") continue;
       attachments.push({
-        contentType: str(o.contentType) ?? "application/octet-stream",
+        contentType: str(o.contentType),
         filename: str(o.filename),
         id: o.id,
         size: typeof o.size === "number" ? o.size : null,
@@ -213,13 +214,21 @@ export const LONG_TEXT_TYPE = "text/x-signal-plain";
 
 /** True for the attachment that carries the whole text of a long message. */
 export function isLongText(a: Attachment): boolean {
-  return a.contentType.toLowerCase() === LONG_TEXT_TYPE;
+  return a.contentType?.toLowerCase() === LONG_TEXT_TYPE;
 }
 
 /**
  * True for a phone's voice note: `audio/aac` (or another audio type) with
- * no file name. signal-cli has no voice-note flag.
+ * no file name. signal-cli has no voice-note flag. An attachment without a
+ * content type may be one too (older clients omit it): its bytes decide
+ * (`voice/sniff.ts`).
  */
 export function isVoiceNote(a: Attachment): boolean {
-  return a.contentType.startsWith("audio/") && a.filename === null;
+  return a.contentType !== null && a.contentType.toLowerCase().startsWith("audio/") &&
+    a.filename === null;
+}
+
+/** True for an attachment that may be a voice note whose client gave no content type. */
+export function isUntypedNote(a: Attachment): boolean {
+  return a.contentType === null && a.filename === null;
 }

@@ -58,14 +58,22 @@ async function voiceStack(
   let ts = 1000;
   const note = async (
     marker: string,
-    opts: { seconds?: number; declaredSize?: number; junk?: number; raw?: string } = {},
+    opts: {
+      seconds?: number;
+      declaredSize?: number;
+      junk?: number;
+      raw?: string | Uint8Array;
+      /** The attachment's `contentType` (older clients omit it: null). */
+      contentType?: string | null;
+    } = {},
   ) => {
     const id = `att${ts}`;
     const path = `${dir}/attachments/${id}`;
     let size: number;
     if (opts.raw !== undefined) {
-      await Deno.writeTextFile(path, opts.raw);
-      size = opts.raw.length;
+      const raw = typeof opts.raw === "string" ? new TextEncoder().encode(opts.raw) : opts.raw;
+      await Deno.writeFile(path, raw);
+      size = raw.length;
     } else {
       size = await makeVoiceNote(path, opts.seconds ?? 2, marker);
       if (opts.junk) {
@@ -77,7 +85,10 @@ async function voiceStack(
       ...OWNER,
       timestamp: ++ts,
       text: null,
-      attachments: [voiceAttachment(id, opts.declaredSize ?? size)],
+      attachments: [{
+        ...voiceAttachment(id, opts.declaredSize ?? size),
+        ...(opts.contentType !== undefined ? { contentType: opts.contentType } : {}),
+      }],
     }));
     return id;
   };
@@ -393,3 +404,30 @@ function exists(path: string): boolean {
     return false;
   }
 }
+
+Deno.test({
+  name:
+    "voice: a note whose contentType an older client left out is recognised by its bytes; other files stay files",
+  ignore,
+  fn: async () => {
+    const v = await voiceStack();
+    try {
+      await v.note("SAY is the garage closed", { contentType: null });
+      await v.s.joi.waitFor(() => v.s.joi.received.length === 1);
+      const c = contentOf(v.s.joi.received[0]!.body);
+      assert.equal(c.type, "voice", "transcribed, not dropped as a file");
+      assert.equal(c.voice_transcription, "is the garage closed");
+      // a JPEG and a PDF without a content type are files, never sent to whisper
+      const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1]);
+      await v.note("", { raw: jpeg, contentType: null });
+      await v.note("", { raw: "%PDF-1.7\n", contentType: null });
+      await v.s.joi.waitFor(() => v.s.joi.received.length === 3);
+      const types = v.s.joi.received.map((r) => contentOf(r.body).type);
+      assert.deepEqual(types, ["voice", "file", "file"]);
+      assert.deepEqual(readLines(`${v.dir}/ggml-medium.bin.calls`), ["auto"], "whisper ran once");
+      await waitUntil(() => Deno.readDirSync(`${v.dir}/attachments`).toArray().length === 0);
+    } finally {
+      await v.stop();
+    }
+  },
+});
