@@ -38,12 +38,24 @@ export function respondRule(
   return group.respond ?? (group.expected_members.length > 1 ? "mentioned" : "always");
 }
 
-/** True when a mention names the account (by ACI, case-insensitively, or number). */
-export function mentionsSelf(mentions: readonly Mention[], self: SelfAccount): boolean {
+/**
+ * True when a mention names the account (by ACI, case-insensitively, or
+ * number). Until the account's ACI is known (mesh.yaml `account.uuid`, or
+ * learnt from `listGroups` shortly after start), a mention carrying only a
+ * uuid that is no household member's (`isMember`) is taken to be joi's: in
+ * a household group only joi's account is not a household member.
+ */
+export function mentionsSelf(
+  mentions: readonly Mention[],
+  self: SelfAccount,
+  isMember?: (m: Mention) => boolean,
+): boolean {
   const uuid = self.uuid?.toLowerCase() ?? null;
   return mentions.some((m) =>
     (uuid !== null && m.uuid !== null && m.uuid.toLowerCase() === uuid) ||
-    (self.number !== null && m.number === self.number)
+    (self.number !== null && m.number === self.number) ||
+    (uuid === null && isMember !== undefined && m.number === null && m.uuid !== null &&
+      !isMember(m))
   );
 }
 

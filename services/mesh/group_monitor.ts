@@ -91,6 +91,7 @@ export class GroupMonitor {
     const view = identities.current;
     const alerted: Drift[] = [];
     const self = this.#o.self;
+    if (self) learnSelf(listed, self, log);
     for (const [channel, g] of Object.entries(this.#o.groups.groups)) {
       if (g.alert_on_change === false) continue;
       const found = listed.find((l) => l.id === g.signal_group_id);
@@ -98,13 +99,7 @@ export class GroupMonitor {
       for (const m of found?.members ?? []) {
         const number = typeof m.number === "string" ? m.number : null;
         const uuid = typeof m.uuid === "string" ? m.uuid : null;
-        if (self && number !== null && number === self.number) {
-          if (self.uuid === null && uuid !== null) {
-            self.uuid = uuid.toLowerCase();
-            log.info("account_aci_learnt", { from: "listGroups" });
-          }
-          continue;
-        }
+        if (self && number !== null && number === self.number) continue;
         if (self && uuid !== null && uuid.toLowerCase() === self.uuid) continue;
         const id = view.memberId(number, uuid) ??
           `unknown ${number ?? uuid ?? "member"}`;
@@ -164,6 +159,20 @@ export class GroupMonitor {
       return r.outcome !== "failed";
     } catch {
       return false;
+    }
+  }
+}
+
+/** Learns joi's ACI from its entry among any listed group's members (found by its number). */
+function learnSelf(listed: ListedGroup[], self: SelfAccount, log: Logger): void {
+  if (self.uuid !== null || self.number === null) return;
+  for (const g of listed) {
+    for (const m of g.members ?? []) {
+      if (m.number === self.number && typeof m.uuid === "string") {
+        self.uuid = m.uuid.toLowerCase();
+        log.info("account_aci_learnt", { from: "listGroups" });
+        return;
+      }
     }
   }
 }

@@ -336,7 +336,7 @@ export class InboundPipeline {
     if (text === null || p.mentions.length === 0) return { text, partial };
     const self = this.#o.self();
     const rendered = renderMentions(text, p.mentions, (m) => {
-      if (mentionsSelf([m], self)) return self.name;
+      if (mentionsSelf([m], self, this.#member(view))) return self.name;
       const s = view.sender(m.number, m.uuid);
       return s ? s.name ?? s.recipientId : "someone";
     });
@@ -349,11 +349,19 @@ export class InboundPipeline {
     const group = view.group(p.groupId);
     if (!group || respondRule(group) === "always") return true;
     const self = this.#o.self();
+    const member = this.#member(view);
     // a quote-reply of one of joi's own messages answers joi, as in any chat
     const q = p.quote;
+    const author = { number: q?.authorNumber ?? null, uuid: q?.authorUuid ?? null };
     const repliesToJoi = q !== null &&
-      mentionsSelf([{ number: q.authorNumber, uuid: q.authorUuid, start: 0, length: 0 }], self);
-    return repliesToJoi || mentionsSelf(p.mentions, self) || addressedByName(text, self.name);
+      mentionsSelf([{ ...author, start: 0, length: 0 }], self, member);
+    return repliesToJoi || mentionsSelf(p.mentions, self, member) ||
+      addressedByName(text, self.name);
+  }
+
+  /** Whether a Signal address is a household member's (identities.yaml). */
+  #member(view: IdentityView): (m: { number: string | null; uuid: string | null }) => boolean {
+    return (m) => view.memberId(m.number, m.uuid) !== null;
   }
 
   /**

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { dataEnvelope } from "../../peers/signal_cli/peer.ts";
-import { ACCOUNT, events, GROUPS, OWNER, PARTNER, startStack } from "./harness.ts";
+import { ACCOUNT, events, GROUPS, OWNER, PARTNER, startStack, waitUntil } from "./harness.ts";
 import {
   addressedByName,
   mentionsSelf,
@@ -107,6 +107,42 @@ Deno.test("mention-gated family group: a mention (ACI or number), the name or a 
     await s.joi.waitFor(() => s.joi.received.length === 9);
     assert.equal(body(s.joi.received[8]!).addressed, undefined);
   } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a mention carrying only the account's ACI addresses joi from the first message on, before the ACI is learnt", async () => {
+  // shipped mesh.yaml: `account: {}`; joi's number comes with the first message, its ACI later
+  const s = await startStack({
+    meshYaml: "queue: { max_depth: 1000, retry_initial_ms: 20, retry_max_ms: 100 }\n" +
+      "config_sync: { poll_minutes: 0 }\n",
+    waitForGroupCheck: false,
+  });
+  const release = s.peer.hold("listGroups"); // the ACI cannot be learnt yet
+  try {
+    assert.equal(s.mesh.self.uuid, null);
+    s.peer.push(dataEnvelope({
+      ...PARTNER,
+      timestamp: 500,
+      text: "\uFFFC is the back door locked?",
+      groupId: GROUPS.family_group,
+      mentions: [{ number: null, uuid: ACCOUNT.uuid, start: 0, length: 1 }],
+    }));
+    // a mention of a household member (by uuid only) is not one of joi
+    s.peer.push(dataEnvelope({
+      ...PARTNER,
+      timestamp: 501,
+      text: "\uFFFC can you check it?",
+      groupId: GROUPS.family_group,
+      mentions: [{ number: null, uuid: OWNER.uuid, start: 0, length: 1 }],
+    }));
+    await s.joi.waitFor(() => s.joi.received.length === 2);
+    assert.deepEqual(s.joi.texts(), ["@Joi is the back door locked?", "@Owner can you check it?"]);
+    assert.deepEqual(s.joi.received.map((r) => body(r).addressed), [undefined, false]);
+    release();
+    await waitUntil(() => s.mesh.self.uuid === ACCOUNT.uuid);
+  } finally {
+    release();
     await s.stop();
   }
 });

@@ -402,6 +402,12 @@ export interface StackOptions {
   attachmentsDir?: string;
   /** Run the periodic timers (sweeps); off by default. */
   timers?: boolean;
+  /**
+   * Wait for the first group check before returning (default true; it needs
+   * joi's number, which a mesh.yaml without `account` learns from the first
+   * message only).
+   */
+  waitForGroupCheck?: boolean;
 }
 
 /**
@@ -477,7 +483,7 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
   try {
     await peer.waitFor(() => peer.connected);
     await waitUntil(() => transport.status().state === "connected");
-    await waitUntil(() => mesh.monitor.lastCheck !== null);
+    if (o.waitForGroupCheck !== false) await waitUntil(() => mesh.monitor.lastCheck !== null);
   } catch (e) {
     await stop(); // never leave a socket slot or a temp folder behind
     throw e;
