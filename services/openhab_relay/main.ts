@@ -34,6 +34,7 @@ export function parseRelayArgs(args: string[]): RelayArgs {
   };
   return {
     configDir: need("config-dir"),
+    stateDir: values["state-dir"],
     secretsDir: need("secrets-dir"),
     openhabUrl: need("openhab-url"),
     joiUrl: need("joi-url"),

@@ -38,6 +38,7 @@ import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
 import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch.ts";
 import { deviceTypeOf } from "../joi/guard/device_types.ts";
 import { parseSse, type SseSkip } from "./sse.ts";
+import type { CriticalRecord } from "./critical_store.ts";
 
 /** One event as forwarded to joi. */
 export interface RelayedEvent {
@@ -88,6 +89,8 @@ export interface RelayOptions {
   now?: () => number;
   /** The openHAB->joi HMAC key: when set, every post is signed (joi requires it in production). */
   signingKey?: CryptoKey;
+  /** The durable record of critical events not yet taken by joi (`critical_store.ts`). */
+  record?: CriticalRecord;
 }
 
 /** Counters for health and tests. */
@@ -296,6 +299,8 @@ export class Relay {
     }
     const p: Pending = { ev: out, item, bytes, attempts: 0, alone: false };
     if (this.isCritical(ev.topic)) {
+      // on disk before anything else: a relay killed now still posts it when it starts
+      this.#o.record?.put({ ev: out, item });
       this.#urgentPush(p);
       return;
     }
@@ -326,6 +331,7 @@ export class Relay {
     if (same.length >= MAX_PENDING_PER_DEVICE) {
       const oldest = same[0]!;
       this.#urgent.splice(this.#urgent.indexOf(oldest), 1);
+      this.#o.record?.remove(oldest.ev.id);
       this.stats.dropped++;
       this.#o.log.warn("relay_critical_flood", {
         item: p.item,
@@ -351,6 +357,19 @@ export class Relay {
 
   /** Runs the stream and both lanes until {@link stop}. */
   async run(): Promise<void> {
+    // alarms a previous run received and joi had not taken: first in line
+    const left = this.#o.record?.all() ?? [];
+    for (const { ev, item } of left) {
+      const bytes = encoder.encode(JSON.stringify(ev)).length;
+      this.#urgent.push({ ev, item, bytes, attempts: 0, alone: false });
+    }
+    if (left.length) {
+      this.stats.criticalPending = this.#urgent.length;
+      this.#o.log.warn("relay_critical_resumed", {
+        events: left.length,
+        items: [...new Set(left.map((l) => l.item))].slice(0, 20),
+      });
+    }
     await Promise.all([this.#streamLoop(), this.#criticalLoop(), this.#ordinaryLoop()]);
   }
 
@@ -585,6 +604,7 @@ export class Relay {
       return "stalled";
     }
     if (done.size === 0) return "stalled";
+    if (queue === this.#urgent) { for (const p of done) this.#o.record?.remove(p.ev.id); }
     const keep = queue.filter((p) => !done.has(p));
     queue.splice(0, queue.length, ...keep);
     return "progress";

@@ -13,6 +13,7 @@
 import type { Logger } from "../common/log.ts";
 import { loadPolicyFile } from "../common/policy/mod.ts";
 import { loadOptionalKey, readSecretFile } from "../common/wire/keys.ts";
+import { CriticalStore } from "./critical_store.ts";
 import { Relay } from "./relay.ts";
 import { HeartbeatLoop } from "./heartbeat.ts";
 import { CertReader } from "../common/watch/cert_reader.ts";
@@ -36,6 +37,8 @@ export async function readTokenFile(path: string): Promise<string> {
 /** The relay's parsed command line. */
 export interface RelayArgs {
   configDir: string;
+  /** The relay's state folder (`relay.db`: critical events joi has not taken yet). */
+  stateDir?: string | undefined;
   secretsDir: string;
   openhabUrl: string;
   joiUrl: string;
@@ -71,6 +74,20 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
   }
   const source = policy.ingest.allowed_sources.find((s) => /[a-z]/i.test(s) && !s.includes(":")) ??
     "openhab";
+  let record: CriticalStore | undefined;
+  if (args.stateDir) {
+    try {
+      await Deno.mkdir(args.stateDir, { recursive: true, mode: 0o700 });
+      record = new CriticalStore(`${args.stateDir}/relay.db`);
+    } catch (e) {
+      console.error(
+        `openhab_relay: cannot open ${args.stateDir}/relay.db: ${(e as Error).message}`,
+      );
+      return 1;
+    }
+  } else {
+    log.warn("relay_no_state_dir", { effect: "alarms not yet taken by joi die with the process" });
+  }
   const relay = new Relay({
     openhabUrl: args.openhabUrl,
     joiUrl: args.joiUrl,
@@ -82,6 +99,7 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     maxBodyBytes: policy.security.max_body_bytes,
     criticalTypes: policy.iot.critical_device_types,
     ...(signingKey ? { signingKey } : {}),
+    ...(record ? { record } : {}),
     log,
   });
   const cert = new CertReader(args.nebulaCert);
@@ -115,5 +133,6 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
   await relay.run();
   // what it carried, for the operator (and the benchmark)
   log.info("relay_stopped", { ...relay.stats });
+  record?.close();
   return 0;
 }
