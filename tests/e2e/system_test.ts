@@ -27,7 +27,9 @@
  * 8445, and a packet forged on the underlay with the mesh's overlay address is
  * dropped by the guard (with the control: without the guard it reaches joi's
  * TCP stack); with joi's Nebula stopped an alarm is queued and delivered when
- * it returns. Teardown leaves no namespace, process or user behind.
+ * it returns, the mesh tells the owner and the critical group that joi is
+ * unreachable within 3 link checks, and joi sends one summary when it is back.
+ * Teardown leaves no namespace, process or user behind.
  *
  * @module
  */
@@ -55,6 +57,8 @@ import {
 import { type Child, HOSTS, type NsAgent, sh, Topology } from "./topology.ts";
 
 const PEERS = new URL("../peers/", import.meta.url).pathname;
+/** The link watch's check interval in this test (policy `nebula_health`). */
+const LINK_CHECK_S = 2;
 
 /** The `send` requests the signal-cli peer received. */
 function sends(peer: SignalCliPeer): RecordedRequest[] {
@@ -132,6 +136,16 @@ Deno.test({
     const problems: string[] = [];
     try {
       stage = await stageDeployment({ tag: t.tag, addresses, openhabToken: token });
+      // the link watch checks every 2 s here (30 s shipped), so its alert fits the test
+      for (const dir of ["etc/joi", "etc/mesh-proxy", "etc/joi-relay"]) {
+        const path = `${stage.root}/${dir}/policy.yaml`;
+        Deno.writeTextFileSync(
+          path,
+          Deno.readTextFileSync(path)
+            .replace(/check_interval_seconds: 30\b/, `check_interval_seconds: ${LINK_CHECK_S}`)
+            .replace(/lighthouse_ping_timeout_ms: 5000\b/, "lighthouse_ping_timeout_ms: 1000"),
+        );
+      }
       // the signal-cli socket: a test slot stands for /run/signal-cli/socket
       const layout: Layout = { ...stage.layout, signal: { kind: "socket", path: sock.path } };
       // what runs below is each staged unit's ExecStart, but for the staging root
@@ -361,9 +375,19 @@ Deno.test({
         await t.exec("joi", "nft", ["delete", "table", "inet", "joi_e2e_observe"], false);
       }
 
-      // --- 5. joi's Nebula stops: the alarm is queued, then delivered when it returns
+      // --- 5. joi's Nebula stops: the alarm is queued, then delivered when it returns;
+      // the mesh tells the owner and the critical group joi is unreachable within
+      // 3 checks (each ends at its 1 s deadline: a cut link drops packets), and joi
+      // sends one summary when it is back
       const unreachable = () => relay.output.join("").split("relay_joi_unreachable").length - 1;
       const unreachableBefore = unreachable();
+      const linkSends = (start: string) =>
+        sends(peer).filter((s) =>
+          String(s.params.message).startsWith(start) &&
+          (s.params.groupId === criticalId ||
+            JSON.stringify(s.params.recipient) === JSON.stringify([OWNER.number]))
+        );
+      const cut = Date.now();
       await t.stopNebula("joi");
       await pushAll(itemChange("Hall_Smoke", "OnOff", "ON", "OFF"));
       await t.until(
@@ -377,6 +401,15 @@ Deno.test({
         0,
         "nothing can be delivered during the outage",
       );
+      await t.until(
+        "the mesh to tell the owner and the critical group that joi is unreachable",
+        () => linkSends("joi is unreachable since").length >= 2,
+        30_000,
+        services,
+      );
+      const told = Math.max(...linkSends("joi is unreachable since").map((r) => r.at)) - cut;
+      console.error(`e2e: joi's Nebula stopped -> the mesh's alert after ${told} ms`);
+      assert.ok(told <= 3 * (LINK_CHECK_S * 1000 + 1000), `alert ${told} ms after the cut`);
       await t.startNebula("joi");
       await t.until(
         "the queued alarm to reach the critical group after joi's Nebula returned",
@@ -384,6 +417,17 @@ Deno.test({
         90_000,
         services,
       );
+      await t.until(
+        "joi's one summary of the outage to the owner and the critical group",
+        () => linkSends("joi is back in touch").length >= 2,
+        60_000,
+        services,
+      );
+      assert.match(
+        String(linkSends("joi is back in touch")[0]!.params.message),
+        /^joi is back in touch\. It was cut off from .* 1 alert was delayed and is now delivered\./,
+      );
+      assert.equal(linkSends("joi is unreachable since").length, 2, "told once per episode");
 
       // --- 6. a compromised underlay host (root on it: its own guard gone) routes
       // joi's overlay address over the bridge with its own underlay source; the

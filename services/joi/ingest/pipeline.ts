@@ -201,12 +201,17 @@ export class EventPipeline {
           device_type: a.deviceType,
           alert_number: a.alertNumber,
         });
+        const now = this.#o.now();
         const r = this.#o.outbox.enqueue({
           channel: this.#o.roles.criticalChannel,
-          text: criticalAlertText(a, this.#time, p.ackWord, this.#o.now()),
+          text: criticalAlertText(a, this.#time, p.ackWord, now),
           priority: "critical",
           kind: "event_critical",
           template: true,
+          // the first alert was raised when the device was observed (an alarm the relay
+          // held while joi was cut off is delivered marked delayed, and the link
+          // watch's summary counts it); reminders are raised when they are due
+          ...(a.alertNumber === 1 ? { createdAt: Math.min(a.observedAt, now) } : {}),
         });
         if (!r.accepted) return 0;
         // which alarm this message carries: a quote or 👍 of it acknowledges that alarm

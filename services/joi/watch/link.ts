@@ -5,7 +5,10 @@
  * holds Signal, and it tells the household after `alert_after_failures`
  * checks of its own); joi keeps queueing, and when the link is back it sends
  * the one summary: down from/to, how many alerts were delayed and are now
- * delivered, how many messages expired.
+ * delivered, how many messages expired. The summary goes at a check after
+ * the return, once alarms held elsewhere meanwhile (the relay's, which reach
+ * joi over the same overlay) have arrived and are counted: the relay's next
+ * heartbeat says its critical lane is empty (or ten checks have passed).
  *
  * The outage summarised is the union of what joi saw (its own failed checks)
  * and what the mesh told (the mesh's answer carries the outage it reported,
@@ -56,6 +59,12 @@ export interface LinkWatchOptions {
   alerts: WatchAlerts;
   /** The outbox's store (what was delayed, delivered, expired). */
   outbox: OutboxStore;
+  /**
+   * Whether what other nodes held for joi since `t` has arrived (the relay
+   * reported an empty critical lane in a heartbeat after `t`); the summary
+   * waits for it, at most a few checks. Default: nothing to wait for.
+   */
+  settled?: ((t: number) => boolean) | undefined;
   /** Sends what is due now; resolves when the queue has been tried. */
   flush: () => Promise<unknown>;
   /** policy `nebula_health.alert_after_failures`. */
@@ -81,6 +90,21 @@ export interface LinkStatus {
 }
 
 const ACK = "link-ack";
+const PENDING = "link-summary";
+
+/** An outage to summarise at the next successful check. */
+interface Pending {
+  id: string;
+  since: number;
+  until: number;
+  /** The mesh reported it (and is told it was summarised). */
+  mesh: boolean;
+  /** Checks since the return (the summary waits at most {@link MAX_WAIT_CHECKS}). */
+  checks: number;
+}
+
+/** Checks the summary waits at most for the relay's held alarms. */
+const MAX_WAIT_CHECKS = 10;
 
 /** joi's end of the link watch. */
 export class LinkWatch {
@@ -129,12 +153,35 @@ export class LinkWatch {
     o.onMeshFacts?.(facts);
     if (ack && facts.joiOutage?.id !== ack) o.ledger.save(ACK, null);
     const mine = this.#episode.observe(false, r.at);
-    const theirs = facts.joiOutage && facts.joiOutage.id !== ack ? facts.joiOutage : null;
+    // an outage that ended at an earlier check: summarised once what was held
+    // elsewhere (the relay's alarms, over the same overlay) has arrived
+    const pending = o.ledger.load<Pending | null>(PENDING) ?? null;
+    if (pending) {
+      const checks = pending.checks + 1;
+      if (checks >= MAX_WAIT_CHECKS || (o.settled?.(pending.until) ?? true)) {
+        o.ledger.save(PENDING, null);
+        await this.#summarise(pending.id, pending.since, pending.until);
+        if (pending.mesh) o.ledger.save(ACK, pending.id);
+      } else o.ledger.save(PENDING, { ...pending, checks });
+    }
+    const theirs =
+      facts.joiOutage && facts.joiOutage.id !== ack && facts.joiOutage.id !== pending?.id
+        ? facts.joiOutage
+        : null;
     const own = mine?.kind === "ended" ? mine : null;
     if (!own && !theirs) return;
-    const since = Math.min(own?.since ?? Infinity, theirs?.since ?? Infinity);
-    await this.#summarise(theirs?.id ?? own!.id, since, r.at);
-    if (theirs) o.ledger.save(ACK, theirs.id);
+    o.ledger.save(
+      PENDING,
+      {
+        id: theirs?.id ?? own!.id,
+        since: Math.min(own?.since ?? Infinity, theirs?.since ?? Infinity),
+        until: r.at,
+        mesh: theirs !== null,
+        checks: 0,
+      } satisfies Pending,
+    );
+    // retry what waited for the mesh now, not at its backoff's end
+    await o.flush().catch(() => {});
   }
 
   async #summarise(id: string, since: number, until: number): Promise<void> {

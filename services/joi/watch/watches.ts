@@ -116,6 +116,12 @@ export async function createWatches(o: WatchesOptions): Promise<Watches> {
       ledger,
       alerts,
       outbox: o.outbox.store,
+      // the relay's alarms held during the outage: its next heartbeat says they are in
+      settled: (t) => {
+        const last = house.last;
+        if (!last && !o.production) return true;
+        return last !== undefined && last.at > t && last.hb.relay.pending_critical === 0;
+      },
       flush: () => {
         o.outbox.store.retryNow(now()); // the mesh is back: what waited for a retry goes now
         return o.outbox.pump();
