@@ -175,7 +175,7 @@ function around(samples: MemoryBreakdown[], h: number): MemoryBreakdown {
 }
 
 /** The days before: messages in rounds of four (each round's replies awaited) and events. */
-async function warmUp(stack: Stack): Promise<void> {
+export async function warmUp(stack: Stack): Promise<void> {
   const events = Array.from(
     { length: WARM_UP_EVENTS / EVENTS_PER_HOUR },
     (_, h) => hourEvents(100 + h),
