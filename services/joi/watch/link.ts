@@ -91,16 +91,38 @@ export interface LinkStatus {
 
 const ACK = "link-ack";
 const PENDING = "link-summary";
+const SUMMARISED = "link-summarised";
 
-/** An outage to summarise at the next successful check. */
-interface Pending {
-  id: string;
+/** A stretch of time (ms). */
+interface Window {
   since: number;
   until: number;
-  /** The mesh reported it (and is told it was summarised). */
-  mesh: boolean;
+}
+
+/** An outage to summarise at a later successful check. */
+interface Pending extends Window {
+  /** The summary's episode id. */
+  id: string;
+  /** The mesh's id of it, acknowledged once summarised; null when only joi saw it. */
+  mesh: string | null;
   /** Checks since the return (the summary waits at most {@link MAX_WAIT_CHECKS}). */
   checks: number;
+}
+
+/** How far apart two outages may be and still be one (ms): the two ends see it at different checks. */
+const SLACK_MS = 60_000;
+
+function overlaps(a: Window, b: Window): boolean {
+  return a.since <= b.until + SLACK_MS && b.since <= a.until + SLACK_MS;
+}
+
+function merge(p: Pending, w: Window, mesh: string | null): Pending {
+  return {
+    ...p,
+    since: Math.min(p.since, w.since),
+    until: Math.max(p.until, w.until),
+    mesh: mesh ?? p.mesh,
+  };
 }
 
 /** Checks the summary waits at most for the relay's held alarms. */
@@ -153,35 +175,42 @@ export class LinkWatch {
     o.onMeshFacts?.(facts);
     if (ack && facts.joiOutage?.id !== ack) o.ledger.save(ACK, null);
     const mine = this.#episode.observe(false, r.at);
-    // an outage that ended at an earlier check: summarised once what was held
-    // elsewhere (the relay's alarms, over the same overlay) has arrived
-    const pending = o.ledger.load<Pending | null>(PENDING) ?? null;
-    if (pending) {
-      const checks = pending.checks + 1;
-      if (checks >= MAX_WAIT_CHECKS || (o.settled?.(pending.until) ?? true)) {
-        o.ledger.save(PENDING, null);
-        await this.#summarise(pending.id, pending.since, pending.until);
-        if (pending.mesh) o.ledger.save(ACK, pending.id);
-      } else o.ledger.save(PENDING, { ...pending, checks });
-    }
-    const theirs =
-      facts.joiOutage && facts.joiOutage.id !== ack && facts.joiOutage.id !== pending?.id
-        ? facts.joiOutage
-        : null;
     const own = mine?.kind === "ended" ? mine : null;
-    if (!own && !theirs) return;
-    o.ledger.save(
-      PENDING,
-      {
-        id: theirs?.id ?? own!.id,
-        since: Math.min(own?.since ?? Infinity, theirs?.since ?? Infinity),
-        until: r.at,
-        mesh: theirs !== null,
-        checks: 0,
-      } satisfies Pending,
-    );
-    // retry what waited for the mesh now, not at its backoff's end
-    await o.flush().catch(() => {});
+    const reported = facts.joiOutage && facts.joiOutage.id !== ack ? facts.joiOutage : null;
+    const old = o.ledger.load<Pending | null>(PENDING) ?? null;
+    let pending = old;
+    // what joi saw and what the mesh told are one outage when they overlap: one summary
+    if (reported && pending?.mesh !== reported.id) {
+      const window = { since: reported.since, until: reported.until ?? r.at };
+      const told = o.ledger.load<Window | null>(SUMMARISED) ?? null;
+      if (pending) pending = merge(pending, window, reported.id);
+      else if (told && overlaps(told, window)) o.ledger.save(ACK, reported.id); // already told
+      else pending = { id: reported.id, ...window, mesh: reported.id, checks: 0 };
+    }
+    if (own) {
+      const window = { since: own.since, until: own.until };
+      pending = pending
+        ? merge(pending, window, pending.mesh)
+        : { id: own.id, ...window, mesh: null, checks: 0 };
+    }
+    if (!pending) return;
+    if (old === null) {
+      // the link just came back: retry what waited for the mesh now (not at its backoff's
+      // end), and summarise at a later check, once what was held elsewhere (the relay's
+      // alarms, over the same overlay) has arrived
+      o.ledger.save(PENDING, pending);
+      await o.flush().catch(() => {});
+      return;
+    }
+    const checks = pending.checks + 1;
+    if (checks < MAX_WAIT_CHECKS && !(o.settled?.(pending.until) ?? true)) {
+      o.ledger.save(PENDING, { ...pending, checks });
+      return;
+    }
+    o.ledger.save(PENDING, null);
+    o.ledger.save(SUMMARISED, { since: pending.since, until: pending.until } satisfies Window);
+    await this.#summarise(pending.id, pending.since, pending.until);
+    if (pending.mesh) o.ledger.save(ACK, pending.mesh);
   }
 
   async #summarise(id: string, since: number, until: number): Promise<void> {

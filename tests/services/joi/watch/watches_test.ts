@@ -586,7 +586,7 @@ Deno.test("link watch (joi): a joi that was stopped sees nothing itself, and sti
   await w.check();
   await b.flush();
   assert.deepEqual(b.to(OWNER), [
-    "joi is back in touch. It was cut off from 11:40 to 12:00 (20 min). No alert was delayed.",
+    "joi is back in touch. It was cut off from 11:40 to 11:59 (19 min). No alert was delayed.",
   ]);
 });
 
@@ -659,4 +659,48 @@ Deno.test("watch alerts: more than alerts_per_hour non-safety messages wait for 
   b.clock.now += 60 * MIN;
   await b.flush();
   assert.deepEqual(b.to(OWNER), ["m0", "m1", "m2", "m3", "m4"]);
+});
+
+Deno.test("link watch (joi): what joi saw and what the mesh told of one outage make one summary, in either order", async () => {
+  for (const order of ["joi first", "mesh first"] as const) {
+    const b = bench();
+    const state = { up: true, outage: null as null | Record<string, unknown> };
+    const w = new LinkWatch({
+      client: {
+        request() {
+          if (!state.up) return Promise.reject(new Error("no answer: timed out"));
+          return Promise.resolve(answer(200, { joi_outage: state.outage }, b.now()));
+        },
+      },
+      ledger: b.ledger,
+      alerts: b.alerts,
+      outbox: b.outbox.store,
+      flush: () => b.outbox.pump(),
+      failures: () => 3,
+      timeZone: () => "UTC",
+      log: b.log,
+      now: b.now,
+    });
+    const step = async (n = 1) => {
+      for (let i = 0; i < n; i++) {
+        b.clock.now += S;
+        await w.check();
+      }
+    };
+    // joi restarts slowly after the mesh told the household: its own first checks fail
+    const meshOutage = { id: "link-m", since: NOON - 20 * S, until: NOON - 2 * S };
+    if (order === "mesh first") state.outage = meshOutage;
+    state.up = false;
+    await step(4); // joi's own episode: three failures
+    state.up = true;
+    await step(); // back: joi's episode ends
+    state.outage = meshOutage; // the mesh reports its outage (at once, or a check later)
+    await step(5);
+    state.outage = null;
+    await step(3);
+    await b.flush();
+    const told = b.to(OWNER).filter((t) => t.startsWith("joi is back in touch"));
+    assert.equal(told.length, 1, `${order}: ${told.join("\n")}`);
+    assert.match(told[0]!, /^joi is back in touch\. It was cut off from 11:59 to 12:00 /, order);
+  }
 });
