@@ -16,6 +16,10 @@
  *   document is walked once with memoised sizes; an alias inside its own
  *   anchor, or a document that would expand to more than `.nodes` nodes, is
  *   refused at the alias;
+ * - many aliases: the `yaml` package resolves each alias by walking the
+ *   document (quadratic: 9,000 aliases took 20 s), so at most `.aliases` are
+ *   allowed (counted on the lexer's tokens, before composing), and our own
+ *   walk resolves them all in one pass;
  * - merge keys (`<<`), non-scalar keys, tags other than YAML's core ones
  *   (`!!binary`, `!foo`), control characters: refused where they stand;
  * - invalid UTF-8: {@link decodeYamlBytes} names the first bad byte's line and
@@ -50,11 +54,14 @@ import {
 
 /** The bounds every YAML text is held to (policy files are a few KiB). */
 export const YAML_LIMITS: Readonly<{
+  aliases: number;
   bytes: number;
   depth: number;
   nodes: number;
   scalarChars: number;
 }> = Object.freeze({
+  /** Aliases (`*name`) in one text. */
+  aliases: 1_000,
   /** Size of one file, in bytes (UTF-8). */
   bytes: 128 * 1024,
   /** Nesting of collections. */
@@ -157,16 +164,27 @@ function isCstCollection(token: CST.Token): boolean {
 
 /**
  * A linear first pass on the lexer's tokens, stopping at the first excess:
- * flow brackets opened beyond the depth limit, or more block indicators
- * (`- - - x`) on one line than the limit. The parser's own cost grows faster
- * than linearly on such input, so it must not see it.
+ * flow brackets opened beyond the depth limit, more block indicators
+ * (`- - - x`) on one line than the limit, or more aliases than allowed. The
+ * parser's (and the alias resolver's) cost grows faster than linearly on such
+ * input, so it must not see it.
  */
 function lexProblems(text: string): YamlProblem[] {
   let offset = 0;
   let flow = 0;
   let onLine = 0;
+  let aliases = 0;
   for (const token of new Lexer().lex(text)) {
-    switch (CST.tokenType(token)) {
+    const type = CST.tokenType(token);
+    switch (type) {
+      case "alias":
+        if (++aliases > YAML_LIMITS.aliases) {
+          return [{
+            offset,
+            message: `more than ${YAML_LIMITS.aliases} aliases: write the values out`,
+          }];
+        }
+        break;
       case "flow-map-start":
       case "flow-seq-start":
         if (++flow > YAML_LIMITS.depth) return [tooDeep(offset)];
@@ -178,13 +196,18 @@ function lexProblems(text: string): YamlProblem[] {
       case "seq-item-ind":
       case "explicit-key-ind":
       case "map-value-ind":
-        if (++onLine > YAML_LIMITS.depth) return [tooDeep(offset)];
+        // inside brackets these separate entries (`{a: 1, b: 2}`): only the flow depth counts
+        if (flow === 0 && ++onLine > YAML_LIMITS.depth) return [tooDeep(offset)];
         break;
       case "newline":
         onLine = 0;
         break;
     }
-    offset += token.length;
+    // the lexer's markers (start of document, next token is a scalar, end of flow)
+    // are not in the text (textProblems refused those control characters in it)
+    if (type !== "doc-mode" && type !== "scalar" && type !== "flow-error-end") {
+      offset += token.length;
+    }
   }
   return [];
 }
@@ -230,11 +253,50 @@ function aliasSource(node: Node): string {
 }
 
 /**
+ * Each alias's anchored node, found in one walk in document order (an alias
+ * names the closest anchor before it), instead of `Alias.resolve`, which
+ * walks the whole document for every alias.
+ */
+function aliasTargets(doc: Document.Parsed): Map<Node, Node> {
+  const anchors = new Map<string, Node>();
+  const targets = new Map<Node, Node>();
+  const walk = (node: unknown): void => {
+    if (!node || typeof node !== "object") return;
+    const n = node as Node;
+    if (isAlias(n)) {
+      const target = anchors.get(n.source);
+      if (target) targets.set(n, target);
+      return;
+    }
+    if (n.anchor) anchors.set(n.anchor, n);
+    if (isCollection(n)) {
+      for (const item of n.items) {
+        if (isPair(item)) {
+          walk(item.key);
+          walk(item.value);
+        } else walk(item);
+      }
+    }
+  };
+  walk(doc.contents);
+  return targets;
+}
+
+/**
+ * The key a mapping key becomes in the loaded object: `1` and `'1'`, `~` and
+ * `""` are different YAML keys but one property, so they count as duplicates.
+ */
+function loadedKey(value: unknown): string {
+  return value === null || value === undefined ? "" : String(value);
+}
+
+/**
  * Walks the composed document (depth already bounded): tags, keys, scalar
  * sizes, alias recursion and the size of the document with aliases expanded.
  */
 function documentProblems(doc: Document.Parsed, lines: LineCounter): YamlProblem[] {
   const problems: YamlProblem[] = [];
+  const targets = aliasTargets(doc);
   const sizes = new Map<Node, number>();
   const open = new Set<Node>();
   let expanded = 0;
@@ -244,8 +306,15 @@ function documentProblems(doc: Document.Parsed, lines: LineCounter): YamlProblem
     if (!node || typeof node !== "object") return 0;
     const n = node as Node;
     if (isAlias(n)) {
-      const target = n.resolve(doc);
-      if (!target) return 1; // an unknown anchor is already a parse error
+      const target = targets.get(n);
+      if (!target) {
+        problems.push({
+          offset: startOf(n),
+          message: `alias *${aliasSource(n)} has no anchor &${aliasSource(n)} before it: ` +
+            `define the anchor first or write the value out`,
+        });
+        return 1;
+      }
       if (open.has(target)) {
         problems.push({
           offset: startOf(n),
@@ -278,7 +347,7 @@ function documentProblems(doc: Document.Parsed, lines: LineCounter): YamlProblem
       }
     } else if (isCollection(n)) {
       open.add(n);
-      const keys = new Map<unknown, Node>();
+      const keys = new Map<string, Node>();
       for (const item of n.items) {
         if (isPair(item)) {
           const key = item.key as Node | null;
@@ -295,15 +364,16 @@ function documentProblems(doc: Document.Parsed, lines: LineCounter): YamlProblem
               message: "merge keys (<<) are not supported: write the keys out",
             });
           } else if (key && isScalar(key)) {
-            const first = keys.get(key.value);
+            const name = loadedKey(key.value);
+            const first = keys.get(name);
             if (first) {
               problems.push({
                 offset: startOf(key),
-                message: `duplicate key ${JSON.stringify(String(key.value))} (first defined at ` +
+                message: `duplicate key ${JSON.stringify(name)} (first defined at ` +
                   `line ${lines.linePos(startOf(first)).line})`,
                 plain: true,
               });
-            } else keys.set(key.value, key);
+            } else keys.set(name, key);
           }
           size += sizeOf(key) + sizeOf(item.value);
         } else size += sizeOf(item);
