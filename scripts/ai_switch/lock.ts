@@ -3,6 +3,18 @@
  * interleave. The kernel releases it when the holder dies, so a crashed switch
  * leaves no stale lock; the holder's pid is written in the file for messages.
  *
+ * Its folder must be writable by its owner only ({@link checkLockDir}), and
+ * even then nothing found at the lock's name is trusted: Deno resolves
+ * symlinks itself before opening, so the kernel's `protected_symlinks` does
+ * not stop root from following one (in world-writable `/run/lock`, where the
+ * lock used to live, any local user could plant one, and truncating "the
+ * lock" truncated its target, `/etc/shadow`). So the file is only ever
+ * created with `O_EXCL`, and an existing one is opened without creating, then
+ * checked through its descriptor to be the regular, singly linked inode
+ * `lstat` saw; a symlink, FIFO, device or hard link is refused, naming the
+ * path, and nothing is written before that check (the rule of
+ * `scripts/common/root_fs.ts`).
+ *
  * @module
  */
 
@@ -71,16 +83,8 @@ export async function checkLockDir(dir: string): Promise<void> {
  */
 export async function acquireLock(path: string, options: LockOptions): Promise<Lock> {
   await checkLockDir(path.slice(0, path.lastIndexOf("/")) || "/");
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
-  } catch (e) {
-    throw new Error(
-      `cannot open the lock file ${path}: ${(e as Error).message} ` +
-        `(set --lock-file to a writable path, or run as root)`,
-    );
-  }
-  const holder = await readHolder(path);
+  const file = openLockFile(path);
+  const holder = readHolder(file);
   let acquired = false;
   let timedOut = false;
   const locking = file.lock(true).then(() => {
@@ -123,9 +127,85 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
   };
 }
 
-async function readHolder(path: string): Promise<string> {
+function describe(info: Deno.FileInfo): string {
+  if (info.isSymlink) return "a symlink";
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a FIFO";
+  if (info.isSocket) return "a socket";
+  if (info.isCharDevice || info.isBlockDevice) return "a device";
+  return "not a regular file";
+}
+
+/** Refuses anything but a regular file with one link (see the module note). */
+function checkRegular(path: string, info: Deno.FileInfo): void {
+  if (!info.isFile || info.isSymlink) {
+    throw new Error(
+      `the lock file ${path} is ${describe(info)}, not a regular file: refusing to open it ` +
+        `(someone may have planted it; remove it and re-run)`,
+    );
+  }
+  if ((info.nlink ?? 1) > 1) {
+    throw new Error(
+      `the lock file ${path} has ${info.nlink} hard links: refusing to write a file that is ` +
+        `also elsewhere (remove it and re-run)`,
+    );
+  }
+}
+
+function cannotOpen(path: string, e: unknown): Error {
+  return new Error(
+    `cannot open the lock file ${path}: ${(e as Error).message} ` +
+      `(set --lock-file to a writable path, or run as root)`,
+  );
+}
+
+/** Opens (or creates, `O_EXCL`) the lock file, checked through its descriptor. */
+function openLockFile(path: string): Deno.FsFile {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let before: Deno.FileInfo | undefined;
+    try {
+      before = Deno.lstatSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw cannotOpen(path, e);
+    }
+    if (before === undefined) {
+      try {
+        return Deno.openSync(path, { read: true, write: true, createNew: true, mode: 0o600 });
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) continue; // appeared meanwhile: look again
+        throw cannotOpen(path, e);
+      }
+    }
+    checkRegular(path, before);
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true, write: true });
+    } catch (e) {
+      throw cannotOpen(path, e);
+    }
+    try {
+      const now = file.statSync();
+      if (now.dev !== before.dev || now.ino !== before.ino) {
+        throw new Error(
+          `the lock file ${path} was replaced while it was opened: refusing it (re-run)`,
+        );
+      }
+      checkRegular(path, now);
+      return file;
+    } catch (e) {
+      file.close();
+      throw e instanceof Error && e.message.startsWith("the lock file") ? e : cannotOpen(path, e);
+    }
+  }
+  throw new Error(`the lock file ${path} keeps changing: refusing it (re-run)`);
+}
+
+function readHolder(file: Deno.FsFile): string {
   try {
-    const text = (await Deno.readTextFile(path)).trim();
+    const buf = new Uint8Array(64);
+    const n = file.readSync(buf) ?? 0;
+    file.seekSync(0, Deno.SeekMode.Start);
+    const text = new TextDecoder().decode(buf.subarray(0, n)).trim();
     return /^pid \d+$/.test(text) ? text : "unknown pid";
   } catch {
     return "unknown pid";

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { acquireLock, checkLockDir, LockTimeoutError } from "../../../scripts/ai_switch/lock.ts";
 import { DEFAULT_LOCK_FILE } from "../../../scripts/ai_switch/cli.ts";
+import { ignoreUnless, isRoot } from "../../_helpers/requires.ts";
 
 Deno.test("a second switch waits for the lock, then times out clearly", async () => {
   const dir = await Deno.makeTempDir();
@@ -71,4 +72,44 @@ Deno.test("the lock's folder: created 0700 if missing; one others may write is r
 
 Deno.test("the default lock is in a root-only folder, not world-writable /run/lock", () => {
   assert.equal(DEFAULT_LOCK_FILE, "/run/anklume/ai-switch.lock");
+});
+
+Deno.test({
+  name: "nothing found at the lock's name is written through: symlink, FIFO, hard link refused",
+  ignore: ignoreUnless([isRoot(), "root"]),
+  async fn() {
+    // Deno resolves symlinks itself, so the kernel's protected_symlinks never applies:
+    // before, a symlink at the lock's name (any local user could plant one in /run/lock)
+    // made root truncate its target
+    const dir = Deno.makeTempDirSync({ prefix: "joi-lock-" });
+    try {
+      const victim = `${dir}/shadow`;
+      const secret = "root:$y$secret:19000::::::\n";
+      Deno.writeTextFileSync(victim, secret, { mode: 0o640 });
+      Deno.mkdirSync(`${dir}/lock`, { mode: 0o700 });
+      const lock = `${dir}/lock/anklume-ai-switch.lock`;
+      const sh = (line: string) =>
+        assert.ok(new Deno.Command("sh", { args: ["-c", line] }).outputSync().success, line);
+      const cases: [string, string, RegExp][] = [
+        ["symlink", `ln -s ${victim} ${lock}`, /is a symlink/],
+        ["dangling symlink", `ln -s ${dir}/new ${lock}`, /is a symlink/],
+        ["FIFO", `mkfifo ${lock}`, /is a FIFO/],
+        ["hard link", `ln ${victim} ${lock}`, /has 2 hard links/],
+      ];
+      for (const [name, plant, why] of cases) {
+        sh(plant);
+        await assert.rejects(acquireLock(lock, { timeoutMs: 100 }), (e: Error) => {
+          assert.match(e.message, new RegExp(`the lock file ${lock} `), name);
+          assert.match(e.message, why, name);
+          return true;
+        });
+        assert.equal(Deno.readTextFileSync(victim), secret, name);
+        assert.throws(() => Deno.lstatSync(`${dir}/new`), Deno.errors.NotFound, name);
+        Deno.removeSync(lock);
+      }
+      (await acquireLock(lock, { timeoutMs: 100 })).release();
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
 });
