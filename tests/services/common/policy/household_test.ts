@@ -133,12 +133,17 @@ function withoutComments(src: string): string {
   return out;
 }
 
-/** Spellings of channel names: building (`${id}_private_dm`), parsing (`endsWith("_group")`), literals. */
+/**
+ * Spellings of channel names: building (`${id}_private_dm`, `${id}_${kind}_dm`,
+ * `"_" + "private_dm"`), parsing (`endsWith("_group")`, `/_(private|regular)_dm$/`,
+ * `/_group$/`), literals.
+ */
 const CHANNEL_SPELLINGS = [
-  /_(?:private|regular)_dm\b/,
-  /\}_group\b/,
-  /["'`]_group\b/,
-  /["'`]_dm\b/,
+  /(?:private|regular)_dm\b/,
+  /\}_(?:dm|group)\b/,
+  /["'`/]_(?:dm|group)\b/,
+  /_(?:dm|group)\$/,
+  /\(\??:?(?:private\|regular|regular\|private)\)_dm/,
   /\b(?:critical|family)_group\b/,
 ];
 
@@ -173,4 +178,27 @@ Deno.test("the vocabulary check sees a spelled channel name and ignores comments
   ).split("\n");
   const hits = code.filter((l) => CHANNEL_SPELLINGS.some((re) => re.test(l)));
   assert.deepEqual(hits, ["const a = `${id}_private_dm`; ", 'x.endsWith("_group");']);
+});
+
+Deno.test("the vocabulary check sees every way of building or parsing a channel name", () => {
+  // the first six slipped past the first patterns
+  const spelled = [
+    "const c = `${id}_${kind}_dm`;",
+    'const c = id + "_" + "private_dm";',
+    "const m = /^(.+)_(private|regular)_dm$/.exec(name);",
+    "const m = /^(.+)_(?:regular|private)_dm/.exec(name);",
+    "if (/_group$/.test(name)) return;",
+    "if (/_dm$/.test(name)) return;",
+    "const g = `${name}_group`;",
+    'const c = "_" + kind + "_dm";',
+  ];
+  const missed = spelled.filter((l) => !CHANNEL_SPELLINGS.some((re) => re.test(l)));
+  assert.deepEqual(missed, []);
+  // and names that merely look alike are not flagged
+  const plain = [
+    "const g = r.reader_group;",
+    "const dm = isPrivateChannel(channel);",
+    "const groups = policies.groups.groups;",
+  ];
+  assert.deepEqual(plain.filter((l) => CHANNEL_SPELLINGS.some((re) => re.test(l))), []);
 });
