@@ -37,6 +37,7 @@ import type { Logger } from "../common/log.ts";
 import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
 import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch.ts";
 import { deviceTypeOf } from "../joi/guard/device_types.ts";
+import { readCapped } from "../common/wire/read_capped.ts";
 import { parseSse, type SseSkip } from "./sse.ts";
 import type { CriticalRecord } from "./critical_store.ts";
 
@@ -254,8 +255,11 @@ export class Relay {
     return names.some((n) => n !== undefined && this.#critical.has(deviceTypeOf(n)));
   }
 
-  /** Accepts one SSE `message` data line (a JSON `{topic, payload, type}`). */
-  accept(data: string): void {
+  /**
+   * Accepts one SSE `message` data line (a JSON `{topic, payload, type}`);
+   * `resync` marks a state the relay read itself (it passes the topic filter).
+   */
+  accept(data: string, o: { resync?: boolean } = {}): void {
     this.stats.received++;
     let ev: { topic?: unknown; payload?: unknown; type?: unknown };
     try {
@@ -273,7 +277,7 @@ export class Relay {
       });
       return;
     }
-    if (!this.admits(ev.topic)) {
+    if (!o.resync && !this.admits(ev.topic)) {
       this.stats.filtered++;
       return;
     }
@@ -342,6 +346,63 @@ export class Relay {
     this.#urgent.push(p);
     this.stats.criticalPending = this.#urgent.length;
     this.#criticalWaker.wake();
+  }
+
+  /**
+   * Reads the current state of every critical item and sends each through
+   * the critical lane as an `ItemStateEvent`, so an alarm that began while the
+   * relay was down or the stream was broken still reaches joi; joi drops a
+   * report of the state it already knows. Two bounded reads: the item list
+   * without states (`GET /rest/items?fields=name,type,groupNames`: an image
+   * item's state would be megabytes), then each critical item's state
+   * (`GET /rest/items/<name>/state`). Called at each (re)connect; a failure
+   * is logged and retried at the next one.
+   */
+  async #resync(signal: AbortSignal): Promise<void> {
+    const get = async (path: string, params: Record<string, string>, max: number) => {
+      const url = new URL(path, this.#o.openhabUrl);
+      for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+      const res = await this.#fetch(url, {
+        headers: { authorization: `Bearer ${this.#o.token}` },
+        signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`openHAB answered ${res.status} to GET ${url.pathname}`);
+      }
+      const bytes = await readCapped(res.body, max, signal);
+      if (bytes === undefined) throw new Error(`GET ${url.pathname}: more than ${max} bytes`);
+      return new TextDecoder().decode(bytes);
+    };
+    let sent = 0;
+    try {
+      const list = JSON.parse(
+        await get("/rest/items", { recursive: "false", fields: "name,type,groupNames" }, 4 << 20),
+      );
+      if (!Array.isArray(list)) throw new Error("GET /rest/items: not a list of items");
+      for (
+        const c of resyncCandidates(list, (n) => this.#filter.admits(n), (t) => this.isCritical(t))
+      ) {
+        const state = (await get(`/rest/items/${encodeURIComponent(c.name)}/state`, {}, 4096))
+          .trim();
+        if (state === "" || state === "NULL" || state === "UNDEF") continue;
+        this.accept(
+          JSON.stringify({
+            topic: c.topic,
+            payload: JSON.stringify({ type: c.valueType, value: state }),
+            type: "ItemStateEvent",
+          }),
+          { resync: true },
+        );
+        sent++;
+      }
+    } catch (e) {
+      if (!this.#stopped && !signal.aborted) {
+        this.#o.log.warn("relay_resync_failed", { error: (e as Error).message, sent });
+      }
+      return;
+    }
+    if (sent) this.#o.log.info("relay_resynced", { critical_items: sent });
   }
 
   /** An over-long SSE line or event was skipped: say which item it was, when known. */
@@ -417,6 +478,9 @@ export class Relay {
         this.#streamUp(true, null);
         this.#o.log.info("relay_connected", { connections: this.stats.connections });
         backoff = min;
+        // openHAB does not replay what it sent while we were away: read the critical
+        // items' states now that the stream is up (so nothing falls between the two)
+        void this.#resync(abort.signal);
         const events = parseSse(res.body, {
           maxLineBytes: this.#o.maxLineBytes ?? 65_536,
           onSkip: (s) => {
@@ -708,4 +772,53 @@ export class Relay {
     }
     return { kind: "refused_whole", status: res.status, code, message };
   }
+}
+
+/** openHAB item types -> the value type their state has on the event bus. */
+const VALUE_TYPES: Record<string, string> = {
+  Switch: "OnOff",
+  Contact: "OpenClosed",
+  Number: "Decimal",
+  Dimmer: "Percent",
+  Rollershutter: "Percent",
+  String: "String",
+  DateTime: "DateTime",
+  Color: "HSB",
+  Location: "Point",
+};
+
+/** A critical item to read back at (re)connect: its name, the topic to report it on, its value type. */
+export interface ResyncCandidate {
+  name: string;
+  topic: string;
+  valueType: string;
+}
+
+/**
+ * The critical items of a `GET /rest/items` list: those whose own name, or a
+ * group's, tells a critical class (reported through that group then), minus
+ * groups, types without a bus value and items the filter refuses.
+ */
+export function resyncCandidates(
+  items: readonly unknown[],
+  admits: (name: string) => boolean,
+  isCritical: (topic: string) => boolean,
+): ResyncCandidate[] {
+  const out: ResyncCandidate[] = [];
+  for (const raw of items) {
+    const it = raw as { name?: unknown; type?: unknown; groupNames?: unknown };
+    if (typeof it.name !== "string" || typeof it.type !== "string") continue;
+    if (it.type.startsWith("Group") || !admits(it.name)) continue;
+    const valueType = it.type.startsWith("Number:") ? "Quantity" : VALUE_TYPES[it.type];
+    if (valueType === undefined) continue;
+    const own = `openhab/items/${it.name}/state`;
+    const groups = Array.isArray(it.groupNames)
+      ? it.groupNames.filter((g): g is string => typeof g === "string" && admits(g))
+      : [];
+    const topic = isCritical(own)
+      ? own
+      : groups.map((g) => `openhab/items/${g}/${it.name}/state`).find(isCritical);
+    if (topic !== undefined) out.push({ name: it.name, topic, valueType });
+  }
+  return out;
 }

@@ -50,3 +50,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "relay: an alarm raised while the relay was down is read back from openHAB when it starts",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const s = await startStack();
+    try {
+      s.push(stateChanged("Garage_CO_Detector", "OnOff", "OFF"));
+      await until(
+        () => s.logs("relay").some((l) => l.event === "relay_critical_forwarded"),
+        "the detector's clear state",
+      );
+      await s.stopRelay("SIGKILL");
+      // nobody listens: openHAB's stream loses it, its item state keeps it
+      s.push(stateChanged("Garage_CO_Detector", "OnOff", "ON", { oldValue: "OFF" }));
+      await s.startRelay();
+      await until(
+        () =>
+          s.criticalSends().some((r) =>
+            String(r.params.message).includes("by Garage_CO_Detector ")
+          ),
+        "the alarm read back at the relay's start",
+      );
+      assert.ok(s.logs("relay").some((l) => l.event === "relay_resynced"));
+    } finally {
+      await s.close();
+    }
+  },
+});

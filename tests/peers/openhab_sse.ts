@@ -5,6 +5,11 @@
  * and an `event: alive` keep-alive. The API token is required as a Bearer
  * token. Tests push events, send keep-alives, drop connections or go silent.
  *
+ * Like openHAB, it keeps each item's state: an event pushed while no client is
+ * connected is lost from the stream (openHAB does not replay) but shows in
+ * `GET /rest/items` (`[{name, state, type, groupNames}]`; with `fields=` not
+ * naming `state`, without it) and `GET /rest/items/<name>/state` (plain text).
+ *
  * @module
  */
 
@@ -24,8 +29,10 @@ export interface OpenhabSse {
   unauthorized: number;
   /** The `topics` query of the last connection. */
   lastTopics: string | null;
-  /** Sends one event to every open stream. */
+  /** Sends one event to every open stream (and keeps an item event's state for `/rest/items`). */
   push(ev: OpenhabEvent): void;
+  /** `GET /rest/items` requests answered. */
+  readonly itemReads: number;
   /** Sends the keep-alive to every open stream. */
   alive(): void;
   /** Closes every open stream (a dropped connection). */
@@ -93,6 +100,19 @@ export function triggered(channel: string, event: string): OpenhabEvent {
 
 const encoder = new TextEncoder();
 
+/** Value types -> the item type openHAB lists (`/rest/items`). */
+const ITEM_TYPES: Record<string, string> = {
+  OnOff: "Switch",
+  OpenClosed: "Contact",
+  Decimal: "Number",
+  Quantity: "Number:Dimensionless",
+  Percent: "Dimmer",
+  DateTime: "DateTime",
+  HSB: "Color",
+  Point: "Location",
+  Raw: "Image",
+};
+
 /** Options of {@link startOpenhabSse}. */
 export interface OpenhabSseOptions {
   /** TCP port on 127.0.0.1 (default 0: a free port). */
@@ -105,7 +125,29 @@ export function startOpenhabSse(token: string, options: OpenhabSseOptions = {}):
   let connections = 0;
   let unauthorized = 0;
   let lastTopics: string | null = null;
+  let itemReads = 0;
   const waiters = new Set<() => void>();
+  /** Item states as openHAB would list them. */
+  const items = new Map<
+    string,
+    { name: string; state: string; type: string; groupNames: string[] }
+  >();
+  const remember = (ev: OpenhabEvent) => {
+    const s = ev.topic.split("/");
+    if (s[1] !== "items" || (s.length !== 4 && s.length !== 5)) return;
+    const name = s.length === 5 ? s[3]! : s[2]!;
+    let p: { type?: unknown; value?: unknown };
+    try {
+      p = JSON.parse(ev.payload);
+    } catch {
+      return;
+    }
+    if (typeof p.value !== "string" || typeof p.type !== "string") return;
+    const prev = items.get(name);
+    const groupNames = [...(prev?.groupNames ?? [])];
+    if (s.length === 5 && !groupNames.includes(s[2]!)) groupNames.push(s[2]!);
+    items.set(name, { name, state: p.value, type: ITEM_TYPES[p.type] ?? "String", groupNames });
+  };
   const send = (text: string) => {
     for (const c of streams) {
       try {
@@ -119,13 +161,35 @@ export function startOpenhabSse(token: string, options: OpenhabSseOptions = {}):
     { hostname: "127.0.0.1", port: options.port ?? 0, onListen() {} },
     (req) => {
       const url = new URL(req.url);
-      if (url.pathname !== "/rest/events") return new Response("not found", { status: 404 });
+      const one = /^\/rest\/items\/([^/]+)\/state$/.exec(url.pathname);
+      if (url.pathname !== "/rest/events" && url.pathname !== "/rest/items" && !one) {
+        return new Response("not found", { status: 404 });
+      }
       if (req.headers.get("authorization") !== `Bearer ${token}`) {
         unauthorized++;
         return new Response(JSON.stringify({ error: { message: "Authentication required" } }), {
           status: 401,
           headers: { "content-type": "application/json" },
         });
+      }
+      if (url.pathname === "/rest/items") {
+        itemReads++;
+        // `fields=` without state: openHAB leaves the state out (an image's is megabytes)
+        const fields = url.searchParams.get("fields")?.split(",");
+        const list = [...items.values()].map((i) =>
+          fields && !fields.includes("state")
+            ? { name: i.name, type: i.type, groupNames: i.groupNames }
+            : i
+        );
+        return new Response(JSON.stringify(list), {
+          headers: { "content-type": "application/json" },
+        });
+      }
+      if (one) {
+        const item = items.get(decodeURIComponent(one[1]!));
+        return item
+          ? new Response(item.state, { headers: { "content-type": "text/plain" } })
+          : new Response(`Item ${one[1]} does not exist!`, { status: 404 });
       }
       lastTopics = url.searchParams.get("topics");
       let ctrl!: ReadableStreamDefaultController<Uint8Array>;
@@ -156,10 +220,14 @@ export function startOpenhabSse(token: string, options: OpenhabSseOptions = {}):
     get lastTopics() {
       return lastTopics;
     },
+    get itemReads() {
+      return itemReads;
+    },
     get open() {
       return streams.size;
     },
     push(ev) {
+      remember(ev);
       send(`event: message\ndata: ${JSON.stringify(ev)}\n\n`);
     },
     alive() {
