@@ -177,7 +177,12 @@ export async function answerMessage(t: TurnContext, m: AcceptedMessage): Promise
   }
   const parsed = parseReply(raw);
   for (const fact of parsed.remember) await saveFact(t, m, fact);
-  if (parsed.text === "") return;
+  if (parsed.text === "") {
+    // joi said it would answer (the sender sees it typing): it does, briefly
+    const text = parsed.remember.length > 0 ? NOTICES.noted : NOTICES.empty;
+    t.send({ ...replyBase, text, template: true }, "empty_reply");
+    return;
+  }
   const max = snap.policies.policy.content.max_outbound_chars;
   const reply = { ...parsed, text: fitReply(parsed.text, max) };
   if (reply.text !== parsed.text) {
@@ -254,7 +259,7 @@ function escalate(t: TurnContext, m: AcceptedMessage): void {
   }
   t.send({
     channel: critical,
-    text: NOTICES.escalated(channelName(m.channel)),
+    text: NOTICES.escalated(channelName(m.channel), m.message.conversation.type === "direct"),
     priority: "critical",
     kind: "escalated",
     template: true,

@@ -22,8 +22,18 @@ export const NOTICES = {
   /** The architecture document's reply to a voice note whisper could not transcribe. */
   voiceFailed:
     "I received your voice message but couldn't transcribe it. Could you send that as text?",
-  /** All the critical group learns of an urgent reply in another channel: never the reply. */
-  escalated: (where: string) => `Something urgent was raised in ${where}. Check your DM with Joi.`,
+  /**
+   * All the critical group learns of an urgent reply in another channel:
+   * where to look, never the reply.
+   */
+  escalated: (where: string, direct: boolean) =>
+    `Something urgent was raised in ${where}. ${
+      direct ? "Check your DM with Joi." : `Check ${where}.`
+    }`,
+  /** The answer when the model's reply held only a `REMEMBER:` directive. */
+  noted: "Noted: I will remember that.",
+  /** The answer when the model's reply held no text at all (joi said it would answer). */
+  empty: "I have no answer to that. Please ask me again, perhaps in other words.",
   /** Appended to an answer longer than one message may be. */
   cut: " […] (My answer was longer than one message may be; ask me to go on.)",
 } as const;

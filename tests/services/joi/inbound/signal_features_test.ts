@@ -189,3 +189,49 @@ Deno.test("the owner's DM is answered while the family group floods the LLM budg
     await j.close();
   }
 });
+
+Deno.test("every message joi said it would answer gets an answer (ends the typing): a model reply that is only a directive, or nothing", async () => {
+  const replies = ["REMEMBER: the spare key is with the neighbour", "   \n  ", "URGENT:"];
+  const j = await startJoi({ llm: { reply: () => replies.shift() ?? "fine" } });
+  try {
+    const ids = ["sig-empty-1", "sig-empty-2", "sig-empty-3"];
+    for (const [i, text] of ["remember: spare key at the neighbour's", "hm", "hello?"].entries()) {
+      const r = await j.post({
+        sender: "owner",
+        channel: "owner_private_dm",
+        text,
+        messageId: ids[i]!,
+      });
+      assert.equal(r.data?.will_respond, true);
+      await j.settle();
+    }
+    assert.deepEqual(
+      j.sent.map((m) => m.reply_to),
+      ids,
+      "one answer to each, quoting it (so the mesh stops typing)",
+    );
+    assert.equal(j.sent[0]!.content.text, NOTICES.noted);
+    assert.equal(j.sent[1]!.content.text, NOTICES.empty);
+    assert.equal(j.sent[2]!.content.text, NOTICES.empty);
+    assert.ok(j.sent.every((m) => m.priority === "normal"), "an empty URGENT escalates nothing");
+  } finally {
+    await j.close();
+  }
+});
+
+Deno.test("URGENT raised in a group: the critical group is pointed to that group, not to a DM", async () => {
+  const j = await startJoi({ llm: { reply: () => "URGENT: the freezer is open." } });
+  try {
+    await j.post({ sender: "owner", channel: "family_group", text: "Joi, is the freezer ok?" });
+    await j.settle();
+    const critical = j.sent.filter((m) => m.priority === "critical");
+    assert.equal(critical.length, 1);
+    assert.equal(
+      critical[0]!.content.text,
+      "Something urgent was raised in the family group. Check the family group.",
+    );
+    assert.ok(!critical[0]!.content.text.includes("freezer"));
+  } finally {
+    await j.close();
+  }
+});
