@@ -8,7 +8,8 @@
  * uuid) as well as its number. Addressing by name means the name opens the
  * line (`Joi, ...`, `hey joi ...`, `@Joi`), closes it (`..., joi?`) or is
  * written `@Joi` anywhere; a line that merely talks about joi in the middle
- * ("I asked joi yesterday") is not addressed to it.
+ * ("I asked joi yesterday") or opens with it as a possessive or part of a
+ * word ("Joi's answer was wrong", "Joi-style") is not addressed to it.
  *
  * @module
  */
@@ -70,7 +71,11 @@ export function addressedByName(text: string, name: string): boolean {
   const n = escape(name.trim());
   if (n === "") return false;
   const t = text.normalize("NFC");
-  const start = new RegExp(`^\\s*(?:${GREETING}[\\s,]+)?@?${n}(?![\\p{L}\\p{N}])`, "iu");
+  // the name, not a longer word, a possessive ("Joi's") or a compound ("Joi-style", "joi.example")
+  const start = new RegExp(
+    `^\\s*(?:${GREETING}[\\s,]+)?@?${n}(?![\\p{L}\\p{N}]|['’\\-.][\\p{L}\\p{N}])`,
+    "iu",
+  );
   const at = new RegExp(`(?:^|[^\\p{L}\\p{N}@])@${n}(?![\\p{L}\\p{N}])`, "iu");
   const end = new RegExp(`[,\\s]@?${n}\\s*[?!.]*\\s*$`, "iu");
   return start.test(t) || at.test(t) || end.test(t);

@@ -185,6 +185,21 @@ Deno.test("addressing rules: the name opens or closes the line, or is written @N
   for (const t of ["I told joi already", "Joining you later", "joist", "enjoi"]) {
     assert.ok(!addressedByName(t, "Joi"), t);
   }
+  // talking about joi, not to it: its name as a possessive or part of a longer word
+  for (
+    const t of [
+      "Joi's answer was wrong again",
+      "Joi’s voice is too quiet",
+      "Joi-style reminders are annoying",
+      "joi.example is not a real site",
+      "the kids love Joi's jokes",
+    ]
+  ) {
+    assert.ok(!addressedByName(t, "Joi"), t);
+  }
+  for (const t of ["Joi.", "Joi: lights off", "Joi - lights off", "Joi!!", "ok Joi"]) {
+    assert.ok(addressedByName(t, "Joi"), t);
+  }
   const self = {
     number: "+15559990000",
     uuid: "0a0c0c0a-1111-4222-8333-444455556666",
