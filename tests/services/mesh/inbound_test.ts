@@ -226,3 +226,102 @@ Deno.test("joi answering 5xx keeps the message queued and retries it, in order",
     await s.stop();
   }
 });
+
+Deno.test("edits, remote deletes, removed reactions, stickers, stories and the account's own sent messages never reach joi, get no receipt and no typing", async () => {
+  const s = await startStack();
+  try {
+    const who = (p: { number: string | null; uuid: string }) => ({
+      source: p.number ?? p.uuid,
+      sourceNumber: p.number,
+      sourceUuid: p.uuid,
+      sourceName: "Someone",
+      sourceDevice: 1,
+      serverReceivedTimestamp: 1,
+      serverDeliveredTimestamp: 2,
+    });
+    const data = (ts: number, extra: Record<string, unknown>) => ({
+      timestamp: ts,
+      message: null,
+      expiresInSeconds: 0,
+      isExpirationUpdate: false,
+      viewOnce: false,
+      ...extra,
+    });
+    const group = { groupId: GROUPS.family_group, groupName: "g", revision: 3, type: "DELIVER" };
+    // an edit of an earlier message (signal-cli: envelope.editMessage)
+    s.peer.push({
+      ...who(OWNER),
+      timestamp: 41,
+      editMessage: {
+        targetSentTimestamp: 40,
+        dataMessage: data(41, { message: "Joi, fixed typo" }),
+      },
+    });
+    // "delete for everyone"
+    s.peer.push({
+      ...who(PARTNER),
+      timestamp: 42,
+      dataMessage: data(42, { remoteDelete: { timestamp: 40 }, groupInfo: group }),
+    });
+    // a reaction taken back
+    s.peer.push({
+      ...who(OWNER),
+      timestamp: 43,
+      dataMessage: data(43, {
+        reaction: {
+          emoji: "👍",
+          targetAuthor: OWNER.number,
+          targetAuthorNumber: OWNER.number,
+          targetAuthorUuid: OWNER.uuid,
+          targetSentTimestamp: 40,
+          isRemove: true,
+        },
+      }),
+    });
+    // a sticker, a story
+    s.peer.push({
+      ...who(PARTNER),
+      timestamp: 44,
+      dataMessage: data(44, { sticker: { packId: "abc", stickerId: 3 }, groupInfo: group }),
+    });
+    s.peer.push({
+      ...who(OWNER),
+      timestamp: 45,
+      storyMessage: { allowsReplies: true, textAttachment: { text: "Joi, look" } },
+    });
+    // what the account itself sent from another device (a linked phone), to the family group
+    s.peer.push({
+      ...who({ number: "+15559990000", uuid: "0e0e0e0e-0000-4000-8000-00000000ac01" }),
+      timestamp: 46,
+      syncMessage: {
+        sentMessage: {
+          destination: null,
+          destinationNumber: null,
+          destinationUuid: null,
+          ...data(46, { message: "Joi, answer this", groupInfo: group }),
+        },
+      },
+    });
+    // then a real message: it is the only one joi gets
+    s.peer.push(dataEnvelope({ ...OWNER, timestamp: 47, text: "only this one" }));
+    await s.joi.waitFor(() => s.joi.received.length >= 1);
+    await s.mesh.forwarder.drained();
+    assert.deepEqual(s.joi.texts(), ["only this one"]);
+    await s.peer.waitFor(() => s.peer.calls("sendReceipt").length >= 1);
+    const receipts = s.peer.calls("sendReceipt").map((c) => c.params.targetTimestamp);
+    assert.deepEqual(receipts, [[47]], "a receipt for the one message joi took, none other");
+    const typing = s.peer.calls("sendTyping").map((c) => c.params.recipient ?? c.params.groupId);
+    assert.ok(typing.every((r) => JSON.stringify(r) === JSON.stringify([OWNER.number])));
+    const reasons = events(s.logs, "signal_ignored").map((e) => e.reason);
+    assert.deepEqual(reasons, [
+      "editMessage",
+      "remoteDelete",
+      "empty data message",
+      "empty data message",
+      "storyMessage",
+      "syncMessage",
+    ]);
+  } finally {
+    await s.stop();
+  }
+});
