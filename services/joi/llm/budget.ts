@@ -8,17 +8,22 @@
  * - in any rolling hour the budget is divided equally among the **active**
  *   channels: the owner's private DM always counts as active; any other
  *   channel counts once it has called the model in that hour, or asks now;
- * - a channel below its equal share may call as long as any budget is left;
+ * - the owner's DM below its equal share may call as long as any budget is
+ *   left;
+ * - any other channel below its share may call as long as, after the call,
+ *   the budget left still covers the owner's DM's unused share;
  * - a channel at or above its share may call only when, after the call, the
  *   budget left still covers the unused share of every other active channel:
  *   it goes beyond its share only with budget no other channel is owed.
  *
- * So a flooding group never takes the owner's DM's share: with one busy group
- * the owner's DM keeps half the budget (60 of 120 calls an hour), with five
- * active channels a fifth; a channel is refused below its share only when the
- * hour's whole budget is spent, and a lone channel may use all of it. A
- * refused channel is told "I need a moment" and is paused for `pause_minutes`
- * (its own calls only; the others go on).
+ * So no group ever takes the owner's DM's share, whatever order channels
+ * become busy in: with one busy group the owner's DM keeps half the budget
+ * (60 of 120 calls an hour), with three active channels a third. When a
+ * channel joins after another went beyond the share it had then, what that
+ * one took comes out of the newcomer's share, never the owner's. A lone
+ * channel may use all of the budget. A refused channel is told "I need a
+ * moment" and is paused for `pause_minutes` (its own calls only; the others
+ * go on).
  *
  * @module
  */
@@ -120,7 +125,10 @@ export class LlmCallBudget {
     let total = 0;
     for (const list of this.#calls.values()) total += list.length;
     if (total >= this.#limit) return false;
-    if (this.#used(channel) < share) return true;
+    if (this.#used(channel) < share) {
+      if (channel === this.#owner || this.#owner === undefined) return true;
+      return this.#limit - total - 1 >= Math.max(0, share - this.#used(this.#owner));
+    }
     let owed = 0;
     for (const c of active) {
       if (c !== channel) owed += Math.max(0, share - this.#used(c));

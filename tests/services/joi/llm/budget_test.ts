@@ -44,7 +44,7 @@ Deno.test("fair budget: shares follow the active channels; a lone channel is not
   assert.deepEqual(c.usage().calls, { family_group: 40, partner_private_dm: 40, [OWNER]: 40 });
 });
 
-Deno.test("fair budget, property: never over budget; a channel under its share is refused only when all is spent; one over it never takes what others are owed", () => {
+Deno.test("fair budget, property: never over budget; a channel under its share is refused only when all is spent (or, for another channel, what is left is the owner's); one over it never takes what others are owed", () => {
   fc.assert(
     fc.property(
       fc.array(
@@ -73,11 +73,17 @@ Deno.test("fair budget, property: never over budget; a channel under its share i
           const share = Math.floor(limit / active.size);
           const used = before[a.who] ?? 0;
           const spent = Object.values(before).reduce((x, y) => x + y, 0) >= limit;
+          const ownerOwed = Math.max(0, share - (before[OWNER] ?? 0));
+          const total0 = Object.values(before).reduce((x, y) => x + y, 0);
           if (!v.allowed && now >= (pausedUntil.get(a.who) ?? 0)) {
-            // refused outside a pause of its own: at or over its share, or nothing left at all
-            if (used < share && !spent) return false;
+            // refused outside a pause of its own: at or over its share, or nothing left at
+            // all, or (another channel) what is left is the owner's DM's unused share
+            const ownersDue = a.who !== OWNER && limit - total0 - 1 < ownerOwed;
+            if (used < share && !spent && !ownersDue) return false;
             pausedUntil.set(a.who, now + 5 * 60_000);
           }
+          // no other channel's call ever eats into the owner's DM's unused share
+          if (v.allowed && a.who !== OWNER && limit - total < ownerOwed) return false;
           if (v.allowed && used >= share) {
             // over its share: the budget left still covers what every other channel is owed
             let owed = 0;
@@ -92,4 +98,24 @@ Deno.test("fair budget, property: never over budget; a channel under its share i
     ),
     { numRuns: 300 },
   );
+});
+
+Deno.test("fair budget: groups flooding one after another never take the owner's DM's share", () => {
+  let now = 0;
+  const b = new LlmCallBudget(policy, { ownerChannel: OWNER, now: () => now });
+  const flood = (channel: string, n: number) => {
+    let ok = 0;
+    for (let i = 0; i < n; i++) {
+      now += 1_000;
+      if (b.take(channel).allowed) ok++;
+    }
+    now += 6 * 60_000; // past its pause
+    return ok;
+  };
+  assert.equal(flood("family_group", 500), 60, "alone with the owner's DM: half");
+  // a second group joins: shares are now 40; the family group's 20 beyond it come
+  // out of the newcomer's share, never out of the owner's
+  assert.equal(flood("critical_group", 500), 20);
+  assert.equal(flood(OWNER, 500), 40, "the owner's DM keeps its third");
+  assert.deepEqual(b.usage().calls, { family_group: 60, critical_group: 20, [OWNER]: 40 });
 });
