@@ -211,7 +211,11 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     now,
   });
   // the LLM budget is shared fairly by channel; the owner's DM always keeps its share
-  const budget = new LlmCallBudget(policy.rate_limits.llm, { ownerChannel: roles.ownerDm, now });
+  const budget = new LlmCallBudget(policy.rate_limits.llm, {
+    ownerChannel: roles.ownerDm,
+    now,
+    db, // a restart neither refills the hour nor lifts a pause
+  });
   const llm = new LlmClient({
     config: { ...first.llm, ...(o.llmOverrides ?? {}) },
     endpoint: o.llmUrl,

@@ -25,8 +25,14 @@
  * moment" and is paused for `pause_minutes` (its own calls only; the others
  * go on).
  *
+ * With joi's state database the calls of the rolling hour and the pauses are
+ * kept on disk (tables `llm_calls`, `llm_paused`), each call written as it is
+ * taken: a restart of joi, or a crash, neither refills the hour nor lifts a
+ * pause.
+ *
  * @module
  */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Policy } from "../../common/policy/policy.ts";
 
 /** Figures of policy.yaml `rate_limits.llm` (calls shared by every channel; a refused channel's pause). */
@@ -46,9 +52,62 @@ export interface LlmCallBudgetOptions {
   ownerChannel?: string | undefined;
   /** Clock (ms). */
   now?: (() => number) | undefined;
+  /** joi's state database: the hour's calls and the pauses survive a restart. */
+  db?: DatabaseSync | undefined;
 }
 
 const HOUR = 3_600_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS llm_calls (channel TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS llm_calls_at ON llm_calls (at);
+CREATE TABLE IF NOT EXISTS llm_paused (channel TEXT PRIMARY KEY, until INTEGER NOT NULL);
+`;
+
+/** The budget's rows in joi.db. */
+class BudgetRows {
+  #call: StatementSync;
+  #pause: StatementSync;
+  #pruneCalls: StatementSync;
+  #prunePauses: StatementSync;
+  #calls: StatementSync;
+  #pauses: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    db.exec(SCHEMA);
+    this.#call = db.prepare("INSERT INTO llm_calls (channel, at) VALUES (?, ?)");
+    this.#pause = db.prepare(
+      "INSERT INTO llm_paused (channel, until) VALUES (?, ?) " +
+        "ON CONFLICT (channel) DO UPDATE SET until = excluded.until",
+    );
+    this.#pruneCalls = db.prepare("DELETE FROM llm_calls WHERE at <= ?");
+    this.#prunePauses = db.prepare("DELETE FROM llm_paused WHERE until <= ?");
+    this.#calls = db.prepare("SELECT channel, at FROM llm_calls WHERE at > ? ORDER BY at");
+    this.#pauses = db.prepare("SELECT channel, until FROM llm_paused WHERE until > ?");
+  }
+
+  call(channel: string, at: number): void {
+    this.#call.run(channel, at);
+  }
+
+  pause(channel: string, until: number): void {
+    this.#pause.run(channel, until);
+  }
+
+  prune(now: number): void {
+    this.#pruneCalls.run(now - HOUR);
+    this.#prunePauses.run(now);
+  }
+
+  load(
+    now: number,
+  ): { calls: { channel: string; at: number }[]; pauses: { channel: string; until: number }[] } {
+    return {
+      calls: this.#calls.all(now - HOUR) as { channel: string; at: number }[],
+      pauses: this.#pauses.all(now) as { channel: string; until: number }[],
+    };
+  }
+}
 /** The channel of calls that name none (probes, tools). */
 const UNNAMED = "(joi)";
 
@@ -61,6 +120,8 @@ export class LlmCallBudget {
   /** Call times in the rolling hour, per channel. */
   readonly #calls = new Map<string, number[]>();
   readonly #pausedUntil = new Map<string, number>();
+  readonly #rows: BudgetRows | null;
+  #lastPrune = 0;
 
   /** Creates the budget from the policy figures. */
   constructor(policy: LlmBudgetPolicy, options: LlmCallBudgetOptions | (() => number) = {}) {
@@ -69,6 +130,16 @@ export class LlmCallBudget {
     this.#pauseMs = policy.pause_minutes * 60_000;
     this.#owner = o.ownerChannel;
     this.#now = o.now ?? Date.now;
+    this.#rows = o.db ? new BudgetRows(o.db) : null;
+    if (this.#rows) {
+      const { calls, pauses } = this.#rows.load(this.#now());
+      for (const c of calls) {
+        const list = this.#calls.get(c.channel) ?? [];
+        list.push(c.at);
+        this.#calls.set(c.channel, list);
+      }
+      for (const p of pauses) this.#pausedUntil.set(p.channel, p.until);
+    }
   }
 
   /** Takes one call of `channel`'s share, or refuses (and pauses that channel). */
@@ -83,9 +154,11 @@ export class LlmCallBudget {
       const list = this.#calls.get(channel) ?? [];
       list.push(now);
       this.#calls.set(channel, list);
+      this.#rows?.call(channel, now);
       return { allowed: true, retryAfterSeconds: 0 };
     }
     this.#pausedUntil.set(channel, now + this.#pauseMs);
+    this.#rows?.pause(channel, now + this.#pauseMs);
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(this.#pauseMs / 1000)) };
   }
 
@@ -144,5 +217,9 @@ export class LlmCallBudget {
       else if (i > 0) list.splice(0, i);
     }
     for (const [c, t] of this.#pausedUntil) if (now >= t) this.#pausedUntil.delete(c);
+    if (this.#rows && now - this.#lastPrune >= 60_000) {
+      this.#rows.prune(now);
+      this.#lastPrune = now;
+    }
   }
 }

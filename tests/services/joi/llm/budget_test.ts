@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { LlmCallBudget } from "../../../../services/joi/llm/budget.ts";
+import { openDb } from "../../../../services/common/db.ts";
 
 const OWNER = "owner_private_dm";
 const policy = { calls_per_hour: 120, pause_minutes: 5 };
@@ -118,4 +119,34 @@ Deno.test("fair budget: groups flooding one after another never take the owner's
   assert.equal(flood("critical_group", 500), 20);
   assert.equal(flood(OWNER, 500), 40, "the owner's DM keeps its third");
   assert.deepEqual(b.usage().calls, { family_group: 60, critical_group: 20, [OWNER]: 40 });
+});
+
+Deno.test("fair budget: a restart of joi (same joi.db) neither refills the hour nor lifts a pause", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "llm-budget-" });
+  try {
+    let now = 1_000_000;
+    const open = () => {
+      const db = openDb(`${dir}/joi.db`);
+      return { db, b: new LlmCallBudget(policy, { ownerChannel: OWNER, now: () => now, db }) };
+    };
+    const first = open();
+    assert.equal(takeN(first.b, "family_group", 500), 60);
+    first.db.close(); // joi stops (or is killed: every call is written when taken)
+    now += 60_000;
+    const second = open();
+    const refused = second.b.take("family_group");
+    assert.equal(refused.allowed, false, "the family group's pause outlives the restart");
+    assert.equal(refused.retryAfterSeconds, 240);
+    now += 5 * 60_000;
+    assert.equal(takeN(second.b, "family_group", 100), 0, "its share is still spent");
+    assert.equal(takeN(second.b, OWNER, 200), 60, "the owner's DM: its half, not a fresh hour");
+    assert.deepEqual(second.b.usage().calls, { family_group: 60, [OWNER]: 60 });
+    now += 3_600_000; // the hour rolls: calls older than it are forgotten, on disk too
+    assert.equal(takeN(second.b, "family_group", 1), 1);
+    const rows = second.db.prepare("SELECT COUNT(*) AS n FROM llm_calls").get() as { n: number };
+    assert.equal(rows.n, 1);
+    second.db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
