@@ -188,13 +188,24 @@ export function createInboundApp(o: InboundAppOptions): Hono {
         config: snap,
         acknowledged: [] as AcceptedMessage["acknowledged"],
       };
-      if (m.addressed === false && m.conversation.type === "group") {
-        // the group's rule says this line is not for joi: context, no answer, no model call
-        o.sink.note?.(accepted);
-        log.info("inbound_context", { message_id: m.message_id, channel, sender: m.sender.id });
-        return ok(c, { received: true, will_respond: false });
-      }
+      // an acknowledgement counts whether or not the line addressed joi (in a critical
+      // group of several people, the owner's "ok" or 👍 mentions nobody)
       accepted.acknowledged = o.acknowledge?.(ackRequest(m, channel)) ?? [];
+      if (m.addressed === false && m.conversation.type === "group") {
+        // the group's rule says this line is not for joi: context, no model call, and
+        // no answer but the acknowledgement's
+        o.sink.note?.(accepted);
+        log.info("inbound_context", {
+          message_id: m.message_id,
+          channel,
+          sender: m.sender.id,
+          acknowledged: accepted.acknowledged.length,
+        });
+        if (accepted.acknowledged.length === 0) {
+          return ok(c, { received: true, will_respond: false });
+        }
+        accepted.text = "";
+      }
       if (accepted.acknowledged.length > 0) {
         log.info("alerts_acknowledged", { count: accepted.acknowledged.length, channel });
       }

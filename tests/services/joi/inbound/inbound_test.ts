@@ -265,3 +265,47 @@ Deno.test("inbound: ack words acknowledge only in the critical group, and the re
     await j.close();
   }
 });
+
+Deno.test("inbound: in a critical group of several members (respond: mentioned), the owner's unmentioned 'ok' still acknowledges", async () => {
+  // the mesh marks a line that does not address joi `addressed: false`; an
+  // acknowledgement is not a question to joi and must never be lost as context
+  const j = await startJoi();
+  try {
+    const alert = await fetch(`${j.ingestUrl}/api/v1/openhab/alert`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        event_id: crypto.randomUUID(),
+        event_type: "alert",
+        timestamp: new Date(j.clock.now).toISOString(),
+        source: "127.0.0.1",
+        priority: "high",
+        data: { alert_type: "smoke", title: "Smoke in the kitchen", message: "detector 1" },
+      }),
+    });
+    assert.equal(alert.status, 200, await alert.text());
+    await j.settle();
+    const llmCalls = j.llm.requests.length;
+    const chatter = await j.post({
+      sender: "owner",
+      channel: "critical_group",
+      text: "is everyone out?",
+      addressed: false,
+    });
+    assert.deepEqual(chatter.data, { received: true, will_respond: false }, "chatter: context");
+    assert.equal(j.services.guard.device("alert:smoke")?.acknowledgedAt, null);
+    const r = await j.post({
+      sender: "owner",
+      channel: "critical_group",
+      text: "ok",
+      addressed: false,
+    });
+    assert.equal(r.data?.will_respond, true, "the acknowledgement is answered");
+    await j.settle();
+    assert.notEqual(j.services.guard.device("alert:smoke")?.acknowledgedAt, null);
+    assert.ok(j.sent.some((m) => /^Acknowledged alarm: Smoke/.test(m.content.text)));
+    assert.equal(j.llm.requests.length, llmCalls, "no LLM for either line");
+  } finally {
+    await j.close();
+  }
+});
