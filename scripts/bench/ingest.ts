@@ -26,7 +26,8 @@ import { z } from "zod";
 import { openDb } from "../../services/common/db.ts";
 import { createLogger } from "../../services/common/log.ts";
 import { loadPolicies, type Policy } from "../../services/common/policy/mod.ts";
-import { importHmacKey, signedHeaders } from "../../services/common/wire/sign.ts";
+import { signedHeaders } from "../../services/common/wire/sign.ts";
+import { importWireKey, type WireKey } from "../../services/common/wire/keys.ts";
 import { randomKeyBytes, startMeshPeer } from "../../tests/peers/mesh_peer.ts";
 import { createEventServices } from "../../tests/services/joi/harness.ts";
 import { alarmPath } from "./_alarm_path.ts";
@@ -65,7 +66,7 @@ function batchBody(seq: number): string {
   });
 }
 
-async function drive(name: string, url: string, signWith?: CryptoKey): Promise<Figures> {
+async function drive(name: string, url: string, signWith?: WireKey): Promise<Figures> {
   const path = new URL(url).pathname;
   const latencies: number[] = [];
   let seq = 0;
@@ -77,18 +78,16 @@ async function drive(name: string, url: string, signWith?: CryptoKey): Promise<F
       const t = performance.now();
       // signing is part of what is measured: the relay signs every post
       const raw = new TextEncoder().encode(body);
-      const headers: Record<string, string> = { "content-type": "application/json" };
+      let headers: Record<string, string> = { "content-type": "application/json" };
       if (signWith) {
-        Object.assign(
-          headers,
-          await signedHeaders({
-            key: signWith,
-            direction: "openhab_to_joi",
-            method: "POST",
-            path,
-            body: raw,
-          }),
-        );
+        headers = signedHeaders({
+          key: signWith.request,
+          direction: "openhab_to_joi",
+          method: "POST",
+          path,
+          body: raw,
+          headers: { ...headers, "x-request-id": crypto.randomUUID() },
+        }).headers;
       }
       const r = await fetch(url, { method: "POST", headers, body: raw });
       await r.body?.cancel();
@@ -158,7 +157,7 @@ export async function bench(): Promise<void> {
     policy,
     stateDir: dir,
     meshUrl: mesh.url,
-    meshKey: await importHmacKey(keyBytes),
+    meshKey: await importWireKey(keyBytes, "joi_to_mesh"),
     log,
   });
   const joi = Deno.serve(
@@ -166,13 +165,13 @@ export async function bench(): Promise<void> {
     services.ingestApp.fetch,
   );
   // the same pipeline requiring the relay's openhab_to_joi signature (production)
-  const ingestKey = await importHmacKey(randomKeyBytes());
+  const ingestKey = await importWireKey(randomKeyBytes(), "openhab_to_joi");
   await Deno.mkdir(`${dir}/signed`);
   const signedServices = createEventServices({
     policy,
     stateDir: `${dir}/signed`,
     meshUrl: mesh.url,
-    meshKey: await importHmacKey(keyBytes),
+    meshKey: await importWireKey(keyBytes, "joi_to_mesh"),
     ingestKey,
     log,
   });

@@ -20,7 +20,7 @@ import { Hono } from "hono";
 import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 import {
   generateKeyFile,
-  loadKey,
+  loadWireKey,
   ok,
   openNonceStore,
   SignedClient,
@@ -74,12 +74,12 @@ export async function bench(): Promise<void> {
   let arrived = 0;
   const refusals: string[] = [];
   let wake: (() => void) | undefined;
-  const meshNonces = openNonceStore(`${tmp}/mesh_nonces.db`, 15 * 60_000);
+  const meshNonces = openNonceStore(`${tmp}/mesh_nonces.journal`, 15 * 60_000);
   const meshApp = new Hono();
   meshApp.use(
     "/api/*",
     signedRoutes({
-      key: await loadKey(secrets, "joi_to_mesh.key"),
+      key: await loadWireKey(secrets, "joi_to_mesh"),
       direction: "joi_to_mesh",
       nonceStore: meshNonces,
       allowedSources: ["127.0.0.1"],
@@ -133,7 +133,7 @@ export async function bench(): Promise<void> {
   const joiUrl = `http://127.0.0.1:${layout.joiInbound.port}`;
   const client = new SignedClient({
     baseUrl: joiUrl,
-    key: await loadKey(secrets, "mesh_to_joi.key"),
+    key: await loadWireKey(secrets, "mesh_to_joi"),
     direction: "mesh_to_joi",
     maxRetries: 0,
   });

@@ -166,7 +166,7 @@ export async function bench(): Promise<void> {
     rpc.start();
     await peer2.waitFor(() => peer2.connected);
     while (rpc.status().state !== "connected") await new Promise((r) => setTimeout(r, 5));
-    const nonces = openNonceStore(`${dir}/bench-nonces.db`, 900_000);
+    const nonces = openNonceStore(`${dir}/bench-nonces.journal`, 900_000);
     const app = new Hono();
     app.post(
       "/relay",

@@ -1,29 +1,30 @@
 /**
- * Wire protocol benchmark: requests/s and p50/p99 latency of a signed
- * endpoint (client signing + server verification + SQLite nonce store) next
- * to a bare Hono JSON endpoint, in the same run, over real HTTP on loopback
- * with concurrent clients and a fixed request count. The nonce store is
- * measured with `synchronous=FULL` (the default: an fsync per request) and
- * `NORMAL`.
+ * Wire protocol benchmark: requests/s and p50/p99 latency of signed
+ * requests with signed answers (`joi-wire-v2`) next to a bare Hono JSON
+ * endpoint, in the same run, over real HTTP on loopback with concurrent
+ * clients and a fixed request count per row. The servers run in their own
+ * process (wire_server.ts), as they do in production (joi and the mesh are
+ * different VMs); this process is the clients.
+ *
+ * Rows, each adding one cost to the previous:
+ * 1. bare Hono JSON on `Deno.serve`, plain `fetch` (the yardstick);
+ * 2. the same bare app on the guarded server (serve.ts: deadlines, caps);
+ * 3. signed both ways: `SignedClient` (signs, verifies the answer, parses
+ *    the envelope) -> guarded server -> `signedRoutes` (verifies, signs the
+ *    answer), replay guard in memory only;
+ * 4. the production configuration: as 3 with the durable replay guard
+ *    (nonce_store.ts: survives a restart and a power cut).
+ * The last line prints row 4 / row 1 (the target is >= 0.5x).
  *
  * Run alone: `deno task bench wire`.
  *
  * @module
  */
-import { Hono } from "hono";
-import {
-  importHmacKey,
-  type NonceStore,
-  ok,
-  openNonceStore,
-  SignedClient,
-  signedHeaders,
-  signedRoutes,
-} from "../../services/common/wire/mod.ts";
+import { bytesToHex, importWireKey, SignedClient } from "../../services/common/wire/mod.ts";
 
 const CONCURRENCY = 16;
-const REQUESTS = 2000;
-const WARMUP = 200;
+const REQUESTS = 4000;
+const WARMUP = 500;
 const PAYLOAD = {
   transport: "signal",
   message_id: "m-0001",
@@ -31,6 +32,11 @@ const PAYLOAD = {
   conversation: { type: "direct", id: "owner" },
   priority: "normal",
   content: { type: "text", text: "x".repeat(400) },
+};
+const HEADERS = {
+  "X-Validated-Channel": "owner_private_dm",
+  "X-Validated-Sender": "owner",
+  "X-Config-Hash": "0".repeat(64),
 };
 
 interface Figures {
@@ -40,11 +46,7 @@ interface Figures {
   p99: number;
 }
 
-async function drive(
-  name: string,
-  count: number,
-  one: () => Promise<void>,
-): Promise<Figures> {
+async function drive(name: string, count: number, one: () => Promise<void>): Promise<Figures> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -60,96 +62,104 @@ async function drive(
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
   return { name, rps: count / elapsed, p50: pct(0.5), p99: pct(0.99) };
-}
-
-function checkOk(res: Response, what: string): Promise<unknown> {
-  if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status}`);
-  return res.json();
 }
 
 /** Runs the benchmark and prints its figures. */
 export async function bench(): Promise<void> {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "joi-bench-wire-" });
-  const key = await importHmacKey(crypto.getRandomValues(new Uint8Array(32)));
-  const stores: NonceStore[] = [];
-  const app = new Hono();
-  app.post("/bare", async (c) => c.json({ status: "ok", data: { got: !!(await c.req.json()) } }));
-  for (const sync of ["FULL", "NORMAL"] as const) {
-    const store = openNonceStore(`${dir}/nonces-${sync}.db`, 900_000, { synchronous: sync });
-    stores.push(store);
-    app.use(
-      `/signed-${sync}/*`,
-      signedRoutes({
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const key = await importWireKey(raw, "mesh_to_joi");
+  const server = new Deno.Command("deno", {
+    args: [
+      "run",
+      "--frozen",
+      "--no-prompt",
+      "--allow-net=127.0.0.1",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      new URL("./wire_server.ts", import.meta.url).pathname,
+      dir,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stdin = server.stdin.getWriter();
+  try {
+    await stdin.write(new TextEncoder().encode(bytesToHex(raw) + "\n")); // the key, never in argv
+    raw.fill(0);
+    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let first = "";
+    while (!first.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error("the bench server exited before listening");
+      first += value;
+    }
+    void (async () => {
+      while (!(await lines.read()).done) { /* drain */ }
+    })();
+    const ports = JSON.parse(first) as Record<
+      "plain" | "guarded" | "signedMemory" | "signedJournal",
+      number
+    >;
+    const url = (port: number) => `http://127.0.0.1:${port}`;
+    const body = new TextEncoder().encode(JSON.stringify(PAYLOAD));
+    const bare = (base: string) => async () => {
+      const r = await fetch(`${base}/bare`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body,
+      });
+      if (r.status !== 200) throw new Error(`bare: HTTP ${r.status}`);
+      await r.json();
+    };
+    const signed = (base: string) => {
+      const client = new SignedClient({
+        baseUrl: base,
         key,
         direction: "mesh_to_joi",
-        nonceStore: store,
-        allowedSources: ["127.0.0.1"],
-        toleranceMs: 300_000,
-        maxBodyBytes: 65_536,
-      }),
-    );
-    app.post(`/signed-${sync}/in`, (c) => ok(c, { received: true }));
-  }
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  const body = new TextEncoder().encode(JSON.stringify(PAYLOAD));
-  const bare = () =>
-    fetch(`${base}/bare`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body,
-    }).then((r) => checkOk(r, "bare")).then(() => {});
-  const signed = (sync: string) => async () => {
-    const path = `/signed-${sync}/in`;
-    const headers = await signedHeaders({
-      key,
-      direction: "mesh_to_joi",
-      method: "POST",
-      path,
-      body,
-    });
-    const res = await fetch(base + path, {
-      method: "POST",
-      headers: { ...headers, "Content-Type": "application/json" },
-      body,
-    });
-    await checkOk(res, path);
-  };
-  const client = new SignedClient({ baseUrl: base, key, direction: "mesh_to_joi", maxRetries: 0 });
-  const viaClient = async () => {
-    const r = await client.request("POST", "/signed-NORMAL/in", PAYLOAD);
-    if (r.status !== 200) throw new Error(`SignedClient: HTTP ${r.status}`);
-  };
-  try {
-    const rows: Figures[] = [];
+        maxRetries: 0,
+      });
+      return async () => {
+        const r = await client.request("POST", "/api/in", PAYLOAD, HEADERS);
+        if (r.status !== 200) throw new Error(`signed: HTTP ${r.status}`);
+      };
+    };
+    const variants: [string, () => Promise<void>][] = [
+      ["bare Hono, Deno.serve", bare(url(ports.plain))],
+      ["bare Hono, guarded server", bare(url(ports.guarded))],
+      ["signed both ways, replay guard in memory", signed(url(ports.signedMemory))],
+      ["signed both ways, durable replay guard", signed(url(ports.signedJournal))],
+    ];
     // Interleave warm-ups so JIT and connection pools are warm for every variant.
-    for (const f of [bare, signed("FULL"), signed("NORMAL"), viaClient]) {
-      await drive("warmup", WARMUP, f);
-    }
-    rows.push(await drive("bare Hono JSON", REQUESTS, bare));
-    rows.push(await drive("signed, nonces FULL", REQUESTS, signed("FULL")));
-    rows.push(await drive("signed, nonces NORMAL", REQUESTS, signed("NORMAL")));
-    rows.push(await drive("SignedClient (zod), NORMAL", REQUESTS, viaClient));
-    const baseline = rows[0]!; // the bare row, pushed first above
+    for (const [, f] of variants) await drive("warmup", WARMUP, f);
+    const rows: Figures[] = [];
+    for (const [name, f] of variants) rows.push(await drive(name, REQUESTS, f));
+    const baseline = rows[0]!;
     console.log(
       `wire: ${REQUESTS} requests per row, ${CONCURRENCY} concurrent clients, ` +
-        `${body.length}-byte JSON body, loopback HTTP/1.1`,
+        `${body.length}-byte JSON body, loopback HTTP/1.1, servers in their own process`,
     );
     console.log(
-      "variant".padEnd(28) + "req/s".padStart(9) + "p50 ms".padStart(9) + "p99 ms".padStart(9) +
+      "variant".padEnd(42) + "req/s".padStart(9) + "p50 ms".padStart(9) + "p99 ms".padStart(9) +
         "  throughput vs bare",
     );
     for (const r of rows) {
       console.log(
-        r.name.padEnd(28) + r.rps.toFixed(0).padStart(9) + r.p50.toFixed(2).padStart(9) +
+        r.name.padEnd(42) + r.rps.toFixed(0).padStart(9) + r.p50.toFixed(2).padStart(9) +
           r.p99.toFixed(2).padStart(9) + `  ${(r.rps / baseline.rps).toFixed(2)}x`,
       );
     }
+    const production = rows[3]!;
+    console.log(
+      `ratio signed request + signed response (durable replay guard) / bare: ` +
+        `${(production.rps / baseline.rps).toFixed(2)}x (target >= 0.50x)`,
+    );
   } finally {
-    await server.shutdown();
-    for (const s of stores) s.close();
+    await stdin.close().catch(() => {});
+    await server.status;
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -2,7 +2,7 @@
  * joi's composition root: every part of the joi process, built once and in
  * dependency order, read top to bottom.
  *
- * 1. state: `joi.db`, opened once, and the two nonce stores;
+ * 1. state: `joi.db`, opened once, and the two replay guards;
  * 2. configuration: the config manager (first snapshot, SIGHUP reloads);
  * 3. keys: mesh<->joi, openHAB->joi, memory;
  * 4. the outbox, the one way out to the mesh;
@@ -38,14 +38,18 @@ import {
 import { RateLimiter } from "../common/rate_limit.ts";
 import {
   installEnvelopeHandlers,
-  loadKey,
+  limitsFromPolicy,
+  loadOptionalWireKey,
+  loadWireKey,
   type NonceStore,
   ok,
   openNonceStore,
+  serveGuarded,
   SignedClient,
+  signedOrOpen,
   signedRoutes,
+  type WireKey,
 } from "../common/wire/mod.ts";
-import { loadOptionalKey } from "../common/wire/keys.ts";
 import { Agent } from "./agent/agent.ts";
 import { languageStatus } from "./agent/language_check.ts";
 import type { KnowledgeSnippet } from "./agent/prompt.ts";
@@ -179,6 +183,8 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
       baseUrl: o.meshUrl,
       key: keys.joiToMesh,
       configHash: () => config.current().identitiesHash,
+      toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
+      log: log.child("outbox"),
       now,
     })
     : queueOnly);
@@ -292,7 +298,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     context: agent,
     alarms,
     signing: keys.openhabToJoi
-      ? { key: keys.openhabToJoi, nonceStorePath: `${o.stateDir}/ingest_nonces.db` }
+      ? { key: keys.openhabToJoi, nonceStorePath: `${o.stateDir}/ingest_nonces.journal` }
       : undefined,
     heartbeat: (hb, at) => watches.heartbeat(hb, at),
     log,
@@ -301,7 +307,7 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
 
   // 8. HTTP
   const inboundNonces: NonceStore = openNonceStore(
-    `${o.stateDir}/nonces_inbound.db`,
+    `${o.stateDir}/nonces_inbound.journal`,
     sec.nonce_retention_minutes * 60_000,
   );
   // household.language sk on a model without a passing language-check: said, not hidden
@@ -314,6 +320,17 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
       fix: "run deno task language-check before relying on this language",
     });
   }
+  const auth = signedRoutes({
+    key: keys.meshToJoi,
+    direction: "mesh_to_joi",
+    nonceStore: inboundNonces,
+    allowedSources: o.meshSources,
+    toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
+    maxBodyBytes: sec.max_body_bytes,
+    bodyTimeoutMs: policy.server.body_timeout_seconds * 1000,
+    logger: log,
+    now,
+  });
   const health = () => ({
     service: "joi",
     config: config.status(),
@@ -324,22 +341,15 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     agent_queue: agent.queueDepth(),
     watch: watches.health(),
     memory_mb: memoryMb(),
-  });
-  const auth = signedRoutes({
-    key: keys.meshToJoi,
-    direction: "mesh_to_joi",
-    nonceStore: inboundNonces,
-    allowedSources: o.meshSources,
-    toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
-    maxBodyBytes: sec.max_body_bytes,
-    logger: log,
-    now,
+    // the mesh's clock minus ours, from its last signed answer (null before one)
+    mesh_clock: transport.clock?.health() ?? null,
   });
   const messagesApp = new Hono();
   installEnvelopeHandlers(messagesApp, log);
-  messagesApp.get("/health", (c) => ok(c, health()));
   // the mesh's link check: a signed round trip, answered with joi's clock
   messagesApp.post(LINK_PING_PATH, auth, (c) => ok(c, { time: now() }));
+  // open to anyone; a signed request (the mesh's) gets a signed answer with joi's clock
+  messagesApp.get("/health", signedOrOpen(auth), (c) => ok(c, health()));
   messagesApp.route(
     "/",
     createInboundApp({
@@ -411,12 +421,12 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
 
 /** The keys joi holds. */
 interface JoiKeys {
-  /** mesh->joi: verifies the mesh's requests on 8443. */
-  meshToJoi: CryptoKey;
+  /** mesh->joi: verifies the mesh's requests on 8443 and signs their answers. */
+  meshToJoi: WireKey;
   /** joi->mesh: signs the outbox's requests; absent means messages stay queued. */
-  joiToMesh: CryptoKey | undefined;
+  joiToMesh: WireKey | undefined;
   /** openHAB->joi: when present, ingest takes signed events only (required in production). */
-  openhabToJoi: CryptoKey | undefined;
+  openhabToJoi: WireKey | undefined;
   /** Encrypts conversation memory. */
   memory: Awaited<ReturnType<typeof loadMemoryKey>>;
 }
@@ -426,9 +436,9 @@ async function loadJoiKeys(
   mode: JoiOptions["mode"],
   log: Logger,
 ): Promise<JoiKeys> {
-  let joiToMesh: CryptoKey | undefined;
+  let joiToMesh: WireKey | undefined;
   try {
-    joiToMesh = await loadKey(secretsDir, "joi_to_mesh.key");
+    joiToMesh = await loadWireKey(secretsDir, "joi_to_mesh");
   } catch (e) {
     log.warn("mesh_key_missing", {
       error: (e as Error).message,
@@ -436,7 +446,7 @@ async function loadJoiKeys(
     });
   }
   // required exactly when provisioned: production loads it as a credential
-  const openhabToJoi = await loadOptionalKey(secretsDir, "openhab_to_joi.key");
+  const openhabToJoi = await loadOptionalWireKey(secretsDir, "openhab_to_joi");
   if (!openhabToJoi) {
     if (mode === "production") {
       throw new Error(
@@ -448,7 +458,7 @@ async function loadJoiKeys(
     });
   }
   return {
-    meshToJoi: await loadKey(secretsDir, "mesh_to_joi.key"),
+    meshToJoi: await loadWireKey(secretsDir, "mesh_to_joi"),
     joiToMesh,
     openhabToJoi,
     memory: await loadMemoryKey(secretsDir),
@@ -570,13 +580,14 @@ export async function runJoi(args: JoiArgs, log: Logger): Promise<number> {
     console.error(`joi: refused to start: ${(e as Error).message}`);
     return 1;
   }
-  const onListen = () => {};
-  const ingest = Deno.serve({ ...args.ingestListen, onListen }, joi.ingestApp.fetch);
-  const messages = Deno.serve({ ...args.listen, onListen }, joi.messagesApp.fetch);
+  // every port with the deadlines and connection caps of policy.yaml `server` (wire/serve.ts)
+  const limits = { ...limitsFromPolicy(policies.policy.server), log };
+  const ingest = serveGuarded(joi.ingestApp, { ...args.ingestListen, ...limits });
+  const messages = serveGuarded(joi.messagesApp, { ...args.listen, ...limits });
   joi.start();
   log.info("joi_started", {
-    ingest: `${args.ingestListen.hostname}:${ingest.addr.port}`,
-    messages: `${args.listen.hostname}:${messages.addr.port}`,
+    ingest: `${args.ingestListen.hostname}:${(ingest.addr as Deno.NetAddr).port}`,
+    messages: `${args.listen.hostname}:${(messages.addr as Deno.NetAddr).port}`,
   });
   const done = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGTERM", done.resolve);

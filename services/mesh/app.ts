@@ -1,8 +1,9 @@
 /**
  * The mesh's HTTP API (port 8444), called by joi only:
  *
- * - `GET /health`: signal-cli connection and version, joi reachability,
- *   queue depth, last config sync (no phone numbers, no secrets);
+ * - `GET /health`: signal-cli connection and version, joi reachability and
+ *   clock offset, queue depth, last config sync (no phone numbers, no
+ *   secrets); a signed request gets a signed answer;
  * - `POST /api/v1/link/ping`: joi's link check (signed like the rest); the
  *   answer carries the mesh's clock and facts (see `watch/link.ts`);
  * - `POST /api/v1/message/outbound` (alias `/api/v1/signal/outbound`):
@@ -15,7 +16,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Logger } from "../common/log.ts";
-import { fail, jsonBody, ok } from "../common/wire/mod.ts";
+import { fail, jsonBody, ok, signedOrOpen } from "../common/wire/mod.ts";
 import { LINK_PING_PATH } from "../common/watch/link_ping.ts";
 import type { ConfigSync } from "./config_sync.ts";
 import { type Outbound, outboundSchema } from "./outbound.ts";
@@ -40,7 +41,8 @@ export function createApp(o: AppOptions): Hono {
   const app = new Hono();
   const schema = outboundSchema(o.maxOutboundChars);
 
-  app.get("/health", (c) => ok(c, o.health()));
+  // open to anyone; a signed request (joi's) gets a signed answer with the mesh's clock
+  app.get("/health", signedOrOpen(o.verify), (c) => ok(c, o.health()));
 
   const syncFirst: MiddlewareHandler = async (c, next) => {
     await o.sync.ensure(c.req.header("X-Config-Hash"), "joi request carried a new X-Config-Hash");

@@ -19,6 +19,7 @@ import type { Policy } from "../common/policy/policy.ts";
 import { channelOfGroup, CRITICAL_GROUP } from "../common/policy/household.ts";
 import type { Identities } from "../common/policy/identities.ts";
 import { locateIn, type RuleIssue } from "../common/policy/source.ts";
+import { limitsFromPolicy, type ServerLimits } from "../common/wire/serve.ts";
 import type { IdentitiesConfig } from "./identity.ts";
 
 const bin = z.string().regex(/^\//, "must be an absolute path to the executable");
@@ -179,7 +180,15 @@ export interface MeshConfig {
   /** policy.yaml `content.max_outbound_chars`. */
   maxOutboundChars: number;
   /** policy.yaml `security`. */
-  security: { toleranceMs: number; nonceRetentionMs: number; maxBodyBytes: number };
+  security: {
+    toleranceMs: number;
+    nonceRetentionMs: number;
+    maxBodyBytes: number;
+    /** policy.yaml `server.body_timeout_seconds` in ms. */
+    bodyTimeoutMs: number;
+    /** policy.yaml `server`: deadlines and connection caps of 8444. */
+    server: ServerLimits;
+  };
   /** mesh.yaml. */
   settings: MeshSettings;
   /** policy.yaml `nebula_health`: the link watch's checks. */
@@ -251,6 +260,8 @@ export function loadMeshConfig(dir: string): MeshConfig {
       toleranceMs: policy.security.timestamp_tolerance_minutes * 60_000,
       nonceRetentionMs: policy.security.nonce_retention_minutes * 60_000,
       maxBodyBytes: policy.security.max_body_bytes,
+      bodyTimeoutMs: policy.server.body_timeout_seconds * 1000,
+      server: limitsFromPolicy(policy.server),
     },
     settings,
     link: {

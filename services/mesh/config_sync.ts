@@ -1,19 +1,24 @@
 /**
  * Config sync by hash: joi is authoritative for identities.
  *
- * Every signed request from joi carries `X-Config-Hash`. When it differs from
- * the hash in force, the mesh fetches `GET /config/identities` (signed),
- * validates it with the same schema as identities.yaml, checks that the
- * configuration hashes to the hash joi announced, and swaps it in atomically
- * (and persists it, so a restart does not bring a revoked recipient back).
- * A malformed configuration is refused and the old one kept. Concurrent
- * triggers share one fetch.
+ * Every signed request from joi carries `X-Config-Hash` (signed). When it
+ * differs from the hash in force, the mesh fetches `GET /config/identities`
+ * (signed request, and an answer the client verified: signed by joi under the
+ * mesh->joi response key and bound to this very request), validates it with
+ * the same schema as identities.yaml, checks that the configuration hashes to
+ * the hash joi announced, and swaps it in atomically (and persists it, so a
+ * restart does not bring a revoked recipient back). An answer that fails
+ * verification (forged, altered, unsigned) and a malformed configuration are
+ * refused as security events and the identities in force kept: the mesh
+ * never applies identities it could not verify. Concurrent triggers share
+ * one fetch.
  *
  * @module
  */
 import type { Logger } from "../common/log.ts";
 import { type IdentitiesConfig, type IdentityStore, IdentityView } from "./identity.ts";
 import type { JoiClient } from "./joi_client.ts";
+import { WireClientError } from "../common/wire/client.ts";
 
 /** Validates an identities config (the policy schema); throws naming the problem. */
 export type ValidateIdentities = (config: unknown) => IdentitiesConfig;
@@ -71,6 +76,16 @@ export class ConfigSync {
       }
       data = r.envelope.data;
     } catch (e) {
+      if (e instanceof WireClientError && e.kind === "unverified") {
+        // a forged or altered answer: never applied, the identities in force stay
+        log.security("config_sync_unverified", {
+          reason,
+          error: e.message.slice(0, 500),
+          kept_hash: identities.current.hash,
+        });
+        identities.noteSync(now(), "refused");
+        return "refused";
+      }
       log.warn("config_sync_unreachable", { reason, error: (e as Error).message });
       identities.noteSync(now(), "unreachable");
       return "unreachable";

@@ -1,11 +1,13 @@
 /**
  * The mesh's view of joi: a signed request function. In production it is
- * the wire module's `SignedClient` (mesh->joi key); its retries are turned
- * off because the forwarder paces retries itself and keeps order.
+ * the wire module's `SignedClient` (mesh->joi key), which returns only
+ * answers it verified (a forged or altered answer throws, `kind:
+ * "unverified"`); its retries are turned off because the forwarder paces
+ * retries itself and keeps order.
  *
  * @module
  */
-import type { WireResponse } from "../common/wire/client.ts";
+import type { PeerClock, WireResponse } from "../common/wire/mod.ts";
 
 /** Anything that sends a signed request to joi and returns its envelope. */
 export interface JoiClient {
@@ -15,4 +17,6 @@ export interface JoiClient {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<WireResponse>;
+  /** joi's clock offset, from its last signed answer (the SignedClient's). */
+  readonly clock?: PeerClock | undefined;
 }

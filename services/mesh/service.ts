@@ -12,7 +12,13 @@
 import type { MiddlewareHandler } from "hono";
 import type { Hono } from "hono";
 import type { Logger } from "../common/log.ts";
-import { loadKey, openNonceStore, SignedClient, signedRoutes } from "../common/wire/mod.ts";
+import {
+  loadWireKey,
+  openNonceStore,
+  serveGuarded,
+  SignedClient,
+  signedRoutes,
+} from "../common/wire/mod.ts";
 import { createApp } from "./app.ts";
 import { loadMeshConfig, type MeshConfig } from "./config.ts";
 import {
@@ -350,6 +356,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
         ...v,
       },
       joi: {
+        // joi's clock minus ours, from its last signed answer (null before one)
+        clock: o.joi.clock?.health() ?? null,
         reachable: j.reachable,
         last_contact: j.lastContact ? new Date(j.lastContact).toISOString() : null,
         last_error: j.lastError,
@@ -518,9 +526,12 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
   const config = loadMeshConfig(args.configDir);
   checkVoicePermissions(config.settings.voice, args.attachmentsDir);
   await Deno.mkdir(args.stateDir, { recursive: true, mode: 0o700 });
-  const meshToJoi = await loadKey(args.secretsDir, "mesh_to_joi.key");
-  const joiToMesh = await loadKey(args.secretsDir, "joi_to_mesh.key");
-  const nonceStore = openNonceStore(`${args.stateDir}/nonces.db`, config.security.nonceRetentionMs);
+  const meshToJoi = await loadWireKey(args.secretsDir, "mesh_to_joi");
+  const joiToMesh = await loadWireKey(args.secretsDir, "joi_to_mesh");
+  const nonceStore = openNonceStore(
+    `${args.stateDir}/nonces.journal`,
+    config.security.nonceRetentionMs,
+  );
   const joiHost = args.joiUrl.hostname.replace(/^\[|\]$/g, "");
   const verify = signedRoutes({
     key: joiToMesh,
@@ -529,6 +540,7 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     allowedSources: [joiHost],
     toleranceMs: config.security.toleranceMs,
     maxBodyBytes: config.security.maxBodyBytes,
+    bodyTimeoutMs: config.security.bodyTimeoutMs,
     logger: log,
   });
   const joi = new SignedClient({
@@ -537,6 +549,8 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     direction: "mesh_to_joi",
     maxRetries: 0, // the forwarder paces retries and keeps order
     timeoutMs: 15_000,
+    toleranceMs: config.security.toleranceMs,
+    log,
   });
   // the link watch's checks: one try each, within the check's deadline
   const linkClient = new SignedClient({
@@ -574,13 +588,15 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     nebulaCert: args.nebulaCert,
     log,
   });
-  const ac = new AbortController();
-  const server = Deno.serve({
+  // deadlines and connection caps of policy.yaml `server` (wire/serve.ts)
+  const server = serveGuarded(mesh.app, {
     hostname: args.listen.host,
     port: args.listen.port,
-    signal: ac.signal,
-    onListen: ({ hostname, port }) => log.info("listening", { address: `${hostname}:${port}` }),
-  }, mesh.app.fetch);
+    ...config.security.server,
+    log,
+  });
+  const addr = server.addr as Deno.NetAddr;
+  log.info("listening", { address: `${addr.hostname}:${addr.port}` });
   mesh.start();
   log.info("mesh_started", {
     signal: args.signal.kind,
@@ -593,8 +609,7 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info("mesh_stopping", {});
-    ac.abort();
-    await server.finished.catch(() => {});
+    await server.shutdown().catch(() => {});
     await mesh.stop();
     nonceStore.close();
     Deno.exit(0);

@@ -32,7 +32,13 @@
  *
  * @module
  */
-import { signedHeaders } from "../common/wire/sign.ts";
+import {
+  JsonClient,
+  SignedClient,
+  WireClientError,
+  type WireKey,
+  type WireResponse,
+} from "../common/wire/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
 import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch.ts";
@@ -88,8 +94,13 @@ export interface RelayOptions {
   log: Logger;
   fetch?: typeof fetch;
   now?: () => number;
-  /** The openHAB->joi HMAC key: when set, every post is signed (joi requires it in production). */
-  signingKey?: CryptoKey;
+  /**
+   * The openHAB->joi key: when set, every post is signed and only verified
+   * answers count (joi requires it in production).
+   */
+  signingKey?: WireKey | undefined;
+  /** Largest accepted `|joi's clock - ours|` in a signed answer (ms; default 5 minutes). */
+  toleranceMs?: number | undefined;
   /** The durable record of critical events not yet taken by joi (`critical_store.ts`). */
   record?: CriticalRecord;
 }
@@ -148,6 +159,7 @@ type PostOutcome =
   | { kind: "retry"; status: number; error: string; retryAfterMs?: number };
 
 const FORWARD = new Set(["statechanged", "statuschanged", "triggered"]);
+const EVENTS_PATH = "/api/v1/openhab/events";
 const UPDATES = new Set(["state", "stateupdated"]);
 const encoder = new TextEncoder();
 /** A retryable refusal of one event is tried this often, then dropped and logged. */
@@ -210,6 +222,8 @@ export class Relay {
   #fetch: typeof fetch;
   #now: () => number;
   #stream: StreamState;
+  #client: JsonClient;
+  #loggedOffset: number | undefined;
 
   constructor(o: RelayOptions) {
     this.#o = o;
@@ -218,6 +232,38 @@ export class Relay {
     this.#fetch = o.fetch ?? fetch;
     this.#now = o.now ?? Date.now;
     this.#stream = { connected: false, since: this.#now(), lastTrafficAt: null, error: null };
+    // one try per post: the lanes own retries and backoff
+    const common = {
+      baseUrl: o.joiUrl,
+      maxRetries: 0,
+      timeoutMs: 10_000,
+      fetch: this.#fetch,
+      now: this.#now,
+      log: o.log,
+    };
+    this.#client = o.signingKey
+      ? new SignedClient({
+        ...common,
+        key: o.signingKey,
+        direction: "openhab_to_joi",
+        toleranceMs: o.toleranceMs,
+      })
+      : new JsonClient(common);
+  }
+
+  /** joi's clock minus ours from its last signed answer (`{offset_ms, rtt_ms, measured_at}`), or null. */
+  joiClock(): ReturnType<SignedClient["clock"]["health"]> {
+    return this.#client instanceof SignedClient ? this.#client.clock.health() : null;
+  }
+
+  /** Logs joi's clock offset when first measured and when it moved by a second or more. */
+  #noteClock(): void {
+    const c = this.joiClock();
+    if (c === null) return;
+    if (this.#loggedOffset === undefined || Math.abs(c.offset_ms - this.#loggedOffset) >= 1000) {
+      this.#loggedOffset = c.offset_ms;
+      this.#o.log.info("relay_joi_clock", { offset_ms: c.offset_ms, rtt_ms: c.rtt_ms });
+    }
   }
 
   /** openHAB's event stream as the relay sees it. */
@@ -684,53 +730,47 @@ export class Relay {
     });
   }
 
-  /** Posts `events` as one batch; reads joi's per-event answer. Never throws. */
+  /**
+   * Posts `events` as one batch; reads joi's per-event answer. Never throws.
+   * With the key, the answer counts only once verified (signed by joi, bound
+   * to this post): a forged "accepted" cannot make the relay drop events.
+   */
   async #post(events: Pending[]): Promise<PostOutcome> {
-    const url = new URL("/api/v1/openhab/events", this.#o.joiUrl);
-    const body = JSON.stringify({
+    const body = {
       event_id: crypto.randomUUID(),
       event_type: "openhab_events",
       timestamp: this.#now(),
       source: this.#o.source,
       events: events.map((p) => p.ev),
-    });
-    let res: Response;
+    };
+    let answer: WireResponse;
     try {
-      const raw = encoder.encode(body);
-      const headers: Record<string, string> = { "content-type": "application/json" };
-      if (this.#o.signingKey) {
-        Object.assign(
-          headers,
-          await signedHeaders({
-            key: this.#o.signingKey,
-            direction: "openhab_to_joi",
-            method: "POST",
-            path: url.pathname,
-            body: raw,
-            timestamp: this.#now(),
-          }),
-        );
-      }
-      res = await this.#fetch(url, {
-        method: "POST",
-        headers,
-        body: raw,
-        signal: AbortSignal.timeout(10_000),
-      });
+      answer = await this.#client.request("POST", EVENTS_PATH, body);
+      this.#noteClock();
     } catch (e) {
-      return { kind: "retry", status: 0, error: (e as Error).message };
+      const w = e instanceof WireClientError ? e : undefined;
+      if (w?.kind === "unverified") {
+        this.#o.log.warn("relay_answer_refused", { error: w.message.slice(0, 300) });
+      }
+      if (
+        w?.kind === "bad_answer" && w.status !== undefined && w.status >= 400 && w.status < 500 &&
+        ![401, 403, 408, 409, 429].includes(w.status)
+      ) {
+        return {
+          kind: "refused_whole",
+          status: w.status,
+          code: `http_${w.status}`,
+          message: w.message,
+        };
+      }
+      return { kind: "retry", status: w?.status ?? 0, error: (e as Error).message };
     }
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = await res.json();
-    } catch {
-      json = undefined;
-    }
-    const err = json?.error as
-      | { code?: unknown; message?: unknown; retry_after?: unknown }
-      | undefined;
-    const code = typeof err?.code === "string" ? err.code : `http_${res.status}`;
-    const message = typeof err?.message === "string" ? err.message : `HTTP ${res.status}`;
+    const res = { status: answer.status };
+    const env = answer.envelope;
+    const err = env.status === "error" ? env.error : undefined;
+    const json = env.status === "ok" ? { data: env.data } : undefined;
+    const code = err?.code ?? `http_${res.status}`;
+    const message = err?.message ?? `HTTP ${res.status}`;
     if (res.status >= 200 && res.status < 300) {
       const data = (json?.data ?? {}) as { accepted?: unknown; refused?: unknown };
       if (!Array.isArray(data.accepted)) {
@@ -755,9 +795,7 @@ export class Relay {
         refused,
       };
     }
-    const retryAfterS = typeof err?.retry_after === "number"
-      ? err.retry_after
-      : Number(res.headers.get("retry-after")) || undefined;
+    const retryAfterS = err?.retry_after;
     const retryAfterMs = retryAfterS !== undefined ? retryAfterS * 1000 : undefined;
     // 5xx, 429, a timeout, an auth or source problem an operator fixes, a nonce
     // collision: the events are fine, later tries may succeed

@@ -12,7 +12,7 @@
  */
 import type { Logger } from "../common/log.ts";
 import { loadPolicyFile } from "../common/policy/mod.ts";
-import { loadOptionalKey, readSecretFile } from "../common/wire/keys.ts";
+import { loadOptionalWireKey, readSecretFile, type WireKey } from "../common/wire/keys.ts";
 import { CriticalStore } from "./critical_store.ts";
 import { Relay } from "./relay.ts";
 import { HeartbeatLoop } from "./heartbeat.ts";
@@ -62,9 +62,9 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     console.error(`openhab_relay: ${(e as Error).message}`);
     return 1;
   }
-  let signingKey: CryptoKey | undefined;
+  let signingKey: WireKey | undefined;
   try {
-    signingKey = await loadOptionalKey(args.secretsDir, "openhab_to_joi.key");
+    signingKey = await loadOptionalWireKey(args.secretsDir, "openhab_to_joi");
   } catch (e) {
     console.error(`openhab_relay: ${(e as Error).message}`);
     return 1;
@@ -100,6 +100,7 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     criticalTypes: policy.iot.critical_device_types,
     ...(signingKey ? { signingKey } : {}),
     ...(record ? { record } : {}),
+    toleranceMs: policy.security.timestamp_tolerance_minutes * 60_000,
     log,
   });
   const cert = new CertReader(args.nebulaCert);
@@ -113,6 +114,7 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
         direction: "openhab_to_joi",
         maxRetries: 0,
         timeoutMs: 10_000,
+        log,
       })
       : new JsonClient({ baseUrl: args.joiUrl, maxRetries: 0, timeoutMs: 10_000 }),
     source,

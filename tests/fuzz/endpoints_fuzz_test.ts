@@ -24,7 +24,8 @@ import {
 import { serveRetrieveSockets } from "../../services/knowledge_broker/server.ts";
 import { exchange as retrieveExchange } from "../../services/joi/knowledge/retrieve_client.ts";
 import { claimRetrieveDir } from "../_helpers/retrieve_sockets.ts";
-import { loadOptionalKey } from "../../services/common/wire/keys.ts";
+import { loadOptionalWireKey, type WireKey } from "../../services/common/wire/keys.ts";
+import { REQUEST_TRANSPORT_HEADERS } from "../../services/common/wire/headers.ts";
 import { type Direction, signedHeaders } from "../../services/common/wire/sign.ts";
 import { hostileBytes, mutated, mutateJson, nastyString, report, runs, writeAll } from "./_fuzz.ts";
 
@@ -225,26 +226,38 @@ const requestFor = (own: string[], bodies: unknown[]): fc.Arbitrary<Raw> =>
   });
 
 /** The request's bytes, signed with `key` for `direction` when it asks to be. */
-async function bytesOf(
-  req: Raw,
-  key: CryptoKey | undefined,
-  direction: Direction,
-): Promise<Uint8Array> {
-  const head = [`${req.method} ${req.path} HTTP/1.1`];
+function bytesOf(req: Raw, key: WireKey | undefined, direction: Direction): Uint8Array {
+  let head = [`${req.method} ${req.path} HTTP/1.1`];
   for (const h of req.head) {
     // a signed request carries only the real signing headers
-    if (key && req.sign && /^x-(timestamp|nonce|hmac-sha256):/i.test(h)) continue;
+    if (key && req.sign && /^x-(timestamp|nonce|hmac-sha256|signed-headers):/i.test(h)) continue;
     head.push(h);
   }
   if (key && req.sign) {
-    const signed = await signedHeaders({
-      key,
-      direction,
-      method: req.method,
-      path: req.path,
-      body: req.body,
-    });
-    for (const [k, v] of Object.entries(signed)) head.push(`${k}: ${v}`);
+    // joi-wire-v2 signs every header that is not transport: sign what was generated
+    const kept: string[] = [];
+    const toSign: Record<string, string> = {};
+    for (const h of head.slice(1)) {
+      const i = h.indexOf(":");
+      const name = h.slice(0, i).trim().toLowerCase();
+      if (REQUEST_TRANSPORT_HEADERS.has(name)) kept.push(h);
+      else toSign[name] = h.slice(i + 1).trim();
+    }
+    toSign["x-request-id"] ??= crypto.randomUUID();
+    try {
+      const signed = signedHeaders({
+        key: key.request,
+        direction,
+        method: req.method,
+        path: req.path,
+        body: req.body,
+        headers: toSign,
+      });
+      head = [head[0]!, ...kept, ...Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}`)];
+    } catch {
+      // headers generated so that no signature can cover them (a comma, a duplicate,
+      // no Content-Type with a body): sent as generated, unsigned
+    }
   }
   return concat([enc.encode(head.join("\r\n") + "\r\n\r\n"), req.payload]);
 }
@@ -374,9 +387,9 @@ Deno.test({
       const n = runs(60);
       for (const [name, port, direction, request] of ports) {
         // the local stack signs mesh <-> joi; openHAB's port is signed only when its key exists
-        const key = await loadOptionalKey(`${varDir}/secrets`, `${direction}.key`);
+        const key = await loadOptionalWireKey(`${varDir}/secrets`, direction);
         for (const req of fc.sample(request, n)) {
-          const bytes = await bytesOf(req, key, direction);
+          const bytes = bytesOf(req, key, direction);
           const text = await exchange(port, bytes, req.incomplete, 15_000);
           checkAnswer(text, req, port);
         }

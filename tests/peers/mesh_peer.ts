@@ -1,16 +1,19 @@
 /**
  * A real HTTP test mesh for joi's outbox: `POST /api/v1/message/outbound`
  * behind the wire module's `signedRoutes` (source address, HMAC, nonce,
- * timestamp), recording what it accepted. It can be stopped and started again
+ * timestamp; signed answers), recording what it accepted. It can be stopped and started again
  * on the same port to play an unreachable mesh, and told to fail with 5xx.
  *
  * @module
  */
 import { Hono } from "hono";
 import { fail, ok } from "../../services/common/wire/envelope.ts";
-import { jsonBody, signedRoutes } from "../../services/common/wire/verify.ts";
-import { openNonceStore } from "../../services/common/wire/nonce_store.ts";
-import { importHmacKey } from "../../services/common/wire/sign.ts";
+import {
+  importWireKey,
+  jsonBody,
+  openNonceStore,
+  signedRoutes,
+} from "../../services/common/wire/mod.ts";
 
 /** One message the test mesh accepted. */
 export interface MeshReceived {
@@ -65,9 +68,9 @@ export function randomKeyBytes(): Uint8Array {
 
 /** Starts a signed test mesh on 127.0.0.1. */
 export async function startMeshPeer(o: MeshPeerOptions): Promise<MeshPeer> {
-  const key = await importHmacKey(o.keyBytes);
+  const key = await importWireKey(o.keyBytes, "joi_to_mesh");
   const now = o.now ?? Date.now;
-  const nonces = openNonceStore(`${o.dir}/mesh-nonces.db`, 15 * 60_000, { now });
+  const nonces = openNonceStore(`${o.dir}/mesh-nonces.journal`, 15 * 60_000, { now });
   const received: MeshReceived[] = [];
   const refused: { status: number; path: string }[] = [];
   let failing = 0;

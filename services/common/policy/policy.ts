@@ -150,6 +150,14 @@ export const PolicySchema = z.object({
     /** This many requests refused for their timestamp within the window: the owner is told. */
     timestamp_refusals: z.object({ count: positiveInt, window_minutes: positiveInt }).strict(),
   }).strict(),
+  /** Every listening port (joi 8443/8445, mesh 8444): see services/common/wire/serve.ts. */
+  server: z.object({
+    headers_timeout_seconds: positiveInt,
+    body_timeout_seconds: positiveInt,
+    idle_timeout_seconds: positiveInt,
+    max_connections_per_peer: positiveInt,
+    max_connections: positiveInt,
+  }).strict(),
 }).strict();
 
 /** A validated `policy.yaml`. */
@@ -168,6 +176,14 @@ export function policyRules(p: Policy): RuleIssue[] {
       path: ["security", "nonce_retention_minutes"],
       message: `must be more than 2 x timestamp_tolerance_minutes (${tol}), got ${ret}: ` +
         `a nonce forgotten while its timestamp is still accepted can be replayed`,
+    });
+  }
+  const server = p.server;
+  if (server.max_connections_per_peer > server.max_connections) {
+    issues.push({
+      path: ["server", "max_connections_per_peer"],
+      message: `cannot exceed max_connections (${server.max_connections}), ` +
+        `got ${server.max_connections_per_peer}`,
     });
   }
   for (const [name, limit] of Object.entries(p.rate_limits.outbound)) {

@@ -12,8 +12,9 @@
  *   `X-Timestamp` header is epoch ms; the envelope is meant for humans too).
  * - `request_id` is the caller's `X-Request-ID` when it is a well-formed UUID,
  *   otherwise a fresh one; a malformed `X-Request-ID` is never a reason to
- *   refuse a request (it is not part of the signature). The same id is sent
- *   back in the `X-Request-ID` response header.
+ *   refuse a request. The same id is sent back in the `X-Request-ID`
+ *   response header.
+ * - On a signed route, the answer is signed as it is made ({@link setAnswerSigner}).
  * - `internal_error` never carries detail: whatever the caller passes as
  *   message is replaced by a fixed text; log the detail instead.
  *
@@ -121,17 +122,61 @@ export interface FailOptions {
   status?: ErrorStatus | undefined;
 }
 
+/**
+ * Signs an answer as it is made: given its status, its headers (lowercase
+ * names, sorted) and its JSON text, returns the headers to add. Set per
+ * request by the signed-routes middleware ({@link setAnswerSigner}).
+ */
+export type AnswerSigner = (
+  status: number,
+  headers: readonly (readonly [string, string])[],
+  text: string,
+) => Record<string, string>;
+
+const signers = new WeakMap<Request, AnswerSigner>();
+const signedAnswers = new WeakSet<Response>();
+
+/** Makes {@link ok} / {@link fail} sign their answers to `req` with `signer`. */
+export function setAnswerSigner(req: Request, signer: AnswerSigner): void {
+  signers.set(req, signer);
+}
+
+/** True when `res` was made by {@link ok} / {@link fail} and signed as it was made. */
+export function isSignedAnswer(res: Response): boolean {
+  return signedAnswers.has(res);
+}
+
+/**
+ * Makes the answer in one piece: its headers (`content-type`, `retry-after`
+ * when given, `x-request-id`, plus the signer's) and its JSON text.
+ */
+function answer(c: Context, body: unknown, status: number, retryAfter?: number): Response {
+  const text = JSON.stringify(body);
+  const headers: [string, string][] = [["content-type", "application/json"]];
+  if (retryAfter !== undefined) headers.push(["retry-after", String(retryAfter)]);
+  headers.push(["x-request-id", requestId(c)]);
+  const signer = signers.get(c.req.raw);
+  if (signer) {
+    const extra = signer(status, headers, text);
+    for (const name in extra) headers.push([name, extra[name]!]);
+  }
+  // Made directly: nothing here sets headers through c.header(), and Hono's
+  // c.body() would copy them into a second Headers object.
+  const res = new Response(text, { status, headers });
+  if (signer) signedAnswers.add(res);
+  return res;
+}
+
 /** Answers `{status: "ok", request_id, timestamp, data}` with `status` (default 200). */
 export function ok(c: Context, data: unknown, status: 200 | 201 | 202 = 200): Response {
   const id = requestId(c);
-  c.header("X-Request-ID", id);
   const body: Record<string, unknown> = {
     status: "ok",
     request_id: id,
     timestamp: new Date().toISOString(),
   };
   if (data !== undefined) body.data = data;
-  return c.json(body, status);
+  return answer(c, body, status);
 }
 
 /**
@@ -150,7 +195,6 @@ export function fail(
     throw new Error(`fail(): HTTP ${status} is not a status of error code ${code}`);
   }
   const id = requestId(c);
-  c.header("X-Request-ID", id);
   const error: ErrorBody = {
     code,
     message: code === "internal_error" ? INTERNAL_ERROR_MESSAGE : message,
@@ -158,11 +202,12 @@ export function fail(
   if (options.retryAfter !== undefined) {
     const seconds = Math.max(0, Math.ceil(options.retryAfter));
     error.retry_after = seconds;
-    c.header("Retry-After", String(seconds));
   }
-  return c.json(
+  return answer(
+    c,
     { status: "error", request_id: id, timestamp: new Date().toISOString(), error },
     status,
+    error.retry_after,
   );
 }
 

@@ -1,8 +1,12 @@
 /**
  * The per-direction HMAC keys: reading them safely and creating them.
  *
- * A key file is `<secretsDir>/<name>` with `name` one of `mesh_to_joi.key`,
- * `joi_to_mesh.key`. Without a `secretsDir`, the systemd credentials directory
+ * A key file is `<secretsDir>/<direction>.key` (`mesh_to_joi.key`,
+ * `joi_to_mesh.key`, `openhab_to_joi.key`); both ends of a direction hold
+ * the same file. From it come the direction's two keys ({@link WireKey}):
+ * the request key (the bytes as they are) and the response key,
+ * HKDF-SHA256(ikm = the bytes, salt = "joi-wire-v2",
+ * info = "joi-wire-v2 response key", 32 bytes). Without a `secretsDir`, the systemd credentials directory
  * `$CREDENTIALS_DIRECTORY` is used (`LoadCredential=mesh_to_joi.key:/etc/...`).
  *
  * A key file is refused when it:
@@ -27,7 +31,9 @@
  * @module
  */
 import { exists } from "../fs.ts";
-import { bytesToHex, hexToBytes, importHmacKey } from "./sign.ts";
+import { bytesToHex, hexToBytes, importHmacKey } from "./hmac.ts";
+import { RESPONSE_KEY_INFO, RESPONSE_KEY_SALT } from "./response.ts";
+import type { Direction } from "./sign.ts";
 
 /** The minimum key size in bytes. */
 export const MIN_KEY_BYTES = 32;
@@ -193,7 +199,7 @@ function checkMode(path: string, info: Deno.FileInfo, what = "key file"): void {
   }
 }
 
-/** Where {@link loadKey} looks for `name`: `secretsDir` or `$CREDENTIALS_DIRECTORY`. */
+/** Where {@link loadWireKey} looks for `name`: `secretsDir` or `$CREDENTIALS_DIRECTORY`. */
 export function keyPath(secretsDir: string | undefined, name: string): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(name) || name === "." || name === "..") {
     throw new KeyFileError(name, `key name "${name}" must be a plain file name`);
@@ -211,21 +217,6 @@ export function keyPath(secretsDir: string | undefined, name: string): string {
     }
   }
   return `${dir.replace(/\/+$/, "")}/${name}`;
-}
-
-/**
- * Loads the HMAC key `name` (e.g. `mesh_to_joi.key`) from `secretsDir`, or from
- * `$CREDENTIALS_DIRECTORY` when `secretsDir` is undefined, as a
- * non-extractable WebCrypto key. Throws {@link KeyFileError} saying what is
- * wrong with the file and how to fix it.
- */
-export async function loadKey(secretsDir: string | undefined, name: string): Promise<CryptoKey> {
-  const bytes = await readKeyFile(keyPath(secretsDir, name));
-  try {
-    return await importHmacKey(bytes);
-  } finally {
-    bytes.fill(0);
-  }
 }
 
 /**
@@ -265,16 +256,72 @@ export async function generateKeyFile(path: string): Promise<void> {
   }
 }
 
+/** The two keys of one direction: requests are signed with one, their answers with the other. */
+export interface WireKey {
+  /** The direction this key belongs to. */
+  readonly direction: Direction;
+  /** HMAC key of requests (the key file's bytes). */
+  readonly request: CryptoKey;
+  /** HMAC key of responses, derived with HKDF (see the module doc). */
+  readonly response: CryptoKey;
+}
+
+const encoder = new TextEncoder();
+
+/** Derives the {@link WireKey} of `direction` from raw key bytes (at least 32). */
+export async function importWireKey(raw: Uint8Array, direction: Direction): Promise<WireKey> {
+  const request = await importHmacKey(raw);
+  const ikm = await crypto.subtle.importKey(
+    "raw",
+    raw as Uint8Array<ArrayBuffer>,
+    "HKDF",
+    false,
+    ["deriveBits"],
+  );
+  const bits = new Uint8Array(
+    await crypto.subtle.deriveBits(
+      {
+        name: "HKDF",
+        hash: "SHA-256",
+        salt: encoder.encode(RESPONSE_KEY_SALT),
+        info: encoder.encode(RESPONSE_KEY_INFO),
+      },
+      ikm,
+      256,
+    ),
+  );
+  try {
+    return { direction, request, response: await importHmacKey(bits) };
+  } finally {
+    bits.fill(0);
+  }
+}
+
 /**
- * Loads key `name` when it is provisioned: `undefined` if the file does not
- * exist, the key if it is usable, and an error (like {@link loadKey}) if it
- * exists but is unusable (wrong mode, symlink, too short). A key that is
- * present but insecure is never silently ignored.
+ * Loads `<direction>.key` from `secretsDir` (or `$CREDENTIALS_DIRECTORY`) as
+ * the direction's {@link WireKey}. Throws {@link KeyFileError} saying what is
+ * wrong with the file and how to fix it.
  */
-export async function loadOptionalKey(
+export async function loadWireKey(
   secretsDir: string | undefined,
-  name: string,
-): Promise<CryptoKey | undefined> {
-  if (!(await exists(keyPath(secretsDir, name)))) return undefined;
-  return await loadKey(secretsDir, name);
+  direction: Direction,
+): Promise<WireKey> {
+  const bytes = await readKeyFile(keyPath(secretsDir, `${direction}.key`));
+  try {
+    return await importWireKey(bytes, direction);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/**
+ * Like {@link loadWireKey}, but `undefined` when the key file does not exist;
+ * a file that exists but is unusable is an error, never silently ignored.
+ */
+export async function loadOptionalWireKey(
+  secretsDir: string | undefined,
+  direction: Direction,
+): Promise<WireKey | undefined> {
+  if (!(await exists(keyPath(secretsDir, `${direction}.key`)))) return undefined;
+  return await loadWireKey(secretsDir, direction);
 }

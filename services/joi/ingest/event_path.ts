@@ -14,6 +14,7 @@ import type { Logger } from "../../common/log.ts";
 import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { Policy } from "../../common/policy/policy.ts";
 import { type NonceStore, openNonceStore } from "../../common/wire/nonce_store.ts";
+import type { WireKey } from "../../common/wire/keys.ts";
 import { type Acknowledge, createAcknowledger } from "../guard/acknowledge.ts";
 import type { AlarmLog } from "../guard/alarms.ts";
 import { FloodGuard } from "../guard/flood.ts";
@@ -40,9 +41,9 @@ export interface EventPathOptions {
   alarms?: AlarmLog | undefined;
   /**
    * The relay's openhab_to_joi key and where its nonce store lives
-   * (`<state>/ingest_nonces.db`): ingest then takes signed events only.
+   * (`<state>/ingest_nonces.journal`): ingest then takes signed events only.
    */
-  signing?: { key: CryptoKey; nonceStorePath: string } | undefined;
+  signing?: { key: WireKey; nonceStorePath: string } | undefined;
   /** The relay's heartbeats go here (the house watch). */
   heartbeat?: ((hb: Heartbeat, receivedAt: number) => void) | undefined;
   /** Logger. */
@@ -124,6 +125,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
       ingest: p.ingest,
       openhabPerHour: openhabLimits(p),
       maxBodyBytes: p.security.max_body_bytes,
+      bodyTimeoutMs: p.server.body_timeout_seconds * 1000,
     },
     pipeline,
     isCritical: (ev) => guard.isCritical(ev),

@@ -22,7 +22,7 @@ import {
   loadPolicyFile,
   type Policy,
 } from "../../../services/common/policy/mod.ts";
-import { importHmacKey } from "../../../services/common/wire/sign.ts";
+import { importWireKey, type WireKey } from "../../../services/common/wire/keys.ts";
 import { ContextBuffer } from "../../../services/joi/ingest/context.ts";
 import { createEventPath, type EventPath } from "../../../services/joi/ingest/event_path.ts";
 import { httpMeshTransport } from "../../../services/joi/outbox/mesh_transport.ts";
@@ -44,13 +44,13 @@ export interface Services extends Omit<EventPath, "tick" | "close"> {
 /** Inputs of {@link createEventServices}. */
 export interface EventServicesOptions {
   policy: Policy;
-  /** Folder of `joi.db` (and `ingest_nonces.db` when signing). */
+  /** Folder of `joi.db` (and the ingest replay guard when signing). */
   stateDir: string;
   meshUrl: string;
   /** joi->mesh key. */
-  meshKey: CryptoKey;
+  meshKey: WireKey;
   /** openHAB->joi key: ingest then accepts signed events only. */
-  ingestKey?: CryptoKey | undefined;
+  ingestKey?: WireKey | undefined;
   log: Logger;
   now?: (() => number) | undefined;
 }
@@ -79,7 +79,7 @@ export function createEventServices(o: EventServicesOptions): Services {
     outbox,
     context,
     signing: o.ingestKey
-      ? { key: o.ingestKey, nonceStorePath: `${o.stateDir}/ingest_nonces.db` }
+      ? { key: o.ingestKey, nonceStorePath: `${o.stateDir}/ingest_nonces.journal` }
       : undefined,
     log,
     now,
@@ -157,8 +157,10 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     policy,
     stateDir: dir,
     meshUrl: mesh.url,
-    meshKey: await importHmacKey(keyBytes),
-    ...(o.ingestKeyBytes ? { ingestKey: await importHmacKey(o.ingestKeyBytes) } : {}),
+    meshKey: await importWireKey(keyBytes, "joi_to_mesh"),
+    ...(o.ingestKeyBytes
+      ? { ingestKey: await importWireKey(o.ingestKeyBytes, "openhab_to_joi") }
+      : {}),
     log,
     now,
   });

@@ -14,11 +14,13 @@ import {
   fail,
   generateKeyFile,
   jsonBody,
-  loadKey,
+  loadWireKey,
   ok,
   openNonceStore,
+  serveGuarded,
   SignedClient,
   signedRoutes,
+  type WireKey,
   type WireResponse,
 } from "../../../services/common/wire/mod.ts";
 import { type Layout, localLayout } from "../../../services/common/permissions/mod.ts";
@@ -105,8 +107,8 @@ export async function makeKeys(dir: string) {
   await generateKeyFile(`${dir}/joi_to_mesh.key`);
   return {
     dir,
-    meshToJoi: await loadKey(dir, "mesh_to_joi.key"),
-    joiToMesh: await loadKey(dir, "joi_to_mesh.key"),
+    meshToJoi: await loadWireKey(dir, "mesh_to_joi"),
+    joiToMesh: await loadWireKey(dir, "joi_to_mesh"),
   };
 }
 
@@ -210,13 +212,13 @@ export class FakeJoi {
   configFetches = 0;
   port: number;
   #server: Deno.HttpServer | null = null;
-  #keys: { meshToJoi: CryptoKey; joiToMesh: CryptoKey };
+  #keys: { meshToJoi: WireKey; joiToMesh: WireKey };
   #stateDir: string;
   #waiters: { pred: () => boolean; resolve: () => void }[] = [];
   #nonces: ReturnType<typeof openNonceStore> | null = null;
 
   constructor(
-    keys: { meshToJoi: CryptoKey; joiToMesh: CryptoKey },
+    keys: { meshToJoi: WireKey; joiToMesh: WireKey },
     stateDir: string,
     port = freePort(),
   ) {
@@ -239,7 +241,7 @@ export class FakeJoi {
   /** Starts (or restarts) the server on the same port. */
   start(): void {
     if (this.#server) return;
-    this.#nonces ??= openNonceStore(`${this.#stateDir}/joi-nonces.db`, 15 * 60_000);
+    this.#nonces ??= openNonceStore(`${this.#stateDir}/joi-nonces.journal`, 15 * 60_000);
     const app = new Hono();
     const verify = signedRoutes({
       key: this.#keys.meshToJoi,
@@ -435,7 +437,7 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
   if (o.startJoi !== false) joi.start();
   const sink = memorySink();
   const log = createLogger("mesh", { quiet: true, sinks: [sink], debug: true });
-  const nonces = openNonceStore(`${dir}/mesh-nonces.db`, 15 * 60_000);
+  const nonces = openNonceStore(`${dir}/mesh-nonces.journal`, 15 * 60_000);
   const transport = new JsonRpcClient({
     path: sock.path,
     log: log.child("signal"),
@@ -469,7 +471,11 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
     now: o.now,
     timers: o.timers ?? false,
   });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, mesh.app.fetch);
+  const server = serveGuarded(mesh.app, {
+    hostname: "127.0.0.1",
+    port: 0,
+    ...config.security.server,
+  });
   const stop = async () => {
     await server.shutdown();
     await mesh.stop();
@@ -490,7 +496,7 @@ export async function startStack(o: StackOptions = {}): Promise<Running> {
   }
   return {
     mesh,
-    url: `http://127.0.0.1:${server.addr.port}`,
+    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
     logs: sink.lines,
     peer,
     joi,

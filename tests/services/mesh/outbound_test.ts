@@ -84,9 +84,10 @@ Deno.test("outbound requests must be signed by joi: unsigned, wrong key or repla
     await unsigned.body?.cancel();
     // a valid signature replayed: captured once, sent twice
     let captured: { url: string; init: RequestInit } | null = null;
-    const { SignedClient } = await import("../../../services/common/wire/mod.ts");
-    const { loadKey } = await import("../../../services/common/wire/mod.ts");
-    const key = await loadKey(`${s.dir}/secrets`, "joi_to_mesh.key");
+    const { SignedClient, loadWireKey, importWireKey, readKeyFile, WireClientError } = await import(
+      "../../../services/common/wire/mod.ts"
+    );
+    const key = await loadWireKey(`${s.dir}/secrets`, "joi_to_mesh");
     const client = new SignedClient({
       baseUrl: s.url,
       key,
@@ -103,15 +104,22 @@ Deno.test("outbound requests must be signed by joi: unsigned, wrong key or repla
     const replay = await fetch(c.url, c.init);
     assert.equal(replay.status, 409);
     await replay.body?.cancel();
-    // the mesh->joi key cannot sign joi->mesh requests
+    // the mesh->joi key cannot sign joi->mesh requests: refused with 401, and
+    // the refusal (signed under the real joi->mesh response key) does not
+    // verify under the wrong key either
     const wrong = new SignedClient({
       baseUrl: s.url,
-      key: await loadKey(`${s.dir}/secrets`, "mesh_to_joi.key"),
+      key: await importWireKey(
+        await readKeyFile(`${s.dir}/secrets/mesh_to_joi.key`),
+        "joi_to_mesh",
+      ),
       direction: "joi_to_mesh",
       maxRetries: 0,
     });
-    const w = await wrong.request("POST", "/api/v1/message/outbound", JSON.parse(body));
-    assert.equal(w.status, 401);
+    await assert.rejects(
+      () => wrong.request("POST", "/api/v1/message/outbound", JSON.parse(body)),
+      (e) => e instanceof WireClientError && e.status === 401 && e.kind === "unverified",
+    );
     assert.equal(s.peer.calls("send").length, 1);
   } finally {
     await s.stop();

@@ -4,7 +4,8 @@
  * request replayed is refused; a relay without the key is refused.
  */
 import assert from "node:assert/strict";
-import { importHmacKey, signedHeaders } from "../../../services/common/wire/sign.ts";
+import { signedHeaders } from "../../../services/common/wire/sign.ts";
+import { importWireKey } from "../../../services/common/wire/keys.ts";
 import { itemChange, startOpenhabSse } from "../../peers/openhab_sse.ts";
 import { randomKeyBytes } from "../../peers/mesh_peer.ts";
 import { startHarness } from "../joi/harness.ts";
@@ -17,7 +18,7 @@ Deno.test("signed ingest: the relay's signed smoke alarm gets through; unsigned 
   const h = await startHarness({ ingestKeyBytes, clock: { t: Date.now() } });
   const sse = startOpenhabSse(TOKEN);
   const signed = relayFor(sse.url, h.url, TOKEN, {
-    signingKey: await importHmacKey(ingestKeyBytes),
+    signingKey: await importWireKey(ingestKeyBytes, "openhab_to_joi"),
   });
   try {
     // an unsigned contract-format event: refused before it is handled
@@ -45,16 +46,14 @@ Deno.test("signed ingest: the relay's signed smoke alarm gets through; unsigned 
     const raw = new TextEncoder().encode(
       JSON.stringify({ ...body, event_id: crypto.randomUUID() }),
     );
-    const headers = {
-      "content-type": "application/json",
-      ...(await signedHeaders({
-        key: await importHmacKey(ingestKeyBytes),
-        direction: "openhab_to_joi",
-        method: "POST",
-        path: "/api/v1/openhab/alert",
-        body: raw,
-      })),
-    };
+    const { headers } = signedHeaders({
+      key: (await importWireKey(ingestKeyBytes, "openhab_to_joi")).request,
+      direction: "openhab_to_joi",
+      method: "POST",
+      path: "/api/v1/openhab/alert",
+      body: raw,
+      headers: { "content-type": "application/json", "x-request-id": crypto.randomUUID() },
+    });
     const first = await fetch(`${h.url}/api/v1/openhab/alert`, {
       method: "POST",
       headers,
@@ -70,16 +69,14 @@ Deno.test("signed ingest: the relay's signed smoke alarm gets through; unsigned 
     assert.deepEqual([first.status, again.status], [200, 409]);
 
     // signed with the mesh's key (another direction): refused
-    const wrong = {
-      "content-type": "application/json",
-      ...(await signedHeaders({
-        key: await importHmacKey(h.keyBytes),
-        direction: "joi_to_mesh",
-        method: "POST",
-        path: "/api/v1/openhab/alert",
-        body: raw,
-      })),
-    };
+    const wrong = signedHeaders({
+      key: (await importWireKey(h.keyBytes, "joi_to_mesh")).request,
+      direction: "joi_to_mesh",
+      method: "POST",
+      path: "/api/v1/openhab/alert",
+      body: raw,
+      headers: { "content-type": "application/json", "x-request-id": crypto.randomUUID() },
+    }).headers;
     const other = await fetch(`${h.url}/api/v1/openhab/alert`, {
       method: "POST",
       headers: wrong,

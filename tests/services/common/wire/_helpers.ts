@@ -5,21 +5,23 @@
  */
 import { Hono } from "hono";
 import {
+  importWireKey,
   jsonBody,
   type NonceStore,
   ok,
   openNonceStore,
   rawBody,
+  serveGuarded,
   signedRoutes,
+  type WireKey,
 } from "../../../../services/common/wire/mod.ts";
-import { importHmacKey } from "../../../../services/common/wire/sign.ts";
 import type { Logger } from "../../../../services/common/log.ts";
 
 /** Two independent random keys, one per direction. */
-export async function testKeys(): Promise<{ meshToJoi: CryptoKey; joiToMesh: CryptoKey }> {
+export async function testKeys(): Promise<{ meshToJoi: WireKey; joiToMesh: WireKey }> {
   return {
-    meshToJoi: await importHmacKey(crypto.getRandomValues(new Uint8Array(32))),
-    joiToMesh: await importHmacKey(crypto.getRandomValues(new Uint8Array(32))),
+    meshToJoi: await importWireKey(crypto.getRandomValues(new Uint8Array(32)), "mesh_to_joi"),
+    joiToMesh: await importWireKey(crypto.getRandomValues(new Uint8Array(32)), "joi_to_mesh"),
   };
 }
 
@@ -33,10 +35,18 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Serves `app` on 127.0.0.1, port 0, passing the peer address (app.fetch). */
+/** The limits of the shipped policy, for test servers. */
+export const TEST_LIMITS = {
+  headersTimeoutMs: 5000,
+  idleTimeoutMs: 30_000,
+  maxConnectionsPerPeer: 16,
+  maxConnections: 256,
+};
+
+/** Serves `app` on 127.0.0.1, port 0, with the guarded server of production. */
 export function serve(app: Hono): TestServer {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
-  const port = server.addr.port;
+  const server = serveGuarded(app, { hostname: "127.0.0.1", port: 0, ...TEST_LIMITS });
+  const port = (server.addr as Deno.NetAddr).port;
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -48,13 +58,13 @@ export function serve(app: Hono): TestServer {
 
 /** Options of {@link signedApp}. */
 export interface SignedAppOptions {
-  key: CryptoKey;
+  key: WireKey;
   store: NonceStore;
   now: () => number;
-  allowedSources?: string[];
-  maxBodyBytes?: number;
-  toleranceMs?: number;
-  logger?: Logger;
+  allowedSources?: string[] | undefined;
+  maxBodyBytes?: number | undefined;
+  toleranceMs?: number | undefined;
+  logger?: Logger | undefined;
 }
 
 /** What the handlers of {@link signedApp} saw. */
@@ -97,16 +107,17 @@ export async function tempStore(
   retentionMs = 900_000,
 ): Promise<{ dir: string; path: string; store: NonceStore }> {
   const dir = await Deno.makeTempDir({ prefix: "joi-wire-" });
-  const path = `${dir}/nonces.db`;
-  return { dir, path, store: openNonceStore(path, retentionMs, { synchronous: "NORMAL" }) };
+  const path = `${dir}/nonces.journal`;
+  return { dir, path, store: openNonceStore(path, retentionMs) };
 }
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** A raw HTTP/1.1 answer: status and body text. */
+/** A raw HTTP/1.1 answer: status, header block and body text. */
 export interface RawAnswer {
   status: number;
+  head: string;
   body: string;
 }
 
@@ -139,7 +150,11 @@ export async function rawExchange(
         const length = /\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, end));
         if (length && text.length - end - 4 >= Number(length[1])) {
           const status = Number(text.slice(9, 12));
-          return { status, body: text.slice(end + 4, end + 4 + Number(length[1])) };
+          return {
+            status,
+            head: text.slice(0, end),
+            body: text.slice(end + 4, end + 4 + Number(length[1])),
+          };
         }
       }
       const n = await conn.read(buf);
@@ -154,4 +169,9 @@ export async function rawExchange(
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** The headers of a signed request to send raw: `signedHeaders` output as header lines. */
+export function headerLines(headers: Record<string, string>): string[] {
+  return Object.entries(headers).map(([k, v]) => `${k}: ${v}`);
 }

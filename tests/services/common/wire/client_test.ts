@@ -10,6 +10,7 @@ import {
   signedRoutes,
   WireClientError,
 } from "../../../../services/common/wire/mod.ts";
+import { createLogger, memorySink } from "../../../../services/common/log.ts";
 import { serve, tempStore, testKeys } from "./_helpers.ts";
 
 interface Hit {
@@ -171,21 +172,28 @@ Deno.test("client honours retry_after on 429 up to its cap", async () => {
   }
 });
 
-Deno.test("client never retries 400, 401 or 409", async () => {
+Deno.test("client never retries a verified 400 or 409; a 401 it cannot verify is a failed try", async () => {
   const s = await flakyServer();
   try {
     const bad = await s.client().request("POST", "/api/bad", {});
     assert.equal(bad.status, 400);
     const replay = await s.client().request("POST", "/api/replay", {});
     assert.equal(replay.status, 409);
-    const wrongKey = await s.client({ key: s.keys.joiToMesh }).request("POST", "/api/flaky", {});
-    assert.equal(wrongKey.status, 401);
-    assert.equal(
-      wrongKey.envelope.status === "error" && wrongKey.envelope.error.code,
-      "auth_failed",
-    );
-    assert.equal(s.hits.length, 3);
+    assert.equal(s.hits.length, 2);
     assert.deepEqual(s.sleeps, []);
+    // signed with a wrong key: the server's 401 is signed under the real key,
+    // which this client does not hold, so it cannot trust it and retries
+    const wrongKey = s.client({
+      key: { ...s.keys.joiToMesh, direction: "mesh_to_joi" },
+      maxRetries: 1,
+    });
+    await assert.rejects(() => wrongKey.request("POST", "/api/flaky", {}), (e: unknown) => {
+      assert.ok(e instanceof WireClientError);
+      assert.equal(e.kind, "unverified");
+      assert.equal(e.status, 401);
+      assert.equal(e.attempts, 2);
+      return true;
+    });
   } finally {
     await s.close();
   }
@@ -251,6 +259,131 @@ Deno.test("JsonClient sends unsigned JSON with X-Request-ID and X-Timestamp", as
       () => c.request("GET", "http://evil.example/x"),
       /leaves http:\/\/127\.0\.0\.1/,
     );
+  } finally {
+    await s.close();
+  }
+});
+
+/** A client whose fetch goes through `mitm`, which may change the answer. */
+function throughMitm(
+  s: Awaited<ReturnType<typeof flakyServer>>,
+  mitm: (answer: Response, n: number) => Promise<Response> | Response,
+  options: Partial<ConstructorParameters<typeof SignedClient>[0]> = {},
+) {
+  let n = 0;
+  return s.client({
+    fetch: async (input, init) => mitm(await fetch(input, init), n++),
+    ...options,
+  });
+}
+
+async function rebuilt(
+  res: Response,
+  edit: (r: { status: number; headers: Headers; body: Uint8Array }) => void,
+): Promise<Response> {
+  const r = {
+    status: res.status,
+    headers: new Headers(res.headers),
+    body: new Uint8Array(await res.arrayBuffer()),
+  };
+  edit(r);
+  return new Response(r.body, { status: r.status, headers: r.headers });
+}
+
+Deno.test("an answer that was altered, forged, unsigned or meant for another request is a failed try, logged", async () => {
+  const s = await flakyServer();
+  const sink = memorySink();
+  const log = createLogger("test", { quiet: true, sinks: [sink] });
+  try {
+    let captured: Response | undefined;
+    const attacks: [string, (res: Response, n: number) => Promise<Response> | Response][] = [
+      ["body byte changed", (res) =>
+        rebuilt(res, (r) => {
+          r.body = r.body.slice();
+          r.body[r.body.length - 3]! ^= 1;
+        })],
+      ["status changed", (res) => rebuilt(res, (r) => (r.status = 202))],
+      [
+        "signed header changed",
+        (res) => rebuilt(res, (r) => r.headers.set("x-request-id", crypto.randomUUID())),
+      ],
+      ["unsigned header added", (res) => rebuilt(res, (r) => r.headers.set("retry-after", "1"))],
+      ["MAC removed", (res) => rebuilt(res, (r) => r.headers.delete("x-hmac-sha256"))],
+      [
+        "server clock changed",
+        (res) => rebuilt(res, (r) => r.headers.set("x-timestamp", String(Date.now() + 1))),
+      ],
+      ["forged, unsigned envelope", async (res) => {
+        await res.body?.cancel();
+        return Response.json({
+          status: "ok",
+          request_id: crypto.randomUUID(),
+          timestamp: new Date().toISOString(),
+          data: { done: true },
+        });
+      }],
+      ["an earlier signed answer replayed", async (res, n) => {
+        if (n === 0) {
+          captured = res;
+          return res.clone();
+        }
+        await res.body?.cancel();
+        return captured!.clone();
+      }],
+    ];
+    for (const [name, attack] of attacks) {
+      captured = undefined;
+      const client = throughMitm(s, attack, { maxRetries: 1, log });
+      if (name.startsWith("an earlier")) {
+        // the first answer is genuine and accepted; the replay of it answers the next request
+        assert.equal((await client.request("POST", "/api/flaky", {})).status, 200);
+      }
+      await assert.rejects(() => client.request("POST", "/api/flaky", {}), (e: unknown) => {
+        assert.ok(e instanceof WireClientError, name);
+        assert.equal(e.kind, "unverified", name);
+        assert.equal(e.attempts, 2, `${name}: retried like a failed try`);
+        return true;
+      }, name);
+    }
+    const refused = sink.lines.filter((l) => l.event === "wire.answer_refused");
+    assert.ok(refused.length >= attacks.length * 2);
+    assert.ok(refused.every((l) => l.level === "security"));
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("the server clock of each verified answer gives the offset; one beyond the tolerance is refused", async () => {
+  const s = await flakyServer();
+  try {
+    const client = s.client();
+    assert.equal(client.clock.health(), null);
+    await client.request("POST", "/api/flaky", {});
+    const h = client.clock.health()!;
+    assert.ok(Math.abs(h.offset_ms) < 5_000, `same machine: offset ${h.offset_ms} ms`);
+    assert.ok(h.rtt_ms >= 0);
+    // our clock 10 minutes slow: the answers verify but the peer's clock is out of tolerance
+    const slow = s.client({ now: () => Date.now() - 600_000, maxRetries: 0 });
+    await assert.rejects(() => slow.request("GET", "/api/x"), (e: unknown) => {
+      assert.ok(e instanceof WireClientError);
+      assert.equal(e.kind, "unverified");
+      return true;
+    });
+    const measured = slow.clock.health()!;
+    assert.ok(measured.offset_ms > 590_000, "the offset is measured even when refused");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a caller's X-Request-ID is kept (and signed) instead of a generated one", async () => {
+  const s = await flakyServer();
+  try {
+    const id = crypto.randomUUID();
+    const res = await s.client().request("POST", "/api/flaky", {}, { "X-Request-ID": id });
+    assert.equal(res.requestId, id);
+    assert.equal(res.envelope.request_id, id);
+    assert.equal(s.hits.at(-1)!.requestId, id);
   } finally {
     await s.close();
   }

@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
 import {
   generateKeyFile,
+  hexToBytes,
+  importWireKey,
   KeyFileError,
-  loadKey,
+  keyPath,
+  loadWireKey,
   readKeyFile,
   sign,
+  type SignedFields,
   verify,
+  type WireKey,
 } from "../../../../services/common/wire/mod.ts";
-import { hexToBytes } from "../../../../services/common/wire/sign.ts";
 
 const HEX_KEY = "0123456789abcdef".repeat(4) + "\n";
 
@@ -26,19 +30,25 @@ async function write(path: string, content: string | Uint8Array, mode = 0o600) {
   await Deno.chmod(path, mode);
 }
 
-async function signsLike(a: CryptoKey, b: CryptoKey): Promise<boolean> {
-  const fields = {
-    direction: "mesh_to_joi" as const,
+/** Any key file as a mesh_to_joi key (the file name does not matter here). */
+async function loadKey(dir: string, name: string): Promise<WireKey> {
+  return await importWireKey(await readKeyFile(keyPath(dir, name)), "mesh_to_joi");
+}
+
+function signsLike(a: WireKey, b: WireKey): boolean {
+  const fields: SignedFields = {
+    direction: "mesh_to_joi",
     method: "POST",
     path: "/x",
     timestamp: 1,
     nonce: crypto.randomUUID(),
+    headers: [["x-request-id", "1"]],
     body: new Uint8Array([1, 2, 3]),
   };
-  return await verify(b, fields, hexToBytes(await sign(a, fields)));
+  return verify([b.request], fields, sign(a.request, fields)) === 0;
 }
 
-Deno.test("loadKey reads a 0600 hex key; hex, base64 and raw files of the same bytes give the same key", async () => {
+Deno.test("loadWireKey reads a 0600 hex key; hex, base64 and raw files of the same bytes give the same key", async () => {
   await withDir(async (dir) => {
     await write(`${dir}/mesh_to_joi.key`, HEX_KEY);
     const bytes = hexToBytes(HEX_KEY.trim());
@@ -48,14 +58,15 @@ Deno.test("loadKey reads a 0600 hex key; hex, base64 and raw files of the same b
     const rawHex = Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
     await write(`${dir}/raw.key`, raw);
     await write(`${dir}/rawhex.key`, rawHex);
-    const k = await loadKey(dir, "mesh_to_joi.key");
-    assert.equal(k.extractable, false);
-    assert.ok(await signsLike(k, await loadKey(dir, "b64.key")));
-    assert.ok(await signsLike(await loadKey(dir, "raw.key"), await loadKey(dir, "rawhex.key")));
-    assert.ok(!(await signsLike(k, await loadKey(dir, "raw.key"))));
+    const k = await loadWireKey(dir, "mesh_to_joi");
+    assert.equal(k.request.extractable, false);
+    assert.equal(k.response.extractable, false);
+    assert.ok(signsLike(k, await loadKey(dir, "b64.key")));
+    assert.ok(signsLike(await loadKey(dir, "raw.key"), await loadKey(dir, "rawhex.key")));
+    assert.ok(!signsLike(k, await loadKey(dir, "raw.key")));
     // 0400 (systemd credentials) is fine too
     await Deno.chmod(`${dir}/mesh_to_joi.key`, 0o400);
-    await loadKey(dir, "mesh_to_joi.key");
+    await loadWireKey(dir, "mesh_to_joi");
   });
 });
 
@@ -128,16 +139,16 @@ const FIELDS = {
   body: new Uint8Array([123, 125]),
 };
 
-/** Runs loadKey(undefined, name) in a child process sandboxed like a systemd service. */
+/** Runs loadWireKey(undefined, name) in a child process sandboxed like a systemd service. */
 async function loadInChild(dir: string, credentialsDirectory: string) {
   const script = `${dir}/child.ts`;
   await Deno.writeTextFile(
     script,
-    `import { loadKey } from ${JSON.stringify(KEYS_MODULE)};
+    `import { loadWireKey } from ${JSON.stringify(KEYS_MODULE)};
 import { sign } from ${JSON.stringify(SIGN_MODULE)};
-const key = await loadKey(undefined, "joi_to_mesh.key");
+const key = await loadWireKey(undefined, "joi_to_mesh");
 const f = ${JSON.stringify({ ...FIELDS, body: Array.from(FIELDS.body) })};
-console.log(await sign(key, { ...f, body: new Uint8Array(f.body) }));
+console.log(sign(key.request, { ...f, headers: [["x-request-id", "1"]], body: new Uint8Array(f.body) }));
 `,
   );
   const out = await new Deno.Command("deno", {
@@ -160,10 +171,13 @@ console.log(await sign(key, { ...f, body: new Uint8Array(f.body) }));
   };
 }
 
-Deno.test("without a secrets dir, loadKey uses $CREDENTIALS_DIRECTORY (child process, as under systemd)", async () => {
+Deno.test("without a secrets dir, loadWireKey uses $CREDENTIALS_DIRECTORY (child process, as under systemd)", async () => {
   await withDir(async (dir) => {
     await write(`${dir}/joi_to_mesh.key`, HEX_KEY);
-    const expected = await sign(await loadKey(dir, "joi_to_mesh.key"), FIELDS);
+    const expected = sign((await loadWireKey(dir, "joi_to_mesh")).request, {
+      ...FIELDS,
+      headers: [["x-request-id", "1"]],
+    });
     const viaEnv = await loadInChild(dir, dir);
     assert.ok(viaEnv.success, viaEnv.stderr);
     assert.equal(viaEnv.stdout, expected);
@@ -182,7 +196,7 @@ Deno.test("generateKeyFile writes 32 random bytes as hex, mode 0600, and never o
     assert.equal(info.mode! & 0o777, 0o600);
     const text = await Deno.readTextFile(path);
     assert.match(text, /^[0-9a-f]{64}\n$/);
-    await loadKey(dir, "mesh_to_joi.key");
+    await loadWireKey(dir, "mesh_to_joi");
     await assert.rejects(() => generateKeyFile(path), /already exists; refusing to overwrite/);
     assert.equal(await Deno.readTextFile(path), text);
     await generateKeyFile(`${dir}/other.key`);

@@ -6,7 +6,11 @@
  * replaced by a transport that records what the outbox hands it.
  */
 import { createLogger, memorySink } from "../../../../services/common/log.ts";
-import { generateKeyFile, loadKey, SignedClient } from "../../../../services/common/wire/mod.ts";
+import {
+  generateKeyFile,
+  loadWireKey,
+  SignedClient,
+} from "../../../../services/common/wire/mod.ts";
 import { identitiesHash, loadPolicies } from "../../../../services/common/policy/mod.ts";
 import { generateMemoryKeyFile } from "../../../../services/joi/memory/mod.ts";
 import { createJoi, type Joi } from "../../../../services/joi/service.ts";
@@ -158,7 +162,7 @@ export async function startJoi(o: JoiTestOptions = {}): Promise<JoiTest> {
     services.ingestApp.fetch,
   );
   const baseUrl = `http://127.0.0.1:${server.addr.port}`;
-  const key = await loadKey(secrets, "mesh_to_joi.key");
+  const key = await loadWireKey(secrets, "mesh_to_joi");
   const mesh = new SignedClient({ baseUrl, key, direction: "mesh_to_joi", maxRetries: 0, now });
   const hash = identitiesHash(conv.config.current().policies.identities);
   return {

@@ -1,0 +1,91 @@
+/**
+ * The server side of `deno task bench wire`, run as its own process (as a
+ * server is, on its own VM): one port per variant, printed as one JSON line
+ * on stdout once listening; the key (hex) arrives on stdin, never in argv.
+ * Runs until stdin closes.
+ *
+ * `deno run --allow-net=127.0.0.1 --allow-read=DIR --allow-write=DIR
+ *  scripts/bench/wire_server.ts DIR`
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import {
+  hexToBytes,
+  importWireKey,
+  type NonceStore,
+  ok,
+  openNonceStore,
+  serveGuarded,
+  signedRoutes,
+} from "../../services/common/wire/mod.ts";
+
+/** The limits the variants are served with (the shipped policy's). */
+export const BENCH_LIMITS = {
+  headersTimeoutMs: 5000,
+  idleTimeoutMs: 30_000,
+  maxConnectionsPerPeer: 64,
+  maxConnections: 256,
+};
+
+/** The bare app: Hono, JSON in, JSON out, nothing else. */
+export function bareApp(): Hono {
+  const app = new Hono();
+  app.post(
+    "/bare",
+    async (c) => c.json({ status: "ok", data: { got: !!(await c.req.json()) } }),
+  );
+  return app;
+}
+
+/** The signed app: `signedRoutes` in front of a handler answering with `ok`. */
+export function signedApp(key: Awaited<ReturnType<typeof importWireKey>>, store: NonceStore): Hono {
+  const app = new Hono();
+  app.use(
+    "/api/*",
+    signedRoutes({
+      key,
+      direction: "mesh_to_joi",
+      nonceStore: store,
+      allowedSources: ["127.0.0.1"],
+      toleranceMs: 300_000,
+      maxBodyBytes: 65_536,
+    }),
+  );
+  app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
+  return app;
+}
+
+async function main(): Promise<void> {
+  const dir = Deno.args[0];
+  if (!dir) throw new Error("usage: wire_server.ts DIR (the key arrives on stdin)");
+  const reader = Deno.stdin.readable.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    text += new TextDecoder().decode(value);
+  }
+  const key = await importWireKey(hexToBytes(text.trim()), "mesh_to_joi");
+  const memory = openNonceStore(":memory:", 900_000);
+  const journal = openNonceStore(`${dir}/nonces.journal`, 900_000);
+  const host = { hostname: "127.0.0.1", port: 0, ...BENCH_LIMITS };
+  const plain = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, bareApp().fetch);
+  const guarded = serveGuarded(bareApp(), host);
+  const signedMemory = serveGuarded(signedApp(key, memory), host);
+  const signedJournal = serveGuarded(signedApp(key, journal), host);
+  const port = (s: { addr: Deno.Addr }) => (s.addr as Deno.NetAddr).port;
+  console.log(JSON.stringify({
+    plain: port(plain),
+    guarded: port(guarded),
+    signedMemory: port(signedMemory),
+    signedJournal: port(signedJournal),
+  }));
+  while (!(await reader.read()).done) { /* until the bench closes stdin */ }
+  await plain.shutdown();
+  await Promise.all([guarded, signedMemory, signedJournal].map((s) => s.shutdown()));
+  memory.close();
+  journal.close();
+}
+
+if (import.meta.main) await main();
