@@ -54,6 +54,13 @@ export interface SignedRoutesOptions extends BodyOptions {
   toleranceMs: number;
   /** Server clock (epoch ms), for tests. */
   now?: (() => number) | undefined;
+  /**
+   * Called for each request whose MAC verified, with its peer and the skew of
+   * its `X-Timestamp` to the server clock (`server - X-Timestamp`, ms), and
+   * whether the skew made it refused: the clock watch counts refusals and
+   * takes one-way offsets from it. Must not throw.
+   */
+  onTimestamp?: ((s: { peer: string; skewMs: number; refused: boolean }) => void) | undefined;
 }
 
 /** What an answer is bound to: the request's nonce, and the key to sign with. */
@@ -242,7 +249,9 @@ export function signedRoutes(options: SignedRoutesOptions): MiddlewareHandler {
       );
     }
     const skewMs = now() - timestamp;
-    if (skewMs > options.toleranceMs || -skewMs > options.toleranceMs) {
+    const late = skewMs > options.toleranceMs || -skewMs > options.toleranceMs;
+    options.onTimestamp?.({ peer, skewMs, refused: late });
+    if (late) {
       return refuse(
         c,
         fail(

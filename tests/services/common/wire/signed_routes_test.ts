@@ -688,3 +688,43 @@ Deno.test("signedOrOpen: an unsigned /health is open; a signed one is verified a
     store.close();
   }
 });
+
+Deno.test("onTimestamp reports the skew of every request whose MAC verified, refused or not", async () => {
+  const keys = await testKeys();
+  const store = openNonceStore(":memory:", 900_000);
+  const seen: { peer: string; skewMs: number; refused: boolean }[] = [];
+  const app = new Hono();
+  app.use(
+    "/api/*",
+    signedRoutes({
+      key: keys.meshToJoi,
+      direction: "mesh_to_joi",
+      nonceStore: store,
+      allowedSources: ["127.0.0.1"],
+      toleranceMs: 300_000,
+      maxBodyBytes: 1024,
+      now: () => NOW,
+      onTimestamp: (s) => seen.push(s),
+    }),
+  );
+  app.post("/api/v1/echo", (c) => ok(c, {}));
+  const server = serve(app);
+  try {
+    assert.equal(
+      (await send(server.url, { key: keys.meshToJoi, timestamp: NOW - 1500 })).status,
+      200,
+    );
+    assert.equal(
+      (await send(server.url, { key: keys.meshToJoi, timestamp: NOW + 400_000 })).status,
+      401,
+    );
+    assert.equal((await send(server.url, { key: keys.joiToMesh, timestamp: NOW })).status, 401);
+    assert.deepEqual(seen, [
+      { peer: "127.0.0.1", skewMs: 1500, refused: false },
+      { peer: "127.0.0.1", skewMs: -400_000, refused: true },
+    ]);
+  } finally {
+    await server.close();
+    store.close();
+  }
+});
