@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { channelOfRecipient } from "../../services/common/policy/household.ts";
 import { bytesToHex, importWireKey, SignedClient } from "../../services/common/wire/mod.ts";
 
 const CONCURRENCY = 16;
@@ -34,7 +35,7 @@ const PAYLOAD = {
   content: { type: "text", text: "x".repeat(400) },
 };
 const HEADERS = {
-  "X-Validated-Channel": "owner_private_dm",
+  "X-Validated-Channel": channelOfRecipient("owner", "private"),
   "X-Validated-Sender": "owner",
   "X-Config-Hash": "0".repeat(64),
 };

@@ -35,7 +35,13 @@ Deno.test("relay: overflow during an in-flight post never discards unsent events
       first = false;
       await gate; // the first post stays in flight until the buffer has overflowed
     }
-    return new Response('{"status":"ok"}', { status: 200 });
+    // the contract's envelope: the relay acts only on an answer it can parse
+    return Response.json({
+      status: "ok",
+      request_id: crypto.randomUUID(),
+      timestamp: new Date().toISOString(),
+      data: {},
+    });
   }) as typeof fetch;
   const { relay } = relayFor("http://127.0.0.1:1", "http://127.0.0.1:2", "token-0123456789", {
     fetch: fakeFetch,
