@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SignedClient, WireClientError } from "../../services/common/wire/client.ts";
-import { importHmacKey } from "../../services/common/wire/sign.ts";
+import { importWireKey } from "../../services/common/wire/keys.ts";
 import { hostileBytes, mutateJson, nastyString, report, runs, writeAll } from "./_fuzz.ts";
 
 const enc = new TextEncoder();
@@ -46,7 +46,14 @@ const answer = fc.record({
   framing: fc.constantFrom("length", "length", "lie-short", "lie-long", "chunked", "close"),
   headers: fc.array(
     fc.tuple(
-      fc.constantFrom("Retry-After", "Content-Type", "X-Request-ID", "X-HMAC-SHA256"),
+      fc.constantFrom(
+        "Retry-After",
+        "Content-Type",
+        "X-Request-ID",
+        "X-HMAC-SHA256",
+        "X-Timestamp",
+        "X-Signed-Headers",
+      ),
       nastyString.map((s) => s.replace(/[\r\n]/g, "").replaceAll("\u0000", "")),
     ),
     { maxLength: 3 },
@@ -73,7 +80,7 @@ Deno.test({
   async fn() {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
-    const key = await importHmacKey(crypto.getRandomValues(new Uint8Array(32)));
+    const key = await importWireKey(crypto.getRandomValues(new Uint8Array(32)), "joi_to_mesh");
     const queue: Uint8Array[] = [];
     const serving = (async () => {
       for await (const conn of listener) {
