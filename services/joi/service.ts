@@ -582,8 +582,17 @@ export async function runJoi(args: JoiArgs, log: Logger): Promise<number> {
   }
   // every port with the deadlines and connection caps of policy.yaml `server` (wire/serve.ts)
   const limits = { ...limitsFromPolicy(policies.policy.server), log };
-  const ingest = serveGuarded(joi.ingestApp, { ...args.ingestListen, ...limits });
-  const messages = serveGuarded(joi.messagesApp, { ...args.listen, ...limits });
+  const openhabNodes = policies.policy.ingest.allowed_sources.filter((s) => /^[0-9.]+$|:/.test(s));
+  const ingest = serveGuarded(joi.ingestApp, {
+    ...args.ingestListen,
+    ...limits,
+    peers: openhabNodes,
+  });
+  const messages = serveGuarded(joi.messagesApp, {
+    ...args.listen,
+    ...limits,
+    peers: [args.meshAddress],
+  });
   joi.start();
   log.info("joi_started", {
     ingest: `${args.ingestListen.hostname}:${(ingest.addr as Deno.NetAddr).port}`,

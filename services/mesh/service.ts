@@ -593,6 +593,7 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     hostname: args.listen.host,
     port: args.listen.port,
     ...config.security.server,
+    peers: [joiHost],
     log,
   });
   const addr = server.addr as Deno.NetAddr;

@@ -25,8 +25,10 @@
  *   when it does not arrive, the 400 answer is sent and the connection closed
  *   (`closeAfterResponse`, connection.ts);
  * - **caps**: a connection beyond `maxConnectionsPerPeer` open connections of
- *   its peer address, or beyond `maxConnections` in all, is closed at once
- *   (and logged, at most once per peer per 10 s).
+ *   its peer address, or beyond `maxConnections` open connections of peers
+ *   other than the port's own (`peers`), is closed at once (and logged, at
+ *   most once per peer per 10 s): strangers can fill neither a peer's share
+ *   nor, for the port's own peers, the port.
  * A deadline is checked every `tickMs` (at most 250 ms); an expired connection
  * is shut down (an answer being written is finished first). An accept that
  * fails (EMFILE) is retried after 100 ms instead of ending the server.
@@ -48,7 +50,7 @@ export interface ServerLimits {
   idleTimeoutMs: number;
   /** Open connections of one peer address at most. */
   maxConnectionsPerPeer: number;
-  /** Open connections in all at most. */
+  /** Open connections of other addresses than the port's own peers, at most. */
   maxConnections: number;
 }
 
@@ -72,6 +74,12 @@ export function limitsFromPolicy(p: ServerPolicy): ServerLimits {
 
 /** Where and how to serve. */
 export type ServeGuardedOptions = ServerLimits & {
+  /**
+   * The peers this port serves (the mesh's address on 8443...): their
+   * connections count against their own per-peer cap but never against
+   * `maxConnections`, so strangers filling the port cannot lock them out.
+   */
+  peers?: readonly string[] | undefined;
   /** Logger for refusals and errors. */
   log?: Logger | undefined;
   /** Deadline check period (default: a quarter of the shortest timeout, at most 250 ms). */
@@ -162,6 +170,8 @@ export function serveGuarded(app: FetchApp, options: ServeGuardedOptions): Guard
     : Deno.listen({ hostname: options.hostname, port: options.port });
   const conns = new Set<Conn>();
   const perPeer = new Map<string, number>();
+  const ownPeers = new Set((options.peers ?? []).map(normalizeAddress));
+  let strangers = 0; // open connections of peers not in ownPeers
   const stats: ServerStats = { open: 0, accepted: 0, refused: 0, timedOut: 0 };
   const lastRefusalLog = new Map<string, { at: number; count: number }>();
   let closed = false;
@@ -222,6 +232,7 @@ export function serveGuarded(app: FetchApp, options: ServeGuardedOptions): Guard
     };
     conns.add(c);
     perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
+    if (!ownPeers.has(peer)) strangers++;
     stats.open = conns.size;
     const handler = async (req: Request, info: Deno.ServeHandlerInfo<Deno.Addr>) => {
       c.inflight++;
@@ -236,7 +247,9 @@ export function serveGuarded(app: FetchApp, options: ServeGuardedOptions): Guard
       }
     };
     const done = () => {
+      if (!conns.has(c)) return;
       conns.delete(c);
+      if (!ownPeers.has(peer)) strangers--;
       const n = (perPeer.get(peer) ?? 1) - 1;
       if (n <= 0) perPeer.delete(peer);
       else perPeer.set(peer, n);
@@ -271,9 +284,10 @@ export function serveGuarded(app: FetchApp, options: ServeGuardedOptions): Guard
       stats.accepted++;
       const remote = conn.remoteAddr;
       const peer = remote.transport === "tcp" ? normalizeAddress(remote.hostname) : "unix";
-      if (conns.size >= options.maxConnections) refuse(conn, peer, "max_connections");
-      else if ((perPeer.get(peer) ?? 0) >= options.maxConnectionsPerPeer) {
+      if ((perPeer.get(peer) ?? 0) >= options.maxConnectionsPerPeer) {
         refuse(conn, peer, "max_connections_per_peer");
+      } else if (!ownPeers.has(peer) && strangers >= options.maxConnections) {
+        refuse(conn, peer, "max_connections");
       } else serveConn(conn, peer);
     }
   };

@@ -190,3 +190,45 @@ Deno.test("shutdown closes held connections and stops accepting", async () => {
   conn.close();
   await assert.rejects(() => Deno.connect({ hostname: "127.0.0.1", port }));
 });
+
+Deno.test("the port's own peers are never locked out by strangers filling it", async () => {
+  const { testSocketPaths } = await import("../../../../services/common/permissions/mod.ts");
+  const socket = [...testSocketPaths()].reverse().find((p) => {
+    try {
+      Deno.lstatSync(p);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  assert.ok(socket, "every test socket slot is busy");
+  await Deno.mkdir(socket.slice(0, socket.lastIndexOf("/")), { recursive: true });
+  for (const [peers, expectServed] of [[[], 1], [["unix"], 3]] as const) {
+    const server = serveGuarded(app(), {
+      path: socket,
+      headersTimeoutMs: 3000,
+      idleTimeoutMs: 3000,
+      maxConnectionsPerPeer: 8,
+      maxConnections: 1,
+      peers,
+    });
+    try {
+      const conns = await Promise.all(
+        Array.from({ length: 3 }, () => Deno.connect({ transport: "unix", path: socket })),
+      );
+      let served = 0;
+      for (const c of conns) {
+        try {
+          await c.write(enc.encode("GET /peer HTTP/1.1\r\nHost: x\r\n\r\n"));
+          const n = await c.read(new Uint8Array(1024));
+          if (n !== null) served++;
+        } catch { /* closed at once */ }
+        c.close();
+      }
+      assert.equal(served, expectServed, `peers ${JSON.stringify(peers)}`);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(socket).catch(() => {});
+    }
+  }
+});
