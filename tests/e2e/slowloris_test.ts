@@ -30,10 +30,11 @@ import {
   expectedGroups,
   freePort,
   makeKeys,
+  meshHealth,
   writeConfigDir,
 } from "../services/mesh/harness.ts";
 import { stageHousehold } from "../scripts/validate/household.ts";
-import { Child, loopbackHealth, waitUntil } from "./process.ts";
+import { Child, waitUntil } from "./process.ts";
 import type { PortOutcome } from "./slowloris_attacker.ts";
 
 const PER_PORT = 500;
@@ -105,7 +106,7 @@ Deno.test({
       for (const port of ports) {
         await waitUntil(
           `port ${port} to answer`,
-          async () => (await loopbackHealth(port)) !== undefined,
+          async () => (await meshHealth(port)) !== null,
           60_000,
           children,
         );

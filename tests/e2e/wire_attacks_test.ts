@@ -35,12 +35,13 @@ import {
   freePort,
   GROUPS,
   makeKeys,
+  meshHealth,
   OWNER,
   PARTNER,
   writeConfigDir,
 } from "../services/mesh/harness.ts";
 import { stageHousehold } from "../scripts/validate/household.ts";
-import { Child, logEvents, loopbackHealth, waitUntil } from "./process.ts";
+import { Child, logEvents, waitUntil } from "./process.ts";
 
 const ATTACKER = { number: "+15550006666", uuid: "66666666-8d6c-4a55-9d6e-1f2a3b4c5d66" };
 const HOP = ["host", "connection", "content-length", "transfer-encoding", "keep-alive", "date"];
@@ -151,9 +152,9 @@ async function stack(meshIdentities?: (text: string) => string) {
   children.push(mesh);
   const until = (what: string, cond: () => boolean | Promise<boolean>) =>
     waitUntil(what, cond, 60_000, children);
-  await until("joi to listen", async () => (await loopbackHealth(joiPort)) !== undefined);
+  await until("joi to listen", async () => (await meshHealth(joiPort)) !== null);
   await until("the mesh to reach signal-cli", async () => {
-    const m = await loopbackHealth(base.meshOutbound.port);
+    const m = await meshHealth(base.meshOutbound.port);
     return (m?.signal as { state?: string } | undefined)?.state === "connected";
   });
   let ts = 1000;
@@ -251,7 +252,7 @@ Deno.test({
     try {
       const joiIdentities = loadPolicies(s.h.configDir).identities;
       const joiHash = identitiesHash(joiIdentities);
-      const meshHash = (await loopbackHealth(s.meshPort))!.config as { hash: string };
+      const meshHash = (await meshHealth(s.meshPort))!.config as { hash: string };
       const lastGood = meshHash.hash;
       assert.notEqual(lastGood, joiHash);
 
@@ -292,7 +293,7 @@ Deno.test({
       }
       assert.ok(events(s.meshSec, "wire.answer_refused").length >= 2);
       assert.equal(events(s.meshSec, "config_synced").length, 0);
-      const afterForgery = (await loopbackHealth(s.meshPort))!.config as {
+      const afterForgery = (await meshHealth(s.meshPort))!.config as {
         hash: string;
         last_sync_result: string;
       };
@@ -323,7 +324,7 @@ Deno.test({
       const synced = events(s.meshSec, "config_synced")[0]!;
       assert.equal(synced.old_hash, lastGood);
       assert.equal(synced.new_hash, joiHash);
-      const after = (await loopbackHealth(s.meshPort))!.config as { hash: string };
+      const after = (await meshHealth(s.meshPort))!.config as { hash: string };
       assert.equal(after.hash, joiHash);
     } finally {
       await s.close();

@@ -192,17 +192,9 @@ Deno.test("shutdown closes held connections and stops accepting", async () => {
 });
 
 Deno.test("the port's own peers are never locked out by strangers filling it", async () => {
-  const { testSocketPaths } = await import("../../../../services/common/permissions/mod.ts");
-  const socket = [...testSocketPaths()].reverse().find((p) => {
-    try {
-      Deno.lstatSync(p);
-      return false;
-    } catch {
-      return true;
-    }
-  });
-  assert.ok(socket, "every test socket slot is busy");
-  await Deno.mkdir(socket.slice(0, socket.lastIndexOf("/")), { recursive: true });
+  const { claimSocket } = await import("../../../_helpers/sockets.ts");
+  const slot = claimSocket();
+  const socket = slot.path;
   for (const [peers, expectServed] of [[[], 1], [["unix"], 3]] as const) {
     const server = serveGuarded(app(), {
       path: socket,
@@ -231,4 +223,5 @@ Deno.test("the port's own peers are never locked out by strangers filling it", a
       await Deno.remove(socket).catch(() => {});
     }
   }
+  slot.release();
 });
