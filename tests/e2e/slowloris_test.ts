@@ -9,12 +9,6 @@
  * meanwhile (asserted generously here; the bench has the figures).
  */
 import assert from "node:assert/strict";
-import {
-  denoRunArgs,
-  type Layout,
-  localLayout,
-  programSpec,
-} from "../../services/common/permissions/mod.ts";
 import { loadPolicies } from "../../services/common/policy/mod.ts";
 import {
   generateKeyFile,
@@ -22,31 +16,15 @@ import {
   SignedClient,
   type WireKey,
 } from "../../services/common/wire/mod.ts";
-import { generateMemoryKeyFile } from "../../services/joi/memory/crypto.ts";
-import { LlmTestServer } from "../peers/llm_server.ts";
-import { SignalCliPeer } from "../peers/signal_cli/peer.ts";
-import {
-  claimSocket,
-  expectedGroups,
-  freePort,
-  makeKeys,
-  meshHealth,
-  writeConfigDir,
-} from "../services/mesh/harness.ts";
-import { stageHousehold } from "../scripts/validate/household.ts";
-import { Child, waitUntil } from "./process.ts";
+import { startLocalStack } from "../_helpers/local_stack.ts";
+import { meshHealth } from "../services/mesh/harness.ts";
+import { Child } from "./process.ts";
 import type { PortOutcome } from "./slowloris_attacker.ts";
 
 const PER_PORT = 500;
 const FIRST = 10; // 127.0.0.10 ...
 const PER_ADDRESS = 15; // under the per-peer cap of 16: the header timeout, not the cap, closes them
 const ADDRESSES = Math.ceil(PER_PORT / PER_ADDRESS);
-
-function spawn(name: "joi" | "mesh", layout: Layout): Child {
-  return new Child(name, "deno", denoRunArgs(programSpec(name, layout)), {
-    env: { NO_COLOR: "1" },
-  });
-}
 
 /** p99 (ms) of `n` signed GET /health round trips per client, 4 at a time; every one must succeed. */
 async function p99(clients: SignedClient[], n: number): Promise<number[]> {
@@ -72,50 +50,29 @@ Deno.test({
   name:
     "slow clients: 500 per port are each closed within the header timeout; peers keep their latency",
   fn: async () => {
-    const h = await stageHousehold({ accounts: "staged" });
-    const dir = await Deno.makeTempDir({ prefix: "joi-e2e-slow-" });
-    const signalSock = await claimSocket();
-    const knowledgeSock = await claimSocket();
-    const llm = await LlmTestServer.start();
-    const peer = SignalCliPeer.start({ path: signalSock.path });
-    peer.groups = expectedGroups();
-    const children: Child[] = [];
+    // the local run as `deno task start` runs it (knowledge, joi, the mesh with their manifest
+    // flags), with the openHAB->joi key provisioned so that 8445 is signed too
+    const varDir = await Deno.makeTempDir({ prefix: "joi-e2e-slow-", dir: "./var" });
+    await Deno.mkdir(`${varDir}/secrets`, { recursive: true, mode: 0o700 });
+    await generateKeyFile(`${varDir}/secrets/openhab_to_joi.key`);
+    const stack = startLocalStack(varDir);
     try {
-      await makeKeys(`${dir}/secrets`);
-      await generateKeyFile(`${dir}/secrets/openhab_to_joi.key`);
-      await generateMemoryKeyFile(`${dir}/secrets/memory.key`);
-      await writeConfigDir(`${dir}/mesh-config`);
-      const llmUrl = new URL(llm.origin);
-      const layout: Layout = {
-        ...localLayout({ varDir: dir }),
-        joiConfigDir: h.configDir,
-        joiStateDir: `${dir}/joi`,
-        meshConfigDir: `${dir}/mesh-config`,
-        meshStateDir: `${dir}/mesh`,
-        logDir: `${dir}/log`,
-        secretsDir: () => `${dir}/secrets`,
-        joiInbound: { host: "127.0.0.1", port: freePort() },
-        joiIngest: { host: "127.0.0.1", port: freePort() },
-        meshOutbound: { host: "127.0.0.1", port: freePort() },
-        llm: { host: "127.0.0.1", port: Number(llmUrl.port) },
-        signal: { kind: "socket", path: signalSock.path },
-        knowledgeSocket: knowledgeSock.path,
-      };
-      children.push(spawn("joi", layout), spawn("mesh", layout));
-      const ports = [layout.joiInbound.port, layout.meshOutbound.port, layout.joiIngest.port];
+      const ports = [stack.base, stack.base + 1, stack.base + 2]; // joi 8443, mesh 8444, joi 8445
       for (const port of ports) {
-        await waitUntil(
-          `port ${port} to answer`,
-          async () => (await meshHealth(port)) !== null,
-          60_000,
-          children,
-        );
+        const end = Date.now() + 60_000;
+        while ((await meshHealth(port)) === null) {
+          if (Date.now() > end) {
+            throw new Error(`port ${port} never answered:\n${await stack.errs}`);
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
-      const server = loadPolicies(h.configDir).policy.server;
+      const secrets = `${varDir}/secrets`;
+      const server = loadPolicies("./policies").policy.server;
       const keys: [number, WireKey][] = [
-        [layout.joiInbound.port, await loadWireKey(`${dir}/secrets`, "mesh_to_joi")],
-        [layout.meshOutbound.port, await loadWireKey(`${dir}/secrets`, "joi_to_mesh")],
-        [layout.joiIngest.port, await loadWireKey(`${dir}/secrets`, "openhab_to_joi")],
+        [ports[0]!, await loadWireKey(secrets, "mesh_to_joi")],
+        [ports[1]!, await loadWireKey(secrets, "joi_to_mesh")],
+        [ports[2]!, await loadWireKey(secrets, "openhab_to_joi")],
       ];
       const clients = keys.map(([port, key]) =>
         new SignedClient({
@@ -173,15 +130,13 @@ Deno.test({
           `port ${ports[i]}: p99 ${v.toFixed(1)} ms under attack, ${idle[i]!.toFixed(1)} ms idle`,
         );
       });
-      for (const c of children) assert.equal(c.exited, false, `${c.name} survived`);
+      for (const port of ports) assert.notEqual(await meshHealth(port), null, `${port} survived`);
     } finally {
-      await Promise.all(children.map((c) => c.stop("SIGTERM")));
-      await peer.stop();
-      await llm.close();
-      signalSock.release();
-      knowledgeSock.release();
-      await Deno.remove(dir, { recursive: true });
-      await h.cleanup();
+      stack.child.kill("SIGTERM");
+      await stack.child.status;
+      await stack.pump.catch(() => {});
+      await stack.errs.catch(() => "");
+      await Deno.remove(varDir, { recursive: true });
     }
   },
 });

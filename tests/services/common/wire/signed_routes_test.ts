@@ -14,6 +14,7 @@ import {
   signedOrOpen,
   type SignedRequest,
   signedRoutes,
+  type SignedRoutesOptions,
   type WireKey,
 } from "../../../../services/common/wire/mod.ts";
 import { createLogger, memorySink } from "../../../../services/common/log.ts";
@@ -72,6 +73,24 @@ async function send(url: string, o: SendOptions) {
     { status: res.status, headers: res.headers, body: bytes },
   );
   return { status: res.status, json, headers: res.headers, sent: r.headers, answer };
+}
+
+/** The signed routes of these tests: mesh -> joi, from 127.0.0.1, on the fixed clock. */
+function routes(
+  key: SignedRoutesOptions["key"],
+  nonceStore: SignedRoutesOptions["nonceStore"],
+  more: Partial<SignedRoutesOptions> = {},
+) {
+  return signedRoutes({
+    key,
+    direction: "mesh_to_joi",
+    nonceStore,
+    allowedSources: ["127.0.0.1"],
+    toleranceMs: 300_000,
+    maxBodyBytes: 1024,
+    now: () => NOW,
+    ...more,
+  });
 }
 
 async function fixture(options: { allowedSources?: string[]; toleranceMs?: number } = {}) {
@@ -437,14 +456,7 @@ Deno.test("a server started without the peer address refuses signed routes with 
   const app = new Hono();
   app.use(
     "/api/*",
-    signedRoutes({
-      key: keys.meshToJoi,
-      direction: "mesh_to_joi",
-      nonceStore: t.store,
-      allowedSources: ["127.0.0.1"],
-      toleranceMs: 300_000,
-      maxBodyBytes: 1024,
-      now: () => NOW,
+    routes(keys.meshToJoi, t.store, {
       logger: createLogger("test", { quiet: true, sinks: [sink] }),
     }),
   );
@@ -579,15 +591,7 @@ Deno.test("during a key rotation both listed keys verify and each answer is sign
   const app = new Hono();
   app.use(
     "/api/*",
-    signedRoutes({
-      key: [next, keys.meshToJoi],
-      direction: "mesh_to_joi",
-      nonceStore: t.store,
-      allowedSources: ["127.0.0.1"],
-      toleranceMs: 300_000,
-      maxBodyBytes: 1024,
-      now: () => NOW,
-    }),
+    routes([next, keys.meshToJoi], t.store),
   );
   app.post("/api/v1/echo", (c) => ok(c, {}));
   const server = serve(app);
@@ -623,15 +627,7 @@ Deno.test("answers not made by ok()/fail() are signed too: headers, status and b
   const store = openNonceStore(":memory:", 900_000);
   app.use(
     "/api/*",
-    signedRoutes({
-      key: keys.meshToJoi,
-      direction: "mesh_to_joi",
-      nonceStore: store,
-      allowedSources: ["127.0.0.1"],
-      toleranceMs: 300_000,
-      maxBodyBytes: 1024,
-      now: () => NOW,
-    }),
+    routes(keys.meshToJoi, store),
   );
   app.post("/api/v1/echo", (c) => {
     c.header("Retry-After", "7");
@@ -657,15 +653,7 @@ Deno.test("answers not made by ok()/fail() are signed too: headers, status and b
 Deno.test("signedOrOpen: an unsigned /health is open; a signed one is verified and answered signed", async () => {
   const keys = await testKeys();
   const store = openNonceStore(":memory:", 900_000);
-  const auth = signedRoutes({
-    key: keys.meshToJoi,
-    direction: "mesh_to_joi",
-    nonceStore: store,
-    allowedSources: ["127.0.0.1"],
-    toleranceMs: 300_000,
-    maxBodyBytes: 1024,
-    now: () => NOW,
-  });
+  const auth = routes(keys.meshToJoi, store);
   const app = new Hono();
   app.get("/health", signedOrOpen(auth), (c) => ok(c, { service: "x" }));
   const server = serve(app);
@@ -696,16 +684,7 @@ Deno.test("onTimestamp reports the skew of every request whose MAC verified, ref
   const app = new Hono();
   app.use(
     "/api/*",
-    signedRoutes({
-      key: keys.meshToJoi,
-      direction: "mesh_to_joi",
-      nonceStore: store,
-      allowedSources: ["127.0.0.1"],
-      toleranceMs: 300_000,
-      maxBodyBytes: 1024,
-      now: () => NOW,
-      onTimestamp: (s) => seen.push(s),
-    }),
+    routes(keys.meshToJoi, store, { onTimestamp: (s) => seen.push(s) }),
   );
   app.post("/api/v1/echo", (c) => ok(c, {}));
   const server = serve(app);
