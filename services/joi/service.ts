@@ -298,7 +298,11 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     context: agent,
     alarms,
     signing: keys.openhabToJoi
-      ? { key: keys.openhabToJoi, nonceStorePath: `${o.stateDir}/ingest_nonces.journal` }
+      ? {
+        key: keys.openhabToJoi,
+        nonceStorePath: `${o.stateDir}/ingest_nonces.journal`,
+        onTimestamp: ({ skewMs, refused }) => refused && watches.refused("openhab", skewMs),
+      }
       : undefined,
     heartbeat: (hb, at) => watches.heartbeat(hb, at),
     log,
@@ -328,6 +332,8 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     toleranceMs: sec.timestamp_tolerance_minutes * 60_000,
     maxBodyBytes: sec.max_body_bytes,
     bodyTimeoutMs: policy.server.body_timeout_seconds * 1000,
+    // requests refused for their clock: the clock watch tells the owner
+    onTimestamp: ({ skewMs, refused }) => refused && watches.refused("mesh", skewMs),
     logger: log,
     now,
   });

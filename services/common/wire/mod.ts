@@ -94,7 +94,12 @@ export {
 } from "./nonce_store.ts";
 export { type BodyOptions, jsonBody, rawBody, type VerifiedBody, verifiedBody } from "./body.ts";
 export { jsonRoutes } from "./json_routes.ts";
-export { signedOrOpen, signedRoutes, type SignedRoutesOptions } from "./signed_routes.ts";
+export {
+  signedOrOpen,
+  signedRoutes,
+  type SignedRoutesOptions,
+  type TimestampHook,
+} from "./signed_routes.ts";
 export { normalizeAddress, peerAddress } from "./source.ts";
 export {
   type GuardedServer,

@@ -60,8 +60,11 @@ export interface SignedRoutesOptions extends BodyOptions {
    * whether the skew made it refused: the clock watch counts refusals and
    * takes one-way offsets from it. Must not throw.
    */
-  onTimestamp?: ((s: { peer: string; skewMs: number; refused: boolean }) => void) | undefined;
+  onTimestamp?: TimestampHook | undefined;
 }
+
+/** See {@link SignedRoutesOptions.onTimestamp}. */
+export type TimestampHook = (s: { peer: string; skewMs: number; refused: boolean }) => void;
 
 /** What an answer is bound to: the request's nonce, and the key to sign with. */
 interface Binding {

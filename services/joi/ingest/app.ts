@@ -30,6 +30,7 @@ import {
   peerAddress,
   signedOrOpen,
   signedRoutes,
+  type TimestampHook,
   type WireKey,
 } from "../../common/wire/mod.ts";
 import type { NonceStore } from "../../common/wire/nonce_store.ts";
@@ -84,7 +85,13 @@ export interface IngestAppOptions {
    * key (direction `openhab_to_joi`, replay-protected by the nonce store);
    * unsigned events are refused with 401. Production always sets it.
    */
-  signing?: { key: WireKey; nonceStore: NonceStore; toleranceMs: number };
+  signing?: {
+    key: WireKey;
+    nonceStore: NonceStore;
+    toleranceMs: number;
+    /** The clock watch's hook (requests refused for their timestamp). */
+    onTimestamp?: TimestampHook | undefined;
+  };
   /**
    * The relay's heartbeat (`POST /api/v1/openhab/heartbeat`, same checks as
    * the events: source address, signature, size; then its schema and source
@@ -133,6 +140,7 @@ export function createIngestApp(o: IngestAppOptions): Hono {
         nonceStore: o.signing.nonceStore,
         allowedSources: [...allowedAddrs],
         toleranceMs: o.signing.toleranceMs,
+        onTimestamp: o.signing.onTimestamp,
         bodyTimeoutMs: p.bodyTimeoutMs,
         now: o.now,
       })

@@ -15,6 +15,7 @@ import type { HouseholdRoles } from "../../common/policy/household.ts";
 import type { Policy } from "../../common/policy/policy.ts";
 import { type NonceStore, openNonceStore } from "../../common/wire/nonce_store.ts";
 import type { WireKey } from "../../common/wire/keys.ts";
+import type { TimestampHook } from "../../common/wire/signed_routes.ts";
 import { type Acknowledge, createAcknowledger } from "../guard/acknowledge.ts";
 import type { AlarmLog } from "../guard/alarms.ts";
 import { FloodGuard } from "../guard/flood.ts";
@@ -43,7 +44,9 @@ export interface EventPathOptions {
    * The relay's openhab_to_joi key and where its nonce store lives
    * (`<state>/ingest_nonces.journal`): ingest then takes signed events only.
    */
-  signing?: { key: WireKey; nonceStorePath: string } | undefined;
+  signing?:
+    | { key: WireKey; nonceStorePath: string; onTimestamp?: TimestampHook | undefined }
+    | undefined;
   /** The relay's heartbeats go here (the house watch). */
   heartbeat?: ((hb: Heartbeat, receivedAt: number) => void) | undefined;
   /** Logger. */
@@ -139,6 +142,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
           key: o.signing.key,
           nonceStore,
           toleranceMs: p.security.timestamp_tolerance_minutes * 60_000,
+          onTimestamp: o.signing.onTimestamp,
         },
       }
       : {}),
