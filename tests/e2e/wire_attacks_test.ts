@@ -115,7 +115,6 @@ async function stack(meshIdentities?: (text: string) => string) {
   const h = await stageHousehold({ accounts: "staged" });
   const dir = await Deno.makeTempDir({ prefix: "joi-e2e-mitm-" });
   const signalSock = await claimSocket();
-  const knowledgeSock = await claimSocket();
   const llm = await LlmTestServer.start();
   const peer = SignalCliPeer.start({ path: signalSock.path });
   peer.groups = expectedGroups();
@@ -143,7 +142,6 @@ async function stack(meshIdentities?: (text: string) => string) {
     meshOutbound: { host: "127.0.0.1", port: freePort() },
     llm: { host: "127.0.0.1", port: Number(llmUrl.port) },
     signal: { kind: "socket", path: signalSock.path },
-    knowledgeSocket: knowledgeSock.path,
   };
   const joi = spawn("joi", base);
   children.push(joi);
@@ -181,7 +179,6 @@ async function stack(meshIdentities?: (text: string) => string) {
       await peer.stop();
       await llm.close();
       signalSock.release();
-      knowledgeSock.release();
       await Deno.remove(dir, { recursive: true });
       await h.cleanup();
     },

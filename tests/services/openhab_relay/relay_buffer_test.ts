@@ -5,7 +5,7 @@
  * was never sent may be removed as "sent".
  */
 import assert from "node:assert/strict";
-import { relayFor, until } from "./relay_helpers.ts";
+import { okEnvelope, relayFor, until } from "./relay_helpers.ts";
 
 Deno.test("relay: overflow during an in-flight post never discards unsent events", async () => {
   const posted: string[][] = [];
@@ -35,13 +35,7 @@ Deno.test("relay: overflow during an in-flight post never discards unsent events
       first = false;
       await gate; // the first post stays in flight until the buffer has overflowed
     }
-    // the contract's envelope: the relay acts only on an answer it can parse
-    return Response.json({
-      status: "ok",
-      request_id: crypto.randomUUID(),
-      timestamp: new Date().toISOString(),
-      data: {},
-    });
+    return okEnvelope({});
   }) as typeof fetch;
   const { relay } = relayFor("http://127.0.0.1:1", "http://127.0.0.1:2", "token-0123456789", {
     fetch: fakeFetch,

@@ -50,3 +50,13 @@ export async function until(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** A stand-in joi's answer: the contract's envelope (the relay acts only on one it can parse). */
+export function okEnvelope(data: Record<string, unknown>): Response {
+  return Response.json({
+    status: "ok",
+    request_id: crypto.randomUUID(),
+    timestamp: new Date().toISOString(),
+    data,
+  });
+}

@@ -3,7 +3,7 @@ import { parseSse } from "../../../services/openhab_relay/sse.ts";
 import { readTokenFile } from "../../../services/openhab_relay/service.ts";
 import { itemChange, startOpenhabSse, stateChanged } from "../../peers/openhab_sse.ts";
 import { criticalTexts, startHarness } from "../joi/harness.ts";
-import { relayFor, until } from "./relay_helpers.ts";
+import { okEnvelope, relayFor, until } from "./relay_helpers.ts";
 
 const TOKEN = "oh.joirelay.0123456789abcdef";
 
@@ -258,9 +258,7 @@ Deno.test("relay: a flooding detector keeps only its latest critical events wait
     if (!up) return Promise.reject(new TypeError("connection refused"));
     const body = JSON.parse(new TextDecoder().decode(init!.body as Uint8Array));
     posted.push(...body.events.map((e: { topic: string }) => e.topic));
-    return Promise.resolve(
-      new Response(JSON.stringify({ status: "ok", data: { accepted: [0], refused: [] } })),
-    );
+    return Promise.resolve(okEnvelope({ accepted: [0], refused: [] }));
   }) as typeof fetch;
   const { relay, logs } = relayFor("http://127.0.0.1:1", "http://127.0.0.1:2", TOKEN, {
     fetch: fakeFetch,
