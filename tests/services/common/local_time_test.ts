@@ -69,3 +69,29 @@ Deno.test("quiet hours follow the household's wall clock across a daylight savin
   assert.equal(inQuietHours(q, Date.UTC(2026, 2, 30, 20, 59)), false);
   assert.equal(inQuietHours(q, Date.UTC(2026, 2, 30, 21, 0)), true);
 });
+
+Deno.test("local time: a zone without daylight saving, a half-hour offset, the southern hemisphere", () => {
+  // Asia/Kolkata: UTC+05:30 all year, so the European change dates carry no marker
+  const k = new LocalTime("Asia/Kolkata");
+  assert.equal(k.clock(Date.UTC(2026, 9, 25, 0, 30)), "06:00");
+  assert.equal(k.clock(Date.UTC(2026, 9, 25, 1, 30)), "07:00");
+  assert.equal(
+    k.when(Date.UTC(2026, 2, 28, 18, 40), Date.UTC(2026, 2, 29, 3, 0)),
+    "today at 00:10",
+  );
+  const tokyo = new LocalTime("Asia/Tokyo");
+  for (let h = 0; h < 48; h++) {
+    // no instant of a DST-less zone is ever marked ambiguous
+    assert.doesNotMatch(tokyo.clock(Date.UTC(2026, 9, 24, h, 30)), / /);
+  }
+  // Sydney goes back on 5 Apr 2026 (03:00 AEDT -> 02:00 AEST): 02:30 twice, each marked
+  const syd = new LocalTime("Australia/Sydney");
+  const first = syd.clock(Date.UTC(2026, 3, 4, 15, 30));
+  const second = syd.clock(Date.UTC(2026, 3, 4, 16, 30));
+  assert.match(first, /^02:30 \S+/);
+  assert.match(second, /^02:30 \S+/);
+  assert.notEqual(first, second);
+  // and forward on 4 Oct 2026: 01:59 AEST is followed by 03:00 AEDT
+  assert.equal(syd.clock(Date.UTC(2026, 9, 3, 15, 59)), "01:59");
+  assert.equal(syd.clock(Date.UTC(2026, 9, 3, 16, 0)), "03:00");
+});
