@@ -17,8 +17,8 @@
  *   between graphemes (a flag, a family emoji, a letter and its accent stay
  *   whole), so nothing is silently truncated.
  * - Above joi's inbound limit the text is cut between graphemes, counted in
- *   UTF-16 code units as joi's schema counts `max_inbound_chars` (an emoji is
- *   two), and {@link cutNotice} tells the sender where.
+ *   code points as joi's schema counts `max_inbound_chars` (zod measures a
+ *   string in code points), and {@link cutNotice} tells the sender where.
  *
  * @module
  */
@@ -164,15 +164,26 @@ export function splitForSignal(text: string, maxBytes = SIGNAL_BODY_BYTES): Sign
   };
 }
 
+/** Code points of `s`. */
+function codePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
 /**
- * Cuts `text` to at most `max` UTF-16 code units (the unit of joi's
- * `max_inbound_chars`, as its schema counts a string), between graphemes.
+ * Cuts `text` to at most `max` code points (the unit of joi's
+ * `max_inbound_chars`: its schema's zod measures strings in code points),
+ * between graphemes.
  */
 export function capText(text: string, max: number): { text: string; cut: boolean } {
-  if (text.length <= max) return { text, cut: false };
+  if (text.length <= max || codePoints(text) <= max) return { text, cut: false };
   let end = 0;
+  let count = 0;
   for (const { segment } of segmenter.segment(text)) {
-    if (end + segment.length > max) break;
+    const n = codePoints(segment);
+    if (count + n > max) break;
+    count += n;
     end += segment.length;
   }
   return { text: text.slice(0, end), cut: true };

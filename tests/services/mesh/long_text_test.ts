@@ -1,7 +1,7 @@
 /**
  * The long-text helpers on their own: a body prefix and a cut never end
  * inside a character or a grapheme (whatever the text), a cut fits joi's
- * limit as joi's schema counts it (UTF-16 code units), and a file over the
+ * limit as joi's schema counts it (code points), and a file over the
  * reading cap is read up to it on a whole character.
  */
 import assert from "node:assert/strict";
@@ -13,6 +13,7 @@ import {
   prefixByBytes,
   readLongText,
 } from "../../../services/mesh/long_text.ts";
+import { inboundMessageSchema } from "../../../services/joi/inbound/schema.ts";
 
 const encoder = new TextEncoder();
 const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
@@ -60,15 +61,34 @@ Deno.test("prefixByBytes: within the byte limit, a prefix, ending between graphe
   assert.equal(prefixByBytes(zalgo, 11), "e" + "\u0301".repeat(5));
 });
 
-Deno.test("capText: at most max UTF-16 units (joi's count), a prefix, ending between graphemes", () => {
+Deno.test("capText: at most max code points (joi's count), a prefix, ending between graphemes", () => {
+  const cps = (t: string) => [...t].length;
   fc.assert(
     fc.property(texts, fc.integer({ min: 1, max: 400 }), (text, max) => {
       const c = capText(text, max);
-      return c.text.length <= max && text.startsWith(c.text) &&
-        onGraphemeBoundary(text, c.text) && c.cut === (text.length > max);
+      return cps(c.text) <= max && text.startsWith(c.text) &&
+        onGraphemeBoundary(text, c.text) && c.cut === (cps(text) > max);
     }),
     { numRuns: 500 },
   );
+});
+
+Deno.test("joi's inbound schema counts max_inbound_chars in code points, as capText does", () => {
+  // the mesh's cut and joi's check must agree: an emoji is one character to both
+  const schema = inboundMessageSchema(4);
+  const body = (text: string) => ({
+    transport: "signal",
+    message_id: "sig-1",
+    sender: { id: "owner", transport_id: "+15550000001" },
+    conversation: { type: "direct", id: "owner_private_dm" },
+    priority: "normal",
+    content: { type: "text", text, voice_transcription_failed: false },
+    metadata: { mesh_received_at: "2026-01-01T00:00:00Z", original_format: "text" },
+    timestamp: "2026-01-01T00:00:00Z",
+  });
+  assert.ok(schema.safeParse(body("🙂🙂🙂🙂")).success, "4 code points, 8 UTF-16 units");
+  assert.ok(!schema.safeParse(body("🙂🙂🙂🙂🙂")).success);
+  assert.equal(capText("🙂🙂🙂🙂🙂", 4).text, "🙂🙂🙂🙂");
 });
 
 Deno.test("readLongText: a file over the reading cap is read up to it, on a whole character", async () => {

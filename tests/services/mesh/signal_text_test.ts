@@ -229,10 +229,10 @@ function onGraphemeBoundary(whole: string, prefix: string): boolean {
   return at === prefix.length;
 }
 
-Deno.test("emoji, ZWJ sequences and combining marks: what the mesh forwards fits joi's limit as joi counts it, cut between graphemes", async () => {
+Deno.test("emoji, ZWJ sequences and combining marks: a text over joi's limit is cut between graphemes, never inside one", async () => {
   const { s, stop } = await attachmentsStack();
   try {
-    // 3,900 code points but 4,200 UTF-16 units (joi's schema counts the latter)
+    // 3,900 code points (4,200 UTF-16 units): within joi's limit, which counts code points
     const smiles = "Dobré ráno 🙂 ".repeat(300);
     // a family emoji (7 code points, 11 units) and a decomposed č straddle the limit
     const family = "a".repeat(4090) + "👨‍👩‍👧‍👦" + "b";
@@ -245,16 +245,17 @@ Deno.test("emoji, ZWJ sequences and combining marks: what the mesh forwards fits
     await s.mesh.forwarder.drained();
     assert.deepEqual(s.joi.refused.map((r) => r.reason), [], "joi refuses none of them");
     const got = s.joi.texts();
+    assert.equal(got[0], smiles, "within the limit: whole");
     for (const [i, full] of [smiles, family, nfd].entries()) {
       const t = got[i]!;
-      assert.ok(t.length <= 4096, `message ${i}: ${t.length} UTF-16 units`);
+      assert.ok([...t].length <= 4096, `message ${i}: ${[...t].length} code points`);
       assert.ok(full.startsWith(t), `message ${i} is the text's beginning`);
       assert.ok(onGraphemeBoundary(full, t), `message ${i} is cut between graphemes`);
     }
     assert.equal(got[1], "a".repeat(4090), "the family emoji is not split");
     assert.equal(got[2], "x".repeat(4095), "č is not split from its caron");
-    // every sender is told their message was cut
-    await s.peer.waitFor(() => s.peer.calls("send").length === 3);
+    // the senders of the cut ones are told
+    await s.peer.waitFor(() => s.peer.calls("send").length === 2);
     for (const c of s.peer.calls("send")) {
       assert.match(String(c.params.message), /^Your message was too long for me/);
     }
@@ -355,3 +356,20 @@ Deno.test("a reply over Signal's body limit is split between graphemes (ZWJ emoj
 function prefixOf(text: string, bytes: number): string {
   return new TextDecoder().decode(encoder.encode(text).slice(0, bytes)).replace(/\uFFFD$/, "");
 }
+
+Deno.test("a reply at joi's max_outbound_chars with emoji is taken: the mesh counts characters (code points) as joi's rules do", async () => {
+  const { s, stop } = await attachmentsStack();
+  try {
+    // joi's content rules count code points (max_outbound_chars 2048); emoji are two UTF-16 units
+    const reply = "Dobrú noc 🌙 ".repeat(170) + "Koniec."; // 2,047 code points, 2,217 units
+    assert.equal([...reply].length, 2047);
+    const r = await s.joi.outbound(s.url, outboundBody("owner", reply));
+    assert.equal(r.status, 200, JSON.stringify(r.envelope));
+    const att = (s.peer.calls("send")[0]!.params.attachment as string[])[0]!;
+    assert.equal(new TextDecoder().decode(dataUriBytes(att)), reply, "sent whole");
+    const over = await s.joi.outbound(s.url, outboundBody("partner", "x".repeat(2049)));
+    assert.equal(over.status, 400, "over the limit is still refused");
+  } finally {
+    await stop();
+  }
+});
