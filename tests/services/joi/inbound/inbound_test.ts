@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { identitiesHash } from "../../../../services/common/policy/mod.ts";
 import { NOTICES } from "../../../../services/joi/agent/mod.ts";
-import { startJoi } from "./harness.ts";
+import { type JoiTest, startJoi } from "./harness.ts";
 
 Deno.test("inbound: a DM gets its reply in the same DM", async () => {
   const j = await startJoi({ llm: { reply: () => "Hi! The kitchen is 21 degrees." } });
@@ -225,20 +225,7 @@ Deno.test("inbound: ack words acknowledge only in the critical group, and the re
   // issue 13: "got it" in the owner's DM used to acknowledge every active alarm
   const j = await startJoi();
   try {
-    const alert = await fetch(`${j.ingestUrl}/api/v1/openhab/alert`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        event_id: crypto.randomUUID(),
-        event_type: "alert",
-        timestamp: new Date(j.clock.now).toISOString(),
-        source: "127.0.0.1",
-        priority: "high",
-        data: { alert_type: "smoke", title: "Smoke in the kitchen", message: "detector 1" },
-      }),
-    });
-    assert.equal(alert.status, 200, await alert.text());
-    await j.settle();
+    await raiseSmokeAlert(j);
     assert.ok(j.sent.some((m) => m.delivery.target === "group" && m.priority === "critical"));
     const dm = await j.post({ sender: "owner", channel: "owner_private_dm", text: "got it" });
     assert.equal(dm.status, 200);
@@ -271,20 +258,7 @@ Deno.test("inbound: in a critical group of several members (respond: mentioned),
   // acknowledgement is not a question to joi and must never be lost as context
   const j = await startJoi();
   try {
-    const alert = await fetch(`${j.ingestUrl}/api/v1/openhab/alert`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        event_id: crypto.randomUUID(),
-        event_type: "alert",
-        timestamp: new Date(j.clock.now).toISOString(),
-        source: "127.0.0.1",
-        priority: "high",
-        data: { alert_type: "smoke", title: "Smoke in the kitchen", message: "detector 1" },
-      }),
-    });
-    assert.equal(alert.status, 200, await alert.text());
-    await j.settle();
+    await raiseSmokeAlert(j);
     const llmCalls = j.llm.requests.length;
     const chatter = await j.post({
       sender: "owner",
@@ -309,3 +283,21 @@ Deno.test("inbound: in a critical group of several members (respond: mentioned),
     await j.close();
   }
 });
+
+/** openHAB raises a smoke alert; joi sends it to the critical group. */
+async function raiseSmokeAlert(j: JoiTest): Promise<void> {
+  const alert = await fetch(`${j.ingestUrl}/api/v1/openhab/alert`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      event_id: crypto.randomUUID(),
+      event_type: "alert",
+      timestamp: new Date(j.clock.now).toISOString(),
+      source: "127.0.0.1",
+      priority: "high",
+      data: { alert_type: "smoke", title: "Smoke in the kitchen", message: "detector 1" },
+    }),
+  });
+  assert.equal(alert.status, 200, await alert.text());
+  await j.settle();
+}
