@@ -7,16 +7,10 @@
  *
  * @module
  */
-import type { PeerClock, WireResponse } from "../common/wire/mod.ts";
+import type { PeerClock, WireRequester } from "../common/wire/mod.ts";
 
 /** Anything that sends a signed request to joi and returns its envelope. */
-export interface JoiClient {
-  request(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers?: Record<string, string>,
-  ): Promise<WireResponse>;
+export interface JoiClient extends WireRequester {
   /** joi's clock offset, from its last signed answer (the SignedClient's). */
   readonly clock?: PeerClock | undefined;
 }

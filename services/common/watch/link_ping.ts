@@ -7,20 +7,13 @@
  *
  * @module
  */
-import type { WireResponse } from "../wire/client.ts";
+import type { WireRequester, WireResponse } from "../wire/client.ts";
 
 /** The path of the link check on joi (8443) and the mesh (8444). */
 export const LINK_PING_PATH = "/api/v1/link/ping";
 
 /** Anything that sends one signed request (the wire's `SignedClient`). */
-export interface LinkRequester {
-  request(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers?: Record<string, string>,
-  ): Promise<WireResponse>;
-}
+export type LinkRequester = WireRequester;
 
 /** An offset measurement: the peer's clock minus ours. */
 export interface ClockSample {

@@ -45,6 +45,16 @@ export interface WireResponse {
 /** Why no usable answer was obtained. */
 export type WireFailureKind = "network" | "unverified" | "bad_answer";
 
+/** Anything that sends one request and returns its answer ({@link SignedClient}, a test double). */
+export interface WireRequester {
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<WireResponse>;
+}
+
 /** A request that could not get a usable answer (after all retries). */
 export class WireClientError extends Error {
   /** HTTP status of the last answer, if any arrived. */

@@ -118,5 +118,6 @@ export {
   type SignedClientOptions,
   WireClientError,
   type WireFailureKind,
+  type WireRequester,
   type WireResponse,
 } from "./client.ts";

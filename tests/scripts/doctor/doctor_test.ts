@@ -26,24 +26,10 @@ import { diagnose } from "../../../scripts/doctor/cli.ts";
 import type { Row } from "../../../scripts/doctor/table.ts";
 import { LlmTestServer } from "../../peers/llm_server.ts";
 import { hasExecutable, ignoreUnless } from "../../_helpers/requires.ts";
+import { makeCerts, NEBULA_CERT } from "../../_helpers/nebula_certs.ts";
+import { freeBasePort } from "../../_helpers/local_stack.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
-
-function freeBasePort(): number {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 20000);
-    const held: Deno.Listener[] = [];
-    try {
-      for (let i = 0; i < 3; i++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
-      return base;
-    } catch {
-      // taken
-    } finally {
-      for (const l of held) l.close();
-    }
-  }
-  throw new Error("no free range of three ports");
-}
 
 async function until(what: string, pred: () => Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -221,47 +207,8 @@ Deno.test("doctor (local run, real processes): healthy exits 0; each fault is a 
 
 // ---- production roles, with the system injected ----
 
-const NEBULA_CERT = "/usr/bin/nebula-cert";
-
-async function certs(dir: string, node: string, hours: number): Promise<void> {
-  const run = async (args: string[]) => {
-    const out = await new Deno.Command(NEBULA_CERT, { args, stderr: "piped" }).output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  };
-  await Deno.remove(`${dir}/ca.crt`).catch(() => {});
-  await Deno.remove(`${dir}/ca.key`).catch(() => {});
-  await Deno.remove(`${dir}/${node}.crt`).catch(() => {});
-  await Deno.remove(`${dir}/${node}.key`).catch(() => {});
-  await run([
-    "ca",
-    "-name",
-    "t",
-    "-duration",
-    "9000h",
-    "-out-crt",
-    `${dir}/ca.crt`,
-    "-out-key",
-    `${dir}/ca.key`,
-  ]);
-  const ip = { joi: "10.42.0.10", mesh: "10.42.0.1", openhab: "10.42.0.20" }[node]!;
-  await run([
-    "sign",
-    "-ca-crt",
-    `${dir}/ca.crt`,
-    "-ca-key",
-    `${dir}/ca.key`,
-    "-name",
-    node,
-    "-ip",
-    `${ip}/24`,
-    "-duration",
-    `${hours}h`,
-    "-out-crt",
-    `${dir}/${node}.crt`,
-    "-out-key",
-    `${dir}/${node}.key`,
-  ]);
-}
+const certs = (dir: string, node: string, hours: number) =>
+  makeCerts(dir, { node, duration: `${hours}h` });
 
 interface System {
   ctx: DoctorContext;

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { validate } from "../../../scripts/validate/mod.ts";
 import { formatFinding, type Report } from "../../../scripts/validate/mod.ts";
 import { gidOf, type Household, stageHousehold, uidOf } from "./household.ts";
+import { makeCerts } from "../../_helpers/nebula_certs.ts";
 
 function run(h: Household): Report {
   return validate({
@@ -406,54 +407,18 @@ Deno.test("validate: a Nebula certificate ending within 30 days warns; an expire
   try {
     const dir = `${h.root}/etc/nebula`;
     await Deno.mkdir(dir, { recursive: true });
-    const nebulaCert = (args: string[]) => {
-      const out = new Deno.Command("nebula-cert", { args, stderr: "piped" }).outputSync();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    };
-    const sign = (hours: string) => {
-      for (const f of ["joi.crt", "joi.key"]) {
-        try {
-          Deno.removeSync(`${dir}/${f}`);
-        } catch { /* first time */ }
-      }
-      nebulaCert([
-        "sign",
-        "-ca-crt",
-        `${dir}/ca.crt`,
-        "-ca-key",
-        `${h.root}/ca.key`,
-        "-name",
-        "joi",
-        "-ip",
-        "10.42.0.10/24",
-        "-duration",
-        hours,
-        "-out-crt",
-        `${dir}/joi.crt`,
-        "-out-key",
-        `${dir}/joi.key`,
-      ]);
-    };
-    nebulaCert([
-      "ca",
-      "-name",
-      "t",
-      "-duration",
-      "9000h",
-      "-out-crt",
-      `${dir}/ca.crt`,
-      "-out-key",
-      `${h.root}/ca.key`,
-    ]);
-    sign("2000h");
+    // the CA's key stays outside the VM's folder, as on a real VM
+    const sign = (duration: string, keepCa = true) =>
+      makeCerts(dir, { node: "joi", duration, caKeyDir: h.root, keepCa });
+    await sign("2000h", false);
     assert.deepEqual(run(h).findings.map((f) => f.code), ["retrieve_not_immutable"]);
-    sign("200h"); // 8 days
+    await sign("200h"); // 8 days
     let r = run(h);
     assert.equal(r.summary.ok, true);
     const warn = r.findings.find((f) => f.code === "nebula_cert_expiring");
     assert.match(warn!.what, /^Nebula node joi's certificate expires in 8 days/);
     assert.match(warn!.fix, /deno task nebula \.\.\. --rotate/);
-    sign("2s");
+    await sign("2s");
     await new Promise((ok) => setTimeout(ok, 2100));
     r = run(h);
     assert.equal(r.summary.ok, false);

@@ -5,15 +5,7 @@ import {
   readNebulaCert,
 } from "../../../../services/common/watch/nebula_cert.ts";
 import { hasExecutable, ignoreUnless } from "../../../_helpers/requires.ts";
-
-const NEBULA_CERT = "/usr/bin/nebula-cert";
-
-async function run(args: string[]): Promise<string> {
-  const out = await new Deno.Command("nebula-cert", { args, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout);
-}
+import { makeCerts, NEBULA_CERT, nebulaCert } from "../../../_helpers/nebula_certs.ts";
 
 Deno.test({
   name: "nebula cert: a certificate of the real nebula-cert reads as nebula-cert print says",
@@ -21,38 +13,9 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "joi-cert-" });
     try {
-      await run([
-        "ca",
-        "-name",
-        "t-ca",
-        "-duration",
-        "2000h",
-        "-out-crt",
-        `${dir}/ca.crt`,
-        "-out-key",
-        `${dir}/ca.key`,
-      ]);
-      await run([
-        "sign",
-        "-ca-crt",
-        `${dir}/ca.crt`,
-        "-ca-key",
-        `${dir}/ca.key`,
-        "-name",
-        "openhab",
-        "-ip",
-        "10.42.0.20/24",
-        "-groups",
-        "openhab",
-        "-duration",
-        "170h",
-        "-out-crt",
-        `${dir}/openhab.crt`,
-        "-out-key",
-        `${dir}/openhab.key`,
-      ]);
+      await makeCerts(dir, { node: "openhab", duration: "170h" });
       for (const [file, isCa] of [["ca.crt", true], ["openhab.crt", false]] as const) {
-        const printed = JSON.parse(await run(["print", "-json", "-path", `${dir}/${file}`]));
+        const printed = JSON.parse(await nebulaCert(["print", "-json", "-path", `${dir}/${file}`]));
         const c = await readNebulaCert(`${dir}/${file}`);
         assert.equal(c.name, printed.details.name);
         assert.equal(c.isCa, isCa);

@@ -10,6 +10,7 @@ import { DriftWatch } from "../../../../services/joi/watch/drift.ts";
 import { ExpiryWatch } from "../../../../services/joi/watch/expiry.ts";
 import { HouseWatch } from "../../../../services/joi/watch/house.ts";
 import { LinkWatch } from "../../../../services/joi/watch/link.ts";
+import type { LinkRequester } from "../../../../services/common/watch/link_ping.ts";
 import { ModelWatch } from "../../../../services/joi/watch/model.ts";
 import type { GpuHealth } from "../../../../services/joi/llm/health.ts";
 import { driftReport, writeDriftReport } from "../../../../services/common/watch/drift_report.ts";
@@ -454,6 +455,24 @@ Deno.test("drift watch: the owner is told which checks failed, once per failing 
 
 // ---- link (joi's end) ----
 
+/** joi's link watch on the bench, checking through `client` (3 failures to an episode). */
+function linkWatch(b: ReturnType<typeof bench>, client: LinkRequester): LinkWatch {
+  return new LinkWatch({
+    client,
+    ledger: b.ledger,
+    alerts: b.alerts,
+    outbox: b.outbox.store,
+    flush: () => {
+      b.outbox.store.retryNow(b.now());
+      return b.outbox.pump();
+    },
+    failures: () => 3,
+    timeZone: () => "UTC",
+    log: b.log,
+    now: b.now,
+  });
+}
+
 function answer(status: number, data: Record<string, unknown> | null, at: number): WireResponse {
   return {
     status,
@@ -478,27 +497,14 @@ function answer(status: number, data: Record<string, unknown> | null, at: number
 Deno.test("link watch (joi): cut off, joi keeps queueing; back, one summary of delayed and expired messages", async () => {
   const b = bench();
   const link = { up: true, outage: null as null | Record<string, unknown>, acks: [] as unknown[] };
-  const w = new LinkWatch({
-    client: {
-      request(_m, _p, body) {
-        link.acks.push((body as Record<string, unknown>).ack_outage);
-        if (!link.up) return Promise.reject(new Error("no answer: connection timed out"));
-        return Promise.resolve(
-          answer(200, { joi_outage: link.outage }, b.now() + 1500),
-        );
-      },
+  const w = linkWatch(b, {
+    request(_m, _p, body) {
+      link.acks.push((body as Record<string, unknown>).ack_outage);
+      if (!link.up) return Promise.reject(new Error("no answer: connection timed out"));
+      return Promise.resolve(
+        answer(200, { joi_outage: link.outage }, b.now() + 1500),
+      );
     },
-    ledger: b.ledger,
-    alerts: b.alerts,
-    outbox: b.outbox.store,
-    flush: () => {
-      b.outbox.store.retryNow(b.now());
-      return b.outbox.pump();
-    },
-    failures: () => 3,
-    timeZone: () => "UTC",
-    log: b.log,
-    now: b.now,
   });
   await w.check();
   assert.equal(w.status().reachable, true);
@@ -563,24 +569,11 @@ Deno.test("link watch (joi): cut off, joi keeps queueing; back, one summary of d
 
 Deno.test("link watch (joi): a joi that was stopped sees nothing itself, and still summarises the mesh's outage", async () => {
   const b = bench();
-  const w = new LinkWatch({
-    client: {
-      request: () =>
-        Promise.resolve(answer(200, {
-          joi_outage: { id: "link-77", since: NOON - 20 * MIN, until: NOON - MIN },
-        }, b.now())),
-    },
-    ledger: b.ledger,
-    alerts: b.alerts,
-    outbox: b.outbox.store,
-    flush: () => {
-      b.outbox.store.retryNow(b.now());
-      return b.outbox.pump();
-    },
-    failures: () => 3,
-    timeZone: () => "UTC",
-    log: b.log,
-    now: b.now,
+  const w = linkWatch(b, {
+    request: () =>
+      Promise.resolve(answer(200, {
+        joi_outage: { id: "link-77", since: NOON - 20 * MIN, until: NOON - MIN },
+      }, b.now())),
   });
   await w.check();
   await w.check();
@@ -665,21 +658,11 @@ Deno.test("link watch (joi): what joi saw and what the mesh told of one outage m
   for (const order of ["joi first", "mesh first"] as const) {
     const b = bench();
     const state = { up: true, outage: null as null | Record<string, unknown> };
-    const w = new LinkWatch({
-      client: {
-        request() {
-          if (!state.up) return Promise.reject(new Error("no answer: timed out"));
-          return Promise.resolve(answer(200, { joi_outage: state.outage }, b.now()));
-        },
+    const w = linkWatch(b, {
+      request() {
+        if (!state.up) return Promise.reject(new Error("no answer: timed out"));
+        return Promise.resolve(answer(200, { joi_outage: state.outage }, b.now()));
       },
-      ledger: b.ledger,
-      alerts: b.alerts,
-      outbox: b.outbox.store,
-      flush: () => b.outbox.pump(),
-      failures: () => 3,
-      timeZone: () => "UTC",
-      log: b.log,
-      now: b.now,
     });
     const step = async (n = 1) => {
       for (let i = 0; i < n; i++) {
