@@ -165,11 +165,13 @@ export function nebulaFiles(
 ): { name: string; to: string; mode: number; owner: string; group: string }[] {
   if (!VM_ROLES.includes(role)) return [];
   return [
-    { name: "ca.crt", to: "/etc/nebula/ca.crt", mode: 0o640, owner: "root", group: "nebula" },
+    // certificates are public: each service reads its own for the expiry watch
+    // (joi's /health, the doctor); only the key is the nebula user's
+    { name: "ca.crt", to: "/etc/nebula/ca.crt", mode: 0o644, owner: "root", group: "nebula" },
     {
       name: `${role}.crt`,
       to: `/etc/nebula/${role}.crt`,
-      mode: 0o640,
+      mode: 0o644,
       owner: "root",
       group: "nebula",
     },
@@ -360,7 +362,9 @@ export function planInstall(input: PlanInput): Action[] {
   }
 
   // Nebula: this node's certificate, key and config only
-  if (vm) a.push({ kind: "dir", path: "/etc/nebula", mode: 0o750, owner: "root", group: "nebula" });
+  // searchable by all (the services read their own certificate); the key and
+  // config are closed by their own modes
+  if (vm) a.push({ kind: "dir", path: "/etc/nebula", mode: 0o755, owner: "root", group: "nebula" });
   for (const f of nebulaFiles(input.role)) {
     a.push({
       kind: "copy",

@@ -286,5 +286,13 @@ Deno.test("install's plan: each service can read its policies (root:<its group> 
       key?.kind === "copy" ? [key.owner, key.mode] : [],
       ["nebula", 0o600],
     );
+    // the service reads its own public certificate (expiry watch): the folder is
+    // searchable and the certificates world-readable; the key stays nebula's
+    const etc = plan.find((a) => a.kind === "dir" && a.path === "/etc/nebula");
+    assert.equal(etc?.kind === "dir" ? etc.mode & 0o005 : 0, 0o005, `${role} /etc/nebula`);
+    for (const crt of ["ca.crt", `${role}.crt`]) {
+      const c = plan.find((a) => a.kind === "copy" && a.to === `/etc/nebula/${crt}`);
+      assert.equal(c?.kind === "copy" ? c.mode : 0, 0o644, `${role} ${crt}`);
+    }
   }
 });
