@@ -121,7 +121,7 @@ async function main(): Promise<number> {
   });
   const role = values.role as Role;
   if (!role || !ROLE_NAMES.includes(role)) {
-    console.error(`install: --role must be one of joi, mesh, openhab\n${USAGE}`);
+    console.error(`install: --role must be one of ${ROLE_NAMES.join(", ")}\n${USAGE}`);
     return 2;
   }
   const root = values.root.replace(/\/+$/, "") || "/";

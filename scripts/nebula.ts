@@ -12,7 +12,13 @@
 import { parseArgs } from "node:util";
 import { loadPolicyFile } from "../services/common/policy/mod.ts";
 import { createCa, signNodes } from "./nebula/certs.ts";
-import { type NodeName, NODES, renderGuard, renderNodeConfig } from "./nebula/config.ts";
+import {
+  nebulaPlanOf,
+  type NodeName,
+  NODES,
+  renderGuard,
+  renderNodeConfig,
+} from "./nebula/config.ts";
 
 const USAGE = `usage: deno task nebula --underlay mesh=IP,joi=IP,openhab=IP [--out DIR]
        [--config-dir DIR] [--ca-name NAME] [--ca-duration 8760h] [--node-duration 2160h]
@@ -86,20 +92,11 @@ async function main(): Promise<number> {
     force: values.rotate,
   });
   for (const n of signed) console.log(`signed ${out}/${n}.crt (group ${NODES[n].group})`);
-  const plan = {
-    cidr: network.nebula.cidr,
-    overlay,
+  const plan = nebulaPlanOf(network, {
     underlay,
     port: Number(values.port),
-    ports: {
-      joiInbound: network.ports.joi_inbound,
-      meshOutbound: network.ports.mesh_outbound,
-      joiIngest: network.ports.joi_ingest,
-      proxy: network.ports.proxy,
-    },
-    interface: network.nebula.interface,
     pkiDir: values["pki-dir"],
-  };
+  });
   for (const node of Object.keys(NODES) as NodeName[]) {
     await Deno.writeTextFile(`${out}/${node}.yml`, renderNodeConfig(node, plan), { mode: 0o600 });
   }

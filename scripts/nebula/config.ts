@@ -8,6 +8,7 @@
  * @module
  */
 import { stringify } from "yaml";
+import type { Network } from "../../services/common/policy/network.ts";
 
 /** The three nodes and their certificate groups. */
 export const NODES = {
@@ -35,6 +36,30 @@ export interface NebulaPlan {
   interface: string;
   /** Where the node finds its CA, certificate and key. */
   pkiDir: string;
+}
+
+/**
+ * The {@link NebulaPlan} of a network.yaml: its overlay, ports and interface,
+ * with where Nebula listens and finds its certificates on the VMs.
+ */
+export function nebulaPlanOf(
+  network: Network,
+  at: { underlay: Record<NodeName, string>; port: number; pkiDir: string },
+): NebulaPlan {
+  return {
+    cidr: network.nebula.cidr,
+    overlay: network.hosts as Record<NodeName, string>,
+    underlay: at.underlay,
+    port: at.port,
+    ports: {
+      joiInbound: network.ports.joi_inbound,
+      meshOutbound: network.ports.mesh_outbound,
+      joiIngest: network.ports.joi_ingest,
+      proxy: network.ports.proxy,
+    },
+    interface: network.nebula.interface,
+    pkiDir: at.pkiDir,
+  };
 }
 
 /** One firewall rule in Nebula's format. */

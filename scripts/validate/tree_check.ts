@@ -138,15 +138,15 @@ export function checkTree(
   return f;
 }
 
-/** Checks everything inside one knowledge folder (documents, indexes, subfolders). */
-function walkFolder(
+/**
+ * The entries of `dir` in name order, with their state, leaving out what
+ * provision manages (checked on its own); an unlistable folder is a finding.
+ */
+function unmanagedEntries(
   f: Findings,
   dir: string,
-  spec: PathSpec,
-  accounts: Accounts,
-  names: Names,
   isManaged: (path: string) => boolean,
-): void {
+): { at: string; st: PathState }[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
@@ -157,13 +157,28 @@ function walkFolder(
       dir,
       "run joi-validate-config as root",
     );
-    return;
+    return [];
   }
+  const out: { at: string; st: PathState }[] = [];
   for (const e of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
     const at = `${dir}/${e.name}`;
     if (isManaged(at)) continue;
     const st = pathState(at);
-    if (!st) continue;
+    if (st) out.push({ at, st });
+  }
+  return out;
+}
+
+/** Checks everything inside one knowledge folder (documents, indexes, subfolders). */
+function walkFolder(
+  f: Findings,
+  dir: string,
+  spec: PathSpec,
+  accounts: Accounts,
+  names: Names,
+  isManaged: (path: string) => boolean,
+): void {
+  for (const { at, st } of unmanagedEntries(f, dir, isManaged)) {
     if (st.type === "symlink") {
       f.critical(
         "unexpected_symlink",
@@ -213,24 +228,8 @@ function walkOwn(
   names: Names,
   isManaged: (path: string) => boolean,
 ): void {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(dir)];
-  } catch (e) {
-    f.error(
-      "unreadable",
-      `cannot list ${dir}: ${e instanceof Error ? e.message : e}`,
-      dir,
-      "run joi-validate-config as root",
-    );
-    return;
-  }
   const uid = accounts.users.get(owner)?.uid;
-  for (const e of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
-    const at = `${dir}/${e.name}`;
-    if (isManaged(at)) continue;
-    const st = pathState(at);
-    if (!st) continue;
+  for (const { at, st } of unmanagedEntries(f, dir, isManaged)) {
     if (st.type === "symlink") {
       f.critical(
         "unexpected_symlink",

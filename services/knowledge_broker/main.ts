@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { createLogger, fileSink, type Logger } from "../common/log.ts";
 import { localLayout, retrieveFixedArgv, retrieveSpec } from "../common/permissions/mod.ts";
 import { loadPolicyFile } from "../common/policy/mod.ts";
-import { serveRetrieveSockets } from "./server.ts";
+import { serveRetrieveSockets, sudoRetrieve } from "./server.ts";
 
 /** Parsed arguments. */
 export interface BrokerArgs {
@@ -125,15 +125,7 @@ async function main(): Promise<number> {
     socketDir: args.socketDir,
     channels: users.channels(),
     userOf: (c) => users.userOf(c),
-    spawn: (user) =>
-      new Deno.Command(args.sudoBin, {
-        args: ["-n", "-u", user, "--", args.retrieveBin, ...fixed],
-        clearEnv: true,
-        env: {},
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn(),
+    spawn: sudoRetrieve(args.sudoBin, args.retrieveBin, fixed),
     logger: log,
   });
   Deno.addSignalListener("SIGHUP", () => users.reload("SIGHUP"));

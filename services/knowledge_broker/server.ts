@@ -15,11 +15,33 @@
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "../common/log.ts";
+import { readHead } from "../common/read_head.ts";
 import { retrieveSocketPath } from "../common/permissions/mod.ts";
 import { MAX_OUTPUT_BYTES, MAX_REQUEST_BYTES } from "../joi/knowledge/retrieve_protocol.ts";
 
 /** Starts one retrieval as `user`: a child with piped stdin, stdout and stderr. */
 export type SpawnRetrieve = (user: string) => Deno.ChildProcess;
+
+/**
+ * The local run's {@link SpawnRetrieve}: `sudo -n -u <user> -- <retrieveBin>
+ * <fixed...>` with an empty environment, exactly the command line the
+ * sudoers rule pins (the request goes on stdin).
+ */
+export function sudoRetrieve(
+  sudoBin: string,
+  retrieveBin: string,
+  fixed: readonly string[],
+): SpawnRetrieve {
+  return (user) =>
+    new Deno.Command(sudoBin, {
+      args: ["-n", "-u", user, "--", retrieveBin, ...fixed],
+      clearEnv: true,
+      env: {},
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+}
 
 /** Options of {@link serveRetrieveSockets}. */
 export interface RetrieveSocketsOptions {
@@ -202,21 +224,7 @@ async function serve(
         for (let off = 0; off < chunk.length;) off += await conn.write(chunk.subarray(off));
       }
     })();
-    const stderr = (async () => {
-      const parts: Uint8Array[] = [];
-      let size = 0;
-      for await (const chunk of child.stderr) {
-        if (size < 16 * 1024) parts.push(chunk);
-        size += chunk.length;
-      }
-      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let off = 0;
-      for (const p of parts) {
-        all.set(p, off);
-        off += p.length;
-      }
-      return { size, bytes: all };
-    })();
+    const stderr = readHead(child.stderr.getReader(), 16 * 1024);
     const [status, err] = await Promise.all([
       child.status,
       stderr,
@@ -235,7 +243,7 @@ async function serve(
         channel,
         user,
         code: status.code,
-        stderr_bytes: err.size,
+        stderr_bytes: err.total,
         stderr_sha256: digest(err.bytes),
       });
     }

@@ -12,6 +12,7 @@ import type { Role } from "../../scripts/install/plan.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { createCa, signNodes } from "../../scripts/nebula/certs.ts";
 import {
+  nebulaPlanOf,
   type NodeName,
   NODES,
   renderGuard,
@@ -32,20 +33,11 @@ export async function makeBundle(stage: string, role: Role): Promise<string> {
   const network = loadPolicyFile("network", `${ROOT}policies/network.yaml`);
   const overlay = network.hosts as Record<NodeName, string>;
   await signNodes({ ...o, overlay, prefix: 24, duration: "2160h", force: false });
-  const plan = {
-    cidr: network.nebula.cidr,
-    overlay,
+  const plan = nebulaPlanOf(network, {
     underlay: { mesh: "10.99.0.1", joi: "10.99.0.2", openhab: "10.99.0.3" },
     port: 4242,
-    ports: {
-      joiInbound: network.ports.joi_inbound,
-      meshOutbound: network.ports.mesh_outbound,
-      joiIngest: network.ports.joi_ingest,
-      proxy: network.ports.proxy,
-    },
-    interface: network.nebula.interface,
     pkiDir: "/etc/nebula",
-  };
+  });
   for (const node of Object.keys(NODES) as NodeName[]) {
     await Deno.writeTextFile(`${nebula}/${node}.yml`, renderNodeConfig(node, plan));
   }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readHead } from "../../common/read_head.ts";
 
 /** Outcome of {@link runTool}. */
 export interface RunResult {
@@ -33,30 +34,6 @@ export interface RunOptions {
 }
 
 const decoder = new TextDecoder();
-
-async function readCapped(reader: ReadableStreamDefaultReader<Uint8Array>, max: number) {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    let r: ReadableStreamReadResult<Uint8Array>;
-    try {
-      r = await reader.read();
-    } catch {
-      break; // cancelled after a kill
-    }
-    if (r.done) break;
-    const c = r.value;
-    if (total < max) chunks.push(c.subarray(0, Math.max(0, max - total)));
-    total += c.length;
-  }
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return { bytes: out, total };
-}
 
 /** Runs the tool; never throws for the child's behaviour (spawn errors do throw). */
 export async function runTool(o: RunOptions): Promise<RunResult> {
@@ -89,8 +66,8 @@ export async function runTool(o: RunOptions): Promise<RunResult> {
       await w.close().catch(() => {});
     }
     const [out, err, status] = await Promise.all([
-      readCapped(outReader, o.maxOutputBytes ?? 64 * 1024),
-      readCapped(errReader, 4096),
+      readHead(outReader, o.maxOutputBytes ?? 64 * 1024),
+      readHead(errReader, 4096),
       child.status,
     ]);
     return {

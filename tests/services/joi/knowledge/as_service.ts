@@ -17,7 +17,10 @@ import { knowledgeFolders } from "../../../../services/joi/knowledge/folders.ts"
 import { scanFolder } from "../../../../services/joi/knowledge/scan.ts";
 import { KnowledgeWriteError, KnowledgeWriter } from "../../../../services/joi/knowledge/writer.ts";
 import { RetrieveClient } from "../../../../services/joi/knowledge/retrieve_client.ts";
-import { serveRetrieveSockets } from "../../../../services/knowledge_broker/server.ts";
+import {
+  serveRetrieveSockets,
+  sudoRetrieve,
+} from "../../../../services/knowledge_broker/server.ts";
 import type { Recipients } from "../../../../services/common/policy/recipients.ts";
 import { importMemoryKey } from "../../../../services/joi/memory/crypto.ts";
 import { MemoryStores } from "../../../../services/joi/memory/stores.ts";
@@ -116,15 +119,7 @@ switch (input.mode) {
       socketDir: input.socketDir!,
       channels: Object.keys(input.allowed),
       userOf: (c) => input.allowed[c],
-      spawn: (user) =>
-        new Deno.Command("/usr/bin/sudo", {
-          args: ["-n", "-u", user, "--", input.retrieveBin!, ...input.fixedArgv!],
-          clearEnv: true,
-          env: {},
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn(),
+      spawn: sudoRetrieve("/usr/bin/sudo", input.retrieveBin!, input.fixedArgv!),
       logger,
       ...(input.timeoutMs ? { timeoutMs: input.timeoutMs } : {}),
     });

@@ -136,6 +136,15 @@ Deno.test({
       await t.step(
         "unknown channel, bad query, timeout and failure: error outcomes, no stderr passed on",
         async () => {
+          // a search for the saved word on the family group's socket, varied per case
+          const family = (o: Partial<Parameters<typeof asService>[1]>) =>
+            asService(h, {
+              mode: "retrieve",
+              channel: "family_group",
+              type: "search",
+              query: { q: word },
+              ...o,
+            });
           const unknown = await asService(h, {
             mode: "retrieve",
             channel: "stranger_dm",
@@ -145,41 +154,18 @@ Deno.test({
           assert.deepEqual(unknown.result, { status: "error", results: [], reason: "denied" });
           const denied = unknown.events.find((e) => e.event === "retrieve_denied");
           assert.equal(denied?.level, "security");
-          const bad = await asService(h, {
-            mode: "retrieve",
-            channel: "family_group",
-            type: "search",
-            query: { q: "../../etc/shadow" },
-          });
+          const bad = await family({ query: { q: "../../etc/shadow" } });
           assert.deepEqual(bad.result, { status: "error", results: [], reason: "invalid_query" });
-          const slow = await asService(h, {
-            mode: "retrieve",
-            channel: "family_group",
-            type: "search",
-            query: { q: word },
-            clientTimeoutMs: 1,
-          });
+          const slow = await family({ clientTimeoutMs: 1 });
           assert.deepEqual(slow.result, { status: "error", results: [], reason: "timeout" });
           // the retrieval's own bound (the units' RuntimeMaxSec, here the broker's)
-          const bounded = await asService(h, {
-            mode: "retrieve",
-            channel: "family_group",
-            type: "search",
-            query: { q: word },
-            timeoutMs: 1,
-          });
+          const bounded = await family({ timeoutMs: 1 });
           assert.deepEqual(bounded.result, { status: "error", results: [], reason: "failed" });
           assert.ok(bounded.events.some((e) => e.event === "retrieve_timeout"));
           // sudo relayed the SIGTERM: no process of the channel user is left behind
           const left = await run("sh", ["-c", 'ps -u "$1" -o pid= | wc -l', "sh", h.users.family]);
           assert.equal(left.stdout.trim(), "0");
-          const failing = await asService(h, {
-            mode: "retrieve",
-            channel: "family_group",
-            type: "search",
-            query: { q: word },
-            fixedArgv: [...h.fixedArgv.slice(0, -1), "--root=/"],
-          });
+          const failing = await family({ fixedArgv: [...h.fixedArgv.slice(0, -1), "--root=/"] });
           assert.deepEqual(failing.result, { status: "error", results: [], reason: "failed" });
           const ev = failing.events.find((e) => e.event === "retrieve_failed")!;
           assert.ok(typeof ev.stderr_bytes === "number" && ev.stderr_bytes > 0);
