@@ -191,8 +191,13 @@ export interface MeshConfig {
   };
   /** mesh.yaml. */
   settings: MeshSettings;
-  /** policy.yaml `nebula_health`: the link watch's checks. */
-  link: { intervalMs: number; timeoutMs: number; failures: number };
+  /** policy.yaml `nebula_health`: the link watch's checks; `watch.timestamp_refusals`. */
+  link: {
+    intervalMs: number;
+    timeoutMs: number;
+    failures: number;
+    refusals: { count: number; windowMs: number };
+  };
   /** The household's time zone (policy.yaml `household.timezone`), for alert texts. */
   timeZone: string;
 }
@@ -268,6 +273,10 @@ export function loadMeshConfig(dir: string): MeshConfig {
       intervalMs: policy.nebula_health.check_interval_seconds * 1000,
       timeoutMs: policy.nebula_health.lighthouse_ping_timeout_ms,
       failures: policy.nebula_health.alert_after_failures,
+      refusals: {
+        count: policy.watch.timestamp_refusals.count,
+        windowMs: policy.watch.timestamp_refusals.window_minutes * 60_000,
+      },
     },
     timeZone: policy.household.timezone,
   };

@@ -48,6 +48,8 @@ import type { LinkRequester } from "../common/watch/link_ping.ts";
 import { CertReader } from "../common/watch/cert_reader.ts";
 import { MeshAlerts } from "./watch/alerts.ts";
 import { MeshLinkWatch } from "./watch/link.ts";
+import { MeshRefusalWatch } from "./watch/clock.ts";
+import { RefusalBursts } from "../common/watch/refusals.ts";
 import { synthesize } from "./voice/synthesize.ts";
 import { transcribe, type TranscriptionResult, whisperLanguage } from "./voice/transcribe.ts";
 
@@ -86,6 +88,11 @@ export interface MeshOptions {
   linkClient?: LinkRequester | undefined;
   /** The mesh's own Nebula certificate (`/etc/nebula/mesh.crt`), when it has one. */
   nebulaCert?: string | undefined;
+  /**
+   * joi's requests refused for their timestamp, as the signed routes' hook
+   * records them (`runMesh` builds it before the middleware); a burst is told.
+   */
+  refusals?: RefusalBursts | undefined;
 }
 
 /** A running mesh. */
@@ -309,6 +316,16 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     log: log.child("watch"),
     now,
   });
+  const refusalWatch = o.refusals
+    ? new MeshRefusalWatch({
+      ledger,
+      alerts,
+      refusals: o.refusals,
+      windowMs: config.link.refusals.windowMs,
+      log: log.child("clock"),
+      now,
+    })
+    : undefined;
   const cert = new CertReader(o.nebulaCert);
   await cert.refresh();
   const link = new MeshLinkWatch({
@@ -428,6 +445,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
       if (o.timers !== false) {
         monitor.start();
         link.start();
+        if (refusalWatch) timers.push(setInterval(() => refusalWatch.tick(now()), 5_000));
         timers.push(setInterval(() => void cert.refresh(), 6 * 3600_000));
         const poll = settings.config_sync.poll_minutes;
         if (poll > 0) {
@@ -533,7 +551,15 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     config.security.nonceRetentionMs,
   );
   const joiHost = args.joiUrl.hostname.replace(/^\[|\]$/g, "");
+  // joi's requests refused for their clock: the mesh tells the household (joi cannot)
+  const refusals = new RefusalBursts({
+    count: () => config.link.refusals.count,
+    windowMs: () => config.link.refusals.windowMs,
+  });
   const verify = signedRoutes({
+    onTimestamp: ({ skewMs, refused }) => {
+      if (refused) refusals.record("joi", skewMs, Date.now());
+    },
     key: joiToMesh,
     direction: "joi_to_mesh",
     nonceStore,
@@ -585,6 +611,7 @@ export async function runMesh(args: MeshArgs, log: Logger): Promise<void> {
     validateIdentities,
     hashIdentities,
     linkClient,
+    refusals,
     nebulaCert: args.nebulaCert,
     log,
   });

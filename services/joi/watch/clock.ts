@@ -20,6 +20,7 @@ import type { WatchLedger } from "../../common/watch/ledger.ts";
 import type { ClockSample } from "../../common/watch/link_ping.ts";
 import { durationText } from "../../common/watch/time_text.ts";
 import type { WatchAlerts } from "./alerts.ts";
+import { RefusalBursts } from "../../common/watch/refusals.ts";
 
 /** The peers whose clocks joi sees. */
 export type Peer = "mesh" | "openhab";
@@ -50,7 +51,7 @@ export class ClockWatch {
   readonly #offset: Record<Peer, Episode>;
   readonly #burst: Record<Peer, Episode>;
   readonly #samples = new Map<Peer, ClockSample>();
-  readonly #refused = new Map<Peer, { at: number; skewMs: number }[]>();
+  readonly #bursts: RefusalBursts;
 
   /** Loads the saved episodes. */
   constructor(o: ClockWatchOptions) {
@@ -63,6 +64,10 @@ export class ClockWatch {
       mesh: new Episode(o.ledger, "clock-refusals-mesh"),
       openhab: new Episode(o.ledger, "clock-refusals-openhab"),
     };
+    this.#bursts = new RefusalBursts({
+      count: () => o.refusals().count,
+      windowMs: () => o.refusals().window_minutes * 60_000,
+    });
   }
 
   /** A measured offset to `peer` (its clock minus joi's). */
@@ -99,22 +104,19 @@ export class ClockWatch {
   /** A request of `peer` was refused for its timestamp (`skewMs`: joi's clock minus its). */
   refused(peer: Peer, skewMs: number): void {
     const now = this.#o.now();
-    const { count, window_minutes } = this.#o.refusals();
-    const windowMs = window_minutes * 60_000;
-    const list = (this.#refused.get(peer) ?? []).filter((r) => now - r.at <= windowMs);
-    list.push({ at: now, skewMs });
-    this.#refused.set(peer, list);
-    if (list.length < count) return;
-    const t = this.#burst[peer].observe(true, now, String(skewMs), list[0]!.at);
+    const window_minutes = this.#o.refusals().window_minutes;
+    const burst = this.#bursts.record(peer, skewMs, now);
+    if (!burst) return;
+    const t = this.#burst[peer].observe(true, now, String(skewMs), burst.first);
     if (t?.kind !== "started") return;
-    this.#o.log.security("timestamp_refusals", { peer, count: list.length, skew_ms: skewMs });
+    this.#o.log.security("timestamp_refusals", { peer, count: burst.count, skew_ms: skewMs });
     this.#o.alerts.send({
       watch: `clock-refusals-${peer}`,
       episode: t.id,
       phase: "alert",
       safety: true,
       to: "owner",
-      text: `joi refused ${list.length} requests from ${NAMES[peer]} in the last ` +
+      text: `joi refused ${burst.count} requests from ${NAMES[peer]} in the last ` +
         `${window_minutes} min because their time was ${seconds(Math.abs(skewMs))} ` +
         `${skewMs > 0 ? "behind" : "ahead of"} joi's clock: ${CONSEQUENCE[peer]} are not ` +
         `getting through. Fix time synchronisation (chrony) on ${NAMES[peer]} and joi.`,
@@ -126,9 +128,7 @@ export class ClockWatch {
     const windowMs = this.#o.refusals().window_minutes * 60_000;
     for (const peer of Object.keys(this.#burst) as Peer[]) {
       const ep = this.#burst[peer];
-      if (!ep.open) continue;
-      const last = this.#refused.get(peer)?.at(-1)?.at ?? 0;
-      if (now - last <= windowMs) continue;
+      if (!ep.open || this.#bursts.recent(peer, now) > 0) continue;
       const t = ep.observe(false, now);
       if (t?.kind === "ended") {
         this.#o.alerts.send({
@@ -157,7 +157,7 @@ export class ClockWatch {
           alerting: this.#offset[peer].open !== null,
         }
         : null;
-      out[`${peer}_refusals`] = this.#refused.get(peer)?.length ?? 0;
+      out[`${peer}_refusals`] = this.#bursts.recent(peer, this.#o.now());
     }
     return out;
   }

@@ -15,6 +15,8 @@ import { hashIdentities, IdentityStore, IdentityView } from "../../../../service
 import type { SignalTransport } from "../../../../services/mesh/signal/transport.ts";
 import { MeshAlerts } from "../../../../services/mesh/watch/alerts.ts";
 import { MeshLinkWatch } from "../../../../services/mesh/watch/link.ts";
+import { MeshRefusalWatch } from "../../../../services/mesh/watch/clock.ts";
+import { RefusalBursts } from "../../../../services/common/watch/refusals.ts";
 import { GROUPS, OWNER } from "../harness.ts";
 
 const S = 1000;
@@ -186,4 +188,36 @@ Deno.test("mesh link watch: an alert signal-cli could not take is retried, also 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("mesh clock watch: joi's requests refused for their time are told to both, once, and their end", async () => {
+  const r = rig();
+  const refusals = new RefusalBursts({ count: () => 3, windowMs: () => 10 * 60_000 });
+  const w = new MeshRefusalWatch({
+    ledger: new WatchLedger(r.db),
+    alerts: r.alerts,
+    refusals,
+    windowMs: 10 * 60_000,
+    log: createLogger("mesh", { quiet: true }),
+    now: () => r.clock.now,
+  });
+  for (let i = 0; i < 5; i++) {
+    r.clock.now += 30 * S;
+    refusals.record("joi", 420_000, r.clock.now);
+  }
+  await r.alerts.pump();
+  assert.equal(r.sig.sends.length, 2);
+  assert.match(
+    String(r.sig.sends[0]!.message),
+    /^The mesh refused 3 requests from joi in the last 10 min because their time was 7 min behind the mesh's clock: joi's alerts and replies are not getting through\./,
+  );
+  assert.equal(r.sig.sends[1]!.groupId, GROUPS.critical_group);
+  r.clock.now += 5 * 60_000;
+  w.tick(r.clock.now); // still within the window of the last refusal
+  r.clock.now += 6 * 60_000;
+  w.tick(r.clock.now);
+  w.tick(r.clock.now);
+  await r.alerts.pump();
+  assert.equal(r.sig.sends.length, 4);
+  assert.match(String(r.sig.sends[2]!.message), /^joi's requests get through again/);
 });
