@@ -16,16 +16,12 @@
  * @module
  */
 import type { Logger } from "../common/log.ts";
+import type { MeshSettings } from "./config.ts";
 import type { SendTarget } from "./identity.ts";
 import type { SignalTransport } from "./signal/transport.ts";
 
-/** mesh.yaml `presence`. */
-export interface PresenceSettings {
-  typing: boolean;
-  typing_refresh_seconds: number;
-  typing_max_seconds: number;
-  read_receipts: boolean;
-}
+/** mesh.yaml `presence` (its schema's type: one statement of the shape). */
+export type PresenceSettings = MeshSettings["presence"];
 
 /** Options of {@link Presence}. */
 export interface PresenceOptions {
