@@ -66,6 +66,19 @@ export function parseDoctorArgs(args: string[]): { role: Role; json: boolean; pa
     }
     return x;
   };
+  const url = (k: string): string => {
+    const x = need(k);
+    let u: URL | undefined;
+    try {
+      u = new URL(x);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) {
+      throw new UsageError(`doctor: --${k} must be an http(s) URL, got ${JSON.stringify(x)}`);
+    }
+    return x;
+  };
   const mode = need("mode");
   if (mode !== "local" && mode !== "production") {
     throw new UsageError(`doctor: --mode must be local or production, got ${mode}`);
@@ -89,11 +102,11 @@ export function parseDoctorArgs(args: string[]): { role: Role; json: boolean; pa
       relayStateDir: need("relay-state-dir"),
       logDir: need("log-dir"),
       keysDirs: { joi: need("joi-keys"), mesh: need("mesh-keys"), openhab: need("relay-keys") },
-      joiUrl: need("joi-url"),
-      meshUrl: need("mesh-url"),
-      ingestUrl: need("ingest-url"),
-      llmUrl: need("llm-url"),
-      openhabUrl: need("openhab-url"),
+      joiUrl: url("joi-url"),
+      meshUrl: url("mesh-url"),
+      ingestUrl: url("ingest-url"),
+      llmUrl: url("llm-url"),
+      openhabUrl: url("openhab-url"),
       nebulaDir: typeof v["nebula-dir"] === "string" ? v["nebula-dir"] : undefined,
       driftReport: need("drift-report"),
     },
