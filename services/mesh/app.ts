@@ -68,6 +68,11 @@ export function createApp(o: AppOptions): Hono {
       case "unavailable":
         o.log.error("outbound_unavailable", { error: r.message });
         return fail(c, "internal_error", r.message);
+      case "undelivered":
+        // joi retries both: after signal-cli's retryAfterSeconds when it gave one
+        return r.retryAfterSeconds !== undefined
+          ? fail(c, "rate_limited", r.message, { retryAfter: r.retryAfterSeconds })
+          : fail(c, "internal_error", r.message);
       case "sent":
         return ok(c, r.data);
     }

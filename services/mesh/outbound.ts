@@ -6,8 +6,17 @@
  * (security log, nothing sent). Outbound limits (policy.yaml) apply per
  * conversation; an event-triggered critical alert (priority critical, not
  * escalated by joi's judgement) is never limited. Every per-recipient result
- * is read and reported back; rate-limit failures are retried after
- * `retryAfterSeconds`; identity failures raise a security event.
+ * is read and reported back; identity failures raise a security event.
+ *
+ * A send that reached nobody for a reason that passes (signal-cli's `-5` rate
+ * limit, `-1`/`-3`, every recipient's `NETWORK_FAILURE` or
+ * `RATE_LIMIT_FAILURE`) is answered as an error joi retries: 429
+ * `rate_limited` with signal-cli's `retryAfterSeconds`, else 500. joi's outbox
+ * is durable and owns the retry; the mesh keeps no retry of its own in memory
+ * (a restart would lose it) and never tells joi "sent" for a message nobody
+ * got. A failure retrying cannot fix (an untrusted identity, an unregistered
+ * number) is answered as before: sent, with `outcome: "failed"` and the
+ * per-recipient results.
  *
  * An answer (`reply_to`) in a group quotes the message it answers; its
  * sending ends the typing indicator of that message (sent or failed). With
@@ -61,7 +70,25 @@ export type OutboundResult =
   | { kind: "refused"; message: string }
   | { kind: "rate_limited"; retryAfterSeconds: number; rule: string }
   | { kind: "unavailable"; message: string }
+  | { kind: "undelivered"; message: string; retryAfterSeconds?: number }
   | { kind: "sent"; data: Record<string, unknown> };
+
+/** Per-recipient failures that a later try may not meet. */
+const PASSING_FAILURES = new Set(["NETWORK_FAILURE", "RATE_LIMIT_FAILURE"]);
+
+/** signal-cli errors of a send that a later try may not meet (-1 other, -3 I/O, -5 rate limit). */
+const PASSING_ERRORS = new Set([-1, -3, -5]);
+
+/**
+ * True when a send reached nobody for a reason that passes: every recipient
+ * failed with a network or rate-limit failure, or (no results) signal-cli's
+ * error was one of {@link PASSING_ERRORS}.
+ */
+export function undeliveredForNow(report: SendReport): boolean {
+  if (report.outcome !== "failed") return false;
+  if (report.results.length > 0) return report.results.every((r) => PASSING_FAILURES.has(r.type));
+  return report.errorCode !== null && PASSING_ERRORS.has(report.errorCode);
+}
 
 /** Options of {@link Outbound}. */
 export interface OutboundOptions {
@@ -196,6 +223,26 @@ export class Outbound {
     } finally {
       this.#o.presence?.answered(target.channel, req.reply_to);
     }
+    if (undeliveredForNow(report)) {
+      // nobody got it, for now: joi's durable outbox sends it again (after signal-cli's
+      // retryAfterSeconds when it gave one); nothing is remembered, so that try sends
+      log.warn("outbound_undelivered", {
+        channel: target.channel,
+        priority: req.priority,
+        error_code: report.errorCode,
+        failures: [...new Set(report.results.map((r) => r.type))],
+        retry_after_seconds: report.retryAfterSeconds,
+      });
+      return {
+        kind: "undelivered",
+        message: `signal-cli delivered the message to nobody (${
+          report.results[0]?.type ?? `error ${report.errorCode}`
+        }); send it again`,
+        ...(report.retryAfterSeconds !== null
+          ? { retryAfterSeconds: report.retryAfterSeconds }
+          : {}),
+      };
+    }
     const voice = req.voice_response && this.#o.speak !== undefined;
     if (voice && report.outcome !== "failed") this.#background.push(this.#voiceSend(req, target));
     const data = {
@@ -207,11 +254,10 @@ export class Outbound {
       results: report.results,
       ...(voice ? { voice: "pending" } : {}),
       ...(report.signalTimestamp !== null ? { signal_timestamp: report.signalTimestamp } : {}),
-      ...(report.retryScheduled ? { retry_after_seconds: report.retryAfterSeconds } : {}),
     };
-    // remembered once someone got it (or a retry of ours is scheduled): joi's repeat
-    // of this request then sends nothing, and a quote of it maps back to joi's id
-    if (requestId !== undefined && (report.outcome !== "failed" || report.retryScheduled)) {
+    // remembered once someone got it: joi's repeat of this request then sends nothing,
+    // and a quote of it maps back to joi's id
+    if (requestId !== undefined && report.outcome !== "failed") {
       this.#o.sent?.rememberSent(
         requestId,
         target.channel,
@@ -250,6 +296,9 @@ export class Outbound {
       voiceNote: attachments.length > 0,
       quote,
       purpose: attachments.length ? "joi_voice" : "joi_outbound",
+      // a text is joi's: its outbox retries what reached nobody. A voice note follows
+      // a text already sent, and nobody retries it but us
+      retries: attachments.length ? undefined : 0,
       sleep: this.#o.sleep,
       onRetry: (r) => this.#o.log.info("send_retried", { outcome: r.outcome }),
     });

@@ -72,6 +72,10 @@ export interface Stack {
   stopRelay(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Starts the relay again and waits until it holds openHAB's stream. */
   startRelay(): Promise<void>;
+  /** Stops the mesh (`SIGTERM`, or `SIGKILL` as a crash) and waits for it to exit. */
+  stopMesh(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Starts the mesh again (same ports, state, keys) and waits until it holds signal-cli's socket. */
+  startMesh(): Promise<void>;
   /** `send` requests signal-cli got for the critical group, in order. */
   criticalSends(): RecordedRequest[];
   /** True for a `send` to the critical group. */
@@ -199,6 +203,13 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     procs.push(stack.relay);
     await sse.waitConnections(connected + 1, 60_000);
   };
+  const startMesh = async () => {
+    const connected = peer.connections;
+    stack.mesh = spawn(layout, "mesh");
+    procs.push(stack.mesh);
+    await waitHealthy(stack.mesh, `http://127.0.0.1:${layout.meshOutbound.port}/health`);
+    await peer.waitFor(() => peer.connections > connected && peer.connected, 30_000);
+  };
   const stack: Stack = {
     dir,
     layout,
@@ -214,6 +225,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     stopRelay: (signal = "SIGTERM") => stack.relay.stop(signal),
     startRelay,
     startJoi,
+    stopMesh: (signal) => stack.mesh.stop(signal),
+    startMesh,
     criticalSends: () => peer.calls("send").filter((r) => stack.isCriticalSend(r)),
     isCriticalSend: (r) => r.method === "send" && r.params.groupId === GROUPS.critical_group,
     logs: (which) =>
@@ -230,10 +243,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   };
   try {
     await startJoi();
-    stack.mesh = spawn(layout, "mesh");
-    procs.push(stack.mesh);
-    await waitHealthy(stack.mesh, `http://127.0.0.1:${layout.meshOutbound.port}/health`);
-    await peer.waitFor(() => peer.connected, 30_000);
+    await startMesh();
     await startRelay();
   } catch (e) {
     await stack.close().catch(() => {});

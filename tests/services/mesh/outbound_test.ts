@@ -209,7 +209,7 @@ Deno.test("partial failures are reported; identity failures raise a security eve
   }
 });
 
-Deno.test("error -5 is retried after retryAfterSeconds", async () => {
+Deno.test("error -5: joi is told to retry after retryAfterSeconds; the mesh keeps no retry of its own", async () => {
   const waits: number[] = [];
   const s = await startStack({
     sleep: (ms) => {
@@ -230,7 +230,7 @@ Deno.test("error -5 is retried after retryAfterSeconds", async () => {
               response: {
                 timestamp: 9,
                 results: [{
-                  recipientAddress: { uuid: OWNER.uuid, number: OWNER.number },
+                  recipientAddress: { uuid: PARTNER.uuid, number: PARTNER.number },
                   type: "RATE_LIMIT_FAILURE",
                   retryAfterSeconds: 7,
                 }],
@@ -241,14 +241,62 @@ Deno.test("error -5 is retried after retryAfterSeconds", async () => {
       }
       return { result: s.peer.successResult(p) };
     };
-    const r = await s.joi.outbound(s.url, outboundBody("owner", "hello"));
-    assert.equal(r.status, 200);
-    const data = (r.envelope as { data: Record<string, unknown> }).data;
-    assert.equal(data.outcome, "failed");
-    assert.equal(data.retry_after_seconds, 7);
-    await s.peer.waitFor(() => s.peer.calls("send").length === 2);
-    assert.deepEqual(waits, [7000]);
+    const r = await s.joi.outbound(s.url, outboundBody("partner", "hello"));
+    assert.equal(r.status, 429);
+    const err = (r.envelope as { error: { code: string; retry_after: number } }).error;
+    assert.equal(err.code, "rate_limited");
+    assert.equal(err.retry_after, 7);
+    assert.deepEqual(waits, [], "no background retry: joi's outbox owns it");
+    assert.equal(events(s.logs, "outbound_undelivered").length, 1);
+    // joi's retry is sent
+    const again = await s.joi.outbound(s.url, outboundBody("partner", "hello"));
+    assert.equal(again.status, 200);
+    assert.equal(s.peer.calls("send").length, 2);
     assert.equal(s.peer.calls("send")[1]!.params.message, "hello");
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a send that reached nobody for now (-1 with NETWORK_FAILURE, -3) is an error joi retries", async () => {
+  const s = await startStack();
+  try {
+    s.peer.onSend = (p) => ({
+      error: {
+        code: -1,
+        message: "Failed to send message",
+        data: {
+          response: {
+            timestamp: 3,
+            results: s.peer.addressesOf(p).map((a) => ({
+              recipientAddress: a,
+              type: "NETWORK_FAILURE",
+            })),
+          },
+        },
+      },
+    });
+    const r = await s.joi.outbound(
+      s.url,
+      outboundBody("family_group", "hello all", { delivery: { target: "group" } }),
+    );
+    assert.equal(r.status, 500);
+    s.peer.onSend = () => ({ error: { code: -3, message: "I/O error" } });
+    const r2 = await s.joi.outbound(s.url, outboundBody("partner", "x"));
+    assert.equal(r2.status, 500);
+    // a failure retrying cannot fix is still answered with the results
+    s.peer.onSend = (p) => ({
+      result: {
+        timestamp: 4,
+        results: s.peer.addressesOf(p).map((a) => ({
+          recipientAddress: a,
+          type: "UNREGISTERED_FAILURE",
+        })),
+      },
+    });
+    const r3 = await s.joi.outbound(s.url, outboundBody("partner", "y"));
+    assert.equal(r3.status, 200);
+    assert.equal((r3.envelope as { data: { outcome: string } }).data.outcome, "failed");
   } finally {
     await s.stop();
   }
