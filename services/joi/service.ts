@@ -378,11 +378,19 @@ export async function createJoi(o: JoiOptions): Promise<Joi> {
     watches.tick(at);
     return events.tick(at);
   };
-  const prune = () =>
-    memory.pruneAll(config.current().policies.policy.memory.retention_days).then(
+  // one retention per channel for what was said there, by anyone: memory and outbox
+  const prune = () => {
+    const retention = config.current().policies.policy.memory.retention_days;
+    try {
+      log.info("outbox_pruned", { deleted: outbox.store.purgeAll(retention, now()) });
+    } catch (e) {
+      log.error("outbox_prune_failed", { error: (e as Error).message });
+    }
+    return memory.pruneAll(retention).then(
       (n) => log.info("memory_pruned", { deleted: n }),
       (e) => log.error("memory_prune_failed", { error: (e as Error).message }),
     );
+  };
   return {
     ...events,
     db,

@@ -203,11 +203,28 @@ export class OutboxStore {
     };
   }
 
-  /** Deletes finished messages older than `before` (retention). */
-  purge(before: number): number {
+  /**
+   * Deletes one channel's finished messages (sent, failed, dropped) created
+   * before `before`: the channel's memory retention applies to what joi said
+   * there too. Queued messages are never deleted.
+   */
+  purge(channel: string, before: number): number {
     const r = this.#db.prepare(
-      "DELETE FROM outbox WHERE status != 'queued' AND created_at < ?",
-    ).run(before);
+      "DELETE FROM outbox WHERE channel = ? AND status != 'queued' AND created_at < ?",
+    ).run(channel, before);
     return Number(r.changes);
+  }
+
+  /**
+   * Applies `memory.retention_days` (channel -> days) to the outbox; channels
+   * without an entry keep everything, as their memory does. Returns what was
+   * deleted per channel.
+   */
+  purgeAll(retentionDays: Readonly<Record<string, number>>, now: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [channel, days] of Object.entries(retentionDays)) {
+      out[channel] = this.purge(channel, now - days * 86_400_000);
+    }
+    return out;
   }
 }
