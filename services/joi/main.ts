@@ -15,6 +15,7 @@
  */
 import { parseCommandLine, runMain, UsageError } from "../common/cli.ts";
 import { createLogger, fileSink, type Sink } from "../common/log.ts";
+import { isLocalEndpoint } from "../common/policy/llm.ts";
 import { type JoiArgs, type Listen, runJoi } from "./service.ts";
 
 export type { Listen } from "./service.ts";
@@ -74,16 +75,30 @@ export function parseJoiArgs(args: string[]): JoiCommandLine {
     stateDir: need("state-dir"),
     secretsDir: values["secrets-dir"] ?? "",
     logDir: values["log-dir"],
-    mode: values.mode === "production" ? "production" : "local",
+    mode: parseMode(values.mode),
     listen: parseListen(need("listen"), "listen"),
     ingestListen: parseListen(need("ingest-listen"), "ingest-listen"),
     meshUrl: need("mesh-url"),
     meshAddress: values["mesh-address"] ?? "127.0.0.1",
-    llmUrl: values["llm-url"],
+    llmUrl: values["llm-url"] === undefined ? undefined : parseLlmUrl(values["llm-url"]),
     driftReport: values["drift-report"],
     nebulaCert: values["nebula-cert"],
     retrieveSocketDir: values["retrieve-socket-dir"],
   };
+}
+
+function parseMode(v: string | undefined): "local" | "production" {
+  if (v === undefined || v === "local" || v === "production") return v ?? "local";
+  throw new UsageError(`joi: --mode must be local or production, got ${JSON.stringify(v)}`);
+}
+
+/** `--llm-url` replaces llm.yaml's endpoint, so it obeys the same rule: a local address. */
+function parseLlmUrl(v: string): string {
+  if (isLocalEndpoint(v)) return v;
+  throw new UsageError(
+    `joi: --llm-url ${JSON.stringify(v)} is not an http(s) URL of a loopback or private ` +
+      `address, as llm.yaml's endpoint must be (the model never leaves the household)`,
+  );
 }
 
 async function main(): Promise<number> {
