@@ -6,20 +6,27 @@
  *
  * @module
  */
+import type { Layout } from "../../services/common/permissions/mod.ts";
 
 /** Which machine is examined. */
 export type Role = "local" | "joi" | "mesh" | "openhab";
 
-/** The paths and addresses of the layout (the manifest renders them as arguments). */
-export interface DoctorPaths {
-  mode: "local" | "production";
-  joiConfigDir: string;
-  meshConfigDir: string;
-  relayConfigDir: string;
-  joiStateDir: string;
-  meshStateDir: string;
-  relayStateDir: string;
-  logDir: string;
+/**
+ * The paths and addresses of the layout (the manifest renders them as
+ * arguments): the layout's own fields, plus what doctor is told about.
+ */
+export interface DoctorPaths extends
+  Pick<
+    Layout,
+    | "mode"
+    | "joiConfigDir"
+    | "meshConfigDir"
+    | "relayConfigDir"
+    | "joiStateDir"
+    | "meshStateDir"
+    | "relayStateDir"
+    | "logDir"
+  > {
   /** Where each service's keys are kept (production: `<config>/secrets`). */
   keysDirs: { joi: string; mesh: string; openhab: string };
   /** `http://host:port` of joi's 8443, the mesh's 8444, joi's ingest 8445, Ollama, openHAB. */
