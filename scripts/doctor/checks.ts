@@ -24,6 +24,7 @@ import { daysLeft, parseNebulaCert } from "../../services/common/watch/nebula_ce
 import { probeOllama } from "../../services/joi/llm/ollama_probe.ts";
 import { fetchError } from "../../services/joi/llm/health.ts";
 import type { DoctorContext } from "./context.ts";
+import { ROLES } from "../install/plan.ts";
 import { green, red, type Row, yellow } from "./table.ts";
 
 type Json = Record<string, unknown>;
@@ -363,16 +364,10 @@ export function channelUserRows(ctx: DoctorContext): Row[] {
     : [red("channel users", detail, "deno task provision (README, Install each VM)")];
 }
 
-const UNITS: Record<Exclude<LogRole, never>, string[]> = {
-  joi: ["nebula.service", "joi.service", "joi-validate.timer"],
-  mesh: ["nebula.service", "signal-cli.socket", "joi-mesh.service"],
-  openhab: ["nebula.service", "joi-openhab-relay.service"],
-};
-
 /** Every unit of the role is active. */
 export async function unitRows(ctx: DoctorContext): Promise<Row[]> {
   if (ctx.role === "local") return [];
-  const units = UNITS[ctx.role];
+  const units = ROLES[ctx.role].enable; // what the guide enabled on this VM
   const r = await ctx.run("/usr/bin/systemctl", ["is-active", ...units]);
   const states = r.stdout.trim().split("\n");
   const down = units.filter((_, i) => states[i] !== "active");
