@@ -1,0 +1,463 @@
+/**
+ * Production, proven: the three VMs of the deployment guide — joi, mesh and
+ * openHAB — as Debian 12 with systemd 252 as PID 1 (tests/e2e/vm/), on one
+ * bridge (vmbr1) with the README's addresses, installed by running the
+ * README's deployment section verbatim (tests/e2e/deploy/readme.ts finds its
+ * blocks by their `e2e:` markers; the test fails when README and reality
+ * drift). Real Nebula between the VMs, every service as its unit starts it.
+ *
+ * Stand-ins only where the real thing cannot exist here: signal-cli (started by
+ * `signal-cli.socket`, speaking JSON-RPC on the socket it inherits), Ollama on
+ * the joi VM's loopback (its answer ends with the knowledge tokens it was
+ * shown), openHAB's event stream on the openHAB VM's loopback.
+ *
+ * Then, in order: the owner's DM answered through mesh and joi with knowledge
+ * from owner/private retrieved as the channel user, and the family group's
+ * answer without it; the access matrix through the production mechanism; a
+ * smoke alarm from openHAB to the critical group; `systemctl reload joi`;
+ * `kill -9` of each service (it restarts; what was accepted is delivered); a
+ * reboot of each VM; joi's Nebula stopped for a minute; the `systemd-analyze
+ * security` exposure of every deployed unit; each service's user and what it
+ * can read; no failed unit.
+ *
+ * Root only (skipped with a reason otherwise; in CI a missing prerequisite
+ * fails). Progress and the time of each phase go to stderr.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { loadPolicyFile } from "../../services/common/policy/mod.ts";
+import { hasExecutable, ignoreUnless, isRoot } from "../_helpers/requires.ts";
+import { expectedGroups } from "../services/mesh/harness.ts";
+import {
+  closeSessions,
+  type GuideHooks,
+  type GuideRun,
+  runDay2,
+  runGuide,
+} from "./deploy/guide.ts";
+import {
+  CRITICAL_GROUP,
+  eventually,
+  FAMILY_GROUP,
+  Household,
+  logLines,
+  OWNER_DM,
+} from "./deploy/household.ts";
+import { operatorEdits } from "./deploy/operator.ts";
+import { parseGuide } from "./deploy/readme.ts";
+import { auditReads } from "./deploy/reads.ts";
+import { snapshotRepository } from "./deploy/snapshot.ts";
+import { installSignalCli, OpenhabStandin, SignalServer, startLlm } from "./deploy/standins.ts";
+import {
+  deployedUnits,
+  exposure,
+  failedUnits,
+  processUser,
+  unitState,
+  waitRunning,
+} from "./deploy/units.ts";
+import type { Child } from "./process.ts";
+import { hostAddresses } from "./topology.ts";
+import { Cluster } from "./vm/cluster.ts";
+import { ShellSession } from "./vm/shell.ts";
+import type { Vm } from "./vm/vm.ts";
+
+const needs = ignoreUnless(
+  [isRoot(), "root"],
+  [hasExecutable("/usr/sbin/debootstrap"), "debootstrap (apt install debootstrap)"],
+  [hasExecutable("/usr/bin/nebula-cert"), "nebula-cert (apt install nebula)"],
+  [hasExecutable("/usr/bin/git"), "git"],
+  [hasExecutable("/usr/bin/npm") || hasExecutable("/usr/local/bin/npm"), "npm"],
+);
+
+/** The highest `systemd-analyze security` exposure a deployed unit may have. */
+const MAX_EXPOSURE = 1.5;
+/** What the Ollama stand-in echoes back: the knowledge tokens of this test. */
+const TOKEN = "kb[a-z]+[0-9a-f]{8}";
+
+const t0 = Date.now();
+const print = (line: string) =>
+  console.error(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+
+/** Failed units and the journal's warnings of every running VM. */
+async function diagnose(vms: Vm[]): Promise<string> {
+  const out: string[] = [];
+  for (const vm of vms) {
+    if (!vm.running) continue;
+    const failed = await failedUnits(vm).catch((e) => [String(e)]);
+    out.push(`--- ${vm.name}: failed units: ${failed.join(" ") || "none"}`);
+    const r = await vm.exec(
+      ["journalctl", "--no-pager", "-o", "short-monotonic", "-p", "warning", "-n", "25"],
+      { check: false },
+    );
+    out.push(r.stdout.trimEnd());
+  }
+  return out.join("\n");
+}
+
+/** The deployed services of `vm` that run a process (not one-shots, not templates). */
+async function runningServices(vm: Vm): Promise<string[]> {
+  return (await deployedUnits(vm))
+    .filter((u) => u.id.endsWith(".service") && u.activeState === "active" && u.mainPid > 0)
+    .map((u) => u.id);
+}
+
+Deno.test({
+  name: "booted: the README's three VMs under systemd, deployed verbatim, proven end to end",
+  ignore: needs,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const network = loadPolicyFile("network", "policies/network.yaml");
+    const { ips, prefix } = hostAddresses(network.nebula.underlay_cidr, 3);
+    const c = await Cluster.start({
+      hosts: [
+        { name: "mesh", address: ips[0]! },
+        { name: "joi", address: ips[1]! },
+        { name: "openhab", address: ips[2]! },
+      ],
+      prefix,
+      print,
+    });
+    const vms = { joi: c.vm("joi"), mesh: c.vm("mesh"), openhab: c.vm("openhab") };
+    const all = Object.values(vms);
+    const explain = () => diagnose(all);
+    const children: Child[] = [];
+    const guideRun: GuideRun = { sessions: {}, seconds: {} };
+    const build = new ShellSession("build host", "bash", ["--noprofile", "--norc"], {
+      cwd: await Deno.makeTempDir({ dir: c.dir, prefix: "build-" }),
+    });
+    const token = crypto.randomUUID().replaceAll("-", "");
+    const guide = parseGuide(await Deno.readTextFile("README.md"));
+    const source = `${c.dir}/source.git`;
+    const hooks: GuideHooks = {
+      placeholders: { "this repository": source },
+      edit: operatorEdits({ vms, openhabToken: token }),
+      onCommand: (host, cmd) => print(`${host}$ ${cmd.text.trim().split("\n")[0]}`),
+    };
+    const problems: string[] = [];
+    let household: Household | undefined;
+    const phase = async (name: string, fn: () => Promise<void>) => {
+      const started = Date.now();
+      const ok = await t.step(name, async () => {
+        try {
+          await fn();
+        } catch (e) {
+          (e as Error).message += `\n${await explain()}`;
+          throw e;
+        }
+      });
+      print(`${ok ? "ok" : "FAILED"}: ${name} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      return ok;
+    };
+    try {
+      // --- the deployment, as the README says
+      const deployed = await phase("the README's deployment section, verbatim", async () => {
+        const commit = await snapshotRepository(Deno.cwd(), source);
+        print(`deploying ${commit.slice(0, 12)} (the working tree) by ${guide.steps.length} steps`);
+        await installSignalCli(vms.mesh);
+        children.push(
+          await startLlm(vms.joi, { port: 11434, reply: "Here is what I know.", echo: TOKEN }),
+        );
+        const openhab = await OpenhabStandin.start(vms.openhab, { port: 8080, token });
+        children.push(openhab.child);
+        household = new Household(new SignalServer(vms.mesh), openhab, explain);
+        await runGuide(guide.steps, { build, vms }, hooks, guideRun);
+        print(`guide: ${JSON.stringify(guideRun.seconds)} (seconds per host)`);
+        await household.signal.setGroups(expectedGroups());
+      });
+      if (!deployed || !household) return;
+      const h = household;
+
+      await phase("every deployed unit is up and none failed", async () => {
+        for (const vm of all) {
+          const units = await deployedUnits(vm);
+          print(
+            `${vm.name}: ${units.map((u) => `${u.id}=${u.activeState}/${u.subState}`).join(" ")}`,
+          );
+          assert.deepEqual(await failedUnits(vm), [], `${vm.name}: no failed unit`);
+          const down = units.filter((u) =>
+            u.id.endsWith(".socket") || u.id.endsWith(".timer") ? u.activeState !== "active" : false
+          );
+          assert.deepEqual(down.map((u) => u.id), [], `${vm.name}: sockets and timers active`);
+        }
+        await eventually(
+          "the relay to subscribe to openHAB's event stream",
+          async () => (await h.openhab.open()) >= 1,
+          60_000,
+          explain,
+        );
+      });
+
+      await phase(
+        "the owner's DM is answered with owner/private knowledge; the family group's answer has none of it",
+        async () => {
+          const op = guide.day2.knowledge;
+          assert.ok(
+            op,
+            "the README has a day-2 block to add knowledge (<!-- e2e:day2 knowledge joi -->)",
+          );
+          const tok = (who: string) =>
+            `kb${who}${crypto.randomUUID().slice(0, 8).replace(/-/g, "0")}`;
+          const privateTok = tok("owner");
+          const familyTok = tok("family");
+          const docs = [
+            { folder: "owner/private", file: "spare-key.md", token: privateTok },
+            { folder: "group/family", file: "dinner.md", token: familyTok },
+          ];
+          for (const d of docs) {
+            await vms.joi.writeFile(
+              `/root/${d.file}`,
+              `# Spare key\n\nThe spare key is with ${d.token}, ask about the spare key.\n`,
+              { mode: 0o644 },
+            );
+            await runDay2(op, vms, {
+              ...hooks,
+              placeholders: { ...hooks.placeholders, file: `/root/${d.file}`, folder: d.folder },
+            });
+          }
+          const question = "joi, where is the spare key?";
+          const dmAt = await h.ownerWrites(question, OWNER_DM);
+          const dm = await h.expect("joi's answer to the owner's DM", OWNER_DM, dmAt);
+          const familyAt = await h.ownerWrites(question, FAMILY_GROUP);
+          const family = await h.expect("joi's answer in the family group", FAMILY_GROUP, familyAt);
+          const dmText = String(dm.params.message);
+          const familyText = String(family.params.message);
+          assert.match(
+            dmText,
+            new RegExp(privateTok),
+            "the owner's private note reached the DM's answer",
+          );
+          assert.doesNotMatch(
+            dmText,
+            new RegExp(familyTok),
+            "the family's note is not the owner-private channel's",
+          );
+          assert.match(
+            familyText,
+            new RegExp(familyTok),
+            "the family group's answer has the family note",
+          );
+          assert.doesNotMatch(
+            familyText,
+            new RegExp(privateTok),
+            "the owner's private note never reaches the family",
+          );
+        },
+      );
+
+      await phase("a smoke alarm from openHAB reaches the critical group", async () => {
+        const at = await h.smoke("Kitchen_Smoke");
+        const sent = await h.alarmDelivered("Kitchen_Smoke", at);
+        assert.match(String(sent.params.message), /smoke/i);
+      });
+
+      await phase("systemctl reload joi: same process, still answering", async () => {
+        const before = await waitRunning(vms.joi, "joi.service");
+        await vms.joi.exec(["systemctl", "reload", "joi.service"]);
+        const after = await unitState(vms.joi, "joi.service");
+        assert.equal(after.activeState, "active");
+        assert.equal(after.mainPid, before.mainPid, "a reload is not a restart");
+        const at = await h.ownerWrites("Still there after the reload?");
+        await h.expect("an answer after the reload", OWNER_DM, at);
+      });
+
+      await phase(
+        "kill -9 of each service: it restarts, and what it had accepted arrives",
+        async () => {
+          // joi accepted an alarm it could not send yet (the mesh is down), then dies
+          await vms.mesh.exec(["systemctl", "stop", "joi-mesh.service"]);
+          const joiPid = (await waitRunning(vms.joi, "joi.service")).mainPid;
+          const a1 = await h.smoke("Hall_Smoke");
+          await eventually(
+            "joi to accept the Hall_Smoke alarm",
+            async () =>
+              (await logLines(vms.joi, /critical_alert.*Hall_Smoke/, ["/var/log/joi"])).length > 0,
+            60_000,
+            explain,
+          );
+          await vms.joi.exec(["kill", "-9", String(joiPid)]);
+          await waitRunning(vms.joi, "joi.service", { notPid: joiPid });
+          await vms.mesh.exec(["systemctl", "start", "joi-mesh.service"]);
+          await h.alarmDelivered("Hall_Smoke", a1, 90_000);
+
+          // the mesh took a DM from signal-cli it could not hand to joi yet, then dies
+          await vms.joi.exec(["systemctl", "stop", "joi.service"]);
+          const meshPid = (await waitRunning(vms.mesh, "joi-mesh.service")).mainPid;
+          const d1 = await h.ownerWrites("Are you there after the mesh crashed?");
+          await eventually(
+            "the mesh to take the DM",
+            async () => (await h.signal.waiting()) === 0,
+            30_000,
+          );
+          await new Promise((r) => setTimeout(r, 1_000));
+          await vms.mesh.exec(["kill", "-9", String(meshPid)]);
+          await waitRunning(vms.mesh, "joi-mesh.service", { notPid: meshPid });
+          await vms.joi.exec(["systemctl", "start", "joi.service"]);
+          await h.expect(
+            "the answer to the DM the mesh had accepted",
+            OWNER_DM,
+            d1,
+            () => true,
+            90_000,
+          );
+
+          // the relay read an alarm it could not post yet (joi is down), then dies
+          await vms.joi.exec(["systemctl", "stop", "joi.service"]);
+          const relayPid = (await waitRunning(vms.openhab, "joi-openhab-relay.service")).mainPid;
+          const a2 = await h.smoke("Attic_Smoke");
+          await eventually(
+            "the relay to find joi unreachable",
+            async () => (await logLines(vms.openhab, /relay_joi_unreachable/)).length > 0,
+            60_000,
+            explain,
+          );
+          await vms.openhab.exec(["kill", "-9", String(relayPid)]);
+          await waitRunning(vms.openhab, "joi-openhab-relay.service", { notPid: relayPid });
+          await vms.joi.exec(["systemctl", "start", "joi.service"]);
+          await h.alarmDelivered("Attic_Smoke", a2, 90_000);
+
+          // every other service: killed, back, and the whole path works after
+          for (const vm of all) {
+            for (const unit of await runningServices(vm)) {
+              if (["joi.service", "joi-mesh.service", "joi-openhab-relay.service"].includes(unit)) {
+                continue;
+              }
+              const pid = (await waitRunning(vm, unit)).mainPid;
+              await vm.exec(["kill", "-9", String(pid)]);
+              const back = await waitRunning(vm, unit, { notPid: pid });
+              print(`${vm.name}: ${unit} killed (pid ${pid}), back as ${back.mainPid}`);
+            }
+          }
+          const d2 = await h.ownerWrites("And after everything was killed once?");
+          await h.expect("an answer after every kill", OWNER_DM, d2, () => true, 90_000);
+          const a3 = await h.smoke("Garage_Smoke");
+          await h.alarmDelivered("Garage_Smoke", a3, 90_000);
+        },
+      );
+
+      await phase("a reboot of each VM: everything comes back", async () => {
+        for (const vm of [vms.openhab, vms.mesh, vms.joi]) {
+          const before = await runningServices(vm);
+          const state = await vm.reboot();
+          print(`${vm.name}: rebooted (${state})`);
+          for (const unit of before) await waitRunning(vm, unit, { timeoutMs: 90_000 });
+          assert.deepEqual(
+            await failedUnits(vm),
+            [],
+            `${vm.name}: nothing failed after the reboot`,
+          );
+        }
+        await eventually(
+          "the relay to subscribe again",
+          async () => (await h.openhab.open()) >= 1,
+          60_000,
+          explain,
+        );
+        const d = await h.ownerWrites("Good morning after the reboots");
+        await h.expect("an answer after the reboots", OWNER_DM, d, () => true, 90_000);
+        const a = await h.smoke("Basement_Smoke");
+        await h.alarmDelivered("Basement_Smoke", a, 90_000);
+      });
+
+      await phase("joi's Nebula stopped for a minute: the alarm arrives after", async () => {
+        const nebula = (await runningServices(vms.joi)).find((u) => /^nebula/.test(u));
+        assert.ok(nebula, "a Nebula unit runs on the joi VM");
+        await vms.joi.exec(["systemctl", "stop", nebula]);
+        const at = await h.smoke("Bedroom_Smoke");
+        await new Promise((r) => setTimeout(r, 60_000));
+        const early = (await h.sentSince(CRITICAL_GROUP, at)).filter((x) =>
+          String(x.params.message).includes("Bedroom_Smoke")
+        );
+        assert.deepEqual(early, [], "no alarm can reach Signal while joi is cut off");
+        await vms.joi.exec(["systemctl", "start", nebula]);
+        await h.alarmDelivered("Bedroom_Smoke", at, 90_000);
+      });
+
+      await phase(
+        `systemd-analyze security (online): every deployed service <= ${MAX_EXPOSURE}`,
+        async () => {
+          const over: string[] = [];
+          for (const vm of all) {
+            const services = (await deployedUnits(vm)).filter((u) => u.id.endsWith(".service"));
+            const templates = await vm.exec([
+              "sh",
+              "-c",
+              "cd /etc/systemd/system && ls -1 *@.service 2>/dev/null; true",
+            ]);
+            const names = [
+              ...services.map((u) => u.id),
+              ...templates.stdout.split("\n").filter(Boolean).map((n) =>
+                n.replace("@.service", "@probe.service")
+              ),
+            ];
+            const scores: string[] = [];
+            for (const unit of [...new Set(names)]) {
+              const e = await exposure(vm, unit);
+              scores.push(`${unit} ${e.toFixed(1)}`);
+              if (e > MAX_EXPOSURE) over.push(`${vm.name}: ${unit} ${e}`);
+            }
+            print(`${vm.name}: exposure ${scores.join(", ")}`);
+          }
+          assert.deepEqual(over, [], `units above ${MAX_EXPOSURE}`);
+        },
+      );
+
+      await phase(
+        "every service reads its configuration and nothing outside its own paths",
+        async () => {
+          const findings: string[] = [];
+          for (const vm of all) {
+            for (const unit of await runningServices(vm)) {
+              const a = await auditReads(vm, unit);
+              print(
+                `${vm.name}: ${unit} as ${a.user}: config ${
+                  a.configDir ?? "-"
+                }, ${a.forbidden.length} forbidden`,
+              );
+              for (const f of a.forbidden) {
+                findings.push(`${vm.name}: ${unit} (${a.user}) can read ${f}`);
+              }
+              for (const f of a.unreadableConfig) {
+                findings.push(`${vm.name}: ${unit} (${a.user}) cannot read its ${f}`);
+              }
+            }
+          }
+          assert.deepEqual(findings, []);
+        },
+      );
+
+      await phase("every service runs as its own non-root user", async () => {
+        for (const vm of all) {
+          const seen = new Map<string, string>();
+          for (const unit of await runningServices(vm)) {
+            const s = await unitState(vm, unit);
+            const user = await processUser(vm, s.mainPid);
+            print(`${vm.name}: ${unit} runs as ${user}`);
+            assert.notEqual(user, "root", `${vm.name}: ${unit} must not run as root`);
+            assert.equal(user, s.user, `${vm.name}: ${unit} runs as its unit's User=`);
+            const other = seen.get(user);
+            assert.equal(
+              other,
+              undefined,
+              `${vm.name}: ${unit} shares its user ${user} with ${other}`,
+            );
+            seen.set(user, unit);
+          }
+        }
+      });
+
+      await phase("no unit failed after all of it", async () => {
+        for (const vm of all) assert.deepEqual(await failedUnits(vm), [], `${vm.name}`);
+      });
+    } finally {
+      await closeSessions(guideRun);
+      await build.close();
+      for (const ch of children) await ch.stop();
+      problems.push(...await c.destroy(Boolean(Deno.env.get("JOI_TEST_KEEP"))));
+      print("torn down");
+    }
+    assert.deepEqual(problems, [], "teardown left nothing behind");
+  },
+});
