@@ -78,6 +78,7 @@ export class Vm {
   /** How often it was booted. */
   boots = 0;
   #init: Child | null = null;
+  #sessions = new Set<ShellSession>();
   /** Console output of every boot (systemd's own messages). */
   readonly console: string[] = [];
 
@@ -259,46 +260,87 @@ export class Vm {
     ]);
   }
 
-  /** A root shell session inside, starting in `cwd`. */
+  /**
+   * A root shell session inside, starting in `cwd`. A reboot or poweroff ends
+   * it first, as it ends a login: a shell entered from outside the VM is no
+   * child of its init, and systemd's last stage would wait on it.
+   */
   shell(cwd = "/root"): ShellSession {
-    return new ShellSession(
+    const s = new ShellSession(
       `${this.name} VM`,
       "nsenter",
       this.#enter(["bash", "--noprofile", "--norc"], { cwd }),
     );
+    this.#sessions.add(s);
+    return s;
   }
 
-  /** `systemctl reboot`, then waits for the new boot to finish starting up. */
-  async reboot(timeoutMs = 90_000): Promise<string> {
-    const how = await this.#stop("reboot");
-    if (how !== "SIGHUP") {
-      throw new Error(`vm ${this.name}: reboot ended the VM with ${how}, not SIGHUP`);
+  /**
+   * `systemctl reboot`, then waits for the new boot to finish starting up. A
+   * shutdown that hangs (a unit that ignores SIGTERM holds it for its whole
+   * stop timeout) is cut after `stopTimeoutMs`; the VM is booted again all
+   * the same, and the error names the jobs that were still running.
+   */
+  async reboot(timeoutMs = 90_000, stopTimeoutMs = 120_000): Promise<string> {
+    const stop = await this.#stop("reboot", stopTimeoutMs);
+    const state = await this.boot(timeoutMs);
+    if (stop.how !== "SIGHUP") {
+      // the journal is on the VM's disk: the last boot's end says what held it
+      const last = await this.exec(
+        ["journalctl", "-b", "-1", "-n", "25", "--no-pager", "-o", "short-monotonic"],
+        { check: false },
+      );
+      throw new Error(
+        `vm ${this.name}: reboot ended the VM with ${stop.how}, not SIGHUP` +
+          (stop.hung ? ` (shutdown hung ${stopTimeoutMs} ms; jobs: ${stop.hung})` : "") +
+          `\nthe end of the previous boot's journal:\n${last.stdout}`,
+      );
     }
-    return await this.boot(timeoutMs);
+    return state;
   }
 
   /** `systemctl poweroff`, and waits until the VM is gone. */
-  async poweroff(): Promise<void> {
-    const how = await this.#stop("poweroff");
-    if (how !== "SIGINT") {
-      throw new Error(`vm ${this.name}: poweroff ended the VM with ${how}, not SIGINT`);
+  async poweroff(stopTimeoutMs = 120_000): Promise<void> {
+    const stop = await this.#stop("poweroff", stopTimeoutMs);
+    if (stop.how !== "SIGINT") {
+      throw new Error(
+        `vm ${this.name}: poweroff ended the VM with ${stop.how}, not SIGINT` +
+          (stop.hung ? ` (shutdown hung; still running:\n${stop.hung})` : ""),
+      );
     }
   }
 
-  /** Asks systemd to reboot or power off; resolves with how init ended. */
-  async #stop(verb: "reboot" | "poweroff", timeoutMs = 60_000): Promise<string> {
+  /**
+   * Asks systemd to reboot or power off; resolves with how init ended and,
+   * when it had to be killed, what systemd was still doing.
+   */
+  async #stop(
+    verb: "reboot" | "poweroff",
+    timeoutMs: number,
+  ): Promise<{ how: string; hung?: string }> {
     const init = this.#init;
     if (!init || init.exited) throw new Error(`vm ${this.name}: not running`);
+    await Promise.all([...this.#sessions].map((s) => s.close()));
+    this.#sessions.clear();
     // the command itself may be killed with the VM: its status says nothing
-    await this.exec(["systemctl", verb], { check: false, timeoutMs });
-    const timer = setTimeout(() => void this.#kill(), timeoutMs);
+    await this.exec(["systemctl", verb], { check: false, timeoutMs: 30_000 });
+    let hung: string | undefined;
+    const timer = setTimeout(async () => {
+      const jobs = await this.exec(["systemctl", "list-jobs", "--no-pager"], {
+        check: false,
+        timeoutMs: 5_000,
+      }).catch((e) => ({ stdout: String(e) }));
+      hung = jobs.stdout.trim() || "(no job list)";
+      await this.#kill();
+    }, timeoutMs);
     const status = await init.process.status;
     clearTimeout(timer);
     this.console.push(init.output.join(""));
     this.#init = null;
     this.pid = null;
     await this.#removeCgroups();
-    return status.signal ?? `exit ${status.code}`;
+    const how = status.signal ?? `exit ${status.code}`;
+    return hung === undefined ? { how } : { how, hung };
   }
 
   async #kill(): Promise<void> {
