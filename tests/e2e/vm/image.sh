@@ -13,7 +13,10 @@
 # - console-getty.service is masked: the VM's console is a null device, not a
 #   terminal, so a getty there could only fail (a VM image without a console
 #   login, which is all it changes);
-# - /etc/machine-id is emptied (each VM gets its own when copied).
+# - /etc/machine-id is emptied (each VM gets its own when copied);
+# - /var/log/journal exists, as systemd's postinst makes it on a new install
+#   (debootstrap's configure run skips it): the journal persists across a
+#   VM's reboots, as on a Debian 12 VM.
 #
 # It writes OUT.tmp-$$ and renames it to OUT at the end, so a half-built image
 # is never used and two runs building at once cannot mix their files (the
@@ -52,6 +55,7 @@ unshare -m --propagation private bash -euo pipefail -c '
 ' image "$TMP" >/dev/null
 
 ln -sf /dev/null "$TMP/etc/systemd/system/console-getty.service"
+mkdir -p "$TMP/var/log/journal"
 : >"$TMP/etc/machine-id"
 echo debian >"$TMP/etc/hostname"
 
