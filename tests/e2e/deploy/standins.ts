@@ -65,7 +65,7 @@ export class SignalServer {
       "sh",
       "-c",
       'mkdir -p "$1/inbox" && chown --reference="$(dirname "$1")" "$1" "$1/inbox" && ' +
-      'chmod 0770 "$1" "$1/inbox"',
+      'chmod 0700 "$1" "$1/inbox"',
       "sh",
       this.dir,
     ]);

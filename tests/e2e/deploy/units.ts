@@ -61,7 +61,10 @@ export async function deployedUnits(vm: Vm): Promise<UnitState[]> {
   const names = r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "")
     .filter((n) => /\.(service|socket|timer|path)$/.test(n));
   const states = await unitStates(vm, names);
-  return states.filter((s) => s.fragmentPath.startsWith(`${UNIT_DIR}/`));
+  // a masked unit's file is a link to /dev/null: not something the deployment runs
+  return states.filter((s) =>
+    s.loadState === "loaded" && s.fragmentPath.startsWith(`${UNIT_DIR}/`)
+  );
 }
 
 /** Units in the `failed` state. */

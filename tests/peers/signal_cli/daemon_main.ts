@@ -17,7 +17,8 @@
  * - `--version`: `signal-cli 0.14.6`.
  *
  * "The Signal server" is a folder the test reaches from outside,
- * `<config>/standin/`:
+ * `<config>/standin/` (0700, its files 0600: private to signal-cli's user, as
+ * signal-cli keeps its own data):
  * - `inbox/*.json` (read in name order): each an envelope as signal-cli prints
  *   it; delivered to a connected client, then removed (so an envelope waits,
  *   across restarts of this daemon, until a client is there to take it);
@@ -83,14 +84,14 @@ export function standinDir(config: string): string {
 
 async function daemon(config: string, account: string, socket: string | undefined) {
   const dir = standinDir(config);
-  await Deno.mkdir(`${dir}/inbox`, { recursive: true, mode: 0o770 });
+  await Deno.mkdir(`${dir}/inbox`, { recursive: true, mode: 0o700 });
   const peer = socket ? SignalCliPeer.start({ path: socket, account }) : SignalCliPeer.inherit({
     account,
   });
   const log = await Deno.open(`${dir}/requests.jsonl`, {
     append: true,
     create: true,
-    mode: 0o640,
+    mode: 0o600,
   });
   const enc = new TextEncoder();
   peer.onRequest = (r: RecordedRequest) => {
@@ -152,9 +153,9 @@ async function main(): Promise<number> {
   if (cmd.command === "link") {
     const id = crypto.randomUUID();
     console.log(`sgnl://linkdevice?uuid=${id}&pub_key=${btoa(id).slice(0, 32)}`);
-    await Deno.mkdir(standinDir(cmd.config), { recursive: true, mode: 0o770 });
+    await Deno.mkdir(standinDir(cmd.config), { recursive: true, mode: 0o700 });
     await Deno.writeTextFile(`${standinDir(cmd.config)}/linked`, `${cmd.name}\n`, {
-      mode: 0o640,
+      mode: 0o600,
     });
     console.log(`Associated with: ${cmd.account ?? "+15559990000"}`);
     return 0;
