@@ -47,6 +47,11 @@ import {
 import { operatorEdits } from "./deploy/operator.ts";
 import { parseGuide } from "./deploy/readme.ts";
 import { auditReads } from "./deploy/reads.ts";
+import { installProbe, probeAs } from "./deploy/probe.ts";
+import { ACCESS_MATRIX, CHANNELS } from "../_helpers/access_matrix.ts";
+import { productionLayout, retrieveSocketPath } from "../../services/common/permissions/mod.ts";
+import { productionAddressesFrom } from "../../services/common/units/mod.ts";
+import { requestLine } from "../../services/joi/knowledge/retrieve_protocol.ts";
 import { snapshotRepository } from "./deploy/snapshot.ts";
 import { installSignalCli, OpenhabStandin, SignalServer, startLlm } from "./deploy/standins.ts";
 import {
@@ -164,6 +169,7 @@ Deno.test({
         children.push(openhab.child);
         household = new Household(new SignalServer(vms.mesh), openhab, explain);
         await runGuide(guide.steps, { build, vms }, hooks, guideRun);
+        await closeSessions(guideRun); // the operator logs out
         print(`guide: ${JSON.stringify(guideRun.seconds)} (seconds per host)`);
         await household.signal.setGroups(expectedGroups());
       });
@@ -207,9 +213,10 @@ Deno.test({
             { folder: "group/family", file: "dinner.md", token: familyTok },
           ];
           for (const d of docs) {
+            // joi searches for every word of the message: the note holds them all
             await vms.joi.writeFile(
               `/root/${d.file}`,
-              `# Spare key\n\nThe spare key is with ${d.token}, ask about the spare key.\n`,
+              `# Spare key\n\njoi, where is the spare key? It is with ${d.token}.\n`,
               { mode: 0o644 },
             );
             await runDay2(op, vms, {
@@ -220,8 +227,17 @@ Deno.test({
           const question = "joi, where is the spare key?";
           const dmAt = await h.ownerWrites(question, OWNER_DM);
           const dm = await h.expect("joi's answer to the owner's DM", OWNER_DM, dmAt);
+          const retries = await logLines(vms.joi, /outbound_retry|mesh_breaker/, ["/var/log/joi"]);
+          print(
+            `the owner's DM was answered in ${
+              dm.at - dmAt
+            } ms (joi's send retries: ${retries.length}${
+              retries.length ? `, first: ${retries[0]!.slice(0, 300)}` : ""
+            })`,
+          );
           const familyAt = await h.ownerWrites(question, FAMILY_GROUP);
           const family = await h.expect("joi's answer in the family group", FAMILY_GROUP, familyAt);
+          print(`the family group was answered in ${family.at - familyAt} ms`);
           const dmText = String(dm.params.message);
           const familyText = String(family.params.message);
           assert.match(
@@ -244,6 +260,95 @@ Deno.test({
             new RegExp(privateTok),
             "the owner's private note never reaches the family",
           );
+        },
+      );
+
+      await phase(
+        "the access matrix through the production retrieve sockets, and only joi may connect",
+        async () => {
+          const op = guide.day2.knowledge!;
+          const placed: { folder: string; token: string; file: string }[] = [];
+          for (const [i, folder] of Object.keys(ACCESS_MATRIX).entries()) {
+            const token = `kbcell${crypto.randomUUID().slice(0, 8).replace(/-/g, "0")}`;
+            const file = `cell-${i}.md`;
+            await vms.joi.writeFile(
+              `/root/${file}`,
+              `# Cell ${i}\n\nThe word ${token} lives here.\n`,
+              {
+                mode: 0o644,
+              },
+            );
+            await runDay2(op, vms, {
+              ...hooks,
+              placeholders: { ...hooks.placeholders, file: `/root/${file}`, folder },
+            });
+            placed.push({ folder, token, file });
+          }
+          const channelUsers = loadPolicyFile("channelUsers", "policies/channel_users.yaml")
+            .allowed_channel_users as Record<string, string>;
+          const uid: Record<string, string> = {};
+          for (const [channel, user] of Object.entries(channelUsers)) {
+            uid[channel] = (await vms.joi.exec(["id", "-u", user])).stdout.trim();
+          }
+          await installProbe(vms.joi);
+          const layout = productionLayout(
+            productionAddressesFrom(network, loadPolicyFile("llm", "policies/llm.yaml")),
+          );
+          const socketOf = (channel: string) =>
+            retrieveSocketPath(layout.retrieveSocketDir, channel);
+          const cells = CHANNELS.flatMap((channel) => placed.map((p) => ({ channel, ...p })));
+          const answers = await probeAs(
+            vms.joi,
+            "joi",
+            cells.map((c) => ({
+              socket: socketOf(c.channel),
+              line: requestLine({ type: "search", q: c.token, limit: 10 }).trimEnd(),
+            })),
+          );
+          const wrong: string[] = [];
+          for (const [i, c] of cells.entries()) {
+            const run = answers[i]!.runs[0]!;
+            const cell = `${c.channel} x ${c.folder}`;
+            if (!run.ok) {
+              wrong.push(`${cell}: ${run.error}`);
+              continue;
+            }
+            const out = JSON.parse(run.output || "{}") as {
+              results?: { source: string; accessed_as: string }[];
+            };
+            const results = out.results ?? [];
+            if (ACCESS_MATRIX[c.folder]!.includes(c.channel)) {
+              const hit = results.length === 1 && results[0]!.source === `${c.folder}/${c.file}` &&
+                results[0]!.accessed_as === `uid:${uid[c.channel]}`;
+              if (!hit) {
+                wrong.push(`${cell}: should find its note as uid ${uid[c.channel]}: ${run.output}`);
+              }
+            } else if (results.length !== 0 || run.output!.includes(c.token)) {
+              wrong.push(`${cell}: must find nothing: ${run.output}`);
+            }
+          }
+          print(
+            `access matrix: ${cells.length} cells through the production sockets, ${wrong.length} wrong`,
+          );
+          assert.deepEqual(wrong, []);
+          // the kernel lets only joi's user connect: every channel user and nobody are refused
+          const strangers = [...Object.values(channelUsers), "nobody"];
+          for (const user of strangers) {
+            const tries = await probeAs(
+              vms.joi,
+              user,
+              CHANNELS.map((channel) => ({ socket: socketOf(channel), line: "search {}" })),
+            );
+            for (const [k, t] of tries.entries()) {
+              const run = t.runs[0]!;
+              assert.equal(run.ok, false, `${user} must not connect to ${CHANNELS[k]}'s socket`);
+              assert.match(
+                run.error ?? "",
+                /PermissionDenied|Permission denied/,
+                `${user}: ${run.error}`,
+              );
+            }
+          }
         },
       );
 
@@ -362,6 +467,12 @@ Deno.test({
       });
 
       await phase("joi's Nebula stopped for a minute: the alarm arrives after", async () => {
+        await eventually(
+          "the relay to be subscribed to openHAB's event stream",
+          async () => (await h.openhab.open()) >= 1,
+          60_000,
+          explain,
+        );
         const nebula = (await runningServices(vms.joi)).find((u) => /^nebula/.test(u));
         assert.ok(nebula, "a Nebula unit runs on the joi VM");
         await vms.joi.exec(["systemctl", "stop", nebula]);
