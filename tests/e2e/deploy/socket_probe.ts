@@ -16,7 +16,7 @@
 export interface ProbeRequest {
   /** Socket path. */
   socket: string;
-  /** The line to write (a trailing newline is added). */
+  /** The line to write (a trailing newline is added); "" writes nothing. */
   line: string;
   /** How often (default 1). */
   repeat?: number;
@@ -45,7 +45,8 @@ async function once(socket: string, line: string): Promise<ProbeRun> {
   let conn: Deno.UnixConn | undefined;
   try {
     conn = await Deno.connect({ transport: "unix", path: socket });
-    await conn.write(new TextEncoder().encode(`${line}\n`));
+    // a server that never reads (a benchmark's floor) must not see a write it resets on
+    if (line !== "") await conn.write(new TextEncoder().encode(`${line}\n`));
     const output = await new Response(conn.readable).text();
     return { ok: true, ms: performance.now() - started, output };
   } catch (e) {

@@ -245,14 +245,15 @@ export class Vm {
 
   /**
    * Copies a host directory's contents into the VM (a tar stream, as `scp -r`
-   * or `rsync -a` would: modes, links and root's ownership kept).
+   * or `rsync -a` would: modes, links and root's ownership kept). A directory
+   * that exists already keeps its own owner and mode.
    */
   async copyIn(hostDir: string, vmDir: string): Promise<void> {
     if (this.pid === null) throw new Error(`vm ${this.name}: not running`);
     await sh("bash", [
       "-c",
       'set -o pipefail; tar -C "$1" -cf - . | ' +
-      'nsenter -t "$3" -a -- sh -c \'mkdir -p "$0" && tar -C "$0" -xpf -\' "$2"',
+      'nsenter -t "$3" -a -- sh -c \'mkdir -p "$0" && tar -C "$0" --no-overwrite-dir -xpf -\' "$2"',
       "bash",
       hostDir,
       vmDir,
