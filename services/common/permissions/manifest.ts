@@ -659,6 +659,13 @@ const MANIFEST: Record<ProgramName, Builder> = {
         "/usr/bin/ffmpeg",
         "/usr/bin/nebula",
         "/usr/bin/nebula-cert",
+        // bench retrieve's booted VM (tests/e2e/vm/): the VM and commands inside it
+        "sh",
+        "bash",
+        "kill",
+        "chattr",
+        "unshare",
+        "nsenter",
       ],
       env: [],
       sys: [],
