@@ -30,6 +30,7 @@ import { snapshotRepository } from "../../tests/e2e/deploy/snapshot.ts";
 import { hostAddresses } from "../../tests/e2e/topology.ts";
 import { Cluster } from "../../tests/e2e/vm/cluster.ts";
 import { ShellSession } from "../../tests/e2e/vm/shell.ts";
+import { sh } from "../../tests/e2e/process.ts";
 import type { Vm } from "../../tests/e2e/vm/vm.ts";
 
 /** Connections per mechanism (interleaved). */
@@ -50,10 +51,10 @@ const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 9
 
 /** Why the booted measure cannot run here, or null. */
 async function missing(): Promise<string | null> {
-  if (Deno.uid() !== 0) return "needs root (it boots a VM)";
-  try {
-    await Deno.stat("/usr/sbin/debootstrap");
-  } catch {
+  if ((await sh("sh", ["-c", "id -u"], false)).stdout.trim() !== "0") {
+    return "needs root (it boots a VM)";
+  }
+  if ((await sh("sh", ["-c", "test -x /usr/sbin/debootstrap"], false)).code !== 0) {
     return "needs debootstrap (apt install debootstrap)";
   }
   return null;

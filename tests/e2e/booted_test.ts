@@ -101,6 +101,17 @@ async function diagnose(vms: Vm[]): Promise<string> {
   return out.join("\n");
 }
 
+/** Every file under `dir` (links not followed) whose name is in `names`. */
+async function filesNamed(dir: string, names: Set<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...await filesNamed(path, names));
+    else if (e.isFile && names.has(e.name)) out.push(path);
+  }
+  return out;
+}
+
 /** The deployed services of `vm` that run a process (not one-shots, not templates). */
 async function runningServices(vm: Vm): Promise<string[]> {
   return (await deployedUnits(vm))
@@ -175,6 +186,32 @@ Deno.test({
       });
       if (!deployed || !household) return;
       const h = household;
+
+      await phase("each VM holds only its own keys", async () => {
+        // on each VM's disk (its overlay's upper layer: all it was given and made)
+        const others = (me: string) =>
+          Object.keys(vms).filter((n) => n !== me).map((n) => `${n}.key`);
+        const notHere: Record<string, string[]> = {
+          joi: ["ca.key", ...others("joi")],
+          mesh: ["ca.key", ...others("mesh"), "openhab_to_joi.key", "memory.key"],
+          openhab: [
+            "ca.key",
+            ...others("openhab"),
+            "mesh_to_joi.key",
+            "joi_to_mesh.key",
+            "memory.key",
+          ],
+        };
+        const found: string[] = [];
+        for (const vm of all) {
+          const names = notHere[vm.name]!;
+          const upper = `${vm.disk}/upper`;
+          for (const path of await filesNamed(upper, new Set(names))) {
+            found.push(`${vm.name}: ${path.slice(upper.length)}`);
+          }
+        }
+        assert.deepEqual(found, [], "a key that is not the VM's own");
+      });
 
       await phase("every deployed unit is up and none failed", async () => {
         for (const vm of all) {
