@@ -18,8 +18,8 @@
  *
  * @module
  */
-import { loadPolicyFile } from "../../services/common/policy/mod.ts";
-import { productionLayout } from "../../services/common/permissions/mod.ts";
+import { householdRoles, loadPolicyFile } from "../../services/common/policy/mod.ts";
+import { productionLayout, retrieveSocketPath } from "../../services/common/permissions/mod.ts";
 import { productionAddressesFrom, retrieveUnitNames } from "../../services/common/units/mod.ts";
 import { requestLine } from "../../services/joi/knowledge/retrieve_protocol.ts";
 import { closeSessions, type GuideRun, runDay2, runGuide } from "../../tests/e2e/deploy/guide.ts";
@@ -37,8 +37,7 @@ import type { Vm } from "../../tests/e2e/vm/vm.ts";
 const SAMPLES = 40;
 /** Documents in the corpus. */
 const DOCUMENTS = 10_000;
-/** The channel measured and the folder it reads. */
-const CHANNEL = "owner_private_dm";
+/** The folder measured (every channel reads it); the channel is the owner's DM. */
 const FOLDER = "shared";
 /** The floor's channel-like name (its own socket beside the real ones). */
 const FLOOR = "benchfloor";
@@ -80,21 +79,31 @@ async function writeCorpus(dir: string, n: number, needle: string): Promise<void
   }
 }
 
-/** The floor's units: the channel's, the entry point replaced by an empty script. */
-async function installFloor(vm: Vm, empty: string): Promise<string> {
-  const names = retrieveUnitNames(CHANNEL);
+/**
+ * The floor's units: `channel`'s, listening on `floorSocket` with the entry
+ * point replaced by an empty script.
+ */
+async function installFloor(
+  vm: Vm,
+  channel: string,
+  realSocket: string,
+  floorSocket: string,
+  empty: string,
+): Promise<string> {
+  const names = retrieveUnitNames(channel);
   const floor = retrieveUnitNames(FLOOR);
   const socket = await vm.readFile(`/etc/systemd/system/${names.socket}`);
   const service = await vm.readFile(`/etc/systemd/system/${names.service}`);
-  const real = `/${CHANNEL}.sock`;
-  if (!socket.includes(real)) throw new Error(`bench: ${names.socket} does not listen on *${real}`);
+  if (!socket.includes(realSocket)) {
+    throw new Error(`bench: ${names.socket} does not listen on ${realSocket}`);
+  }
   const exec = /^ExecStart=(.*)$/m.exec(service)?.[1];
   const entry = exec?.split(" ").find((a) => a.endsWith("/scripts/retrieve.ts"));
   if (!exec || !entry) throw new Error(`bench: no retrieve entry point in ${names.service}`);
   const floorExec = `${exec.slice(0, exec.indexOf(entry))}${empty}`;
   await vm.writeFile(
     `/etc/systemd/system/${floor.socket}`,
-    socket.replace(real, `/${FLOOR}.sock`),
+    socket.replace(realSocket, floorSocket),
     {
       mode: 0o644,
     },
@@ -118,6 +127,7 @@ export async function benchBooted(): Promise<void> {
   }
   const print = (l: string) => console.log(`  ${l}`);
   const network = loadPolicyFile("network", "policies/network.yaml");
+  const CHANNEL = householdRoles(loadPolicyFile("recipients", "policies/recipients.yaml")).ownerDm;
   const layout = productionLayout(
     productionAddressesFrom(network, loadPolicyFile("llm", "policies/llm.yaml")),
   );
@@ -189,11 +199,11 @@ export async function benchBooted(): Promise<void> {
       cwd: "/opt/joi",
       env: { DENO_DIR: "/opt/joi/.deno", DENO_NO_UPDATE_CHECK: "1" },
     });
-    await installFloor(vm, empty);
-    await installProbe(vm);
     const dir = layout.retrieveSocketDir;
-    const realSock = `${dir}/${CHANNEL}.sock`;
-    const floorSock = `${dir}/${FLOOR}.sock`;
+    const realSock = retrieveSocketPath(dir, CHANNEL);
+    const floorSock = retrieveSocketPath(dir, FLOOR);
+    await installFloor(vm, CHANNEL, realSock, floorSock, empty);
+    await installProbe(vm);
     const line = requestLine({ type: "search", q: needle, limit: 10 }).trimEnd();
     const check = await probeAs(vm, "joi", [{ socket: realSock, line }]);
     const first = check[0]!.runs[0]!;
