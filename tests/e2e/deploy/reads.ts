@@ -9,7 +9,10 @@
  * it reads) and its credentials directory, for Nebula its config's folder, for
  * signal-cli its `--config` folder. And it must be able to read its
  * configuration (every file of its config folder but `secrets/`, which
- * systemd hands over as credentials).
+ * systemd hands over as credentials). Public by design, readable by anyone:
+ * the Nebula certificates (a certificate holds no secret; each service reads
+ * its own for the expiry watch) and the Nebula guard's nftables rules; keys,
+ * Nebula's config and everything else stay forbidden.
  *
  * @module
  */
@@ -28,6 +31,9 @@ export const SENSITIVE_TREES = [
   "/var/lib/signal-cli",
   "/var/log/joi",
 ];
+
+/** Files anyone may read: Nebula's certificates and its guard's rules. */
+export const PUBLIC_FILES = /^\/etc\/nebula\/(?:[a-z0-9_-]+\.crt|guard\.nft)$/;
 
 /** What a service may and can read. */
 export interface ReadAudit {
@@ -110,7 +116,7 @@ export async function auditReads(vm: Vm, unit: string): Promise<ReadAudit> {
       'while IFS= read -r f; do [ -r "$f" ] && printf "%s\\n" "$f"; done; true',
     ], { input: files.join("\n") + "\n" })).stdout.split("\n").filter(Boolean),
   );
-  const forbidden = files.filter((f) => readable.has(f) && !under(f, own));
+  const forbidden = files.filter((f) => readable.has(f) && !under(f, own) && !PUBLIC_FILES.test(f));
   const config = configDir
     ? files.filter((f) => under(f, [configDir]) && !under(f, [`${configDir}/secrets`]))
     : [];

@@ -1,6 +1,6 @@
 /** The booted test's notion of a service's own paths, from its unit's command line. */
 import assert from "node:assert/strict";
-import { ownPaths, under } from "./reads.ts";
+import { ownPaths, PUBLIC_FILES, under } from "./reads.ts";
 
 Deno.test("reads: a Deno service's own paths are its --allow-read list and named dirs", () => {
   const argv = [
@@ -52,4 +52,22 @@ Deno.test("reads: under() is by path component", () => {
   assert.ok(under("/etc/joi", ["/etc/joi"]));
   assert.ok(!under("/etc/joi-relay/x", ["/etc/joi"]));
   assert.ok(under("/etc/passwd", ["/etc/passwd"]));
+});
+
+Deno.test("reads: Nebula's certificates and guard rules are public, its keys and config are not", () => {
+  for (const f of ["/etc/nebula/ca.crt", "/etc/nebula/joi.crt", "/etc/nebula/guard.nft"]) {
+    assert.ok(PUBLIC_FILES.test(f), f);
+  }
+  for (
+    const f of [
+      "/etc/nebula/joi.key",
+      "/etc/nebula/ca.key",
+      "/etc/nebula/config.yml",
+      "/etc/nebula/sub/joi.crt",
+      "/etc/joi/ca.crt",
+      "/etc/nebula/joi.crt.key",
+    ]
+  ) {
+    assert.ok(!PUBLIC_FILES.test(f), f);
+  }
 });
