@@ -19,7 +19,11 @@ export const MODULES: readonly { label: string; specifier: string }[] = [
   { label: "  relay's steady state (relay.ts)", specifier: "services/openhab_relay/relay.ts" },
   { label: "  policy loader (policy/mod.ts)", specifier: "services/common/policy/mod.ts" },
   { label: "  wire (wire/mod.ts)", specifier: "services/common/wire/mod.ts" },
-  { label: "  joi's ingest answer (ingest/batch.ts)", specifier: "services/joi/ingest/batch.ts" },
+  { label: "  joi's batch judge (ingest/batch.ts)", specifier: "services/joi/ingest/batch.ts" },
+  {
+    label: "  joi's batch answer (batch_answer.ts)",
+    specifier: "services/joi/ingest/batch_answer.ts",
+  },
   { label: "  npm:zod", specifier: "zod" },
   { label: "  npm:yaml", specifier: "yaml" },
   { label: "  npm:hono", specifier: "hono" },

@@ -17,7 +17,7 @@
  *   dropped, counted and named in the log) and posted in batches of at most
  *   `maxBatch` events and `maxBodyBytes` bytes.
  *
- * joi answers a batch per event (`services/joi/ingest/batch.ts`): the relay
+ * joi answers a batch per event (`services/joi/ingest/batch.ts`, its contract `batch_answer.ts`): the relay
  * removes exactly the events joi accepted or refused for good (each refusal
  * logged by item name with joi's code and reason), and keeps those that may
  * be retried. A rate-limited answer sets a real backoff: no ordinary post
@@ -36,12 +36,12 @@ import {
   JsonClient,
   SignedClient,
   WireClientError,
-  type WireKey,
   type WireResponse,
-} from "../common/wire/mod.ts";
+} from "../common/wire/client.ts";
+import type { WireKey } from "../common/wire/keys.ts";
 import type { Logger } from "../common/log.ts";
 import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
-import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch.ts";
+import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch_answer.ts";
 import { deviceTypeOf } from "../joi/guard/device_types.ts";
 import { readCapped } from "../common/wire/read_capped.ts";
 import { parseSse, type SseSkip } from "./sse.ts";

@@ -49,7 +49,8 @@ import {
   normalizeWeather,
 } from "./normalize.ts";
 import { type BusEvent, normalizeBusEvent } from "./openhab_events.ts";
-import { type BatchAnswer, type JudgedEvent, judgeEvents } from "./batch.ts";
+import type { BatchAnswer } from "./batch_answer.ts";
+import { type JudgedEvent, judgeEvents } from "./batch.ts";
 import type { EventPipeline, HandleOptions } from "./pipeline.ts";
 import type { DeviceEvent, IngestEndpoint } from "./types.ts";
 import { cleanUntrusted } from "./untrusted.ts";

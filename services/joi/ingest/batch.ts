@@ -20,66 +20,18 @@
  *
  * `accepted` holds every event joi has now (handled, ignored as unused, or a
  * repeat of a per-event `id` it already had); `refused` the others. A refusal
- * with a code of {@link RETRYABLE_CODES} may succeed later (`rate_limited`
+ * with a code of `RETRYABLE_CODES` (`batch_answer.ts`) may succeed later (`rate_limited`
  * after `retry_after` seconds); any other refusal is final. Critical events
  * are never refused for a rate limit and never count against one.
  *
  * @module
  */
 import type { ErrorCode } from "../../common/wire/envelope.ts";
+import { type RefusedEvent, topicItem } from "./batch_answer.ts";
 import { IngestError } from "./errors.ts";
 import { type BusContext, type BusEvent, normalizeBusEvent } from "./openhab_events.ts";
 import { formatIssues } from "./schemas.ts";
 import type { DeviceEvent } from "./types.ts";
-import { cleanIdentifier } from "./untrusted.ts";
-
-/** One refused event of a batch. */
-export interface RefusedEvent {
-  /** Its index in `events`. */
-  index: number;
-  /** The item (or thing, channel) its topic names, when it names one. */
-  item?: string;
-  /** The contract's error code. */
-  code: ErrorCode;
-  /** What is wrong, naming the field. */
-  reason: string;
-  /** For `rate_limited`: seconds until it may be sent again. */
-  retry_after?: number;
-}
-
-/** The `data` of a batch answer. */
-export interface BatchAnswer {
-  received: true;
-  /** Indexes of the events joi has (handled, ignored as unused, or already had). */
-  accepted: number[];
-  /** The refused events, by index. */
-  refused: RefusedEvent[];
-  /** Accepted events that repeated a per-event `id` joi already had. */
-  duplicates: number;
-  /** Accepted events joi does not use (blocked items, unused actions, images). */
-  skipped: number;
-  /** Normalized events handled. */
-  events: number;
-  /** Outbound messages queued (critical alerts, warnings). */
-  queued: number;
-}
-
-/** Refusal codes after which the same event may be accepted later. */
-export const RETRYABLE_CODES: ReadonlySet<string> = new Set(["rate_limited", "internal_error"]);
-
-/** True when an event refused with `code` may be sent again. */
-export function isRetryable(code: string): boolean {
-  return RETRYABLE_CODES.has(code);
-}
-
-/** The item, thing or channel an openHAB topic names (for logs), if any. */
-export function topicItem(topic: unknown): string | undefined {
-  if (typeof topic !== "string") return undefined;
-  const segs = topic.split("/");
-  if (segs[0] !== "openhab" || segs.length < 4) return undefined;
-  const name = segs[1] === "items" && segs.length === 5 ? segs[3] : segs[2];
-  return name ? cleanIdentifier(name, 120) : undefined;
-}
 
 /** One event of a batch that passed its own checks. */
 export interface JudgedEvent {

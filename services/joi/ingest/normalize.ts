@@ -8,7 +8,8 @@
 import type { z } from "zod";
 import type { EndpointSchemas } from "./schemas.ts";
 import type { DeviceEvent } from "./types.ts";
-import { cleanIdentifier, cleanUntrusted } from "./untrusted.ts";
+import { cleanIdentifier } from "./identifier.ts";
+import { cleanUntrusted } from "./untrusted.ts";
 import { decodeValue } from "./openhab_events.ts";
 import { deviceTypeOf } from "../guard/device_types.ts";
 import { IngestError } from "./errors.ts";

@@ -9,7 +9,8 @@
  */
 import { IngestError } from "./errors.ts";
 import type { DeviceEvent, EventKind } from "./types.ts";
-import { cleanIdentifier, cleanUntrusted } from "./untrusted.ts";
+import { cleanIdentifier } from "./identifier.ts";
+import { cleanUntrusted } from "./untrusted.ts";
 import { deviceTypeOf } from "../guard/device_types.ts";
 
 /** One event of openHAB's bus as the REST stream delivers it. */

@@ -53,11 +53,3 @@ export function cleanUntrusted(input: unknown, max: number): string {
 export function quoteUntrusted(input: unknown, max: number): string {
   return `“${cleanUntrusted(input, max)}”`;
 }
-
-const SAFE_ID = /^[A-Za-z0-9_\-.:@]+$/;
-
-/** A safe identifier (item names, sensor ids): letters, digits, `_-.:@`; at most `max` chars. */
-export function cleanIdentifier(input: string, max = 120): string {
-  if (input.length <= max && SAFE_ID.test(input)) return input;
-  return input.normalize("NFKC").replace(/[^\p{L}\p{N}_\-.:@]/gu, "_").slice(0, max);
-}
