@@ -43,6 +43,14 @@ import {
 export const MAX_FOLDER_DEPTH = 3;
 
 /**
+ * How long a connection may take to send its whole request line. joi writes
+ * it as soon as it connects; a connection that stays silent would hold one of
+ * the channel's few slots (the socket's MaxConnections=) until systemd's
+ * RuntimeMaxSec= (30 s) ends it: it is ended here first.
+ */
+export const REQUEST_DEADLINE_MS = 5_000;
+
+/**
  * An FTS5 MATCH expression from user text: every word quoted, any may match;
  * bm25 ranks first the documents holding more of them, and rarer ones. (All
  * words required, a question found nothing unless a note held its every word.)
@@ -255,16 +263,40 @@ function currentUid(): string {
   }
 }
 
+/**
+ * {@link readRequestLine} within `ms`: throws a {@link QueryError} when the
+ * line is not complete by then (the pending read is abandoned; the caller
+ * exits, which closes the connection).
+ */
+export async function readRequestLineWithin(
+  read: (buf: Uint8Array) => Promise<number | null>,
+  ms: number,
+): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new QueryError(`request: no complete line within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([readRequestLine(read), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Entry point: returns the exit code (0 ok, 2 bad request, 1 failure). */
 export async function main(
   argv: string[],
   read: (buf: Uint8Array) => Promise<number | null> = (b) => Deno.stdin.read(b),
+  deadlineMs = REQUEST_DEADLINE_MS,
 ): Promise<number> {
   let root: string;
   let query: Query;
   try {
     root = parseArgv(argv).root;
-    query = parseRequest(await readRequestLine(read));
+    query = parseRequest(await readRequestLineWithin(read, deadlineMs));
   } catch (e) {
     console.error(`joi-retrieve: ${e instanceof QueryError ? e.message : "invalid request"}`);
     return 2;

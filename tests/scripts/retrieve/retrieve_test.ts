@@ -7,7 +7,13 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { readRequestLine, renderOutput, runQuery } from "../../../scripts/retrieve.ts";
+import {
+  readRequestLine,
+  readRequestLineWithin,
+  renderOutput,
+  REQUEST_DEADLINE_MS,
+  runQuery,
+} from "../../../scripts/retrieve.ts";
 import {
   canonicalQueryJson,
   MAX_OUTPUT_BYTES,
@@ -387,6 +393,57 @@ Deno.test("search: any word may match, documents holding more of them rank first
       runQuery(root, { type: "search", q: "garage", limit: 10 }, "uid:0").results,
       [],
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the request line has a deadline: a silent or half-sent request is ended", async () => {
+  const never = () => new Promise<number | null>(() => {});
+  await assert.rejects(readRequestLineWithin(never, 50), (e: unknown) => {
+    assert.ok(e instanceof QueryError);
+    assert.match(e.message, /no complete line within 50 ms/);
+    return true;
+  });
+  const line = new TextEncoder().encode('search {"q":"x"}\n');
+  let sent = false;
+  const once = (b: Uint8Array) => {
+    if (sent) return never();
+    sent = true;
+    b.set(line);
+    return Promise.resolve(line.length);
+  };
+  assert.equal(await readRequestLineWithin(once, 5_000), 'search {"q":"x"}');
+});
+
+Deno.test("joi-retrieve as started: a connection that never finishes its line is ended", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const layout = { ...localLayout(), codeDir: REPO, joiStateDir: dir };
+    for (const sent of ["", 'search {"q":"no newline'] as const) {
+      const child = new Deno.Command("deno", {
+        args: retrieveFixedArgv(retrieveSpec(layout, REPO)),
+        clearEnv: true,
+        env: {},
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      if (sent) await w.write(new TextEncoder().encode(sent));
+      // stdin stays open, as a client that connected and went quiet
+      const started = Date.now();
+      const guard = setTimeout(() => child.kill("SIGKILL"), REQUEST_DEADLINE_MS + 20_000);
+      const out = await child.output().finally(() => clearTimeout(guard));
+      const ms = Date.now() - started;
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.signal, null, `still waiting after ${ms} ms (killed)`);
+      assert.equal(out.code, 2, stderr);
+      assert.match(stderr, /no complete line within 5000 ms/);
+      assert.equal(out.stdout.length, 0);
+      assert.ok(ms >= REQUEST_DEADLINE_MS, `ended after ${ms} ms, before the deadline`);
+      await w.close().catch(() => {});
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
