@@ -16,9 +16,14 @@
  * answer without it; the access matrix through the production mechanism; a
  * smoke alarm from openHAB to the critical group; `systemctl reload joi`;
  * `kill -9` of each service (it restarts; what was accepted is delivered); a
- * reboot of each VM; joi's Nebula stopped for a minute; the `systemd-analyze
- * security` exposure of every deployed unit; each service's user and what it
- * can read; no failed unit.
+ * reboot of each VM; joi's Nebula stopped for a minute (the mesh's link
+ * watch tells the owner and the critical group within its bound, the alarm
+ * raised meanwhile arrives after, then joi's summary); the openHAB relay
+ * stopped ("the house is silent" to the critical group, then "the house is
+ * back" once it runs again); the `systemd-analyze security` exposure of every
+ * deployed unit; each service's user and what it can read; no failed unit.
+ * The household's watch figures are shortened on the build host before the
+ * bundles are made ({@link TEST_WATCHES}), so a minute's outage crosses them.
  *
  * Root only (skipped with a reason otherwise; in CI a missing prerequisite
  * fails). Progress and the time of each phase go to stderr.
@@ -43,14 +48,21 @@ import {
   Household,
   logLines,
   OWNER_DM,
+  type Sent,
 } from "./deploy/household.ts";
-import { operatorEdits } from "./deploy/operator.ts";
+import { operatorEdits, TEST_WATCHES, tuneWatches } from "./deploy/operator.ts";
 import { parseGuide } from "./deploy/readme.ts";
 import { auditReads } from "./deploy/reads.ts";
 import { installProbe, probeAs } from "./deploy/probe.ts";
 import { ACCESS_MATRIX, CHANNELS } from "../_helpers/access_matrix.ts";
 import { productionLayout, retrieveSocketPath } from "../../services/common/permissions/mod.ts";
-import { productionAddressesFrom } from "../../services/common/units/mod.ts";
+import {
+  productionAddressesFrom,
+  RETRIEVE_LIMITS,
+  RETRIEVE_MAX_CONNECTIONS,
+  retrieveUnitNames,
+} from "../../services/common/units/mod.ts";
+import { REQUEST_DEADLINE_MS } from "../../scripts/retrieve.ts";
 import { requestLine } from "../../services/joi/knowledge/retrieve_protocol.ts";
 import { snapshotRepository } from "./deploy/snapshot.ts";
 import { installSignalCli, OpenhabStandin, SignalServer, startLlm } from "./deploy/standins.ts";
@@ -80,6 +92,16 @@ const needs = ignoreUnless(
 const MAX_EXPOSURE = 1.5;
 /** What the Ollama stand-in echoes back: the knowledge tokens of this test. */
 const TOKEN = "kb[a-z]+[0-9a-f]{8}";
+/** How every answer of the Ollama stand-in begins. */
+const REPLY = "Here is what I know.";
+/** Whether a message the mesh sent is joi's answer (not a watch's alert). */
+const isAnswer = (s: Sent) => String(s.params.message).includes(REPLY);
+/** Whether a message the mesh sent has `pattern`. */
+const says = (pattern: RegExp) => (s: Sent) => pattern.test(String(s.params.message));
+/** Where the watches tell about joi's link: the owner's DM and the critical group. */
+const BOTH = [["owner's DM", OWNER_DM], ["critical group", CRITICAL_GROUP]] as const;
+/** Seconds since `t`, one decimal. */
+const since = (t: number) => ((Date.now() - t) / 1000).toFixed(1);
 
 const t0 = Date.now();
 const print = (line: string) =>
@@ -147,10 +169,18 @@ Deno.test({
     const token = crypto.randomUUID().replaceAll("-", "");
     const guide = parseGuide(await Deno.readTextFile("README.md"));
     const source = `${c.dir}/source.git`;
+    let tuned = false;
     const hooks: GuideHooks = {
       placeholders: { "this repository": source },
       edit: operatorEdits({ vms, openhabToken: token }),
       onCommand: (host, cmd) => print(`${host}$ ${cmd.text.trim().split("\n")[0]}`),
+      // the household's watch figures, edited in policies/ before the bundles are made
+      before: async (host, cmd, shell) => {
+        if (host !== "build" || tuned || !/deno task bundle/.test(cmd.text)) return;
+        tuned = true;
+        await tuneWatches((await shell.run("pwd")).output.trim());
+        print(`build: policies/policy.yaml watches ${JSON.stringify(TEST_WATCHES)}`);
+      },
     };
     const problems: string[] = [];
     let household: Household | undefined;
@@ -174,7 +204,7 @@ Deno.test({
         print(`deploying ${commit.slice(0, 12)} (the working tree) by ${guide.steps.length} steps`);
         await installSignalCli(vms.mesh);
         children.push(
-          await startLlm(vms.joi, { port: 11434, reply: "Here is what I know.", echo: TOKEN }),
+          await startLlm(vms.joi, { port: 11434, reply: REPLY, echo: TOKEN }),
         );
         const openhab = await OpenhabStandin.start(vms.openhab, { port: 8080, token });
         children.push(openhab.child);
@@ -263,7 +293,7 @@ Deno.test({
           }
           const question = "joi, where is the spare key?";
           const dmAt = await h.ownerWrites(question, OWNER_DM);
-          const dm = await h.expect("joi's answer to the owner's DM", OWNER_DM, dmAt);
+          const dm = await h.expect("joi's answer to the owner's DM", OWNER_DM, dmAt, isAnswer);
           const retries = await logLines(vms.joi, /outbound_retry|mesh_breaker/, ["/var/log/joi"]);
           print(
             `the owner's DM was answered in ${
@@ -273,7 +303,12 @@ Deno.test({
             })`,
           );
           const familyAt = await h.ownerWrites(question, FAMILY_GROUP);
-          const family = await h.expect("joi's answer in the family group", FAMILY_GROUP, familyAt);
+          const family = await h.expect(
+            "joi's answer in the family group",
+            FAMILY_GROUP,
+            familyAt,
+            isAnswer,
+          );
           print(`the family group was answered in ${family.at - familyAt} ms`);
           const dmText = String(dm.params.message);
           const familyText = String(family.params.message);
@@ -389,6 +424,45 @@ Deno.test({
         },
       );
 
+      await phase(
+        "retrieve sockets: capped connections, and a silent connection is ended",
+        async () => {
+          const layout = productionLayout(
+            productionAddressesFrom(network, loadPolicyFile("llm", "policies/llm.yaml")),
+          );
+          for (const channel of CHANNELS) {
+            const { socket } = retrieveUnitNames(channel);
+            const r = await vms.joi.exec([
+              "systemctl",
+              "show",
+              "--property=MaxConnections",
+              "--value",
+              socket,
+            ]);
+            assert.equal(r.stdout.trim(), String(RETRIEVE_MAX_CONNECTIONS), `${socket}`);
+          }
+          // joi connects and never writes its request line: joi-retrieve ends it
+          const [silent] = await probeAs(vms.joi, "joi", [{
+            socket: retrieveSocketPath(layout.retrieveSocketDir, CHANNELS[0]!),
+            line: "",
+          }]);
+          const run = silent!.runs[0]!;
+          print(
+            `a silent connection was closed after ${
+              run.ms.toFixed(0)
+            } ms (deadline ${REQUEST_DEADLINE_MS} ms, RuntimeMaxSec ${RETRIEVE_LIMITS.runtimeMaxSec} s)`,
+          );
+          assert.ok(run.ok, run.error);
+          assert.equal(run.output, "", "nothing is answered to no request");
+          assert.ok(
+            run.ms >= REQUEST_DEADLINE_MS && run.ms < RETRIEVE_LIMITS.runtimeMaxSec * 1000,
+            `closed after ${run.ms} ms: by joi-retrieve's deadline, not systemd's limit`,
+          );
+          const said = await logLines(vms.joi, /no complete line within/);
+          assert.ok(said.length > 0, "joi-retrieve said why it ended the connection");
+        },
+      );
+
       await phase("a smoke alarm from openHAB reaches the critical group", async () => {
         const at = await h.smoke("Kitchen_Smoke");
         const sent = await h.alarmDelivered("Kitchen_Smoke", at);
@@ -402,7 +476,7 @@ Deno.test({
         assert.equal(after.activeState, "active");
         assert.equal(after.mainPid, before.mainPid, "a reload is not a restart");
         const at = await h.ownerWrites("Still there after the reload?");
-        await h.expect("an answer after the reload", OWNER_DM, at);
+        await h.expect("an answer after the reload", OWNER_DM, at, isAnswer);
       });
 
       await phase(
@@ -441,7 +515,7 @@ Deno.test({
             "the answer to the DM the mesh had accepted",
             OWNER_DM,
             d1,
-            () => true,
+            isAnswer,
             90_000,
           );
 
@@ -473,7 +547,7 @@ Deno.test({
             }
           }
           const d2 = await h.ownerWrites("And after everything was killed once?");
-          await h.expect("an answer after every kill", OWNER_DM, d2, () => true, 90_000);
+          await h.expect("an answer after every kill", OWNER_DM, d2, isAnswer, 90_000);
           const a3 = await h.smoke("Garage_Smoke");
           await h.alarmDelivered("Garage_Smoke", a3, 90_000);
         },
@@ -498,30 +572,145 @@ Deno.test({
           explain,
         );
         const d = await h.ownerWrites("Good morning after the reboots");
-        await h.expect("an answer after the reboots", OWNER_DM, d, () => true, 90_000);
+        await h.expect("an answer after the reboots", OWNER_DM, d, isAnswer, 90_000);
         const a = await h.smoke("Basement_Smoke");
         await h.alarmDelivered("Basement_Smoke", a, 90_000);
       });
 
-      await phase("joi's Nebula stopped for a minute: the alarm arrives after", async () => {
-        await eventually(
-          "the relay to be subscribed to openHAB's event stream",
-          async () => (await h.openhab.open()) >= 1,
-          60_000,
-          explain,
-        );
-        const nebula = (await runningServices(vms.joi)).find((u) => /^nebula/.test(u));
-        assert.ok(nebula, "a Nebula unit runs on the joi VM");
-        await vms.joi.exec(["systemctl", "stop", nebula]);
-        const at = await h.smoke("Bedroom_Smoke");
-        await new Promise((r) => setTimeout(r, 60_000));
-        const early = (await h.sentSince(CRITICAL_GROUP, at)).filter((x) =>
-          String(x.params.message).includes("Bedroom_Smoke")
-        );
-        assert.deepEqual(early, [], "no alarm can reach Signal while joi is cut off");
-        await vms.joi.exec(["systemctl", "start", nebula]);
-        await h.alarmDelivered("Bedroom_Smoke", at, 90_000);
-      });
+      const link = TEST_WATCHES.nebula_health;
+      // the mesh checks every interval, each check waits at most the deadline, and it
+      // tells after that many failed checks
+      const linkBoundMs = link.alert_after_failures *
+        (link.check_interval_seconds * 1000 + link.lighthouse_ping_timeout_ms);
+      await phase(
+        "joi's Nebula stopped for a minute: the mesh tells the household within its bound; the alarm arrives after",
+        async () => {
+          await eventually(
+            "the relay to be subscribed to openHAB's event stream",
+            async () => (await h.openhab.open()) >= 1,
+            60_000,
+            explain,
+          );
+          const nebula = (await runningServices(vms.joi)).find((u) => /^nebula/.test(u));
+          assert.ok(nebula, "a Nebula unit runs on the joi VM");
+          const stopped = Date.now();
+          await vms.joi.exec(["systemctl", "stop", nebula]);
+          const at = await h.smoke("Bedroom_Smoke");
+          const unreachable = says(/joi is unreachable since/);
+          // 3 s for the stand-in's clock and the send itself
+          const limit = linkBoundMs + 3_000;
+          for (
+            const [name, to] of BOTH
+          ) {
+            const told = await h.expect(
+              `the mesh's "joi is unreachable" in the ${name}`,
+              to,
+              stopped,
+              unreachable,
+              limit,
+            );
+            print(
+              `the mesh told the ${name} ${
+                ((told.at - stopped) / 1000).toFixed(1)
+              } s after the stop (bound ${linkBoundMs / 1000} s)`,
+            );
+            assert.ok(told.at - stopped <= limit, `told after ${told.at - stopped} ms`);
+          }
+          await new Promise((r) => setTimeout(r, Math.max(0, stopped + 60_000 - Date.now())));
+          const early = (await h.sentSince(CRITICAL_GROUP, at)).filter((x) =>
+            String(x.params.message).includes("Bedroom_Smoke")
+          );
+          assert.deepEqual(early, [], "no alarm can reach Signal while joi is cut off");
+          const restarted = Date.now();
+          await vms.joi.exec(["systemctl", "start", nebula]);
+          const alarm = await h.alarmDelivered("Bedroom_Smoke", at, 90_000);
+          print(
+            `the Bedroom_Smoke alarm arrived ${
+              ((alarm.at - restarted) / 1000).toFixed(1)
+            } s after Nebula's restart`,
+          );
+          const back = says(
+            /joi is back in touch\. It was cut off from .* alerts? (was|were) delayed and (is|are) now delivered\./,
+          );
+          for (
+            const [name, to] of BOTH
+          ) {
+            const summary = await h.expect(
+              `joi's "back in touch" summary in the ${name}`,
+              to,
+              restarted,
+              back,
+              90_000,
+            );
+            print(
+              `${name}: ${String(summary.params.message).slice(0, 160)} (${since(restarted)} s)`,
+            );
+          }
+          // joi heard no heartbeat meanwhile either: its silence ends once the link is back
+          const house = await h.expect(
+            `joi's "the house is back" after its own cut`,
+            CRITICAL_GROUP,
+            restarted,
+            says(/The house is back: /),
+            60_000,
+          );
+          print(`critical group: ${String(house.params.message).slice(0, 200)}`);
+        },
+      );
+
+      const watch = TEST_WATCHES.watch;
+      await phase(
+        'the openHAB relay stopped: "the house is silent" to the critical group, then the house is back',
+        async () => {
+          const stopped = Date.now();
+          await vms.openhab.exec(["systemctl", "stop", "joi-openhab-relay.service"]);
+          // silence counts from the last heartbeat (at most one period before the stop);
+          // joi looks every second; 3 s for the send
+          const earliest = (watch.house_silent_seconds - watch.heartbeat_seconds) * 1000;
+          const limit = watch.house_silent_seconds * 1000 + 3_000;
+          const silent = await h.expect(
+            `joi's "the house is silent" in the critical group`,
+            CRITICAL_GROUP,
+            stopped,
+            says(/The house is silent: no heartbeat from the openHAB relay since/),
+            limit,
+          );
+          const after = silent.at - stopped;
+          print(
+            `the critical group was told the house is silent ${
+              (after / 1000).toFixed(1)
+            } s after the stop (${watch.house_silent_seconds} s without a heartbeat)`,
+          );
+          assert.ok(after >= earliest && after <= limit, `told after ${after} ms`);
+          assert.deepEqual(
+            (await h.sentSince(OWNER_DM, stopped)).filter(says(/house is silent/)),
+            [],
+            "the house's silence goes to the critical group",
+          );
+          const started = Date.now();
+          await vms.openhab.exec(["systemctl", "start", "joi-openhab-relay.service"]);
+          const back = await h.expect(
+            'joi\'s "the house is back" in the critical group',
+            CRITICAL_GROUP,
+            started,
+            says(/The house is back: .* The relay restarted at .*: it had stopped\./),
+            watch.heartbeat_seconds * 1000 + 30_000,
+          );
+          print(
+            `the house is back ${since(started)} s after the relay's start: ${
+              String(back.params.message).slice(0, 200)
+            }`,
+          );
+          await eventually(
+            "the relay to subscribe again",
+            async () => (await h.openhab.open()) >= 1,
+            60_000,
+            explain,
+          );
+          const a = await h.smoke("Porch_Smoke");
+          await h.alarmDelivered("Porch_Smoke", a, 60_000);
+        },
+      );
 
       await phase(
         `systemd-analyze security (online): every deployed service <= ${MAX_EXPOSURE}`,

@@ -27,6 +27,12 @@ export interface GuideHooks {
   edit(host: StepHost, files: string[], command: Command): Promise<void>;
   /** Called before each command (progress, timing). */
   onCommand?(host: StepHost, command: Command): void;
+  /**
+   * Called before each command is run, after {@link onCommand}: what the
+   * operator does between two commands that the guide describes in prose
+   * (e.g. editing `policies/` on the build host before bundling).
+   */
+  before?(host: StepHost, command: Command, shell: ShellSession): Promise<void>;
 }
 
 /** A failed step of the guide. */
@@ -106,6 +112,7 @@ async function runCommands(
 ): Promise<void> {
   for (const command of commands) {
     hooks.onCommand?.(host, command);
+    await hooks.before?.(host, command, shell);
     if (command.edit) {
       await hooks.edit(host, command.edit, command);
       continue;

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { loadPolicyFile } from "../../../services/common/policy/mod.ts";
 import type { Command, StepHost } from "./readme.ts";
 import type { Vm } from "../vm/vm.ts";
 
@@ -54,4 +55,58 @@ export function operatorEdits(input: OperatorInput) {
       }
     }
   };
+}
+
+/**
+ * The watch figures of the test household, shorter than the shipped ones so
+ * that the booted test's outages (a minute, not hours) cross them: the link
+ * watch (joi <-> mesh) checks every 5 s and tells after 3 failed checks, the
+ * relay's heartbeat comes every 5 s and 15 s without one is "the house is
+ * silent". The policy's rules still hold (deadline < interval, silence >= 2
+ * heartbeats).
+ */
+export const TEST_WATCHES = {
+  nebula_health: {
+    check_interval_seconds: 5,
+    lighthouse_ping_timeout_ms: 2000,
+    alert_after_failures: 3,
+  },
+  watch: { heartbeat_seconds: 5, house_silent_seconds: 15 },
+} as const;
+
+/**
+ * The operator's edit of the household policy on the build host before the
+ * bundles are made (the README: edit `policies/` first; every VM's copy comes
+ * from there): `policies/policy.yaml` of the checkout at `repo` gets
+ * {@link TEST_WATCHES}, its comments kept.
+ */
+export async function tuneWatches(repo: string): Promise<void> {
+  const path = `${repo}/policies/policy.yaml`;
+  const lines = (await Deno.readTextFile(path)).split("\n");
+  const left = new Set<string>();
+  for (const [section, values] of Object.entries(TEST_WATCHES)) {
+    for (const key of Object.keys(values)) left.add(`${section}.${key}`);
+  }
+  let section = "";
+  const out = lines.map((line) => {
+    const top = /^([a-z_]+):/.exec(line);
+    if (top) section = top[1]!;
+    const m = /^(\s+)([a-z_]+):(\s*)([^\s#]+)(.*)$/.exec(line);
+    const values = (TEST_WATCHES as Record<string, Record<string, number>>)[section];
+    if (!m || !values || !(m[2]! in values)) return line;
+    left.delete(`${section}.${m[2]}`);
+    return `${m[1]}${m[2]}:${m[3]}${values[m[2]!]}${m[5]}`;
+  });
+  if (left.size > 0) {
+    throw new Error(`${path}: no ${[...left].join(", ")} to shorten (the test's TEST_WATCHES)`);
+  }
+  await Deno.writeTextFile(path, out.join("\n"));
+  // the household's policy must still be one joi accepts
+  const p = loadPolicyFile("policy", path);
+  for (const [sec, values] of Object.entries(TEST_WATCHES)) {
+    for (const [key, value] of Object.entries(values)) {
+      const got = (p as unknown as Record<string, Record<string, unknown>>)[sec]![key];
+      if (got !== value) throw new Error(`${path}: ${sec}.${key} is ${got}, not ${value}`);
+    }
+  }
 }
