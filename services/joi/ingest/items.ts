@@ -8,18 +8,13 @@
  * @module
  */
 import type { Policy } from "../../common/policy/policy.ts";
+import { compileGlob } from "../../common/glob.ts";
 
 /**
  * The allow and block lists, policy.yaml `ingest.items`: `allow` globs are
  * admitted (`["*"]` for everything), `block` globs refused (they win).
  */
 export type ItemLists = Policy["ingest"]["items"];
-
-/** Compiles one glob into an anchored, case-insensitive regular expression. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`, "is");
-}
 
 /** A compiled item filter. */
 export interface ItemFilter {
@@ -31,12 +26,12 @@ export interface ItemFilter {
 
 /** Compiles the policy's lists into an {@link ItemFilter}. */
 export function compileItemFilter(lists: ItemLists): ItemFilter {
-  const allow = lists.allow.map((g) => ({ g, re: globToRegExp(g) }));
-  const block = lists.block.map((g) => ({ g, re: globToRegExp(g) }));
+  const allow = lists.allow.map(compileGlob);
+  const block = lists.block.map(compileGlob);
   const refusal = (item: string): string | null => {
-    const b = block.find((p) => p.re.test(item));
-    if (b) return `item "${item}" is blocked by pattern "${b.g}"`;
-    if (!allow.some((p) => p.re.test(item))) return `item "${item}" matches no allow pattern`;
+    const b = block.find((p) => p.test(item));
+    if (b) return `item "${item}" is blocked by pattern "${b.source}"`;
+    if (!allow.some((p) => p.test(item))) return `item "${item}" matches no allow pattern`;
     return null;
   };
   return { refusal, admits: (item) => refusal(item) === null };
