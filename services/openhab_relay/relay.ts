@@ -42,7 +42,8 @@ import type { WireKey } from "../common/wire/keys.ts";
 import type { Logger } from "../common/log.ts";
 import { compileItemFilter, type ItemLists } from "../joi/ingest/items.ts";
 import { isRetryable, type RefusedEvent, topicItem } from "../joi/ingest/batch_answer.ts";
-import { deviceTypeOf } from "../joi/guard/device_types.ts";
+import { DeviceClassifier, type DeviceClassPatterns } from "../common/device_classes.ts";
+import { cleanIdentifier } from "../joi/ingest/identifier.ts";
 import { readCapped } from "../common/wire/read_capped.ts";
 import { parseSse, type SseSkip } from "./sse.ts";
 import type { CriticalRecord } from "./critical_store.ts";
@@ -78,6 +79,8 @@ export interface RelayOptions {
   maxBodyBytes?: number;
   /** Device classes whose events take the critical lane (policy `iot.critical_device_types`). */
   criticalTypes?: readonly string[];
+  /** The household's item patterns -> classes (policy `iot.device_classes`), read as joi reads them. */
+  deviceClasses?: DeviceClassPatterns;
   /** openHAB's keep-alive period (10 s); the watchdog fires after 3 of them. */
   keepAliveMs?: number;
   /** Buffered ordinary events at most while joi is unreachable (default 10,000). */
@@ -211,6 +214,7 @@ export class Relay {
   #o: RelayOptions;
   #filter;
   #critical: Set<string>;
+  #classes: DeviceClassifier;
   #ordinary: Pending[] = [];
   #urgent: Pending[] = [];
   #stopped = false;
@@ -229,6 +233,7 @@ export class Relay {
     this.#o = o;
     this.#filter = compileItemFilter(o.items);
     this.#critical = new Set(o.criticalTypes ?? []);
+    this.#classes = new DeviceClassifier(o.deviceClasses);
     this.#fetch = o.fetch ?? fetch;
     this.#now = o.now ?? Date.now;
     this.#stream = { connected: false, since: this.#now(), lastTrafficAt: null, error: null };
@@ -293,12 +298,20 @@ export class Relay {
     return kind === "things" || kind === "channels";
   }
 
-  /** True for an item event of a critical device class (the item's or its group's). */
-  isCritical(topic: string): boolean {
+  /**
+   * True for an item event of a critical device class, read exactly as joi's
+   * ingest reads it (`DeviceClassifier.itemClasses` on the cleaned names,
+   * with the payload's value type): the item's class, or its group's.
+   */
+  isCritical(topic: string, valueType?: string): boolean {
     const s = topic.split("/");
     if (s[1] !== "items" || this.#critical.size === 0) return false;
-    const names = s.length === 5 ? [s[2], s[3]] : [s[2]];
-    return names.some((n) => n !== undefined && this.#critical.has(deviceTypeOf(n)));
+    const item = s.length === 5 ? s[3] : s[2];
+    if (!item) return false;
+    const group = s.length === 5 && s[2] ? cleanIdentifier(s[2]) : undefined;
+    const c = this.#classes.itemClasses(cleanIdentifier(item), group, valueType);
+    return this.#critical.has(c.deviceType) ||
+      (c.groupType !== undefined && this.#critical.has(c.groupType));
   }
 
   /**
@@ -348,7 +361,8 @@ export class Relay {
       return;
     }
     const p: Pending = { ev: out, item, bytes, attempts: 0, alone: false };
-    if (this.isCritical(ev.topic)) {
+    const valueType = ev.topic.startsWith("openhab/items/") ? payloadType(ev.payload) : undefined;
+    if (this.isCritical(ev.topic, valueType)) {
       // on disk before anything else: a relay killed now still posts it when it starts
       this.#o.record?.put({ ev: out, item });
       this.#urgentPush(p);
@@ -427,7 +441,11 @@ export class Relay {
       );
       if (!Array.isArray(list)) throw new Error("GET /rest/items: not a list of items");
       for (
-        const c of resyncCandidates(list, (n) => this.#filter.admits(n), (t) => this.isCritical(t))
+        const c of resyncCandidates(
+          list,
+          (n) => this.#filter.admits(n),
+          (t, v) => this.isCritical(t, v),
+        )
       ) {
         const state = (await get(`/rest/items/${encodeURIComponent(c.name)}/state`, {}, 4096))
           .trim();
@@ -840,7 +858,7 @@ export interface ResyncCandidate {
 export function resyncCandidates(
   items: readonly unknown[],
   admits: (name: string) => boolean,
-  isCritical: (topic: string) => boolean,
+  isCritical: (topic: string, valueType: string) => boolean,
 ): ResyncCandidate[] {
   const out: ResyncCandidate[] = [];
   for (const raw of items) {
@@ -853,10 +871,23 @@ export function resyncCandidates(
     const groups = Array.isArray(it.groupNames)
       ? it.groupNames.filter((g): g is string => typeof g === "string" && admits(g))
       : [];
-    const topic = isCritical(own)
+    const topic = isCritical(own, valueType)
       ? own
-      : groups.map((g) => `openhab/items/${g}/${it.name}/state`).find(isCritical);
+      : groups.map((g) => `openhab/items/${g}/${it.name}/state`).find((t) =>
+        isCritical(t, valueType)
+      );
     if (topic !== undefined) out.push({ name: it.name, topic, valueType });
   }
   return out;
+}
+
+/** The value type of an item event's payload (`{"type":"OnOff",...}`), if it names one. */
+function payloadType(payload: string): string | undefined {
+  try {
+    const p: unknown = JSON.parse(payload);
+    const t = (p as { type?: unknown } | null)?.type;
+    return typeof t === "string" ? t : undefined;
+  } catch {
+    return undefined; // joi refuses it and says why; the class comes from the names alone
+  }
 }

@@ -98,6 +98,7 @@ export async function runRelay(args: RelayArgs, log: Logger): Promise<number> {
     maxEventBytes: policy.ingest.max_event_bytes,
     maxBodyBytes: policy.security.max_body_bytes,
     criticalTypes: policy.iot.critical_device_types,
+    deviceClasses: policy.iot.device_classes,
     ...(signingKey ? { signingKey } : {}),
     ...(record ? { record } : {}),
     toleranceMs: policy.security.timestamp_tolerance_minutes * 60_000,

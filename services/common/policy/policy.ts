@@ -17,6 +17,7 @@ import {
   timeZone,
 } from "./primitives.ts";
 import type { RuleIssue } from "./source.ts";
+import { ALARM_CLASSES, KNOWN_CLASSES } from "../device_classes.ts";
 
 const outboundLimit = z.object({
   per_hour: positiveInt,
@@ -98,6 +99,12 @@ export const PolicySchema = z.object({
     }).strict(),
     confirmation: z.object({ alert_minutes: z.array(nonNegativeInt).min(1) }).strict(),
     critical_device_types: z.array(nonEmpty),
+    /**
+     * Item glob -> device class, before the name's words are read (first
+     * match in file order): for names that tell their class in no word joi
+     * knows (`"Dym_*": smoke`) or tell a wrong one (`"*_Batt": battery`).
+     */
+    device_classes: z.record(nonEmpty, identifier("device class")).default({}),
     critical_alert_types: z.array(nonEmpty),
     clear_states: z.array(nonEmpty),
   }).strict(),
@@ -201,6 +208,7 @@ export function policyRules(p: Policy): RuleIssue[] {
       message: `per_minute (${inbound.per_minute}) cannot exceed per_hour (${inbound.per_hour})`,
     });
   }
+  issues.push(...deviceClassIssues(p.iot));
   const f = p.iot.flapping;
   if (f.suppress_transitions <= f.flapping_transitions) {
     issues.push({
@@ -272,5 +280,37 @@ export function policyRules(p: Policy): RuleIssue[] {
     }
     names.add(bp.name);
   });
+  return issues;
+}
+
+/**
+ * `iot.critical_device_types` and `iot.device_classes` name classes that
+ * exist: a critical class no name's words tell and no pattern maps to makes
+ * no item critical, and a pattern mapping items to a class no rule knows
+ * (`"Rauchmelder_*": smok`) would silence the alarms it was written for.
+ */
+function deviceClassIssues(iot: Policy["iot"]): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const critical = new Set(iot.critical_device_types);
+  const mapped = new Set(Object.values(iot.device_classes));
+  const examples = `e.g. ${ALARM_CLASSES.join(", ")}`;
+  iot.critical_device_types.forEach((t, i) => {
+    if (KNOWN_CLASSES.has(t) || mapped.has(t)) return;
+    issues.push({
+      path: ["iot", "critical_device_types", i],
+      message: `${JSON.stringify(t)} is no device class, so no item would ever be critical by ` +
+        `it: use a class joi reads from item names (${examples}), or map items to it in ` +
+        `iot.device_classes`,
+    });
+  });
+  for (const [glob, cls] of Object.entries(iot.device_classes)) {
+    if (KNOWN_CLASSES.has(cls) || critical.has(cls)) continue;
+    issues.push({
+      path: ["iot", "device_classes", glob],
+      message: `${JSON.stringify(cls)} is no device class joi knows and not in ` +
+        `iot.critical_device_types: items matching ${JSON.stringify(glob)} would be of a class ` +
+        `nothing acts on (${examples}; a class of your own must be listed as critical)`,
+    });
+  }
   return issues;
 }

@@ -39,6 +39,7 @@ import type { Policy } from "../../common/policy/policy.ts";
 import { RateLimiter } from "../../common/rate_limit.ts";
 import { IngestError } from "./errors.ts";
 import { compileItemFilter } from "./items.ts";
+import { DeviceClassifier, type DeviceClassPatterns } from "../../common/device_classes.ts";
 import { endpointSchemas, formatIssues } from "./schemas.ts";
 import {
   normalizeAlert,
@@ -63,6 +64,8 @@ export interface IngestPolicy {
     Policy["ingest"],
     "allowed_sources" | "max_event_bytes" | "max_readings" | "items" | "string_max_chars"
   >;
+  /** policy.yaml `iot.device_classes`: the household's item patterns -> classes. */
+  deviceClasses?: DeviceClassPatterns | undefined;
   /** `rate_limits.openhab`: per hour, per endpoint. */
   openhabPerHour: Record<IngestEndpoint, number>;
   /** `security.max_body_bytes`: cap of a relay batch. */
@@ -109,6 +112,7 @@ export function createIngestApp(o: IngestAppOptions): Hono {
   const schemas = endpointSchemas({ maxReadings: p.ingest.max_readings });
   const filter = compileItemFilter(p.ingest.items);
   const refuse = (item: string) => filter.refusal(item);
+  const classes = new DeviceClassifier(p.deviceClasses);
   const allowedNames = new Set(p.ingest.allowed_sources.map((s) => s.toLowerCase()));
   const allowedAddrs = new Set(
     p.ingest.allowed_sources.filter((s) => IP.test(s)).map(normalizeAddress),
@@ -255,6 +259,7 @@ export function createIngestApp(o: IngestAppOptions): Hono {
       stringMax: p.ingest.string_max_chars,
       receivedAt,
       refuse,
+      classes,
     });
     // rate limits count events (critical ones never count and are never refused)
     const limiter = limiters.get("events")!;
@@ -324,7 +329,12 @@ export function createIngestApp(o: IngestAppOptions): Hono {
     };
     return ok(c, answer);
   };
-  const ctx = () => ({ receivedAt: receivedAt(), stringMax: p.ingest.string_max_chars, refuse });
+  const ctx = () => ({
+    receivedAt: receivedAt(),
+    stringMax: p.ingest.string_max_chars,
+    refuse,
+    classes,
+  });
 
   app.post("/api/v1/openhab/presence", single, (c) => {
     const r = parse(c, schemas.presence);
@@ -391,6 +401,7 @@ export function createIngestApp(o: IngestAppOptions): Hono {
         receivedAt: r.data.received_at ?? receivedAt(),
         stringMax: p.ingest.string_max_chars,
         refuse,
+        classes,
       });
       return { events: res.events, skipped: res.skipped ? [res.skipped] : [] };
     });

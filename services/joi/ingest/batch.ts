@@ -65,6 +65,7 @@ export interface JudgeContext {
   stringMax: number;
   receivedAt: () => number;
   refuse: BusContext["refuse"];
+  classes?: BusContext["classes"];
 }
 
 const encoder = new TextEncoder();
@@ -109,6 +110,7 @@ export function judgeEvents(
         receivedAt: e.received_at ?? ctx.receivedAt(),
         stringMax: ctx.stringMax,
         refuse: ctx.refuse,
+        classes: ctx.classes,
       });
       const at = ctx.receivedAt();
       passed.push({

@@ -126,6 +126,7 @@ export function createEventPath(o: EventPathOptions): EventPath {
   const ingestApp = createIngestApp({
     policy: {
       ingest: p.ingest,
+      deviceClasses: p.iot.device_classes,
       openhabPerHour: openhabLimits(p),
       maxBodyBytes: p.security.max_body_bytes,
       bodyTimeoutMs: p.server.body_timeout_seconds * 1000,

@@ -11,7 +11,7 @@ import type { DeviceEvent } from "./types.ts";
 import { cleanIdentifier } from "./identifier.ts";
 import { cleanUntrusted } from "./untrusted.ts";
 import { decodeValue } from "./openhab_events.ts";
-import { deviceTypeOf } from "../guard/device_types.ts";
+import { type DeviceClassifier, WORDS_ONLY } from "../../common/device_classes.ts";
 import { IngestError } from "./errors.ts";
 
 /** What normalizing needs besides the body. */
@@ -22,6 +22,8 @@ export interface NormalizeContext {
   stringMax: number;
   /** Item filter: why `item` is refused, or null. */
   refuse: (item: string) => string | null;
+  /** Device classes (policy `iot.device_classes`); default: names' words only. */
+  classes?: DeviceClassifier | undefined;
 }
 
 type Body<K extends keyof EndpointSchemas> = z.infer<EndpointSchemas[K]>;
@@ -89,7 +91,7 @@ export function normalizeSensors(b: Body<"sensors">, ctx: NormalizeContext): Nor
       endpoint: "sensors",
       source: b.source,
       device: cleanIdentifier(r.sensor_id),
-      deviceType: deviceTypeOf(r.sensor_id, r.type),
+      deviceType: (ctx.classes ?? WORDS_ONLY).typeOf(r.sensor_id, r.type),
       kind: "reading",
       state: decoded.state,
       ...(decoded.value !== undefined ? { value: decoded.value } : {}),
@@ -196,7 +198,7 @@ export function normalizeState(b: Body<"state">, ctx: NormalizeContext): Normali
       endpoint: "state",
       source: b.source,
       device: cleanIdentifier(b.data.item),
-      deviceType: deviceTypeOf(b.data.item),
+      deviceType: (ctx.classes ?? WORDS_ONLY).typeOf(b.data.item),
       kind: "state",
       state,
       previousState: stateString(b.data.previous_state, ctx.stringMax),

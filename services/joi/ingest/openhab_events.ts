@@ -11,7 +11,7 @@ import { IngestError } from "./errors.ts";
 import type { DeviceEvent, EventKind } from "./types.ts";
 import { cleanIdentifier } from "./identifier.ts";
 import { cleanUntrusted } from "./untrusted.ts";
-import { deviceTypeOf } from "../guard/device_types.ts";
+import { type DeviceClassifier, WORDS_ONLY } from "../../common/device_classes.ts";
 
 /** One event of openHAB's bus as the REST stream delivers it. */
 export interface BusEvent {
@@ -148,6 +148,8 @@ export interface BusContext {
   stringMax: number;
   /** Item filter refusal; a refused item is skipped, never stored. */
   refuse: (item: string) => string | null;
+  /** Device classes (policy `iot.device_classes`); default: names' words only. */
+  classes?: DeviceClassifier | undefined;
 }
 
 /** Result of {@link normalizeBusEvent}: events, or why the event was skipped. */
@@ -205,18 +207,22 @@ export function normalizeBusEvent(event: BusEvent, field: string, ctx: BusContex
       }
     }
     // a group event reports the change of one member: the member is the device
-    // (its own event and its group's are one physical device), the group's class
-    // stands in when the member's name tells none
+    // (its own event and its group's are one physical device); the group's class
+    // comes with it, as the relay reads it (device_classes.ts)
     const device = cleanIdentifier(item);
     const groupName = group === undefined ? undefined : cleanIdentifier(group);
+    const { deviceType, groupType } = (ctx.classes ?? WORDS_ONLY).itemClasses(
+      device,
+      groupName,
+      p.type,
+    );
     return {
       events: [{
         ...base,
         device,
-        deviceType: deviceTypeOf(device, p.type),
-        ...(groupName !== undefined
-          ? { group: groupName, groupType: deviceTypeOf(groupName, p.type) }
-          : {}),
+        deviceType,
+        ...(groupName !== undefined ? { group: groupName } : {}),
+        ...(groupType !== undefined ? { groupType } : {}),
         kind,
         state: decoded.state,
         ...(previous !== undefined ? { previousState: previous } : {}),

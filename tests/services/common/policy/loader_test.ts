@@ -81,7 +81,7 @@ const VARIANTS: [string, Edit[], string[]][] = [
   [
     "a fraction where a whole number is needed",
     [{ file: "policy.yaml", from: "batch_minutes: 5", to: "batch_minutes: 5.5" }],
-    ["policies/policy.yaml:71:18: ingest.batch_minutes: expected an integer, got number 5.5"],
+    ["policies/policy.yaml:74:18: ingest.batch_minutes: expected an integer, got number 5.5"],
   ],
   [
     "number below its minimum",
@@ -180,7 +180,7 @@ const VARIANTS: [string, Edit[], string[]][] = [
     [{ file: "channel_users.yaml", from: "  partner_regular_dm: joi-partner-public\n", to: "" }],
     [
       "policies/channel_users.yaml:3:1: allowed_channel_users.partner_regular_dm: channel derived from recipients.yaml is missing (add: partner_regular_dm: joi-partner-public)",
-      'policies/policy.yaml:93:5: memory.retention_days.partner_regular_dm: unknown channel "partner_regular_dm" (channel_users.yaml has: critical_group, family_group, owner_private_dm, owner_regular_dm, partner_private_dm)',
+      'policies/policy.yaml:96:5: memory.retention_days.partner_regular_dm: unknown channel "partner_regular_dm" (channel_users.yaml has: critical_group, family_group, owner_private_dm, owner_regular_dm, partner_private_dm)',
     ],
   ],
   [
@@ -253,7 +253,7 @@ const VARIANTS: [string, Edit[], string[]][] = [
       to: "    family_group: 90\n    stranger_dm: 30",
     }],
     [
-      `policies/policy.yaml:95:5: memory.retention_days.stranger_dm: unknown channel "stranger_dm" (channel_users.yaml has: ${ALL_CHANNELS})`,
+      `policies/policy.yaml:98:5: memory.retention_days.stranger_dm: unknown channel "stranger_dm" (channel_users.yaml has: ${ALL_CHANNELS})`,
     ],
   ],
   [
@@ -305,7 +305,7 @@ const VARIANTS: [string, Edit[], string[]][] = [
       to: "timezone: Europe/Bratslava",
     }],
     [
-      'policies/policy.yaml:105:13: household.timezone: "Europe/Bratslava" is not an IANA time zone name (e.g. "Europe/Bratislava", "UTC")',
+      'policies/policy.yaml:108:13: household.timezone: "Europe/Bratslava" is not an IANA time zone name (e.g. "Europe/Bratislava", "UTC")',
     ],
   ],
   [

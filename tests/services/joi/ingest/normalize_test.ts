@@ -3,7 +3,7 @@ import { decodeValue, normalizeBusEvent } from "../../../../services/joi/ingest/
 import { compileItemFilter } from "../../../../services/joi/ingest/items.ts";
 import { cleanUntrusted, quoteUntrusted } from "../../../../services/joi/ingest/untrusted.ts";
 import { IngestError } from "../../../../services/joi/ingest/errors.ts";
-import { deviceTypeOf } from "../../../../services/joi/guard/device_types.ts";
+import { deviceTypeOf } from "../../../../services/common/device_classes.ts";
 
 const filter = compileItemFilter({
   allow: ["*"],
