@@ -21,9 +21,10 @@
  *   `headersTimeoutMs` of the accept;
  * - **idle**: between requests on a kept-alive connection, the next request's
  *   headers must arrive within `idleTimeoutMs` of the previous answer;
- * - **body**: read by the middlewares (body.ts) within their body timeout;
- *   when it does not arrive, the 400 answer is sent and the connection closed
- *   (`closeAfterResponse`, connection.ts);
+ * - **body**: read by the middlewares (body.ts) within their body timeout,
+ *   checked by this module's sweeper (`bodyDeadline`, connection.ts: no timer
+ *   per request); when it does not arrive, the 400 answer is sent and the
+ *   connection closed (`closeAfterResponse`);
  * - **caps**: a connection beyond `maxConnectionsPerPeer` open connections of
  *   its peer address, or beyond `maxConnections` open connections of peers
  *   other than the port's own (`peers`), is closed at once (and logged, at
@@ -121,6 +122,8 @@ interface Conn {
   inflight: number;
   deadline: number;
   closeAfter: boolean;
+  bodyDeadline: number;
+  onBodyDeadline: (() => void) | undefined;
   finished?: Promise<void>;
 }
 
@@ -181,6 +184,11 @@ export function serveGuarded(app: FetchApp, options: ServeGuardedOptions): Guard
   const sweeper = setInterval(() => {
     const now = Date.now();
     for (const c of conns) {
+      const expire = c.onBodyDeadline;
+      if (expire !== undefined && c.bodyDeadline <= now) {
+        c.onBodyDeadline = undefined;
+        expire();
+      }
       if (c.inflight === 0 && c.deadline <= now && !c.abort.signal.aborted) {
         if (!c.closeAfter) stats.timedOut++;
         c.abort.abort();
@@ -229,6 +237,8 @@ export function serveGuarded(app: FetchApp, options: ServeGuardedOptions): Guard
       inflight: 0,
       deadline: Date.now() + options.headersTimeoutMs,
       closeAfter: false,
+      bodyDeadline: 0,
+      onBodyDeadline: undefined,
     };
     conns.add(c);
     perPeer.set(peer, (perPeer.get(peer) ?? 0) + 1);
