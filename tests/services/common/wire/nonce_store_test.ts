@@ -83,6 +83,34 @@ Deno.test("replay guard: concurrent claims share one synced write; exactly one c
   });
 });
 
+Deno.test("replay guard: under steady traffic no claim waits for the disk; about one synced write per step", async () => {
+  await withDir(async (dir) => {
+    let t = 1_767_225_600_000;
+    const path = `${dir}/n.journal`;
+    const store = openNonceStore(path, 900_000, { now: () => t, ceilingStepMs: 1000 });
+    // the first claim of a run (or after a quiet spell) waits for one sync
+    assert.ok(store.claim(crypto.randomUUID(), t) instanceof Promise);
+    await new Promise((r) => setTimeout(r, 20));
+    let waited = 0;
+    for (let i = 0; i < 100; i++) {
+      t += 100; // 10 requests/s for 10 s, each signed "now"
+      const r = store.claim(crypto.randomUUID(), t);
+      if (typeof r !== "string") waited++;
+      assert.equal(await r, "fresh");
+      await new Promise((r) => setTimeout(r, 5)); // the disk gets its turn
+    }
+    assert.equal(waited, 0, "a request waited for a sync under steady traffic");
+    store.close();
+    const ceilings = Deno.readTextFileSync(`${dir}/${[...Deno.readDirSync(dir)][0]!.name}`)
+      .trim().split("\n").filter((l) => l.startsWith("ceiling "));
+    assert.ok(ceilings.length >= 9 && ceilings.length <= 12, `${ceilings.length} ceiling writes`);
+    // and the next run still refuses everything this run let through
+    const next = openNonceStore(path, 900_000, { now: () => t });
+    assert.ok(next.floor >= t, `floor ${next.floor} below the last accepted timestamp ${t}`);
+    next.close();
+  });
+});
+
 Deno.test("replay guard: retention prunes nonces and deletes old segments, keeping the ceiling", async () => {
   await withDir(async (dir) => {
     let t = 1_767_225_600_000;
