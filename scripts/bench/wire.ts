@@ -14,7 +14,13 @@
  *    answer), replay guard in memory only;
  * 4. the production configuration: as 3 with the durable replay guard
  *    (nonce_store.ts: survives a restart and a power cut).
- * The last line prints row 4 / row 1 (the target is >= 0.5x).
+ * The rows run in interleaved rounds (row 1, 2, 3, 4, row 1, 2, ...), so the
+ * load of a shared machine falls on all of them alike. Each row also shows
+ * the CPU time per request of the client process and of the server process
+ * (`Deno.cpuUsage`, the server reports its own): on a busy machine req/s
+ * moves with the neighbours, CPU per request much less. The last lines print
+ * row 4 / row 1 in req/s (the target is >= 0.5x), the median of the rounds'
+ * ratios, and the ratio of CPU per request (client + server).
  *
  * Run alone: `deno task bench wire`.
  *
@@ -24,7 +30,8 @@ import { channelOfRecipient } from "../../services/common/policy/household.ts";
 import { bytesToHex, importWireKey, SignedClient } from "../../services/common/wire/mod.ts";
 
 const CONCURRENCY = 16;
-const REQUESTS = 4000;
+const ROUNDS = 5;
+const PER_ROUND = 1000;
 const WARMUP = 500;
 const PAYLOAD = {
   transport: "signal",
@@ -40,14 +47,24 @@ const HEADERS = {
   "X-Config-Hash": "0".repeat(64),
 };
 
-interface Figures {
+/** One row's figures, summed over its rounds. */
+interface Row {
   name: string;
-  rps: number;
-  p50: number;
-  p99: number;
+  one: () => Promise<void>;
+  requests: number;
+  seconds: number;
+  latencies: number[];
+  clientCpuUs: number;
+  serverCpuUs: number;
+  /** req/s of each round. */
+  rounds: number[];
 }
 
-async function drive(name: string, count: number, one: () => Promise<void>): Promise<Figures> {
+/** Runs `count` requests of `one` with CONCURRENCY workers; returns the seconds and each latency. */
+async function drive(
+  count: number,
+  one: () => Promise<void>,
+): Promise<{ seconds: number; latencies: number[] }> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -60,11 +77,16 @@ async function drive(name: string, count: number, one: () => Promise<void>): Pro
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { name, rps: count / elapsed, p50: pct(0.5), p99: pct(0.99) };
+  return { seconds: (performance.now() - started) / 1000, latencies };
+}
+
+const cpuNow = () => {
+  const { user, system } = Deno.cpuUsage();
+  return user + system;
+};
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
 /** Runs the benchmark and prints its figures. */
@@ -88,30 +110,38 @@ export async function bench(): Promise<void> {
     stderr: "inherit",
   }).spawn();
   const stdin = server.stdin.getWriter();
+  const encoder = new TextEncoder();
   try {
-    await stdin.write(new TextEncoder().encode(bytesToHex(raw) + "\n")); // the key, never in argv
+    await stdin.write(encoder.encode(bytesToHex(raw) + "\n")); // the key, never in argv
     raw.fill(0);
-    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let first = "";
-    while (!first.includes("\n")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error("the bench server exited before listening");
-      first += value;
-    }
-    void (async () => {
-      while (!(await lines.read()).done) { /* drain */ }
-    })();
-    const ports = JSON.parse(first) as Record<
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let pending = "";
+    const line = async (): Promise<string> => {
+      while (!pending.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the bench server exited");
+        pending += value;
+      }
+      const at = pending.indexOf("\n");
+      const out = pending.slice(0, at);
+      pending = pending.slice(at + 1);
+      return out;
+    };
+    const serverCpu = async (): Promise<number> => {
+      await stdin.write(encoder.encode("cpu\n"));
+      return (JSON.parse(await line()) as { cpuUs: number }).cpuUs;
+    };
+    const ports = JSON.parse(await line()) as Record<
       "plain" | "guarded" | "signedMemory" | "signedJournal",
       number
     >;
     const url = (port: number) => `http://127.0.0.1:${port}`;
-    const body = new TextEncoder().encode(JSON.stringify(PAYLOAD));
+    // The yardstick client does what any JSON client does: serialise, send, parse.
     const bare = (base: string) => async () => {
       const r = await fetch(`${base}/bare`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body,
+        body: JSON.stringify(PAYLOAD),
       });
       if (r.status !== 200) throw new Error(`bare: HTTP ${r.status}`);
       await r.json();
@@ -128,35 +158,78 @@ export async function bench(): Promise<void> {
         if (r.status !== 200) throw new Error(`signed: HTTP ${r.status}`);
       };
     };
-    const variants: [string, () => Promise<void>][] = [
-      ["bare Hono, Deno.serve", bare(url(ports.plain))],
-      ["bare Hono, guarded server", bare(url(ports.guarded))],
-      ["signed both ways, replay guard in memory", signed(url(ports.signedMemory))],
-      ["signed both ways, durable replay guard", signed(url(ports.signedJournal))],
+    const row = (name: string, one: () => Promise<void>): Row => ({
+      name,
+      one,
+      requests: 0,
+      seconds: 0,
+      latencies: [],
+      clientCpuUs: 0,
+      serverCpuUs: 0,
+      rounds: [],
+    });
+    const rows = [
+      row("bare Hono, Deno.serve", bare(url(ports.plain))),
+      row("bare Hono, guarded server", bare(url(ports.guarded))),
+      row("signed both ways, replay guard in memory", signed(url(ports.signedMemory))),
+      row("signed both ways, durable replay guard", signed(url(ports.signedJournal))),
     ];
-    // Interleave warm-ups so JIT and connection pools are warm for every variant.
-    for (const [, f] of variants) await drive("warmup", WARMUP, f);
-    const rows: Figures[] = [];
-    for (const [name, f] of variants) rows.push(await drive(name, REQUESTS, f));
+    // Warm every variant (JIT, connection pools) before measuring any.
+    for (const r of rows) await drive(WARMUP, r.one);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const r of rows) {
+        const c0 = cpuNow();
+        const s0 = await serverCpu();
+        const { seconds, latencies } = await drive(PER_ROUND, r.one);
+        r.serverCpuUs += (await serverCpu()) - s0;
+        r.clientCpuUs += cpuNow() - c0;
+        r.requests += PER_ROUND;
+        r.seconds += seconds;
+        r.latencies.push(...latencies);
+        r.rounds.push(PER_ROUND / seconds);
+      }
+    }
     const baseline = rows[0]!;
+    const production = rows[3]!;
+    const perRequest = (r: Row) => (r.clientCpuUs + r.serverCpuUs) / r.requests;
+    const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
     console.log(
-      `wire: ${REQUESTS} requests per row, ${CONCURRENCY} concurrent clients, ` +
-        `${body.length}-byte JSON body, loopback HTTP/1.1, servers in their own process`,
+      `wire: ${ROUNDS} interleaved rounds of ${PER_ROUND} requests per row, ${CONCURRENCY} ` +
+        `concurrent clients, ${
+          encoder.encode(JSON.stringify(PAYLOAD)).length
+        }-byte JSON body, loopback HTTP/1.1, servers in their own process; ` +
+        `load average ${load} (2 cores, shared)`,
     );
     console.log(
-      "variant".padEnd(42) + "req/s".padStart(9) + "p50 ms".padStart(9) + "p99 ms".padStart(9) +
-        "  throughput vs bare",
+      "variant".padEnd(42) + "req/s".padStart(8) + "p50 ms".padStart(8) + "p99 ms".padStart(8) +
+        "  CPU us/req client+server".padStart(27) + "  req/s vs bare",
     );
     for (const r of rows) {
+      r.latencies.sort((a, b) => a - b);
+      const cpu = `${(r.clientCpuUs / r.requests).toFixed(0)} + ${
+        (r.serverCpuUs / r.requests).toFixed(0)
+      } = ${perRequest(r).toFixed(0)}`;
       console.log(
-        r.name.padEnd(42) + r.rps.toFixed(0).padStart(9) + r.p50.toFixed(2).padStart(9) +
-          r.p99.toFixed(2).padStart(9) + `  ${(r.rps / baseline.rps).toFixed(2)}x`,
+        r.name.padEnd(42) + (r.requests / r.seconds).toFixed(0).padStart(8) +
+          pct(r.latencies, 0.5).toFixed(2).padStart(8) +
+          pct(r.latencies, 0.99).toFixed(2).padStart(8) + cpu.padStart(27) +
+          `  ${((r.requests / r.seconds) / (baseline.requests / baseline.seconds)).toFixed(2)}x`,
       );
     }
-    const production = rows[3]!;
+    const roundRatios = production.rounds.map((v, i) => v / baseline.rounds[i]!).sort((a, b) =>
+      a - b
+    );
+    const ratio = (production.requests / production.seconds) /
+      (baseline.requests / baseline.seconds);
     console.log(
-      `ratio signed request + signed response (durable replay guard) / bare: ` +
-        `${(production.rps / baseline.rps).toFixed(2)}x (target >= 0.50x)`,
+      `ratio signed request + signed response (durable replay guard) / bare, req/s: ` +
+        `${ratio.toFixed(2)}x (rounds ${roundRatios.map((x) => x.toFixed(2)).join(" ")}; ` +
+        `target >= 0.50x: ${ratio >= 0.5 ? "met" : "NOT met"})`,
+    );
+    console.log(
+      `ratio of CPU per request, bare / signed (client + server): ` +
+        `${(perRequest(baseline) / perRequest(production)).toFixed(2)}x ` +
+        `(the req/s ratio on cores of their own, when CPU bound)`,
     );
   } finally {
     await stdin.close().catch(() => {});

@@ -2,7 +2,8 @@
  * The server side of `deno task bench wire`, run as its own process (as a
  * server is, on its own VM): one port per variant, printed as one JSON line
  * on stdout once listening; the key (hex) arrives on stdin, never in argv.
- * Runs until stdin closes.
+ * Each further line on stdin is answered with this process's CPU time so far
+ * (`{"cpuUs": n}`). Runs until stdin closes.
  *
  * `deno run --allow-net=127.0.0.1 --allow-read=DIR --allow-write=DIR
  *  scripts/bench/wire_server.ts DIR`
@@ -81,7 +82,16 @@ async function main(): Promise<void> {
     signedMemory: port(signedMemory),
     signedJournal: port(signedJournal),
   }));
-  while (!(await reader.read()).done) { /* until the bench closes stdin */ }
+  // Each line the bench sends asks for this process's CPU time so far (us), until stdin closes.
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    for (const _ of decoder.decode(value).matchAll(/\n/g)) {
+      const { user, system } = Deno.cpuUsage();
+      console.log(JSON.stringify({ cpuUs: user + system }));
+    }
+  }
   await plain.shutdown();
   await Promise.all([guarded, signedMemory, signedJournal].map((s) => s.shutdown()));
   memory.close();
