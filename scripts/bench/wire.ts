@@ -32,7 +32,7 @@ import { bytesToHex, importWireKey, SignedClient } from "../../services/common/w
 const CONCURRENCY = 16;
 const ROUNDS = 5;
 const PER_ROUND = 1000;
-const WARMUP = 500;
+const WARMUP = 3000;
 const PAYLOAD = {
   transport: "signal",
   message_id: "m-0001",

@@ -75,8 +75,19 @@ export type BodyResult =
   | { ok: true; bytes: Uint8Array }
   | { ok: false; response: Response };
 
+/** Verdicts on Content-Type values seen lately: peers send the same one or two. */
+const typeVerdicts = new Map<string, string | undefined>();
+
 function mediaTypeProblem(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return "Content-Type is missing; send application/json";
+  if (typeVerdicts.has(contentType)) return typeVerdicts.get(contentType);
+  const problem = judgeMediaType(contentType);
+  if (typeVerdicts.size >= 16) typeVerdicts.delete(typeVerdicts.keys().next().value!);
+  typeVerdicts.set(contentType, problem);
+  return problem;
+}
+
+function judgeMediaType(contentType: string): string | undefined {
   const [type, ...params] = contentType.split(";").map((p) => p.trim().toLowerCase());
   if (type !== "application/json") {
     return `Content-Type ${JSON.stringify(type)} is not accepted; send application/json`;
