@@ -152,9 +152,11 @@ export async function alarmPath(): Promise<void> {
     const p99 = pct(loaded.ms, 0.99);
     const loadavg = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
     console.log(
-      `  machine load average ${loadavg} (2 cores shared); ratio loaded/idle p99: ${(p99 / pct(idle.ms, 0.99)).toFixed(2)}; target p99 < 50 ms: ${
-        p99 < 50 ? "met" : "NOT met"
-      }; alarms lost: ${idle.lost + loaded.lost} (must be 0)`,
+      `  machine load average ${loadavg} (2 cores shared); ratio loaded/idle p99: ${
+        (p99 / pct(idle.ms, 0.99)).toFixed(2)
+      }; target p99 < 50 ms: ${p99 < 50 ? "met" : "NOT met"}; alarms lost: ${
+        idle.lost + loaded.lost
+      } (must be 0)`,
     );
   } finally {
     await s.close();
