@@ -17,7 +17,7 @@
  * The rows run in interleaved rounds (row 1, 2, 3, 4, row 1, 2, ...), so the
  * load of a shared machine falls on all of them alike. Each row also shows
  * the CPU time per request of the client process and of the server process
- * (`Deno.cpuUsage`, the server reports its own): on a busy machine req/s
+ * (`process.cpuUsage`, the server reports its own): on a busy machine req/s
  * moves with the neighbours, CPU per request much less. The last lines print
  * row 4 / row 1 in req/s (the target is >= 0.5x), the median of the rounds'
  * ratios, and the ratio of CPU per request (client + server).
@@ -26,6 +26,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { channelOfRecipient } from "../../services/common/policy/household.ts";
 import { bytesToHex, importWireKey, SignedClient } from "../../services/common/wire/mod.ts";
 
@@ -81,7 +82,7 @@ async function drive(
 }
 
 const cpuNow = () => {
-  const { user, system } = Deno.cpuUsage();
+  const { user, system } = process.cpuUsage();
   return user + system;
 };
 

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { Hono } from "hono";
 import {
   hexToBytes,
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
     const { value, done } = await reader.read();
     if (done) break;
     for (const _ of decoder.decode(value).matchAll(/\n/g)) {
-      const { user, system } = Deno.cpuUsage();
+      const { user, system } = process.cpuUsage();
       console.log(JSON.stringify({ cpuUs: user + system }));
     }
   }
