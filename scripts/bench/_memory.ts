@@ -255,16 +255,37 @@ async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   return text.slice(0, text.indexOf("\n")).trim();
 }
 
-/** One program's memory against the floor, as the benchmarks print it. */
+/** How long the benchmarks leave a program idle before measuring it settled (ms). */
+export const SETTLE_IDLE_MS = 10_000;
+
+/**
+ * Measures `pid` once it has been idle {@link SETTLE_IDLE_MS} since `idleSince`
+ * (`performance.now()` of its last message): V8's memory reducer has run by then.
+ */
+export async function settledMemoryOf(pid: number, idleSince: number): Promise<MemoryBreakdown> {
+  const left = idleSince + SETTLE_IDLE_MS - performance.now();
+  if (left > 0) await new Promise((r) => setTimeout(r, left));
+  return await memoryOf(pid);
+}
+
+/**
+ * One program's memory against the floor, as the benchmarks print it: RSS
+ * one second after the last message (the ratio the targets hold), where it
+ * is, what part is private (anonymous) and what is file-backed, and, when
+ * `settled` is given, the same process measured again after
+ * {@link SETTLE_IDLE_MS} idle: the V8 garbage of the burst is released by
+ * then, what remains is what the process keeps.
+ */
 export function floorReport(
   what: string,
   program: MemoryBreakdown,
   floor: Floor,
   requests: number,
   target: number,
+  settled?: MemoryBreakdown,
 ): string[] {
   const ratio = program.rss / floor.loaded.rss;
-  return [
+  const lines = [
     `${what}: ${describe(program)}`,
     `floor: empty Deno.serve, same V8 flags and environment, after ${requests} requests: ` +
     describe(floor.loaded),
@@ -273,5 +294,17 @@ export function floorReport(
     `${ratio <= target ? "MET" : "MISSED"}; anonymous memory alone ` +
     `${(program.anon / floor.loaded.anon).toFixed(2)}x; file-backed ${mb(program.file)} MB ` +
     `(clean code pages, reclaimable under pressure) vs ${mb(floor.loaded.file)} MB`,
+    `private vs shared: anonymous (private, only swap relieves it) ${mb(program.anon)} MB ` +
+    `vs the floor's ${mb(floor.loaded.anon)} MB; file-backed ${mb(program.file)} MB ` +
+    `(${mb(program.fileShared)} MB of it also mapped by another process on this machine) ` +
+    `vs the floor's ${mb(floor.loaded.file)} MB; PSS ${mb(program.pss)} MB vs ` +
+    `${mb(floor.loaded.pss)} MB`,
   ];
+  if (settled) {
+    lines.push(
+      `settled (${SETTLE_IDLE_MS / 1000} s idle after the last one): ${describe(settled)}; ` +
+        `${(settled.rss / floor.loaded.rss).toFixed(2)}x the floor`,
+    );
+  }
+  return lines;
 }

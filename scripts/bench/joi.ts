@@ -35,7 +35,7 @@ import {
 import { LlmTestServer } from "../../tests/peers/llm_server.ts";
 import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts";
 import { freePort } from "../../tests/services/mesh/harness.ts";
-import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
+import { describe, emptyServeFloor, floorReport, memoryOf, settledMemoryOf } from "./_memory.ts";
 import { relaxedPolicies } from "./_bench_stack.ts";
 
 const LATENCY_RUNS = 300;
@@ -231,12 +231,21 @@ export async function bench(): Promise<void> {
         arrived - before
       } replies reached the mesh`,
     );
+    const lastMessage = performance.now();
     await new Promise((r) => setTimeout(r, 1000));
     const after = await memoryOf(child.pid);
     const floor = await emptyServeFloor({ v8Flags: spec.v8Flags, env: spec.env, requests: VOLUME });
     console.log(`memory: joi idle after start: ${describe(boot)}`);
+    const settled = await settledMemoryOf(child.pid, lastMessage);
     for (
-      const line of floorReport(`joi after ${VOLUME} messages`, after, floor, VOLUME, TARGET_RATIO)
+      const line of floorReport(
+        `joi after ${VOLUME} messages`,
+        after,
+        floor,
+        VOLUME,
+        TARGET_RATIO,
+        settled,
+      )
     ) {
       console.log(`memory: ${line}`);
     }

@@ -18,7 +18,7 @@ import { Hono } from "hono";
 import { createLogger } from "../../services/common/log.ts";
 import { channelOfGroup, CRITICAL_GROUP } from "../../services/common/policy/household.ts";
 import { denoRunArgs, programSpec } from "../../services/common/permissions/mod.ts";
-import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
+import { describe, emptyServeFloor, floorReport, memoryOf, settledMemoryOf } from "./_memory.ts";
 import {
   jsonBody,
   ok,
@@ -226,6 +226,7 @@ export async function bench(): Promise<void> {
       `throughput: ${MEMORY_MESSAGES} messages Signal -> joi in ${secs.toFixed(1)} s ` +
         `(${(MEMORY_MESSAGES / secs).toFixed(0)}/s, queue depth now ${h.queue.depth})`,
     );
+    const lastMessage = performance.now();
     await new Promise((r) => setTimeout(r, 1000));
     const after = await memoryOf(child.pid);
     const floor = await emptyServeFloor({
@@ -234,6 +235,7 @@ export async function bench(): Promise<void> {
       requests: MEMORY_MESSAGES,
     });
     console.log(`memory: mesh idle after start: ${describe(idle)}`);
+    const settled = await settledMemoryOf(child.pid, lastMessage);
     for (
       const line of floorReport(
         `mesh after ${MEMORY_MESSAGES} messages`,
@@ -241,6 +243,7 @@ export async function bench(): Promise<void> {
         floor,
         MEMORY_MESSAGES,
         TARGET_RATIO,
+        settled,
       )
     ) {
       console.log(`memory: ${line}`);

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { describe, emptyServeFloor, floorReport, memoryOf } from "./_memory.ts";
+import { describe, emptyServeFloor, floorReport, memoryOf, settledMemoryOf } from "./_memory.ts";
 import { startBenchStack } from "./_bench_stack.ts";
 import { stateChanged } from "../../tests/peers/openhab_sse.ts";
 import { programSpec } from "../../services/common/permissions/mod.ts";
@@ -74,13 +74,22 @@ export async function bench(): Promise<void> {
       `throughput: ${EVENTS} openHAB events -> relay -> joi in ${secs.toFixed(1)} s ` +
         `(${(EVENTS / secs).toFixed(0)}/s)`,
     );
+    const lastMessage = performance.now();
     await new Promise((r) => setTimeout(r, 1000));
     const after = await memoryOf(relay.process.pid);
     const spec = programSpec("openhab_relay", stack.layout);
     const floor = await emptyServeFloor({ v8Flags: spec.v8Flags, env: spec.env, requests: EVENTS });
     console.log(`memory: relay idle after start: ${describe(idle)}`);
+    const settled = await settledMemoryOf(relay.process.pid, lastMessage);
     for (
-      const line of floorReport(`relay after ${EVENTS} events`, after, floor, EVENTS, TARGET_RATIO)
+      const line of floorReport(
+        `relay after ${EVENTS} events`,
+        after,
+        floor,
+        EVENTS,
+        TARGET_RATIO,
+        settled,
+      )
     ) {
       console.log(`memory: ${line}`);
     }

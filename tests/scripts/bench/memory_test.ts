@@ -5,7 +5,7 @@
  * buckets add up to RSS, anonymous plus file-backed.
  */
 import assert from "node:assert/strict";
-import { breakdown, parsePmap } from "../../../scripts/bench/_memory.ts";
+import { breakdown, floorReport, parsePmap } from "../../../scripts/bench/_memory.ts";
 
 const HEADER =
   "         Address Perm   Offset Device  Inode Size KernelPageSize MMUPageSize  Rss Pss Pss_Dirty Shared_Clean Shared_Dirty Private_Clean Private_Dirty Referenced Anonymous KSM LazyFree AnonHugePages ShmemPmdMapped FilePmdMapped Shared_Hugetlb Private_Hugetlb Swap SwapPss Locked THPeligible              VmFlags Mapping";
@@ -59,4 +59,19 @@ Deno.test("pmap -XX: buckets by origin add up to RSS", () => {
 Deno.test("pmap: output without its header or without VmFlags is refused, naming it", () => {
   assert.throws(() => parsePmap("1234: x\n"), /no header line/);
   assert.throws(() => parsePmap(HEADER.replace(" VmFlags", "") + "\n"), /no VmFlags column/);
+});
+
+Deno.test("floor report: the ratio on RSS, private and shared parts, the settled figure", () => {
+  const b = breakdown(parsePmap(SAMPLE));
+  const floor = { idle: b, loaded: { ...b, rss: b.rss * 2, anon: b.anon * 4, pss: 1024 } };
+  const settled = { ...b, rss: b.rss / 2 };
+  const lines = floorReport("mesh after 3 messages", b, floor, 3, 1.4, settled);
+  assert.match(lines.join("\n"), /ratio: RSS 0\.50x the floor \(target <= 1\.4x\): MET/);
+  assert.match(lines.join("\n"), /anonymous memory alone 0\.25x/);
+  assert.match(lines.join("\n"), /private vs shared: .* PSS [0-9.]+ MB vs 1\.0 MB/);
+  assert.match(
+    lines.at(-1)!,
+    /^settled \(10 s idle after the last one\): RSS .*; 0\.25x the floor$/,
+  );
+  assert.equal(floorReport("x", b, floor, 3, 1.4).some((l) => l.startsWith("settled")), false);
 });
