@@ -236,6 +236,18 @@ Deno.test("retrieve.ts imports node:sqlite and the protocol module, which import
   assert.deepEqual(await graph(`${REPO}/services/joi/knowledge/retrieve_protocol.ts`), [protocol]);
 });
 
+/** Starts joi-retrieve's command line as systemd does: empty environment, piped stdio. */
+function spawnRetrieve(argv: string[]): Deno.ChildProcess {
+  return new Deno.Command("deno", {
+    args: argv,
+    clearEnv: true,
+    env: {},
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 /** Runs the pinned retrieve command line directly (no sudo). */
 async function runPinned(
   stateDir: string,
@@ -250,14 +262,7 @@ async function runPinned(
     const i = argv.indexOf(`${REPO}/scripts/retrieve.ts`);
     argv = [...argv.slice(0, i), `--preload=${extra.preload}`, ...argv.slice(i)];
   }
-  const child = new Deno.Command("deno", {
-    args: argv,
-    clearEnv: true,
-    env: {},
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnRetrieve(argv);
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode(`${type} ${json}\n`));
   await w.close();
@@ -421,14 +426,7 @@ Deno.test("joi-retrieve as started: a connection that never finishes its line is
   try {
     const layout = { ...localLayout(), codeDir: REPO, joiStateDir: dir };
     for (const sent of ["", 'search {"q":"no newline'] as const) {
-      const child = new Deno.Command("deno", {
-        args: retrieveFixedArgv(retrieveSpec(layout, REPO)),
-        clearEnv: true,
-        env: {},
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      const child = spawnRetrieve(retrieveFixedArgv(retrieveSpec(layout, REPO)));
       const w = child.stdin.getWriter();
       if (sent) await w.write(new TextEncoder().encode(sent));
       // stdin stays open, as a client that connected and went quiet
