@@ -117,11 +117,13 @@ export async function bench(): Promise<void> {
   const probe = await new Deno.Command("sudo", {
     args: ["-n", "-u", RUNAS, deno, "--version"],
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).output();
   if (!probe.success) {
+    const why = new TextDecoder().decode(probe.stderr).trim().split("\n")[0];
     console.log(
-      `retrieve (local run): skipped: needs root (sudo -n -u ${RUNAS} without a password)`,
+      `retrieve (local run): skipped: needs root and a Deno binary ${RUNAS} may run ` +
+        `(sudo -n -u ${RUNAS} ${deno} --version: ${why})`,
     );
     return;
   }
