@@ -228,6 +228,14 @@ Deno.test({
       });
       if (!deployed || !household) return;
       const h = household;
+      /** Waits (60 s at most) until the relay holds openHAB's event stream open. */
+      const relaySubscribed = () =>
+        eventually(
+          "the relay to be subscribed to openHAB's event stream",
+          async () => (await h.openhab.open()) >= 1,
+          60_000,
+          explain,
+        );
 
       await phase("each VM holds only its own keys", async () => {
         // on each VM's disk (its overlay's upper layer: all it was given and made)
@@ -267,12 +275,7 @@ Deno.test({
           );
           assert.deepEqual(down.map((u) => u.id), [], `${vm.name}: sockets and timers active`);
         }
-        await eventually(
-          "the relay to subscribe to openHAB's event stream",
-          async () => (await h.openhab.open()) >= 1,
-          60_000,
-          explain,
-        );
+        await relaySubscribed();
       });
 
       await phase(
@@ -577,12 +580,7 @@ Deno.test({
             `${vm.name}: nothing failed after the reboot`,
           );
         }
-        await eventually(
-          "the relay to subscribe again",
-          async () => (await h.openhab.open()) >= 1,
-          60_000,
-          explain,
-        );
+        await relaySubscribed();
         const d = await h.ownerWrites("Good morning after the reboots");
         await h.expect("an answer after the reboots", OWNER_DM, d, isAnswer, 90_000);
         const a = await h.smoke("Basement_Smoke");
@@ -597,12 +595,7 @@ Deno.test({
       await phase(
         "joi's Nebula stopped for a minute: the mesh tells the household within its bound; the alarm arrives after",
         async () => {
-          await eventually(
-            "the relay to be subscribed to openHAB's event stream",
-            async () => (await h.openhab.open()) >= 1,
-            60_000,
-            explain,
-          );
+          await relaySubscribed();
           const nebula = (await runningServices(vms.joi)).find((u) => /^nebula/.test(u));
           assert.ok(nebula, "a Nebula unit runs on the joi VM");
           const stopped = Date.now();
@@ -713,12 +706,7 @@ Deno.test({
               String(back.params.message).slice(0, 200)
             }`,
           );
-          await eventually(
-            "the relay to subscribe again",
-            async () => (await h.openhab.open()) >= 1,
-            60_000,
-            explain,
-          );
+          await relaySubscribed();
           const a = await h.smoke("Porch_Smoke");
           await h.alarmDelivered("Porch_Smoke", a, 60_000);
         },
@@ -744,12 +732,7 @@ Deno.test({
             await vm.exec(["systemctl", "restart", "nebula.service"]);
             print(`${vm.name}: installed again, nebula.service restarted`);
           }
-          await eventually(
-            "the relay to subscribe again",
-            async () => (await h.openhab.open()) >= 1,
-            60_000,
-            explain,
-          );
+          await relaySubscribed();
           const d = await h.ownerWrites("Still there after the re-install?");
           await h.expect("an answer after the re-install", OWNER_DM, d, isAnswer, 90_000);
           const a = await h.smoke("Cellar_Smoke");
