@@ -277,7 +277,7 @@ export class Outbox {
     const after = this.#now();
     if (result.ok) {
       this.#lastMeshContact = after;
-      this.store.markSent(m.id, after);
+      this.store.markSent(m.id, after, delayed);
       if (cls !== null) {
         this.breaker.success();
         const key = cls === "owner_dm" ? m.conversationId ?? m.channel : m.channel;

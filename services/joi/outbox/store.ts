@@ -28,10 +28,14 @@ CREATE TABLE IF NOT EXISTS outbox (
   attempts INTEGER NOT NULL DEFAULT 0,
   next_attempt_at INTEGER NOT NULL,
   last_error TEXT,
-  sent_at INTEGER
+  sent_at INTEGER,
+  delayed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, priority, next_attempt_at);
 `;
+
+/** Columns added after a table was first created (an older joi.db gains them at open). */
+const ADDED_COLUMNS = [["delayed", "INTEGER NOT NULL DEFAULT 0"]] as const;
 
 type Row = Record<string, unknown>;
 
@@ -66,7 +70,7 @@ export type NewRow = Omit<
 
 /** What happened to the messages of one stretch of time (the link watch's summary). */
 export interface WindowCounts {
-  /** Critical messages raised before its end and sent after its start. */
+  /** Critical messages raised before its end, sent after its start marked delayed. */
   criticalDelivered: number;
   /** Messages raised before its end whose time to live ran out after its start. */
   expired: number;
@@ -89,6 +93,12 @@ export class OutboxStore {
   constructor(db: DatabaseSync) {
     this.#db = db;
     db.exec(SCHEMA);
+    const have = new Set(
+      (db.prepare("PRAGMA table_info(outbox)").all() as Row[]).map((r) => String(r.name)),
+    );
+    for (const [name, type] of ADDED_COLUMNS) {
+      if (!have.has(name)) db.exec(`ALTER TABLE outbox ADD COLUMN ${name} ${type}`);
+    }
     this.#insert = db.prepare(`INSERT INTO outbox (delivery_id, channel, recipient, text,
       priority, kind, created_at, ttl_ms, template, reply_to, conversation_id, voice_response,
       next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -97,7 +107,8 @@ export class OutboxStore {
     this.#dueOf = db.prepare(`SELECT * FROM outbox WHERE status = 'queued' AND priority = ?
       AND next_attempt_at <= ? ORDER BY id LIMIT ?`);
     this.#sent = db.prepare(
-      "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+      "UPDATE outbox SET status = 'sent', sent_at = ?, delayed = ?, attempts = attempts + 1 " +
+        "WHERE id = ?",
     );
     this.#retry = db.prepare(
       "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
@@ -142,9 +153,13 @@ export class OutboxStore {
     return (rows as Row[]).map(fromRow);
   }
 
-  /** Marks a message sent. */
-  markSent(id: number, now: number): void {
-    this.#sent.run(now, id);
+  /**
+   * Marks a message sent; `delayed` when it went out marked delayed (the
+   * household saw "[delayed; first raised ...]"), which the link watch's
+   * summary counts.
+   */
+  markSent(id: number, now: number, delayed = false): void {
+    this.#sent.run(now, delayed ? 1 : 0, id);
   }
 
   /** Schedules another attempt. */
@@ -191,7 +206,8 @@ export class OutboxStore {
   /** Counts for the stretch `[from, to]` (ms). */
   windowCounts(from: number, to: number): WindowCounts {
     const r = this.#db.prepare(`SELECT
-      coalesce(sum(priority = 'critical' AND status = 'sent' AND sent_at >= ?1), 0) AS delivered,
+      coalesce(sum(priority = 'critical' AND status = 'sent' AND delayed = 1 AND sent_at >= ?1), 0)
+        AS delivered,
       coalesce(sum(status = 'dropped' AND ttl_ms IS NOT NULL AND created_at + ttl_ms >= ?1), 0)
         AS expired,
       coalesce(sum(status = 'queued'), 0) AS queued

@@ -567,6 +567,56 @@ Deno.test("link watch (joi): cut off, joi keeps queueing; back, one summary of d
   assert.equal(link.acks.at(-1), undefined);
 });
 
+Deno.test("link watch (joi): the summary counts the alerts that went out marked delayed, not one sent at once after the return", async () => {
+  const b = bench();
+  const link = { up: true };
+  const w = linkWatch(b, {
+    request() {
+      if (!link.up) return Promise.reject(new Error("no answer: connection timed out"));
+      return Promise.resolve(answer(200, { joi_outage: null }, b.now()));
+    },
+  });
+  await w.check();
+  const cut = b.now();
+  link.up = false;
+  b.mesh.up = false;
+  b.outbox.enqueue({
+    channel: "critical_group",
+    text: "ALERT: smoke",
+    priority: "critical",
+    kind: "event_critical",
+    template: true,
+  });
+  for (let i = 1; i <= 6; i++) {
+    b.clock.now = cut + i * 30 * S;
+    await w.check();
+    await b.flush();
+  }
+  // the link is back before joi's next check sees it: a new alarm goes out at once
+  b.mesh.up = true;
+  b.clock.now += 10 * S;
+  b.outbox.enqueue({
+    channel: "critical_group",
+    text: "ALERT: water leak",
+    priority: "critical",
+    kind: "event_critical",
+    template: true,
+  });
+  await b.flush();
+  assert.deepEqual(b.to(CRITICAL), ["ALERT: water leak"], "sent at once, not marked delayed");
+  // joi's next check sees the link back: the held alarm goes, marked delayed; then the summary
+  link.up = true;
+  b.clock.now += 20 * S;
+  await w.check();
+  await b.flush();
+  assert.match(b.to(CRITICAL)[1] ?? "", /^\[delayed; first raised .*ALERT: smoke$/);
+  b.clock.now += 30 * S;
+  await w.check();
+  await b.flush();
+  const summary = b.to(OWNER)[0] ?? "";
+  assert.match(summary, /^joi is back in touch\. .* 1 alert was delayed and is now delivered\./);
+});
+
 Deno.test("link watch (joi): a joi that was stopped sees nothing itself, and still summarises the mesh's outage", async () => {
   const b = bench();
   const w = linkWatch(b, {
