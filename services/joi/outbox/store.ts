@@ -70,7 +70,7 @@ export type NewRow = Omit<
 
 /** What happened to the messages of one stretch of time (the link watch's summary). */
 export interface WindowCounts {
-  /** Critical messages raised before its end, sent after its start marked delayed. */
+  /** Critical messages raised before its end, sent after its start, held back (see windowCounts). */
   criticalDelivered: number;
   /** Messages raised before its end whose time to live ran out after its start. */
   expired: number;
@@ -203,15 +203,20 @@ export class OutboxStore {
     return Number(r.changes);
   }
 
-  /** Counts for the stretch `[from, to]` (ms). */
-  windowCounts(from: number, to: number): WindowCounts {
+  /**
+   * Counts for the stretch `[from, to]` (ms). A critical message counts as
+   * delivered late when it went out marked delayed, or waited at least
+   * `heldMs` between being raised and being sent (an alarm another node held,
+   * raised at the device's time); one sent at once does not count.
+   */
+  windowCounts(from: number, to: number, heldMs: number): WindowCounts {
     const r = this.#db.prepare(`SELECT
-      coalesce(sum(priority = 'critical' AND status = 'sent' AND delayed = 1 AND sent_at >= ?1), 0)
-        AS delivered,
+      coalesce(sum(priority = 'critical' AND status = 'sent' AND sent_at >= ?1
+        AND (delayed = 1 OR sent_at - created_at >= ?3)), 0) AS delivered,
       coalesce(sum(status = 'dropped' AND ttl_ms IS NOT NULL AND created_at + ttl_ms >= ?1), 0)
         AS expired,
       coalesce(sum(status = 'queued'), 0) AS queued
-      FROM outbox WHERE created_at <= ?2`).get(from, to) as Row;
+      FROM outbox WHERE created_at <= ?2`).get(from, to, heldMs) as Row;
     return {
       criticalDelivered: Number(r.delivered),
       expired: Number(r.expired),

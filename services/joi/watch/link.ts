@@ -69,6 +69,12 @@ export interface LinkWatchOptions {
   flush: () => Promise<unknown>;
   /** policy `nebula_health.alert_after_failures`. */
   failures: () => number;
+  /**
+   * policy `nebula_health.check_interval_seconds`, in ms: an alert that
+   * waited longer than one check before it went out was held by the outage
+   * (default 30 s).
+   */
+  checkIntervalMs?: (() => number) | undefined;
   /** The household's time zone. */
   timeZone: () => string;
   /** Each answer's clock sample. */
@@ -220,7 +226,7 @@ export class LinkWatch {
     } catch (e) {
       o.log.warn("link_summary_flush_failed", { error: (e as Error).message });
     }
-    const c = o.outbox.windowCounts(since, until);
+    const c = o.outbox.windowCounts(since, until, o.checkIntervalMs?.() ?? 30_000);
     const tz = o.timeZone();
     const now = o.now();
     const parts = [

@@ -127,6 +127,7 @@ export async function createWatches(o: WatchesOptions): Promise<Watches> {
         return o.outbox.pump();
       },
       failures: () => o.policy().nebula_health.alert_after_failures,
+      checkIntervalMs: () => o.policy().nebula_health.check_interval_seconds * 1000,
       timeZone: tz,
       onClock: (s) => clock.sample("mesh", s),
       onMeshFacts: (f) => {

@@ -35,8 +35,26 @@ Deno.test("outbox store: a joi.db from before the delayed column opens, keeps it
       conversationId: null,
       voiceResponse: false,
     }, 80_000);
-    store.markSent(id, 80_500);
-    assert.equal(store.windowCounts(10_000, 85_000).criticalDelivered, 1, "only the delayed one");
+    store.markSent(id, 80_500); // sent at once: not late
+    const held = store.insert({
+      channel: "critical_group",
+      recipient: "critical_group",
+      text: "ALERT 3",
+      priority: "critical",
+      kind: "event_critical",
+      createdAt: 40_000, // raised at the device's time; another node held it 42 s
+      ttlMs: null,
+      template: true,
+      replyTo: null,
+      conversationId: null,
+      voiceResponse: false,
+    }, 82_000);
+    store.markSent(held.id, 82_100);
+    assert.equal(
+      store.windowCounts(10_000, 85_000, 30_000).criticalDelivered,
+      2,
+      "the one marked delayed and the one held 42 s, not the one sent at once",
+    );
     new OutboxStore(db); // opening again changes nothing
   } finally {
     db.close();
