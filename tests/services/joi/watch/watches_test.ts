@@ -494,6 +494,17 @@ function answer(status: number, data: Record<string, unknown> | null, at: number
   };
 }
 
+/** Queues an alarm's critical message to the critical group, as the event path does. */
+function raiseAlarm(b: ReturnType<typeof bench>, text: string): void {
+  b.outbox.enqueue({
+    channel: "critical_group",
+    text,
+    priority: "critical",
+    kind: "event_critical",
+    template: true,
+  });
+}
+
 Deno.test("link watch (joi): cut off, joi keeps queueing; back, one summary of delayed and expired messages", async () => {
   const b = bench();
   const link = { up: true, outage: null as null | Record<string, unknown>, acks: [] as unknown[] };
@@ -513,13 +524,7 @@ Deno.test("link watch (joi): cut off, joi keeps queueing; back, one summary of d
   link.up = false;
   b.mesh.up = false;
   // during the outage: an alarm and an ordinary reply are queued
-  b.outbox.enqueue({
-    channel: "critical_group",
-    text: "ALERT: smoke",
-    priority: "critical",
-    kind: "event_critical",
-    template: true,
-  });
+  raiseAlarm(b, "ALERT: smoke");
   b.outbox.enqueue({
     channel: OWNER,
     text: "a reply",
@@ -580,13 +585,7 @@ Deno.test("link watch (joi): the summary counts the alerts that went out marked 
   const cut = b.now();
   link.up = false;
   b.mesh.up = false;
-  b.outbox.enqueue({
-    channel: "critical_group",
-    text: "ALERT: smoke",
-    priority: "critical",
-    kind: "event_critical",
-    template: true,
-  });
+  raiseAlarm(b, "ALERT: smoke");
   for (let i = 1; i <= 6; i++) {
     b.clock.now = cut + i * 30 * S;
     await w.check();
@@ -595,13 +594,7 @@ Deno.test("link watch (joi): the summary counts the alerts that went out marked 
   // the link is back before joi's next check sees it: a new alarm goes out at once
   b.mesh.up = true;
   b.clock.now += 10 * S;
-  b.outbox.enqueue({
-    channel: "critical_group",
-    text: "ALERT: water leak",
-    priority: "critical",
-    kind: "event_critical",
-    template: true,
-  });
+  raiseAlarm(b, "ALERT: water leak");
   await b.flush();
   assert.deepEqual(b.to(CRITICAL), ["ALERT: water leak"], "sent at once, not marked delayed");
   // joi's next check sees the link back: the held alarm goes, marked delayed; then the summary
