@@ -32,6 +32,7 @@ import { Cluster } from "../../tests/e2e/vm/cluster.ts";
 import { ShellSession } from "../../tests/e2e/vm/shell.ts";
 import { sh } from "../../tests/e2e/process.ts";
 import type { Vm } from "../../tests/e2e/vm/vm.ts";
+import { percentile as pct } from "./_stats.ts";
 
 /** Connections per mechanism (interleaved). */
 const SAMPLES = 40;
@@ -42,10 +43,6 @@ const FOLDER = "shared";
 /** The floor's channel-like name (its own socket beside the real ones). */
 const FLOOR = "benchfloor";
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
 const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms`;
 
 /** Why the booted measure cannot run here, or null. */

@@ -10,6 +10,7 @@
  */
 import { denoRunArgs, localLayout, programSpec } from "../../services/common/permissions/mod.ts";
 import { retargetSpec } from "../ai_switch/sandbox.ts";
+import { percentile as pct } from "./_stats.ts";
 
 const PEERS = new URL("../../tests/peers/ai_switch/", import.meta.url).pathname;
 const ROUNDS = 60;
@@ -28,7 +29,7 @@ function stats(ms: number[]): { median: number; p95: number } {
   const s = [...ms].sort((a, b) => a - b);
   return {
     median: s[Math.floor(s.length / 2)] ?? NaN,
-    p95: s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] ?? NaN,
+    p95: pct(s, 95),
   };
 }
 

@@ -37,15 +37,11 @@ import { inboundBody, PHONES } from "../../tests/services/joi/inbound/harness.ts
 import { freePort } from "../../tests/services/mesh/harness.ts";
 import { describe, emptyServeFloor, floorReport, memoryOf, settledMemoryOf } from "./_memory.ts";
 import { relaxedPolicies } from "./_bench_stack.ts";
+import { percentile as pct } from "./_stats.ts";
 
 const LATENCY_RUNS = 300;
 const VOLUME = 10_000;
 const TARGET_RATIO = 2.0;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
 
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
 

@@ -40,15 +40,11 @@ import {
   waitForHealth,
   writeConfigDir,
 } from "../../tests/services/mesh/harness.ts";
+import { percentile as pct } from "./_stats.ts";
 
 const ROUNDS = 400;
 const MEMORY_MESSAGES = 10_000;
 const TARGET_RATIO = 1.4;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
 
 function fmt(xs: number[]): string {
   return `p50 ${pct(xs, 50).toFixed(2)} ms  p99 ${pct(xs, 99).toFixed(2)} ms`;

@@ -24,6 +24,7 @@ import { requestLine } from "../../services/joi/knowledge/retrieve_protocol.ts";
 import { localLayout } from "../../services/common/permissions/mod.ts";
 import { openIndexWriter } from "../../services/joi/knowledge/index_writer.ts";
 import { retrieveFixedArgv, retrieveSpec } from "../../services/common/permissions/mod.ts";
+import { percentile as pct } from "./_stats.ts";
 
 const RUNAS = "nobody";
 const SAMPLES = 30;
@@ -104,10 +105,6 @@ async function timeRun(args: string[], request = ""): Promise<number> {
   return ms;
 }
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
 const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms`;
 
 /** Runs the benchmark. */
