@@ -29,6 +29,7 @@
 import process from "node:process";
 import { channelOfRecipient } from "../../services/common/policy/household.ts";
 import { bytesToHex, importWireKey, SignedClient } from "../../services/common/wire/mod.ts";
+import { percentile as pct } from "./_stats.ts";
 
 const CONCURRENCY = 16;
 const ROUNDS = 5;
@@ -85,10 +86,6 @@ const cpuNow = () => {
   const { user, system } = process.cpuUsage();
   return user + system;
 };
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
 
 /** Runs the benchmark and prints its figures. */
 export async function bench(): Promise<void> {
@@ -212,8 +209,8 @@ export async function bench(): Promise<void> {
       } = ${perRequest(r).toFixed(0)}`;
       console.log(
         r.name.padEnd(42) + (r.requests / r.seconds).toFixed(0).padStart(8) +
-          pct(r.latencies, 0.5).toFixed(2).padStart(8) +
-          pct(r.latencies, 0.99).toFixed(2).padStart(8) + cpu.padStart(27) +
+          pct(r.latencies, 50).toFixed(2).padStart(8) +
+          pct(r.latencies, 99).toFixed(2).padStart(8) + cpu.padStart(27) +
           `  ${((r.requests / r.seconds) / (baseline.requests / baseline.seconds)).toFixed(2)}x`,
       );
     }
