@@ -8,11 +8,11 @@
  */
 import assert from "node:assert/strict";
 import {
-  denoRunArgs,
   localLayout,
   type ProgramName,
   programSpec,
 } from "../../../../services/common/permissions/mod.ts";
+import { spawnAsStarted } from "../../../_helpers/program.ts";
 import { freeBasePort } from "../../../_helpers/local_stack.ts";
 
 const enc = new TextEncoder();
@@ -95,13 +95,7 @@ for (const c of CASES) {
         relayConfigDir: config,
       };
       const spec = programSpec(c.program, layout);
-      const child = new Deno.Command("deno", {
-        args: [...denoRunArgs(spec), ...c.extra],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).spawn();
+      const child = spawnAsStarted(spec, c.extra);
       const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
       const out = await child.output();
       clearTimeout(timer);
