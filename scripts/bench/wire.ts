@@ -9,18 +9,26 @@
  * Rows, each adding one cost to the previous:
  * 1. bare Hono JSON on `Deno.serve`, plain `fetch` (the yardstick);
  * 2. the same bare app on the guarded server (serve.ts: deadlines, caps);
- * 3. signed both ways: `SignedClient` (signs, verifies the answer, parses
+ * 3. the unsigned skeleton: `JsonClient` (the signed client's retry rules,
+ *    timer, capped read and envelope parsing) sending the same header fields
+ *    with values of the same size -> guarded server -> body limits, envelope
+ *    answers carrying the same protocol header fields, computed by nothing
+ *    (wire_server.ts `skeletonApp`): everything but the MACs and their checks,
+ *    so its ratio to row 1 is the most any implementation of joi-wire-v2
+ *    could reach on this runtime;
+ * 4. signed both ways: `SignedClient` (signs, verifies the answer, parses
  *    the envelope) -> guarded server -> `signedRoutes` (verifies, signs the
  *    answer), replay guard in memory only;
- * 4. the production configuration: as 3 with the durable replay guard
+ * 5. the production configuration: as 4 with the durable replay guard
  *    (nonce_store.ts: survives a restart and a power cut).
  * The rows run in interleaved rounds (row 1, 2, 3, 4, row 1, 2, ...), so the
  * load of a shared machine falls on all of them alike. Each row also shows
  * the CPU time per request of the client process and of the server process
  * (`process.cpuUsage`, the server reports its own): on a busy machine req/s
  * moves with the neighbours, CPU per request much less. The last lines print
- * row 4 / row 1 in req/s (the target is >= 0.5x), the median of the rounds'
- * ratios, and the ratio of CPU per request (client + server).
+ * row 5 / row 1 in req/s (the target is >= 0.5x) with each round's ratio,
+ * row 3 / row 1 (the ceiling), and the ratios of CPU per request (client +
+ * server).
  *
  * Run alone: `deno task bench wire`.
  *
@@ -28,14 +36,22 @@
  */
 import process from "node:process";
 import { channelOfRecipient } from "../../services/common/policy/household.ts";
-import { bytesToHex, importWireKey, SignedClient } from "../../services/common/wire/mod.ts";
+import {
+  bytesToHex,
+  formatSignedHeaderList,
+  importWireKey,
+  JsonClient,
+  SignedClient,
+} from "../../services/common/wire/mod.ts";
+import { FAKE_MAC } from "./wire_server.ts";
 import { percentile as pct } from "./_stats.ts";
 
 const CONCURRENCY = 16;
 const ROUNDS = 5;
 const PER_ROUND = 1000;
 const WARMUP = 3000;
-const PAYLOAD = {
+/** The message every row sends. */
+export const PAYLOAD = {
   transport: "signal",
   message_id: "m-0001",
   sender: { id: "owner", transport_id: "+15550000001" },
@@ -43,11 +59,30 @@ const PAYLOAD = {
   priority: "normal",
   content: { type: "text", text: "x".repeat(400) },
 };
-const HEADERS = {
+/** The headers the mesh signs on a message to joi (the signed rows send them). */
+export const HEADERS = {
   "X-Validated-Channel": channelOfRecipient("owner", "private"),
   "X-Validated-Sender": "owner",
   "X-Config-Hash": "0".repeat(64),
 };
+
+/**
+ * The headers the skeleton's `JsonClient` is given: the signed client's
+ * (the bench's channel, sender and config hash) plus the protocol's own with
+ * values of the same size, computed by nothing. With the X-Request-ID,
+ * X-Timestamp, Content-Type and Accept-Encoding every client adds, it sends
+ * the header fields a signed request carries.
+ */
+export function skeletonHeaders(): Record<string, string> {
+  return {
+    ...HEADERS,
+    "X-Nonce": crypto.randomUUID(),
+    "X-Signed-Headers": formatSignedHeaderList(
+      [...Object.keys(HEADERS), "X-Request-ID", "Content-Type"],
+    ),
+    "X-HMAC-SHA256": FAKE_MAC,
+  };
+}
 
 /** One row's figures, summed over its rounds. */
 interface Row {
@@ -130,7 +165,7 @@ export async function bench(): Promise<void> {
       return (JSON.parse(await line()) as { cpuUs: number }).cpuUs;
     };
     const ports = JSON.parse(await line()) as Record<
-      "plain" | "guarded" | "signedMemory" | "signedJournal",
+      "plain" | "guarded" | "skeleton" | "signedMemory" | "signedJournal",
       number
     >;
     const url = (port: number) => `http://127.0.0.1:${port}`;
@@ -156,6 +191,14 @@ export async function bench(): Promise<void> {
         if (r.status !== 200) throw new Error(`signed: HTTP ${r.status}`);
       };
     };
+    const skeleton = (base: string) => {
+      const client = new JsonClient({ baseUrl: base, maxRetries: 0 });
+      const headers = skeletonHeaders();
+      return async () => {
+        const r = await client.request("POST", "/api/in", PAYLOAD, headers);
+        if (r.status !== 200) throw new Error(`skeleton: HTTP ${r.status}`);
+      };
+    };
     const row = (name: string, one: () => Promise<void>): Row => ({
       name,
       one,
@@ -169,6 +212,7 @@ export async function bench(): Promise<void> {
     const rows = [
       row("bare Hono, Deno.serve", bare(url(ports.plain))),
       row("bare Hono, guarded server", bare(url(ports.guarded))),
+      row("unsigned skeleton (ceiling), guarded", skeleton(url(ports.skeleton))),
       row("signed both ways, replay guard in memory", signed(url(ports.signedMemory))),
       row("signed both ways, durable replay guard", signed(url(ports.signedJournal))),
     ];
@@ -188,7 +232,8 @@ export async function bench(): Promise<void> {
       }
     }
     const baseline = rows[0]!;
-    const production = rows[3]!;
+    const ceiling = rows[2]!;
+    const production = rows[4]!;
     const perRequest = (r: Row) => (r.clientCpuUs + r.serverCpuUs) / r.requests;
     const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
     console.log(
@@ -223,6 +268,14 @@ export async function bench(): Promise<void> {
       `ratio signed request + signed response (durable replay guard) / bare, req/s: ` +
         `${ratio.toFixed(2)}x (rounds ${roundRatios.map((x) => x.toFixed(2)).join(" ")}; ` +
         `target >= 0.50x: ${ratio >= 0.5 ? "met" : "NOT met"})`,
+    );
+    const ceilingRatio = (ceiling.requests / ceiling.seconds) /
+      (baseline.requests / baseline.seconds);
+    console.log(
+      `ceiling: unsigned skeleton / bare, req/s: ${ceilingRatio.toFixed(2)}x ` +
+        `(CPU per request ${(perRequest(baseline) / perRequest(ceiling)).toFixed(2)}x): ` +
+        `the protocol's header fields, body limits and envelope without any MAC; ` +
+        `no signing code can beat it`,
     );
     console.log(
       `ratio of CPU per request, bare / signed (client + server): ` +

@@ -13,14 +13,17 @@
 import process from "node:process";
 import { Hono } from "hono";
 import {
+  formatSignedHeaderList,
   hexToBytes,
   importWireKey,
+  jsonRoutes,
   type NonceStore,
   ok,
   openNonceStore,
   serveGuarded,
   signedRoutes,
 } from "../../services/common/wire/mod.ts";
+import { setAnswerSigner } from "../../services/common/wire/envelope.ts";
 
 /** The limits the variants are served with (the shipped policy's). */
 export const BENCH_LIMITS = {
@@ -58,6 +61,32 @@ export function signedApp(key: Awaited<ReturnType<typeof importWireKey>>, store:
   return app;
 }
 
+/** A MAC-shaped value: 64 hex digits, computed by nothing. */
+export const FAKE_MAC = "0".repeat(64);
+
+/**
+ * The signed app without its cryptography and checks: the same body limits
+ * (`jsonRoutes`), the same envelope, and answers carrying the same three
+ * protocol headers with values of the same size, computed by nothing. Its
+ * ratio to the bare app is the best any implementation of joi-wire-v2's
+ * headers and envelope could reach on this runtime.
+ */
+export function skeletonApp(): Hono {
+  const app = new Hono();
+  app.use("/api/*", async (c, next) => {
+    setAnswerSigner(c.req.raw, (_status, headers) => ({
+      "x-timestamp": String(Date.now()),
+      "x-signed-headers": formatSignedHeaderList(headers.map(([n]) => n)),
+
+      "x-hmac-sha256": FAKE_MAC,
+    }));
+    await next();
+  });
+  app.use("/api/*", jsonRoutes({ maxBodyBytes: 65_536 }));
+  app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
+  return app;
+}
+
 async function main(): Promise<void> {
   const dir = Deno.args[0];
   if (!dir) throw new Error("usage: wire_server.ts DIR (the key arrives on stdin)");
@@ -74,12 +103,14 @@ async function main(): Promise<void> {
   const host = { hostname: "127.0.0.1", port: 0, ...BENCH_LIMITS };
   const plain = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, bareApp().fetch);
   const guarded = serveGuarded(bareApp(), host);
+  const skeleton = serveGuarded(skeletonApp(), host);
   const signedMemory = serveGuarded(signedApp(key, memory), host);
   const signedJournal = serveGuarded(signedApp(key, journal), host);
   const port = (s: { addr: Deno.Addr }) => (s.addr as Deno.NetAddr).port;
   console.log(JSON.stringify({
     plain: port(plain),
     guarded: port(guarded),
+    skeleton: port(skeleton),
     signedMemory: port(signedMemory),
     signedJournal: port(signedJournal),
   }));
@@ -94,7 +125,7 @@ async function main(): Promise<void> {
     }
   }
   await plain.shutdown();
-  await Promise.all([guarded, signedMemory, signedJournal].map((s) => s.shutdown()));
+  await Promise.all([guarded, skeleton, signedMemory, signedJournal].map((s) => s.shutdown()));
   memory.close();
   journal.close();
 }
