@@ -194,23 +194,52 @@ export interface FloorOptions {
 export interface Floor {
   idle: MemoryBreakdown;
   loaded: MemoryBreakdown;
+  /**
+   * The necessities process (`_necessities_serve.ts`: serve, SQLite queue,
+   * HMAC, fetch onward), same flags, after as many requests.
+   */
+  necessities: MemoryBreakdown;
 }
 
 const EMPTY_SERVE = new URL("./_empty_serve.ts", import.meta.url).pathname;
+const NECESSITIES_SERVE = new URL("./_necessities_serve.ts", import.meta.url).pathname;
 
 /**
  * Starts an empty `Deno.serve` (`_empty_serve.ts`) with the given V8 flags
  * and environment, measures it idle, sends it `requests` POSTs and measures
- * it again: the floor a Deno service cannot go below.
+ * it again: the floor a Deno service cannot go below. Then does the same with
+ * the necessities process (`_necessities_serve.ts`), measured loaded only.
  */
 export async function emptyServeFloor(o: FloorOptions): Promise<Floor> {
+  const empty = await loadedProcess(o, EMPTY_SERVE, []);
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "joi-bench-necessities-" });
+  try {
+    const necessities = await loadedProcess(o, NECESSITIES_SERVE, [
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+    ], [dir]);
+    return { idle: empty.idle, loaded: empty.loaded, necessities: necessities.loaded };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Starts `script` as the floor is started, measures it idle, sends it the requests, measures it. */
+async function loadedProcess(
+  o: FloorOptions,
+  script: string,
+  permissions: readonly string[],
+  args: readonly string[] = [],
+): Promise<{ idle: MemoryBreakdown; loaded: MemoryBreakdown }> {
   const child = new Deno.Command("deno", {
     args: [
       "run",
       "--no-prompt",
       ...(o.v8Flags.length ? [`--v8-flags=${o.v8Flags.join(",")}`] : []),
       "--allow-net=127.0.0.1",
-      EMPTY_SERVE,
+      ...permissions,
+      script,
+      ...args,
     ],
     env: { ...o.env },
     stdin: "null",
@@ -269,6 +298,21 @@ export async function settledMemoryOf(pid: number, idleSince: number): Promise<M
 }
 
 /**
+ * What the necessities process (serve, SQLite queue, HMAC, fetch onward)
+ * holds against the floor, and what the target leaves for the service's own
+ * code and data once the runtime has charged for those features.
+ */
+export function necessitiesLine(floor: Floor, target: number): string {
+  const n = floor.necessities;
+  const ratio = n.rss / floor.loaded.rss;
+  const left = target * floor.loaded.rss - n.rss;
+  return `necessities: Deno.serve + SQLite queue + HMAC + fetch onward, nothing else, same flags, ` +
+    `as many requests: RSS ${mb(n.rss)} MB = ${ratio.toFixed(2)}x the floor (anon ${mb(n.anon)}, ` +
+    `file ${mb(n.file)}); the target leaves ${mb(left)} MB for everything the service itself is` +
+    (left < 0 ? " (less than nothing: no Deno service doing these can meet it)" : "");
+}
+
+/**
  * One program's memory against the floor, as the benchmarks print it: RSS
  * one second after the last message (the ratio the targets hold), where it
  * is, what part is private (anonymous) and what is file-backed, and, when
@@ -290,6 +334,7 @@ export function floorReport(
     `floor: empty Deno.serve, same V8 flags and environment, after ${requests} requests: ` +
     describe(floor.loaded),
     `       (idle: RSS ${mb(floor.idle.rss)} MB)`,
+    necessitiesLine(floor, target),
     `ratio: RSS ${ratio.toFixed(2)}x the floor (target <= ${target}x): ` +
     `${ratio <= target ? "MET" : "MISSED"}; anonymous memory alone ` +
     `${(program.anon / floor.loaded.anon).toFixed(2)}x; file-backed ${mb(program.file)} MB ` +

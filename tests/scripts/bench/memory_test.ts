@@ -5,7 +5,12 @@
  * buckets add up to RSS, anonymous plus file-backed.
  */
 import assert from "node:assert/strict";
-import { breakdown, floorReport, parsePmap } from "../../../scripts/bench/_memory.ts";
+import {
+  breakdown,
+  floorReport,
+  necessitiesLine,
+  parsePmap,
+} from "../../../scripts/bench/_memory.ts";
 
 const HEADER =
   "         Address Perm   Offset Device  Inode Size KernelPageSize MMUPageSize  Rss Pss Pss_Dirty Shared_Clean Shared_Dirty Private_Clean Private_Dirty Referenced Anonymous KSM LazyFree AnonHugePages ShmemPmdMapped FilePmdMapped Shared_Hugetlb Private_Hugetlb Swap SwapPss Locked THPeligible              VmFlags Mapping";
@@ -63,7 +68,11 @@ Deno.test("pmap: output without its header or without VmFlags is refused, naming
 
 Deno.test("floor report: the ratio on RSS, private and shared parts, the settled figure", () => {
   const b = breakdown(parsePmap(SAMPLE));
-  const floor = { idle: b, loaded: { ...b, rss: b.rss * 2, anon: b.anon * 4, pss: 1024 } };
+  const floor = {
+    idle: b,
+    loaded: { ...b, rss: b.rss * 2, anon: b.anon * 4, pss: 1024 },
+    necessities: { ...b, rss: b.rss * 2.2 },
+  };
   const settled = { ...b, rss: b.rss / 2 };
   const lines = floorReport("mesh after 3 messages", b, floor, 3, 1.4, settled);
   assert.match(lines.join("\n"), /ratio: RSS 0\.50x the floor \(target <= 1\.4x\): MET/);
@@ -74,4 +83,21 @@ Deno.test("floor report: the ratio on RSS, private and shared parts, the settled
     /^settled \(10 s idle after the last one\): RSS .*; 0\.25x the floor$/,
   );
   assert.equal(floorReport("x", b, floor, 3, 1.4).some((l) => l.startsWith("settled")), false);
+});
+
+Deno.test("floor report: what the target leaves once the necessities are paid, and when it is nothing", () => {
+  const b = breakdown(parsePmap(SAMPLE));
+  const floor = {
+    idle: b,
+    loaded: { ...b, rss: 40 * 1024 },
+    necessities: { ...b, rss: 55 * 1024 },
+  };
+  assert.match(
+    necessitiesLine(floor, 2.0),
+    /RSS 55\.0 MB = 1\.38x the floor .* leaves 25\.0 MB for/,
+  );
+  assert.doesNotMatch(necessitiesLine(floor, 2.0), /less than nothing/);
+  assert.match(necessitiesLine(floor, 1.3), /leaves -3\.0 MB .*less than nothing/);
+  const lines = floorReport("relay after 3 events", b, floor, 3, 1.3);
+  assert.ok(lines.some((l) => l.startsWith("necessities: ")), "the report carries the line");
 });
