@@ -122,8 +122,8 @@ export class Outbound {
   readonly #o: OutboundOptions;
   readonly #limiters: Record<keyof MeshLimits["outbound"], RateLimiter>;
   readonly #now: () => number;
-  /** Background sends (voice), for tests. */
-  #background: Promise<unknown>[] = [];
+  /** Voice sends still running; each leaves the set as it ends (none is kept after). */
+  readonly #background = new Set<Promise<unknown>>();
   /** Requests being sent now, by request id: a concurrent repeat waits for the first. */
   #inflight = new Map<string, Promise<OutboundResult>>();
 
@@ -142,10 +142,19 @@ export class Outbound {
 
   /** Resolves when background sends started so far are done. */
   async settled(): Promise<void> {
-    while (this.#background.length) {
-      const all = this.#background.splice(0);
-      await Promise.allSettled(all);
-    }
+    while (this.#background.size) await Promise.allSettled([...this.#background]);
+  }
+
+  /** Voice sends still running (for tests and /health). */
+  get backgroundSends(): number {
+    return this.#background.size;
+  }
+
+  /** Runs `send` in the background, forgetting it once it ends. */
+  #inBackground(send: Promise<unknown>): void {
+    this.#background.add(send);
+    const forget = () => this.#background.delete(send);
+    send.then(forget, forget);
   }
 
   /** Which limit applies. */
@@ -244,7 +253,7 @@ export class Outbound {
       };
     }
     const voice = req.voice_response && this.#o.speak !== undefined;
-    if (voice && report.outcome !== "failed") this.#background.push(this.#voiceSend(req, target));
+    if (voice && report.outcome !== "failed") this.#inBackground(this.#voiceSend(req, target));
     const data = {
       message_id: messageId,
       transport: "signal",

@@ -297,6 +297,8 @@ Deno.test({
       );
       assert.equal(sk.status, 200);
       await v.s.peer.waitFor(() => v.s.peer.calls("send").length === 4);
+      // a voice send that ended is not kept (each one used to stay until shutdown)
+      await waitUntil(() => v.s.mesh.outbound.backgroundSends === 0, 10_000);
       assert.deepEqual(readLines(`${v.dir}/sk_SK-lili-medium.onnx.spoken`), [
         "Dobré ráno, kúrenie je zapnuté.",
       ]);
