@@ -145,7 +145,7 @@ export class Outbound {
     while (this.#background.size) await Promise.allSettled([...this.#background]);
   }
 
-  /** Voice sends still running (for tests and /health). */
+  /** Voice sends still running (tests wait for it to reach 0). */
   get backgroundSends(): number {
     return this.#background.size;
   }
