@@ -16,19 +16,25 @@
  *    (wire_server.ts `skeletonApp`): everything but the MACs and their checks,
  *    so its ratio to row 1 is the most any implementation of joi-wire-v2
  *    could reach on this runtime;
- * 4. signed both ways: `SignedClient` (signs, verifies the answer, parses
+ * 4. the packed skeleton: as 3, with the protocol's values packed into one
+ *    header each way (`x-joi-auth`) instead of four and three: what a v3
+ *    that packed them could reach at most;
+ * 5. packed with the hashes: as 4, and both sides compute the body hashes
+ *    and MACs a signer and a verifier compute, without checking anything:
+ *    the bound no implementation of such a v3 could beat;
+ * 6. signed both ways: `SignedClient` (signs, verifies the answer, parses
  *    the envelope) -> guarded server -> `signedRoutes` (verifies, signs the
  *    answer), replay guard in memory only;
- * 5. the production configuration: as 4 with the durable replay guard
+ * 7. the production configuration: as 6 with the durable replay guard
  *    (nonce_store.ts: survives a restart and a power cut).
  * The rows run in interleaved rounds (row 1, 2, 3, 4, row 1, 2, ...), so the
  * load of a shared machine falls on all of them alike. Each row also shows
  * the CPU time per request of the client process and of the server process
  * (`process.cpuUsage`, the server reports its own): on a busy machine req/s
  * moves with the neighbours, CPU per request much less. The last lines print
- * row 5 / row 1 in req/s (the target is >= 0.5x) with each round's ratio,
- * row 3 / row 1 (the ceiling), and the ratios of CPU per request (client +
- * server).
+ * row 7 / row 1 in req/s (the target is >= 0.5x) with each round's ratio,
+ * rows 3, 4 and 5 / row 1 (the ceilings), and the ratio of CPU per request
+ * (client + server).
  *
  * Run alone: `deno task bench wire`.
  *
@@ -43,7 +49,9 @@ import {
   JsonClient,
   SignedClient,
 } from "../../services/common/wire/mod.ts";
-import { FAKE_MAC } from "./wire_server.ts";
+import { FAKE_MAC, PACKED_HEADER, packedValue } from "./wire_server.ts";
+import { hmacHex, sha256Hex } from "../../services/common/wire/hmac.ts";
+import type { WireKey } from "../../services/common/wire/mod.ts";
 import { percentile as pct } from "./_stats.ts";
 
 const CONCURRENCY = 16;
@@ -82,6 +90,38 @@ export function skeletonHeaders(): Record<string, string> {
     ),
     "X-HMAC-SHA256": FAKE_MAC,
   };
+}
+
+/** The signed list of the bench's requests, as the packed rows send it. */
+const PACKED_LIST = "content-type;x-config-hash;x-request-id;x-validated-channel;" +
+  "x-validated-sender";
+
+/**
+ * A `fetch` for the packed rows: carries the request's protocol values in
+ * one packed header (the timestamp `JsonClient` sets moves into it).
+ * Without `key` its MAC is computed by nothing; with it, the request's body
+ * hash and MAC are computed as a signer does, and for the answer a hash of a
+ * stand-in of its size (its packed header: the body is read after this
+ * returns) and a MAC, as a verifier does; nothing is checked.
+ */
+export function packedFetch(key?: WireKey): typeof fetch {
+  return (async (input: URL | RequestInfo, init?: RequestInit) => {
+    const headers = init!.headers as Record<string, string>;
+    const body = init!.body as Uint8Array;
+    // the client's own X-Timestamp travels packed, as the answer's does
+    const t = Number(headers["X-Timestamp"]);
+    delete headers["X-Timestamp"];
+    const mac = key === undefined
+      ? FAKE_MAC
+      : hmacHex(key.request, `POST\n${Object.values(headers).join("\n")}\n${sha256Hex(body)}`);
+    headers[PACKED_HEADER] = packedValue(t, PACKED_LIST, mac) + ` n=${crypto.randomUUID()}`;
+    const r = await fetch(input, init);
+    if (key !== undefined) {
+      const answer = r.headers.get(PACKED_HEADER) ?? "";
+      hmacHex(key.response, `${answer}\n${sha256Hex(answer)}`);
+    }
+    return r;
+  }) as typeof fetch;
 }
 
 /** One row's figures, summed over its rounds. */
@@ -165,7 +205,13 @@ export async function bench(): Promise<void> {
       return (JSON.parse(await line()) as { cpuUs: number }).cpuUs;
     };
     const ports = JSON.parse(await line()) as Record<
-      "plain" | "guarded" | "skeleton" | "signedMemory" | "signedJournal",
+      | "plain"
+      | "guarded"
+      | "skeleton"
+      | "packed"
+      | "packedHashes"
+      | "signedMemory"
+      | "signedJournal",
       number
     >;
     const url = (port: number) => `http://127.0.0.1:${port}`;
@@ -199,6 +245,17 @@ export async function bench(): Promise<void> {
         if (r.status !== 200) throw new Error(`skeleton: HTTP ${r.status}`);
       };
     };
+    const packed = (base: string, withHashes: boolean) => {
+      const client = new JsonClient({
+        baseUrl: base,
+        maxRetries: 0,
+        fetch: packedFetch(withHashes ? key : undefined),
+      });
+      return async () => {
+        const r = await client.request("POST", "/api/in", PAYLOAD, HEADERS);
+        if (r.status !== 200) throw new Error(`packed: HTTP ${r.status}`);
+      };
+    };
     const row = (name: string, one: () => Promise<void>): Row => ({
       name,
       one,
@@ -213,6 +270,8 @@ export async function bench(): Promise<void> {
       row("bare Hono, Deno.serve", bare(url(ports.plain))),
       row("bare Hono, guarded server", bare(url(ports.guarded))),
       row("unsigned skeleton (ceiling), guarded", skeleton(url(ports.skeleton))),
+      row("packed skeleton (a v3's ceiling)", packed(url(ports.packed), false)),
+      row("packed + hashes, no checks (a v3's bound)", packed(url(ports.packedHashes), true)),
       row("signed both ways, replay guard in memory", signed(url(ports.signedMemory))),
       row("signed both ways, durable replay guard", signed(url(ports.signedJournal))),
     ];
@@ -233,7 +292,8 @@ export async function bench(): Promise<void> {
     }
     const baseline = rows[0]!;
     const ceiling = rows[2]!;
-    const production = rows[4]!;
+    const packedBound = rows[4]!;
+    const production = rows[6]!;
     const perRequest = (r: Row) => (r.clientCpuUs + r.serverCpuUs) / r.requests;
     const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
     console.log(
@@ -269,13 +329,18 @@ export async function bench(): Promise<void> {
         `${ratio.toFixed(2)}x (rounds ${roundRatios.map((x) => x.toFixed(2)).join(" ")}; ` +
         `target >= 0.50x: ${ratio >= 0.5 ? "met" : "NOT met"})`,
     );
-    const ceilingRatio = (ceiling.requests / ceiling.seconds) /
-      (baseline.requests / baseline.seconds);
+    const ratioOf = (r: Row) => (r.requests / r.seconds) / (baseline.requests / baseline.seconds);
+    const ceilingRatio = ratioOf(ceiling);
     console.log(
       `ceiling: unsigned skeleton / bare, req/s: ${ceilingRatio.toFixed(2)}x ` +
         `(CPU per request ${(perRequest(baseline) / perRequest(ceiling)).toFixed(2)}x): ` +
         `the protocol's header fields, body limits and envelope without any MAC; ` +
         `no signing code can beat it`,
+    );
+    console.log(
+      `bound of a v3 packing the protocol's values into one header each way, computing the ` +
+        `hashes and MACs and checking nothing: ${ratioOf(packedBound).toFixed(2)}x ` +
+        `(packed skeleton ${ratioOf(rows[3]!).toFixed(2)}x)`,
     );
     console.log(
       `ratio of CPU per request, bare / signed (client + server): ` +

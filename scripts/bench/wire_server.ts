@@ -20,9 +20,12 @@ import {
   type NonceStore,
   ok,
   openNonceStore,
+  rawBody,
   serveGuarded,
   signedRoutes,
+  type WireKey,
 } from "../../services/common/wire/mod.ts";
+import { hmacHex, sha256Hex } from "../../services/common/wire/hmac.ts";
 import { setAnswerSigner } from "../../services/common/wire/envelope.ts";
 
 /** The limits the variants are served with (the shipped policy's). */
@@ -44,7 +47,7 @@ export function bareApp(): Hono {
 }
 
 /** The signed app: `signedRoutes` in front of a handler answering with `ok`. */
-export function signedApp(key: Awaited<ReturnType<typeof importWireKey>>, store: NonceStore): Hono {
+export function signedApp(key: WireKey, store: NonceStore): Hono {
   const app = new Hono();
   app.use(
     "/api/*",
@@ -77,12 +80,55 @@ export function skeletonApp(): Hono {
     setAnswerSigner(c.req.raw, (_status, headers) => ({
       "x-timestamp": String(Date.now()),
       "x-signed-headers": formatSignedHeaderList(headers.map(([n]) => n)),
-
       "x-hmac-sha256": FAKE_MAC,
     }));
     await next();
   });
   app.use("/api/*", jsonRoutes({ maxBodyBytes: 65_536 }));
+  app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
+  return app;
+}
+
+/** The one header a packed exchange carries its protocol values in, each way. */
+export const PACKED_HEADER = "x-joi-auth";
+
+/**
+ * A packed exchange's answer header: timestamp, signed-header list and MAC
+ * in one field (a v3 would carry them so; no such protocol exists).
+ */
+export function packedValue(timestamp: number, list: string, mac: string): string {
+  return `v3 t=${timestamp} h=${list} mac=${mac}`;
+}
+
+/**
+ * The skeleton with the protocol's values packed into one header each way
+ * instead of four and three. Without `key`, nothing is computed (the packed
+ * ceiling); with it, the request's body hash and MAC and the answer's are
+ * computed as a signer and verifier would, and nothing is checked: the
+ * bound no implementation of such a v3 could beat.
+ */
+export function packedApp(key?: WireKey): Hono {
+  const app = new Hono();
+  app.use("/api/*", async (c, next) => {
+    setAnswerSigner(c.req.raw, (_status, headers, text) => {
+      const list = formatSignedHeaderList(headers.map(([n]) => n));
+      const t = Date.now();
+      const mac = key === undefined
+        ? FAKE_MAC
+        : hmacHex(key.response, `${t}\n${headers.join("\n")}\n${sha256Hex(text)}`);
+      return { [PACKED_HEADER]: packedValue(t, list, mac) };
+    });
+    await next();
+  });
+  app.use("/api/*", jsonRoutes({ maxBodyBytes: 65_536 }));
+  if (key !== undefined) {
+    app.use("/api/*", async (c, next) => {
+      // what a verifier computes (and would compare: not done here)
+      const auth = c.req.header(PACKED_HEADER) ?? "";
+      hmacHex(key.request, `${c.req.method}\n${c.req.path}\n${auth}\n${sha256Hex(rawBody(c))}`);
+      await next();
+    });
+  }
   app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
   return app;
 }
@@ -104,6 +150,8 @@ async function main(): Promise<void> {
   const plain = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, bareApp().fetch);
   const guarded = serveGuarded(bareApp(), host);
   const skeleton = serveGuarded(skeletonApp(), host);
+  const packed = serveGuarded(packedApp(), host);
+  const packedHashes = serveGuarded(packedApp(key), host);
   const signedMemory = serveGuarded(signedApp(key, memory), host);
   const signedJournal = serveGuarded(signedApp(key, journal), host);
   const port = (s: { addr: Deno.Addr }) => (s.addr as Deno.NetAddr).port;
@@ -111,6 +159,8 @@ async function main(): Promise<void> {
     plain: port(plain),
     guarded: port(guarded),
     skeleton: port(skeleton),
+    packed: port(packed),
+    packedHashes: port(packedHashes),
     signedMemory: port(signedMemory),
     signedJournal: port(signedJournal),
   }));
@@ -125,7 +175,9 @@ async function main(): Promise<void> {
     }
   }
   await plain.shutdown();
-  await Promise.all([guarded, skeleton, signedMemory, signedJournal].map((s) => s.shutdown()));
+  await Promise.all(
+    [guarded, skeleton, packed, packedHashes, signedMemory, signedJournal].map((s) => s.shutdown()),
+  );
   memory.close();
   journal.close();
 }
