@@ -48,10 +48,10 @@ import {
   importWireKey,
   JsonClient,
   SignedClient,
+  type WireKey,
 } from "../../services/common/wire/mod.ts";
 import { FAKE_MAC, PACKED_HEADER, packedValue } from "./wire_server.ts";
 import { hmacHex, sha256Hex } from "../../services/common/wire/hmac.ts";
-import type { WireKey } from "../../services/common/wire/mod.ts";
 import { percentile as pct } from "./_stats.ts";
 
 const CONCURRENCY = 16;
@@ -85,16 +85,15 @@ export function skeletonHeaders(): Record<string, string> {
   return {
     ...HEADERS,
     "X-Nonce": crypto.randomUUID(),
-    "X-Signed-Headers": formatSignedHeaderList(
-      [...Object.keys(HEADERS), "X-Request-ID", "Content-Type"],
-    ),
+    "X-Signed-Headers": SIGNED_LIST,
     "X-HMAC-SHA256": FAKE_MAC,
   };
 }
 
-/** The signed list of the bench's requests, as the packed rows send it. */
-const PACKED_LIST = "content-type;x-config-hash;x-request-id;x-validated-channel;" +
-  "x-validated-sender";
+/** The signed-header list of the bench's requests: its headers, X-Request-ID and Content-Type. */
+const SIGNED_LIST = formatSignedHeaderList(
+  [...Object.keys(HEADERS), "X-Request-ID", "Content-Type"],
+);
 
 /**
  * A `fetch` for the packed rows: carries the request's protocol values in
@@ -114,7 +113,7 @@ export function packedFetch(key?: WireKey): typeof fetch {
     const mac = key === undefined
       ? FAKE_MAC
       : hmacHex(key.request, `POST\n${Object.values(headers).join("\n")}\n${sha256Hex(body)}`);
-    headers[PACKED_HEADER] = packedValue(t, PACKED_LIST, mac) + ` n=${crypto.randomUUID()}`;
+    headers[PACKED_HEADER] = packedValue(t, SIGNED_LIST, mac) + ` n=${crypto.randomUUID()}`;
     const r = await fetch(input, init);
     if (key !== undefined) {
       const answer = r.headers.get(PACKED_HEADER) ?? "";
@@ -294,6 +293,7 @@ export async function bench(): Promise<void> {
     const ceiling = rows[2]!;
     const packedBound = rows[4]!;
     const production = rows[6]!;
+    const ratioOf = (r: Row) => (r.requests / r.seconds) / (baseline.requests / baseline.seconds);
     const perRequest = (r: Row) => (r.clientCpuUs + r.serverCpuUs) / r.requests;
     const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
     console.log(
@@ -316,20 +316,18 @@ export async function bench(): Promise<void> {
         r.name.padEnd(42) + (r.requests / r.seconds).toFixed(0).padStart(8) +
           pct(r.latencies, 50).toFixed(2).padStart(8) +
           pct(r.latencies, 99).toFixed(2).padStart(8) + cpu.padStart(27) +
-          `  ${((r.requests / r.seconds) / (baseline.requests / baseline.seconds)).toFixed(2)}x`,
+          `  ${ratioOf(r).toFixed(2)}x`,
       );
     }
     const roundRatios = production.rounds.map((v, i) => v / baseline.rounds[i]!).sort((a, b) =>
       a - b
     );
-    const ratio = (production.requests / production.seconds) /
-      (baseline.requests / baseline.seconds);
+    const ratio = ratioOf(production);
     console.log(
       `ratio signed request + signed response (durable replay guard) / bare, req/s: ` +
         `${ratio.toFixed(2)}x (rounds ${roundRatios.map((x) => x.toFixed(2)).join(" ")}; ` +
         `target >= 0.50x: ${ratio >= 0.5 ? "met" : "NOT met"})`,
     );
-    const ratioOf = (r: Row) => (r.requests / r.seconds) / (baseline.requests / baseline.seconds);
     const ceilingRatio = ratioOf(ceiling);
     console.log(
       `ceiling: unsigned skeleton / bare, req/s: ${ceilingRatio.toFixed(2)}x ` +

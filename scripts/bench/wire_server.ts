@@ -11,7 +11,7 @@
  * @module
  */
 import process from "node:process";
-import { Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import {
   formatSignedHeaderList,
   hexToBytes,
@@ -46,6 +46,9 @@ export function bareApp(): Hono {
   return app;
 }
 
+/** The handler behind every API row: an `ok` envelope, as joi's inbound answers. */
+const answerIn = (c: Context) => ok(c, { received: true, will_respond: true });
+
 /** The signed app: `signedRoutes` in front of a handler answering with `ok`. */
 export function signedApp(key: WireKey, store: NonceStore): Hono {
   const app = new Hono();
@@ -60,7 +63,7 @@ export function signedApp(key: WireKey, store: NonceStore): Hono {
       maxBodyBytes: 65_536,
     }),
   );
-  app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
+  app.post("/api/in", answerIn);
   return app;
 }
 
@@ -75,17 +78,29 @@ export const FAKE_MAC = "0".repeat(64);
  * headers and envelope could reach on this runtime.
  */
 export function skeletonApp(): Hono {
+  return unsignedApp((headers) => ({
+    "x-timestamp": String(Date.now()),
+    "x-signed-headers": formatSignedHeaderList(headers.map(([n]) => n)),
+    "x-hmac-sha256": FAKE_MAC,
+  }));
+}
+
+/**
+ * The body limits and envelope answers of the signed app, with `sign` making
+ * the answers' protocol headers and `before` (if any) run ahead of the handler.
+ */
+function unsignedApp(
+  sign: (headers: readonly (readonly [string, string])[], text: string) => Record<string, string>,
+  before?: MiddlewareHandler,
+): Hono {
   const app = new Hono();
   app.use("/api/*", async (c, next) => {
-    setAnswerSigner(c.req.raw, (_status, headers) => ({
-      "x-timestamp": String(Date.now()),
-      "x-signed-headers": formatSignedHeaderList(headers.map(([n]) => n)),
-      "x-hmac-sha256": FAKE_MAC,
-    }));
+    setAnswerSigner(c.req.raw, (_status, headers, text) => sign(headers, text));
     await next();
   });
   app.use("/api/*", jsonRoutes({ maxBodyBytes: 65_536 }));
-  app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
+  if (before !== undefined) app.use("/api/*", before);
+  app.post("/api/in", answerIn);
   return app;
 }
 
@@ -108,29 +123,22 @@ export function packedValue(timestamp: number, list: string, mac: string): strin
  * bound no implementation of such a v3 could beat.
  */
 export function packedApp(key?: WireKey): Hono {
-  const app = new Hono();
-  app.use("/api/*", async (c, next) => {
-    setAnswerSigner(c.req.raw, (_status, headers, text) => {
-      const list = formatSignedHeaderList(headers.map(([n]) => n));
-      const t = Date.now();
-      const mac = key === undefined
-        ? FAKE_MAC
-        : hmacHex(key.response, `${t}\n${headers.join("\n")}\n${sha256Hex(text)}`);
-      return { [PACKED_HEADER]: packedValue(t, list, mac) };
-    });
+  const sign = (headers: readonly (readonly [string, string])[], text: string) => {
+    const t = Date.now();
+    const mac = key === undefined
+      ? FAKE_MAC
+      : hmacHex(key.response, `${t}\n${headers.join("\n")}\n${sha256Hex(text)}`);
+    return {
+      [PACKED_HEADER]: packedValue(t, formatSignedHeaderList(headers.map(([n]) => n)), mac),
+    };
+  };
+  // what a verifier computes (and would compare: not done here)
+  const verify: MiddlewareHandler | undefined = key === undefined ? undefined : async (c, next) => {
+    const auth = c.req.header(PACKED_HEADER) ?? "";
+    hmacHex(key.request, `${c.req.method}\n${c.req.path}\n${auth}\n${sha256Hex(rawBody(c))}`);
     await next();
-  });
-  app.use("/api/*", jsonRoutes({ maxBodyBytes: 65_536 }));
-  if (key !== undefined) {
-    app.use("/api/*", async (c, next) => {
-      // what a verifier computes (and would compare: not done here)
-      const auth = c.req.header(PACKED_HEADER) ?? "";
-      hmacHex(key.request, `${c.req.method}\n${c.req.path}\n${auth}\n${sha256Hex(rawBody(c))}`);
-      await next();
-    });
-  }
-  app.post("/api/in", (c) => ok(c, { received: true, will_respond: true }));
-  return app;
+  };
+  return unsignedApp(sign, verify);
 }
 
 async function main(): Promise<void> {
